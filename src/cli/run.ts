@@ -1,0 +1,53 @@
+import { Command, CommanderError } from 'commander';
+import chalk from 'chalk';
+import { isMarError } from '../errors.js';
+
+/** True when the user asked for stack traces (`--debug` anywhere on the command line or MAR_DEBUG=1). */
+export function isDebug(argv: readonly string[]): boolean {
+  return argv.includes('--debug') || process.env['MAR_DEBUG'] === '1';
+}
+
+/** Prints one line for an error: `error: <message>`, plus the stack and causes only with --debug. */
+export function printError(err: unknown, debug: boolean): void {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`${chalk.red('error:')} ${message.split('\n')[0]}\n`);
+  if (debug && err instanceof Error) {
+    process.stderr.write(`${err.stack ?? ''}\n`);
+    let cause = (err as { cause?: unknown }).cause;
+    while (cause) {
+      process.stderr.write(`caused by: ${cause instanceof Error ? cause.stack : String(cause)}\n`);
+      cause = cause instanceof Error ? (cause as { cause?: unknown }).cause : undefined;
+    }
+  }
+}
+
+/**
+ * Runs a commander program and turns every outcome into an exit code: 0 ok, 2 usage errors,
+ * 1 for any other error (one line on stderr, stack only with --debug). Never calls process.exit itself.
+ */
+export async function runProgram(program: Command, argv: readonly string[]): Promise<number> {
+  const debug = isDebug(argv);
+  const configure = (cmd: Command): void => {
+    cmd.exitOverride();
+    cmd.configureOutput({
+      writeErr: (str) => process.stderr.write(str),
+      outputError: (str, write) => write(`${chalk.red('error:')} ${str.replace(/^error:\s*/, '')}`),
+    });
+    for (const sub of cmd.commands) configure(sub);
+  };
+  configure(program);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      if (err.exitCode === 0) return 0;
+      if (!/^\(outputHelp\)$/.test(err.message)) process.stderr.write(`Run with --help for usage.\n`);
+      return 2;
+    }
+    printError(err, debug);
+    if (isMarError(err)) return err.exitCode;
+    return 1;
+  }
+}

@@ -1,0 +1,15 @@
+import { Command } from 'commander';
+import { TOOL_VERSION } from '../util/package-info.js';
+import { runProgram } from './run.js';
+
+export function buildServerProgram(): Command {
+  const program = new Command('model-server')
+    .description('Run model archives: local inference and an MMS-compatible model server')
+    .version(TOOL_VERSION, '-V, --version', 'print the model-server version')
+    .option('--debug', 'print stack traces on errors');
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  return runProgram(buildServerProgram(), argv);
+}
