@@ -1,5 +1,7 @@
 import { Command } from 'commander';
 import { TOOL_VERSION } from '../util/package-info.js';
+import { registerPredict } from './commands/predict.js';
+import { registerStart } from './commands/start.js';
 import { runProgram } from './run.js';
 
 export function buildServerProgram(): Command {
@@ -7,6 +9,8 @@ export function buildServerProgram(): Command {
     .description('Run model archives: local inference and an MMS-compatible model server')
     .version(TOOL_VERSION, '-V, --version', 'print the model-server version')
     .option('--debug', 'print stack traces on errors');
+  registerPredict(program);
+  registerStart(program);
   return program;
 }
 

@@ -1,0 +1,5 @@
+import type { Command } from 'commander';
+
+export function registerPredict(program: Command): void {
+  program.command('predict').description('(not implemented yet)');
+}
