@@ -1,0 +1,77 @@
+/**
+ * Parser for the `[METRICS]` lines workers print (worker-protocol.md §1.1, §4):
+ *   MMS: [METRICS]<Name>.<Unit>:<value>|#<dim>:<v>,...|#hostname:<host>,<epoch_s>[,<request ids>]
+ *   TS:  [METRICS]<Name>.<Unit>:<value>|#<dims>|#type:GAUGE|#hostname:<host>,<epoch_s>[,<request id>]
+ * The regex is MMS's Metric.parse, extended with TorchServe's optional `|#type:` segment.
+ */
+
+export const METRICS_PREFIX = '[METRICS]';
+
+export interface MetricLine {
+  name: string;
+  unit: string;
+  value: number;
+  /** Dimension pairs in order, e.g. [['ModelName','m'],['Level','Model']]. */
+  dimensions: Array<[string, string]>;
+  hostname: string;
+  /** Seconds since the epoch, as the worker printed it. */
+  timestamp: number;
+  /** Request ids the metric belongs to (all ids of the batch when the handler gave no index). */
+  requestIds: string[];
+  /** TorchServe's metric type (GAUGE, COUNTER, ...), if present. */
+  type?: string;
+  /** The line without the prefix. */
+  raw: string;
+}
+
+const METRIC_RE = /^\s*(\w+)\.(\w+):([0-9\-,.eE+]+)\|#([^|]*)(?:\|#type:([^|]*))?\|#hostname:([^,]+),([^,]+)(?:,(.*))?$/;
+
+export function isMetricLine(line: string): boolean {
+  return line.startsWith(METRICS_PREFIX);
+}
+
+/** Parses one worker stdout line; null if it is not a well-formed metrics line. */
+export function parseMetricLine(line: string): MetricLine | null {
+  // TorchServe's Java regexes allow an "INFO > " logging prefix.
+  const text = line.startsWith('INFO > ') ? line.slice(7) : line;
+  if (!text.startsWith(METRICS_PREFIX)) return null;
+  const raw = text.slice(METRICS_PREFIX.length);
+  const m = METRIC_RE.exec(raw);
+  if (!m) return null;
+  const value = Number(m[3]!.replace(/,/g, ''));
+  const timestamp = Number(m[7]);
+  if (!Number.isFinite(value) || !Number.isFinite(timestamp)) return null;
+  const dimensions: Array<[string, string]> = [];
+  for (const part of m[4]!.split(',')) {
+    if (!part) continue;
+    const colon = part.indexOf(':');
+    dimensions.push(colon < 0 ? [part, ''] : [part.slice(0, colon), part.slice(colon + 1)]);
+  }
+  const metric: MetricLine = {
+    name: m[1]!,
+    unit: m[2]!,
+    value,
+    dimensions,
+    hostname: m[6]!,
+    timestamp,
+    requestIds: m[8] ? m[8].split(',').filter(Boolean) : [],
+    raw,
+  };
+  if (m[5] !== undefined) metric.type = m[5];
+  return metric;
+}
+
+/** Formats a metric line exactly as the MMS MetricsStore prints it (used by the Node worker). */
+export function formatMetricLine(m: {
+  name: string;
+  unit: string;
+  value: number;
+  dimensions: Array<[string, string]>;
+  hostname: string;
+  timestamp: number;
+  requestIds: string[];
+}): string {
+  const dims = m.dimensions.map(([k, v]) => `${k}:${v}`).join(',');
+  const ids = m.requestIds.length ? ',' + m.requestIds.join(',') : '';
+  return `${METRICS_PREFIX}${m.name}.${m.unit}:${m.value}|#${dims}|#hostname:${m.hostname},${m.timestamp}${ids}`;
+}
