@@ -1,0 +1,1 @@
+"""Minimal `ts` alias: the TorchServe names a simple custom handler (without torch) imports."""

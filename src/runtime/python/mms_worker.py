@@ -1,0 +1,560 @@
+#!/usr/bin/env python3
+"""MMS-compatible Python backend worker shipped with mar-tools.
+
+One process per worker (MMS classic / TorchServe layout): bind the socket given on the command
+line, print the start lines, accept ONE connection, answer LOAD and PREDICT messages in MMS's
+binary "OTF" format until the peer closes the connection, then exit 0.
+
+    python3 mms_worker.py --sock-type unix --sock-name PATH
+    python3 mms_worker.py --sock-type tcp --host 127.0.0.1 --port N
+
+Standard library only (Python 3.8+). Handler-facing names (mms.*, ts.*) live in ./compat, which is
+appended LAST to sys.path so a model's own modules always win.
+"""
+
+import argparse
+import importlib
+import inspect
+import json
+import logging
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+import traceback
+import uuid
+
+_HERE = os.path.dirname(os.path.realpath(__file__))
+_COMPAT_DIR = os.path.join(_HERE, "compat")
+
+# Our own directory must not shadow a user module of the same name (MMS does the same); the
+# compat package goes last. No .pyc files in the installed package directory.
+sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _HERE]
+sys.path.append(_COMPAT_DIR)
+sys.dont_write_bytecode = True
+
+from _mms_compat.context import Context, RequestProcessor  # noqa: E402
+from _mms_compat.errors import prediction_error_of  # noqa: E402
+from _mms_compat.metrics import MetricsStore  # noqa: E402
+
+logger = logging.getLogger("mms_worker")
+
+_INT = struct.Struct("!i")
+_NEG1 = _INT.pack(-1)
+_ZERO = _INT.pack(0)
+MAX_MESSAGE_CHARS = 1000
+PREDICTION_METRIC = "PredictionTime"
+
+
+class PeerClosed(Exception):
+    """The frontend closed the connection (possibly in the middle of a message)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Wire format (worker-protocol.md §2): big-endian int32, int32-length-prefixed UTF-8, -1 ends lists.
+
+
+class Reader(object):
+    def __init__(self, sock):
+        self._file = sock.makefile("rb", buffering=65536)
+
+    def read_exact(self, n):
+        if n <= 0:
+            return b""
+        data = self._file.read(n)
+        if data is None or len(data) < n:
+            raise PeerClosed()
+        return data
+
+    def read_command(self):
+        data = self._file.read(1)
+        if not data:
+            return None
+        return data
+
+    def read_int(self):
+        return _INT.unpack(self.read_exact(4))[0]
+
+    def read_bytes(self):
+        length = self.read_int()
+        if length < 0:
+            raise ValueError("negative length {} in message".format(length))
+        return self.read_exact(length)
+
+    def read_str(self):
+        return self.read_bytes().decode("utf-8", errors="replace")
+
+
+def _put_bytes(out, data):
+    out += _INT.pack(len(data))
+    out += data
+
+
+def _put_str(out, text):
+    _put_bytes(out, text.encode("utf-8"))
+
+
+def encode_load_response(code, message):
+    out = bytearray(_INT.pack(code))
+    _put_str(out, message)
+    out += _NEG1
+    return out
+
+
+def encode_predict_response(ret, requests, message, code, context=None):
+    """Response as MMS's create_predict_response: ret is None for an error (body "error").
+
+    Raises TypeError/ValueError if an element is not JSON-serialisable.
+    """
+    out = bytearray(_INT.pack(code))
+    _put_str(out, message)
+    for idx, req in enumerate(requests):
+        _put_bytes(out, req.id_bytes)
+        if context is None:
+            out += _ZERO  # content type
+            out += _INT.pack(code)
+            out += _ZERO  # reason phrase
+            out += _ZERO  # headers
+        else:
+            processor = context.request_processor[idx]
+            headers = processor.get_response_headers() or {}
+            content_type = headers.get("content-type")
+            if content_type:
+                _put_str(out, str(content_type))
+            else:
+                out += _ZERO
+            status = processor.get_response_status_code()
+            phrase = processor.get_response_status_phrase()
+            out += _INT.pack(int(status) if status is not None else 200)
+            _put_str(out, str(phrase) if phrase is not None else "")
+            out += _INT.pack(len(headers))
+            for key, value in headers.items():
+                _put_str(out, str(key))
+                _put_str(out, "" if value is None else str(value))
+        if ret is None:
+            _put_bytes(out, b"error")
+        else:
+            val = ret[idx]
+            if isinstance(val, (bytes, bytearray, memoryview)):
+                _put_bytes(out, bytes(val) if isinstance(val, memoryview) else val)
+            elif isinstance(val, str):
+                _put_bytes(out, val.encode("utf-8"))
+            else:
+                _put_bytes(out, json.dumps(val, indent=2).encode("utf-8"))
+    out += _NEG1
+    return out
+
+
+class Request(object):
+    __slots__ = ("id_bytes", "request_id", "headers", "params")
+
+    def __init__(self, id_bytes):
+        self.id_bytes = id_bytes  # echoed back unchanged
+        self.request_id = id_bytes.decode("utf-8", errors="replace")
+        self.headers = []  # [(name, value)]
+        self.params = []  # [(name, content_type, value bytes)]
+
+
+def read_load(reader):
+    """Classic LOAD: name, path, batchSize, handler, gpuId. Nothing after gpuId is read."""
+    model_name = reader.read_str()
+    model_path = reader.read_str()
+    batch_size = reader.read_int()
+    handler = reader.read_str()
+    gpu_id = reader.read_int()
+    return model_name, model_path, batch_size, handler, gpu_id
+
+
+def read_predict(reader):
+    requests = []
+    while True:
+        length = reader.read_int()
+        if length == -1:
+            return requests
+        if length < 0:
+            raise ValueError("negative request id length {}".format(length))
+        req = Request(reader.read_exact(length))
+        while True:
+            length = reader.read_int()
+            if length == -1:
+                break
+            name = reader.read_exact(length).decode("utf-8", errors="replace")
+            req.headers.append((name, reader.read_str()))
+        while True:
+            length = reader.read_int()
+            if length == -1:
+                break
+            name = reader.read_exact(length).decode("utf-8", errors="replace")
+            content_type = reader.read_str()
+            req.params.append((name, content_type, reader.read_bytes()))
+        requests.append(req)
+
+
+# --------------------------------------------------------------------------------------------
+# Requests -> data (worker-protocol.md §3.2)
+
+
+def decoding_enabled():
+    for name in ("MMS_DECODE_INPUT_REQUEST", "TS_DECODE_INPUT_REQUEST"):
+        value = os.environ.get(name)
+        if value is not None and value != "true":
+            return False
+    return True
+
+
+def decode_value(name, content_type, value, decode, request_id):
+    if decode:
+        if content_type == "application/json":
+            try:
+                return json.loads(value.decode("utf-8"))
+            except ValueError:
+                # MMS's worker dies here; TorchServe passes the raw bytes. We pass them too.
+                logger.warning(
+                    "Invalid JSON in parameter '%s' of request %s: passing the raw bytes", name, request_id
+                )
+                return bytearray(value)
+        if content_type.startswith("text"):
+            return value.decode("utf-8", errors="replace")
+    return bytearray(value)
+
+
+def build_batch(requests):
+    decode = decoding_enabled()
+    data = []
+    processors = []
+    for req in requests:
+        item = {}
+        header_map = {}
+        for name, content_type, value in req.params:
+            item[name] = decode_value(name, content_type, value, decode, req.request_id)
+            header_map[name] = {"content-type": content_type}
+        for name, value in req.headers:
+            header_map[name] = value
+        data.append(item)
+        processors.append(RequestProcessor(header_map))
+    return data, processors
+
+
+# --------------------------------------------------------------------------------------------
+# Model loading (worker-protocol.md §5.1)
+
+
+class LoadedModel(object):
+    def __init__(self, context, entry):
+        self.context = context
+        self.entry = entry
+
+
+def _one_line(text):
+    text = " ".join(str(text).split())
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[: MAX_MESSAGE_CHARS - 3] + "..."
+    return text
+
+
+def parse_handler(handler):
+    """'dir/module[.py][:function]' -> (handler dir or None, module, function)."""
+    module_part, _, function_name = handler.partition(":")
+    function_name = function_name or "handle"
+    handler_dir = None
+    if "/" in module_part:
+        handler_dir, _, module_part = module_part.rpartition("/")
+        handler_dir = handler_dir or "/"
+    if module_part.endswith(".py"):
+        module_part = module_part[:-3]
+    return handler_dir, module_part, function_name
+
+
+def read_manifest(model_dir):
+    path = os.path.join(model_dir, "MAR-INF", "MANIFEST.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError) as e:
+        logger.warning("Could not read %s: %s", path, e)
+        return None
+
+
+def read_model_yaml_config(model_dir, manifest):
+    """TorchServe's context.model_yaml_config: only JSON-compatible config files are parsed (no yaml library)."""
+    try:
+        config_file = manifest["model"]["configFile"]
+    except (TypeError, KeyError):
+        return {}
+    if not isinstance(config_file, str) or not config_file:
+        return {}
+    path = os.path.join(model_dir, config_file)
+    try:
+        with open(path, "rb") as f:
+            parsed = json.loads(f.read().decode("utf-8"))
+        return parsed if isinstance(parsed, dict) else {}
+    except (OSError, ValueError):
+        logger.info("model_yaml_config left empty: %s is not JSON-compatible YAML", config_file)
+        return {}
+
+
+def list_classes_from_module(module):
+    return [
+        cls
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if cls.__module__ == module.__name__
+    ]
+
+
+def load_model(model_name, model_path, batch_size, handler, gpu_id):
+    model_dir = os.path.realpath(model_path)
+    handler_dir, module_name, function_name = parse_handler(handler)
+    # handler dir first, then the model dir (MMS's PYTHONPATH order); compat stays last.
+    for entry in ([model_dir] + ([os.path.join(model_dir, handler_dir)] if handler_dir else [])):
+        if entry in sys.path:
+            sys.path.remove(entry)
+        sys.path.insert(0, entry)
+    os.chdir(model_dir)
+
+    manifest = read_manifest(model_dir)
+    gpu = None if gpu_id < 0 else gpu_id
+    version = os.environ.get("MAR_SERVER_VERSION") or "1.0"
+    context = Context(model_name, model_dir, manifest, batch_size, gpu, version)
+    context.model_yaml_config = read_model_yaml_config(model_dir, manifest)
+    context.metrics = MetricsStore(str(uuid.uuid4()), model_name)
+
+    importlib.invalidate_caches()
+    module = importlib.import_module(module_name)
+    entry = getattr(module, function_name, None)
+    if entry is not None:
+        if not callable(entry):
+            raise ValueError("'{}' in module '{}' is not a function".format(function_name, module_name))
+        entry(None, context)  # MMS initialises a function entry point with data=None
+    else:
+        classes = list_classes_from_module(module)
+        if len(classes) != 1:
+            raise ValueError(
+                "Expected only one class in custom service code or a function entry point: "
+                "module '{}' has no function '{}' and defines {} classes ({})".format(
+                    module_name, function_name, len(classes), ", ".join(c.__name__ for c in classes) or "none"
+                )
+            )
+        service = classes[0]()
+        entry = getattr(service, "handle", None)
+        if entry is None:
+            raise AttributeError("class {} has no handle(data, context) method".format(classes[0].__name__))
+        initialize = getattr(service, "initialize", None)
+        if initialize is not None:
+            initialize(context)  # exceptions propagate: a failed load (as TorchServe)
+    return LoadedModel(context, entry)
+
+
+# --------------------------------------------------------------------------------------------
+# The connection loop
+
+
+def emit_metrics(store):
+    if store is None:
+        return
+    for metric in getattr(store, "store", []):
+        logger.info("[METRICS]%s", metric)
+
+
+class Worker(object):
+    def __init__(self, conn):
+        self.conn = conn
+        self.reader = Reader(conn)
+        self.model = None
+
+    def serve(self):
+        """Serves until EOF; returns the process exit code."""
+        while True:
+            try:
+                cmd = self.reader.read_command()
+                if cmd is None:
+                    logger.info("Frontend disconnected.")
+                    return 0
+                if cmd == b"I":
+                    self.handle_predict(read_predict(self.reader))
+                elif cmd == b"L":
+                    if not self.handle_load(*read_load(self.reader)):
+                        return 1
+                else:
+                    logger.error("Unknown command byte 0x%02x: closing the connection", cmd[0])
+                    return 1
+            except PeerClosed:
+                logger.info("Frontend disconnected in the middle of a message.")
+                return 0
+            except (ValueError, UnicodeDecodeError) as e:
+                logger.error("Malformed message from the frontend: %s", e)
+                return 1
+
+    def send(self, data):
+        self.conn.sendall(data)
+
+    def handle_load(self, model_name, model_path, batch_size, handler, gpu_id):
+        logger.info("Loading model %s from %s with handler %s (batch size %d)", model_name, model_path, handler, batch_size)
+        try:
+            self.model = load_model(model_name, model_path, batch_size, handler, gpu_id)
+        except BaseException as e:  # noqa: B902 - any failure at load is a failed load, reported
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            code = 507 if isinstance(e, MemoryError) else 500
+            message = _one_line("Failed to load model {}: {}: {}".format(model_name, type(e).__name__, e))
+            logger.error("%s", message)
+            for line in traceback.format_exc().rstrip("\n").split("\n"):
+                logger.error("%s", line)
+            self.send(encode_load_response(code, message))
+            return False
+        emit_metrics(self.model.context.metrics)
+        self.send(encode_load_response(200, "loaded model {}".format(model_name)))
+        return True
+
+    def handle_predict(self, requests):
+        if self.model is None:
+            logger.error("PREDICT before LOAD: no model loaded")
+            self.send(encode_predict_response(None, requests, "No model loaded: send LOAD first", 500))
+            return
+        context = self.model.context
+        request_ids = {idx: req.request_id for idx, req in enumerate(requests)}
+        metrics = MetricsStore(request_ids, context.model_name)
+        response = None
+        try:
+            data, processors = build_batch(requests)
+            context.request_ids = request_ids
+            context.request_processor = processors
+            context.metrics = metrics
+            start = time.time()
+            ret = self.model.entry(data, context)
+            duration_ms = round((time.time() - start) * 1000, 2)
+        except SystemExit:
+            raise
+        except Exception as e:  # includes MemoryError
+            pe = prediction_error_of(e)
+            if pe is not None:
+                logger.error("Prediction error", exc_info=True)
+                response = encode_predict_response(None, requests, pe[1], pe[0])
+            elif isinstance(e, MemoryError):
+                logger.error("System out of memory", exc_info=True)
+                response = encode_predict_response(None, requests, "Out of resources", 507)
+            else:
+                logger.warning("Invalid input", exc_info=True)
+                response = encode_predict_response(None, requests, "Prediction failed", 503)
+        if response is None:
+            if not isinstance(ret, list):
+                logger.warning("model: %s, Invalid return type: %s.", context.model_name, type(ret))
+                response = encode_predict_response(None, requests, "Invalid model predict output", 503)
+            elif len(ret) != len(requests):
+                logger.warning(
+                    "model: %s, number of batch response mismatched, expect: %d, got: %d.",
+                    context.model_name, len(requests), len(ret),
+                )
+                response = encode_predict_response(None, requests, "number of batch response mismatched", 503)
+            else:
+                metrics.add_time(PREDICTION_METRIC, duration_ms)
+                try:
+                    response = encode_predict_response(ret, requests, "Prediction success", 200, context)
+                except Exception:
+                    logger.warning("Unable to serialize model output.", exc_info=True)
+                    response = encode_predict_response(None, requests, "Unsupported model output data type.", 503)
+        emit_metrics(metrics)
+        self.send(response)
+
+
+# --------------------------------------------------------------------------------------------
+# Process start
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description="MMS-compatible Python backend worker (mar-tools)")
+    parser.add_argument("--sock-type", required=True, choices=["unix", "tcp"])
+    parser.add_argument("--sock-name", help="unix socket path")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", help="tcp port")
+    parser.add_argument("--accept-timeout", type=float, default=30.0, help="seconds to wait for the connection")
+    # --handler, --model-path, --model-name, --preload-model, --tmp-dir, ... (MMS) are accepted and ignored.
+    args, _unknown = parser.parse_known_args(argv)
+    if args.sock_type == "unix" and not args.sock_name:
+        parser.error("--sock-name is required with --sock-type unix")
+    if args.sock_type == "tcp" and args.port is None:
+        parser.error("--port is required with --sock-type tcp")
+    return args
+
+
+def setup_logging():
+    try:
+        sys.stdout.reconfigure(line_buffering=True)
+    except AttributeError:
+        pass
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def bind(args):
+    if args.sock_type == "unix":
+        if os.path.exists(args.sock_name):
+            os.remove(args.sock_name)  # stale socket of a dead worker, as MMS does
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(args.sock_name)
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((args.host, int(args.port)))
+    sock.listen(1)
+    return sock
+
+
+def _on_sigterm(signum, frame):
+    raise SystemExit(0)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    setup_logging()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    unix_path = args.sock_name if args.sock_type == "unix" else None
+    sock = None
+    try:
+        sock = bind(args)
+        print("[PID] {}".format(os.getpid()), flush=True)
+        print("MMS worker started.", flush=True)
+        print("Python runtime: {}".format(".".join(str(v) for v in sys.version_info[:3])), flush=True)
+        sock.settimeout(args.accept_timeout)
+        try:
+            conn, _ = sock.accept()
+        except socket.timeout:
+            print("Backend worker did not receive connection in: {:g} s; exiting.".format(args.accept_timeout), flush=True)
+            return 1
+        sock.close()
+        sock = None
+        if unix_path:
+            # One connection per process: the path is not needed any more, even if a handler crashes later.
+            _remove(unix_path)
+            unix_path = None
+        conn.settimeout(None)
+        if conn.family == socket.AF_INET:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            return Worker(conn).serve()
+        finally:
+            conn.close()
+    finally:
+        if sock is not None:
+            sock.close()
+        if unix_path:
+            _remove(unix_path)
+        sys.stdout.flush()
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
