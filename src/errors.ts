@@ -55,6 +55,8 @@ export const ERROR_CODES = {
   QUEUE_FULL: spec(1, 503, 'ServiceUnavailableException'),
   SERVICE_UNAVAILABLE: spec(1, 503, 'ServiceUnavailableException'),
   REQUEST_TIMEOUT: spec(1, 408, 'RequestTimeoutException'),
+  // the client went away (AbortSignal) before its answer; nobody sees the status (nginx's 499)
+  REQUEST_CANCELLED: spec(1, 499, 'RequestCancelledException'),
   INTERNAL: spec(1, 500, 'InternalServerException'),
 } as const satisfies Record<string, ErrorSpec>;
 
