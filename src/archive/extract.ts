@@ -1,0 +1,303 @@
+/**
+ * Safe, atomic extraction of a .mar / .tar.gz / model directory: every entry name is checked before anything
+ * is written below a temp dir beside the target, links are refused, actual inflated bytes are counted against
+ * the limits, CRCs are checked, and only a complete result is renamed into place.
+ */
+import { createWriteStream } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { describeFsError, MarError } from '../errors.js';
+import { ArchiveReader, detectArchiveKind, findTgzRoot, scanTgz, type ArchiveEntryInfo, type EntryType } from './read.js';
+import { checkEntryPath, describeUnsafe, resolveInside } from './safe-path.js';
+
+export interface ExtractLimits {
+  /** Total uncompressed bytes (counted while inflating, not taken from headers). Default 64 GiB. */
+  maxTotalBytes: number;
+  /** Number of entries (files, directories, links). Default 100,000. */
+  maxEntries: number;
+  /**
+   * Inflated bytes per byte of archive file. Default 200: real models stay far below it (weights do not
+   * compress; even a model that is mostly zeros stays below ~50), while zip bombs reach 1,000 and more.
+   * Checked once more than RATIO_GRACE_BYTES have been inflated, so tiny archives never trip it.
+   */
+  maxRatio: number;
+}
+
+export const DEFAULT_EXTRACT_LIMITS: Readonly<ExtractLimits> = Object.freeze({
+  maxTotalBytes: 64 * 1024 ** 3,
+  maxEntries: 100_000,
+  maxRatio: 200,
+});
+
+export const RATIO_GRACE_BYTES = 1 << 20;
+
+export interface ExtractOptions {
+  limits?: Partial<ExtractLimits>;
+  /** Replace an existing non-empty target directory (atomically, after extraction succeeded). */
+  force?: boolean;
+  /** tgz only: drop the single top-level directory (`<model-name>/`) as TorchServe does. Default true. */
+  stripTgzRoot?: boolean;
+}
+
+export interface ExtractResult {
+  dir: string;
+  /** Files written. */
+  entryCount: number;
+  /** Bytes written. */
+  bytes: number;
+}
+
+/** Counts inflated bytes against the limits; throws ARCHIVE_LIMIT the moment one is exceeded. */
+class LimitMeter {
+  readonly #limits: ExtractLimits;
+  readonly #archiveBytes: number;
+  readonly #archive: string;
+  bytes = 0;
+  entries = 0;
+
+  constructor(archive: string, archiveBytes: number, limits: ExtractLimits) {
+    this.#archive = archive;
+    this.#archiveBytes = Math.max(1, archiveBytes);
+    this.#limits = limits;
+  }
+
+  addEntry(count = 1): void {
+    this.entries += count;
+    if (this.entries > this.#limits.maxEntries) {
+      throw new MarError(
+        'ARCHIVE_LIMIT',
+        `${this.#archive} has more than ${this.#limits.maxEntries} entries; if you trust it, raise the limit with --max-entries`,
+      );
+    }
+  }
+
+  addBytes(n: number): void {
+    this.bytes += n;
+    if (this.bytes > this.#limits.maxTotalBytes) {
+      throw new MarError(
+        'ARCHIVE_LIMIT',
+        `${this.#archive} inflates to more than ${this.#limits.maxTotalBytes} bytes; if you trust it, raise the limit with --max-size`,
+      );
+    }
+    if (this.bytes > RATIO_GRACE_BYTES && this.bytes / this.#archiveBytes > this.#limits.maxRatio) {
+      throw new MarError(
+        'ARCHIVE_LIMIT',
+        `${this.#archive} inflates more than ${this.#limits.maxRatio} times its size (a zip bomb?); if you trust it, raise the limit with --max-ratio`,
+      );
+    }
+  }
+}
+
+function unsafe(archive: string, rawPath: string, why: string): MarError {
+  return new MarError('ARCHIVE_UNSAFE', `${archive}: entry ${JSON.stringify(rawPath)} ${why}; refusing to extract it`, {
+    details: { path: rawPath },
+  });
+}
+
+/** The checks every entry must pass before anything is written for it. Returns its path segments. */
+function admitEntry(archive: string, e: { rawPath: string; type: EntryType; linkTarget?: string; nameValidUtf8?: boolean }): string[] {
+  if (e.nameValidUtf8 === false) {
+    throw new MarError(
+      'ARCHIVE_UNSUPPORTED',
+      `${archive}: entry name ${JSON.stringify(e.rawPath)} is not valid UTF-8, so MMS and TorchServe cannot load the archive; rebuild it with UTF-8 names`,
+    );
+  }
+  const check = checkEntryPath(e.rawPath);
+  if (check.unsafe) throw unsafe(archive, e.rawPath, `${describeUnsafe(check.unsafe)} and would escape the target directory`);
+  if (e.type === 'symlink' || e.type === 'hardlink') {
+    const to = e.linkTarget ? ` to ${JSON.stringify(e.linkTarget)}` : '';
+    throw unsafe(archive, e.rawPath, `is a ${e.type === 'symlink' ? 'symbolic' : 'hard'} link${to}, and links can point outside the target`);
+  }
+  if (e.type === 'other') throw unsafe(archive, e.rawPath, 'is a device, FIFO or other special file');
+  return check.segments;
+}
+
+/** Refuses duplicate names and a name used both as a file and as a directory: the result would be ambiguous. */
+class LayoutGuard {
+  readonly #files = new Set<string>();
+  readonly #dirs = new Set<string>();
+  readonly #archive: string;
+
+  constructor(archive: string) {
+    this.#archive = archive;
+  }
+
+  add(rawPath: string, segments: readonly string[], isDirectory: boolean): void {
+    const key = segments.join('/');
+    if (key === '') return;
+    for (let i = 1; i < segments.length + (isDirectory ? 1 : 0); i++) {
+      const parent = segments.slice(0, i).join('/');
+      if (this.#files.has(parent)) throw unsafe(this.#archive, rawPath, `needs ${JSON.stringify(parent)} to be a directory, but it is also a file`);
+      this.#dirs.add(parent);
+    }
+    if (isDirectory) return;
+    if (this.#files.has(key)) {
+      throw unsafe(this.#archive, rawPath, 'appears more than once (the servers keep the last copy, other tools the first), so its content is ambiguous');
+    }
+    if (this.#dirs.has(key)) throw unsafe(this.#archive, rawPath, 'is both a file and a directory');
+    this.#files.add(key);
+  }
+}
+
+function fileMode(mode: number | undefined): number {
+  // Keep only "executable or not": no setuid bits, no world-writable files from strangers.
+  return mode !== undefined && (mode & 0o111) !== 0 ? 0o755 : 0o644;
+}
+
+async function writeEntry(root: string, segments: readonly string[], rawPath: string, archive: string, data: Readable, mode: number | undefined): Promise<void> {
+  const target = resolveInside(root, segments);
+  if (!target) throw unsafe(archive, rawPath, 'does not name a file inside the target directory');
+  await mkdir(dirname(target), { recursive: true });
+  // 'wx': never write through something that already exists.
+  await pipeline(data, createWriteStream(target, { flags: 'wx', mode: fileMode(mode) }));
+}
+
+async function isEmptyDir(path: string): Promise<boolean> {
+  return (await readdir(path)).length === 0;
+}
+
+function outputError(dest: string, err: unknown): MarError {
+  if (err instanceof MarError) return err;
+  return new MarError('OUTPUT_FAILED', `cannot write ${dest}: ${describeFsError(err)}`, { cause: err });
+}
+
+/**
+ * Extracts an archive (zip, tgz or directory, detected by content) into destDir, atomically: the result
+ * appears complete or not at all. destDir must not exist or be empty, unless `force` (then it is replaced).
+ */
+export async function extractArchive(archivePath: string, destDir: string, options: ExtractOptions = {}): Promise<ExtractResult> {
+  const limits: ExtractLimits = { ...DEFAULT_EXTRACT_LIMITS, ...stripUndefined(options.limits ?? {}) };
+  const dest = resolve(destDir);
+  const kind = await detectArchiveKind(archivePath);
+  if (kind === 'dir' && resolve(archivePath) === dest) {
+    throw new MarError('USAGE', `the output directory ${dest} is the input directory; choose another -o`);
+  }
+
+  let destExists = false;
+  try {
+    const st = await stat(dest);
+    destExists = true;
+    if (!options.force && !(st.isDirectory() && (await isEmptyDir(dest)))) {
+      throw new MarError('OUTPUT_EXISTS', `${dest} already exists and is not an empty directory; pass --force to replace it`);
+    }
+  } catch (err) {
+    if (err instanceof MarError) throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw outputError(dest, err);
+  }
+
+  const parent = dirname(dest);
+  let tmp: string;
+  try {
+    await mkdir(parent, { recursive: true });
+    tmp = await mkdtemp(join(parent, `.${basename(dest)}.extract-`));
+  } catch (err) {
+    throw outputError(dest, err);
+  }
+
+  try {
+    const archiveBytes = kind === 'dir' ? 0 : (await stat(archivePath)).size;
+    const meter = new LimitMeter(archivePath, archiveBytes, limits);
+    let files = 0;
+    let written = 0;
+    let resultDir = tmp;
+    if (kind === 'tgz') {
+      const rawPaths: string[] = [];
+      const guard = new LayoutGuard(archivePath);
+      await scanTgz(
+        archivePath,
+        async (member, data) => {
+          meter.addEntry();
+          rawPaths.push(member.rawPath);
+          const segments = admitEntry(archivePath, member);
+          guard.add(member.rawPath, segments, member.type === 'directory');
+          if (member.type === 'directory') {
+            data.resume();
+            const target = resolveInside(tmp, segments);
+            if (target) await mkdir(target, { recursive: true });
+            return;
+          }
+          await writeEntry(tmp, segments, member.rawPath, archivePath, data as unknown as Readable, member.mode);
+          files++;
+          written += member.size;
+        },
+        { onInflated: (n) => meter.addBytes(n) },
+      );
+      const root = options.stripTgzRoot === false ? null : findTgzRoot(rawPaths);
+      if (root !== null) resultDir = join(tmp, root);
+    } else {
+      const reader = await ArchiveReader.open(archivePath);
+      try {
+        const entries = reader.entries();
+        meter.addEntry(entries.length);
+        const declared = entries.reduce((n, e) => n + e.size, 0);
+        if (declared > limits.maxTotalBytes) {
+          throw new MarError(
+            'ARCHIVE_LIMIT',
+            `${archivePath} declares ${declared} bytes of content, more than the ${limits.maxTotalBytes} allowed; if you trust it, raise the limit with --max-size`,
+          );
+        }
+        // Vet every name before writing anything.
+        const guard = new LayoutGuard(archivePath);
+        const plan = new Map<number, string[]>();
+        for (const e of entries) {
+          const segments = admitEntry(archivePath, e);
+          guard.add(e.rawPath, segments, e.isDirectory);
+          plan.set(e.index, segments);
+        }
+        await reader.walk(
+          async (e: ArchiveEntryInfo, stream) => {
+            const segments = plan.get(e.index)!;
+            if (e.isDirectory || !stream) {
+              const target = resolveInside(tmp, segments);
+              if (target) await mkdir(target, { recursive: true });
+              return;
+            }
+            await writeEntry(tmp, segments, e.rawPath, archivePath, stream, e.mode);
+            files++;
+            written += e.size;
+          },
+          (_e, chunk) => meter.addBytes(chunk.length),
+        );
+      } finally {
+        await reader.close();
+      }
+    }
+
+    try {
+      // mkdtemp makes the dir private (0700); the result should look like any directory the user creates.
+      await chmod(resultDir, 0o777 & ~process.umask() & 0o755);
+      if (destExists) {
+        if (options.force) {
+          const old = `${tmp}.old`;
+          await rename(dest, old);
+          try {
+            await rename(resultDir, dest);
+          } catch (err) {
+            await rename(old, dest).catch(() => undefined);
+            throw err;
+          }
+          await rm(old, { recursive: true, force: true });
+        } else {
+          await rmdir(dest);
+          await rename(resultDir, dest);
+        }
+      } else {
+        await rename(resultDir, dest);
+      }
+    } catch (err) {
+      throw outputError(dest, err);
+    }
+    if (resultDir !== tmp) await rm(tmp, { recursive: true, force: true });
+    return { dir: dest, entryCount: files, bytes: written };
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    if (err instanceof MarError) throw err;
+    throw outputError(dest, err);
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
