@@ -1,5 +1,220 @@
-import type { Command } from 'commander';
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { MarError, describeFsError, isMarError } from '../../errors.js';
+import { openModel } from '../../runtime/model.js';
+import { ModelRuntime } from '../../runtime/model-runtime.js';
+import type { InferenceRequest, PredictionResult } from '../../runtime/protocol.js';
+
+interface PredictOptions {
+  json?: boolean;
+  contentType?: string;
+  handler?: string;
+  modelName?: string;
+  runtime?: string;
+  python?: string;
+  batchSize?: number;
+  timeout: number;
+  header: Array<[string, string]>;
+  quiet?: boolean;
+}
+
+/** One input in command-line order: a file (`--input`) or a literal (`--data`). */
+type InputSource = { kind: 'file'; path: string } | { kind: 'data'; text: string };
+
+interface Input {
+  label: string;
+  contentType: string;
+  value: Buffer;
+}
+
+const EXTENSION_TYPES: Record<string, string> = {
+  '.json': 'application/json',
+  '.txt': 'text/plain',
+  '.csv': 'text/plain',
+};
+
+function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer.`);
+    return n;
+  };
+}
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('timeout must be a number of seconds > 0.');
+  return n;
+}
+
+function parseHeader(v: string, previous: Array<[string, string]>): Array<[string, string]> {
+  const i = v.indexOf(':');
+  const name = i > 0 ? v.slice(0, i).trim() : '';
+  if (!name || /\s/.test(name)) throw new InvalidArgumentError(`expected 'Name: value', got '${v}'.`);
+  return [...previous, [name, v.slice(i + 1).trim()]];
+}
+
+function dataContentType(text: string): string {
+  try {
+    JSON.parse(text);
+    return 'application/json';
+  } catch {
+    return 'text/plain';
+  }
+}
+
+async function readInputs(sources: readonly InputSource[], contentType: string | undefined): Promise<Input[]> {
+  const inputs: Input[] = [];
+  for (const s of sources) {
+    if (s.kind === 'data') {
+      inputs.push({ label: '--data', contentType: contentType ?? dataContentType(s.text), value: Buffer.from(s.text, 'utf8') });
+      continue;
+    }
+    let value: Buffer;
+    try {
+      value = await readFile(s.path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'INPUT_NOT_FOUND' : 'INPUT_INVALID';
+      throw new MarError(code, `cannot read input file ${s.path}: ${describeFsError(err)}`, { cause: err });
+    }
+    const type = contentType ?? EXTENSION_TYPES[extname(s.path).toLowerCase()] ?? 'application/octet-stream';
+    inputs.push({ label: s.path, contentType: type, value });
+  }
+  return inputs;
+}
+
+function toRequest(input: Input, headers: ReadonlyArray<[string, string]>): InferenceRequest {
+  return {
+    requestId: randomUUID(),
+    // Like an HTTP client would send: the handler can read Content-Type with get_request_header.
+    headers: [['Content-Type', input.contentType], ...headers],
+    params: [{ name: 'body', contentType: input.contentType, value: input.value }],
+  };
+}
+
+/** Body as UTF-8 text when it decodes cleanly, else base64. */
+function bodyJson(body: Buffer): { body: string; encoding?: 'base64' } {
+  const text = body.toString('utf8');
+  if (Buffer.from(text, 'utf8').equals(body)) return { body: text };
+  return { body: body.toString('base64'), encoding: 'base64' };
+}
+
+function resultJson(r: PromiseSettledResult<PredictionResult>): Record<string, unknown> {
+  if (r.status === 'rejected') {
+    const err = r.reason as unknown;
+    return isMarError(err) ? { status: err.httpStatus, error: err.message } : { status: 500, error: String(err) };
+  }
+  const p = r.value;
+  return {
+    status: p.statusCode,
+    reasonPhrase: p.reasonPhrase,
+    headers: Object.fromEntries(p.headers),
+    contentType: p.contentType,
+    ...bodyJson(p.body),
+  };
+}
+
+async function predict(source: string, opts: PredictOptions, sources: readonly InputSource[]): Promise<void> {
+  if (sources.length === 0) throw new MarError('USAGE', 'nothing to predict: give at least one --input FILE or --data STRING');
+  const inputs = await readInputs(sources, opts.contentType);
+  const model = await openModel(source, {
+    ...(opts.modelName !== undefined ? { modelName: opts.modelName } : {}),
+    ...(opts.handler !== undefined ? { handler: opts.handler } : {}),
+    ...(opts.runtime !== undefined ? { runtime: opts.runtime } : {}),
+  });
+  let results: Array<PromiseSettledResult<PredictionResult>>;
+  try {
+    // All inputs go as one batch unless a batch size (option, else the model config's) caps it.
+    const configured = opts.batchSize ?? (typeof model.config?.['batchSize'] === 'number' ? model.config['batchSize'] : undefined);
+    const batchSize = Math.max(1, Math.min(inputs.length, configured ?? inputs.length));
+    const quiet = opts.quiet === true;
+    const runtime = new ModelRuntime({
+      model,
+      batchSize,
+      maxBatchDelayMs: 100,
+      jobQueueSize: Math.max(100, inputs.length),
+      responseTimeoutMs: opts.timeout * 1000,
+      minWorkers: 1,
+      maxWorkers: 1,
+      ...(opts.python !== undefined ? { python: opts.python } : {}),
+      ...(quiet ? { log: () => {} } : {}),
+      // A one-shot run never waits for restarts: only say that a worker died.
+      onEvent: (e) => {
+        if (!quiet && e.type === 'died') process.stderr.write(`[${model.name} W-${e.workerId}] worker died: ${e.error.message}\n`);
+      },
+    });
+    try {
+      const started = await runtime.start({ synchronous: true });
+      if (started.failed > 0) {
+        throw started.error ?? new MarError('WORKER_START_FAILED', `the worker for model ${model.name} failed to start`);
+      }
+      results = await Promise.allSettled(inputs.map((input) => runtime.submit(toRequest(input, opts.header))));
+    } finally {
+      await runtime.close({ graceMs: 5_000 });
+    }
+  } finally {
+    await model.release();
+  }
+
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(results.map(resultJson), null, 2)}\n`);
+  } else {
+    const chunks: Buffer[] = [];
+    for (const r of results) {
+      if (r.status !== 'fulfilled') continue;
+      chunks.push(r.value.body);
+      if (results.length > 1) chunks.push(Buffer.from('\n'));
+    }
+    if (chunks.length > 0) process.stdout.write(Buffer.concat(chunks));
+  }
+  let failed = false;
+  results.forEach((r, i) => {
+    if (r.status !== 'rejected') return;
+    failed = true;
+    const err = r.reason as unknown;
+    const status = isMarError(err) ? err.httpStatus : 500;
+    const message = err instanceof Error ? err.message : String(err);
+    const which = results.length > 1 ? ` (input ${i + 1}: ${inputs[i]!.label})` : '';
+    process.stderr.write(`error: ${status} ${message}${which}\n`);
+  });
+  if (failed) process.exitCode = 1;
+}
 
 export function registerPredict(program: Command): void {
-  program.command('predict').description('(not implemented yet)');
+  const sources: InputSource[] = [];
+  program
+    .command('predict')
+    .description('run a model once on local inputs through a real worker (the same runtime as the server) and print the results')
+    .argument('<model>', 'a .mar / .tar.gz archive or a model directory')
+    .option('-i, --input <file>', 'an input file (repeatable; all inputs go as one batch when the batch size allows)', (v: string) => {
+      sources.push({ kind: 'file', path: v });
+      return v;
+    })
+    .option('-d, --data <string>', 'an input given inline (repeatable)', (v: string) => {
+      sources.push({ kind: 'data', text: v });
+      return v;
+    })
+    .option('--content-type <type>', 'content type of every input (default: by file extension; --data: JSON or text/plain)')
+    .option('--json', 'print [{status, reasonPhrase, headers, contentType, body}] instead of the raw bodies')
+    .option('--handler <handler>', "override the manifest's handler (module[:function])")
+    .option('--model-name <name>', "override the manifest's model name")
+    .option('--runtime <runtime>', "override the manifest's runtime (python, python3, node)")
+    .option('--python <path>', 'Python interpreter for python models', undefined)
+    .option('--batch-size <n>', 'most inputs per batch (default: all of them, or the model config batchSize)', positiveInt('batch size'))
+    .option('--timeout <seconds>', 'how long the worker may take per batch', positiveNumber, 120)
+    .option('-H, --header <header>', "a request header 'Name: value' (repeatable)", parseHeader, [] as Array<[string, string]>)
+    .option('-q, --quiet', "don't forward the worker's log lines to stderr")
+    .addHelpText(
+      'after',
+      `
+Examples:
+  model-server predict squeezenet.mar --input kitten.jpg
+  model-server predict ./my-model --data '{"x": 1}' --data '{"x": 2}' --json
+  model-server predict iris.mar --input a.json --input b.json --batch-size 2 --quiet`,
+    )
+    .action(async (source: string, opts: PredictOptions) => {
+      await predict(source, opts, sources);
+    });
 }
