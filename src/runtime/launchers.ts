@@ -1,0 +1,112 @@
+/**
+ * Command lines and environments for worker processes, kept apart from process management so they can be
+ * read and tested on their own. The Python layout follows MMS (worker-protocol.md §1.1): PYTHONPATH =
+ * <handler dir>:<existing PYTHONPATH>:<model dir>:<compat dir>, cwd = model dir.
+ */
+
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { MarError } from '../errors.js';
+import { packagePath, TOOL_VERSION } from '../util/package-info.js';
+import type { EntryPoint } from '../handler/entry-point.js';
+
+export type WorkerRuntime = 'python' | 'python3' | 'node';
+
+/** Where the worker listens: a unix socket path or 127.0.0.1:port. */
+export type WorkerSocket = { type: 'unix'; path: string } | { type: 'tcp'; host: string; port: number };
+
+export interface LaunchSpec {
+  command: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+export interface LaunchOptions {
+  runtime: string;
+  modelDir: string;
+  entry: EntryPoint;
+  socket: WorkerSocket;
+  /** Interpreter for python/python3 (default 'python3' on PATH). */
+  python?: string;
+  /** MMS_DECODE_INPUT_REQUEST: decode bodies by content type (default true). */
+  decodeInputRequest?: boolean;
+  /** Base environment (default process.env); the launcher's variables are layered on top. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export const PYTHON_WORKER_SCRIPT = packagePath('src', 'runtime', 'python', 'mms_worker.py');
+export const PYTHON_COMPAT_DIR = packagePath('src', 'runtime', 'python', 'compat');
+export const NODE_WORKER_SCRIPT = packagePath('dist', 'src', 'runtime', 'node', 'worker.js');
+
+/** Maps a manifest/CLI runtime to one we run, refusing the ones we cannot. */
+export function resolveRuntime(runtime: string | undefined): WorkerRuntime {
+  const r = (runtime ?? 'python').trim();
+  switch (r) {
+    case '':
+    case 'python':
+      return 'python';
+    case 'python3':
+      return 'python3';
+    case 'node':
+      return 'node';
+    case 'python2':
+      throw new MarError(
+        'RUNTIME_UNSUPPORTED',
+        'runtime python2 is not supported: Python 2 reached end of life in 2020; port the handler and use python3 (--runtime python3)',
+      );
+    case 'LSP':
+      throw new MarError('RUNTIME_UNSUPPORTED', 'runtime LSP (TorchServe large model service) is not supported: use python3 or node');
+    default:
+      throw new MarError('RUNTIME_UNSUPPORTED', `runtime ${JSON.stringify(r)} is not supported: use python, python3 or node`);
+  }
+}
+
+function socketArgs(socket: WorkerSocket): string[] {
+  return socket.type === 'unix'
+    ? ['--sock-type', 'unix', '--sock-name', socket.path]
+    : ['--sock-type', 'tcp', '--host', socket.host, '--port', String(socket.port)];
+}
+
+/** The handler's directory as MMS puts it first on PYTHONPATH: relative to the model dir, or absolute. */
+export function handlerDir(modelDir: string, entry: EntryPoint): string | null {
+  if (!entry.dir || entry.dir === '.') return null;
+  return isAbsolute(entry.dir) ? entry.dir : resolve(modelDir, entry.dir);
+}
+
+export function pythonLaunch(o: LaunchOptions): LaunchSpec {
+  const base = o.env ?? process.env;
+  const parts: string[] = [];
+  const hdir = handlerDir(o.modelDir, o.entry);
+  if (hdir) parts.push(hdir);
+  if (base['PYTHONPATH']) parts.push(base['PYTHONPATH']);
+  parts.push(o.modelDir, PYTHON_COMPAT_DIR);
+  const env: NodeJS.ProcessEnv = {
+    ...base,
+    PYTHONPATH: parts.join(delimiter),
+    MMS_DECODE_INPUT_REQUEST: o.decodeInputRequest === false ? 'false' : 'true',
+    MAR_SERVER_VERSION: TOOL_VERSION,
+    // Worker output is read line by line; unbuffered avoids lines stuck in a pipe buffer.
+    PYTHONUNBUFFERED: base['PYTHONUNBUFFERED'] ?? '1',
+    OMP_NUM_THREADS: base['OMP_NUM_THREADS'] ?? '1',
+  };
+  return { command: o.python ?? 'python3', args: [PYTHON_WORKER_SCRIPT, ...socketArgs(o.socket)], env, cwd: o.modelDir };
+}
+
+export function nodeLaunch(o: LaunchOptions): LaunchSpec {
+  const base = o.env ?? process.env;
+  const env: NodeJS.ProcessEnv = {
+    ...base,
+    MMS_DECODE_INPUT_REQUEST: o.decodeInputRequest === false ? 'false' : 'true',
+    MAR_SERVER_VERSION: TOOL_VERSION,
+  };
+  return { command: process.execPath, args: [NODE_WORKER_SCRIPT, ...socketArgs(o.socket)], env, cwd: o.modelDir };
+}
+
+export function launchSpec(o: LaunchOptions): LaunchSpec {
+  return resolveRuntime(o.runtime) === 'node' ? nodeLaunch(o) : pythonLaunch(o);
+}
+
+/** Socket path inside a private directory; kept short because unix socket paths are limited to ~107 bytes. */
+export function unixSocketPath(privateDir: string): string {
+  return join(privateDir, 'w.sock');
+}

@@ -1,0 +1,313 @@
+/**
+ * The Node worker: the JavaScript counterpart of mms_worker.py, speaking the same OTF protocol on the same
+ * command line (`worker.js --sock-type unix --sock-name PATH` | `--sock-type tcp --host H --port N`).
+ * It listens, prints `[PID] <pid>` and `MMS worker started.`, serves one connection until EOF, then exits 0.
+ * A handler error never ends the process; a failed LOAD is answered (500) and then the process exits 1.
+ */
+
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { isAbsolute, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { moduleCandidates, parseEntryPoint } from '../../handler/entry-point.js';
+import { RequestDecoder } from '../frame-decoder.js';
+import { encodeReply, type InferenceRequest, type LoadRequest, type PredictionResult, type WorkerReply } from '../protocol.js';
+import { Context } from './context.js';
+
+type HandleFn = (data: unknown, context: Context) => unknown;
+
+const ACCEPT_TIMEOUT_MS = 30_000;
+const DECODE = (process.env['MMS_DECODE_INPUT_REQUEST'] ?? 'true') === 'true';
+
+function out(line: string): void {
+  process.stdout.write(line + '\n');
+}
+
+function parseArgs(argv: string[]): Map<string, string> {
+  const args = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) continue;
+    const eq = a.indexOf('=');
+    if (eq > 0) args.set(a.slice(2, eq), a.slice(eq + 1));
+    else args.set(a.slice(2), argv[++i] ?? '');
+  }
+  return args;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Loading the handler.
+
+const isClass = (v: unknown): v is new () => Record<string, unknown> =>
+  typeof v === 'function' && /^class[\s{]/.test(Function.prototype.toString.call(v));
+
+interface LoadedHandler {
+  handle: HandleFn;
+  context: Context;
+}
+
+function readManifest(modelDir: string): Record<string, unknown> | null {
+  try {
+    return JSON.parse(readFileSync(join(modelDir, 'MAR-INF', 'MANIFEST.json'), 'utf8')) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+}
+
+function readYamlConfig(modelDir: string, manifest: Record<string, unknown> | null): Record<string, unknown> {
+  const file = (manifest?.['model'] as Record<string, unknown> | undefined)?.['configFile'];
+  if (typeof file !== 'string' || !file) return {};
+  try {
+    const v = parseYaml(readFileSync(join(modelDir, file), 'utf8')) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+async function loadHandler(load: LoadRequest): Promise<LoadedHandler> {
+  const entry = parseEntryPoint(load.handler);
+  const candidates =
+    entry.dir && isAbsolute(entry.dir)
+      ? moduleCandidates({ ...entry, dir: '' }, 'node').map((c) => join(entry.dir, c))
+      : moduleCandidates(entry, 'node').map((c) => join(load.modelPath, c));
+  const file = candidates.find((c) => existsSync(c));
+  if (!file) throw new Error(`handler module ${entry.module} not found (looked for ${candidates.join(', ')})`);
+  const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+
+  const manifest = readManifest(load.modelPath);
+  const context = new Context({
+    modelName: load.modelName,
+    manifest,
+    systemProperties: {
+      modelDir: load.modelPath,
+      gpuId: load.gpuId >= 0 ? load.gpuId : null,
+      batchSize: load.batchSize,
+      serverName: 'MMS',
+      serverVersion: process.env['MAR_SERVER_VERSION'] ?? '1.0',
+    },
+    modelYamlConfig: readYamlConfig(load.modelPath, manifest),
+  });
+
+  // Named exports first, then a CommonJS module.exports / default export object.
+  const def = mod['default'];
+  const scopes = [mod, ...(def && (typeof def === 'object' || (typeof def === 'function' && !isClass(def))) ? [def as Record<string, unknown>] : [])];
+  const name = entry.functionName;
+  for (const scope of scopes) {
+    const fn = scope[name];
+    if (typeof fn === 'function' && !isClass(fn)) {
+      const init = scope['initialize'];
+      // MMS initialises a function entry point by calling it with data = None; an exported initialize() is the JS way.
+      if (typeof init === 'function' && init !== fn) await (init as (c: Context) => unknown).call(scope, context);
+      else await (fn as HandleFn).call(scope, null, context);
+      return { handle: (data, c) => (fn as HandleFn).call(scope, data, c), context };
+    }
+  }
+
+  const classes = new Set<new () => Record<string, unknown>>();
+  for (const scope of [mod, ...(def && typeof def === 'object' ? [def as Record<string, unknown>] : [])]) {
+    for (const v of Object.values(scope)) if (isClass(v)) classes.add(v);
+  }
+  if (isClass(def)) classes.add(def);
+  if (classes.size !== 1) {
+    throw new Error(
+      classes.size === 0
+        ? `module ${entry.module} exports no function ${name} and no class`
+        : `Expected only one class in module ${entry.module} (found ${classes.size}) or an exported function ${name}`,
+    );
+  }
+  const Cls = [...classes][0]!;
+  const instance = new Cls();
+  const method = typeof instance[name] === 'function' ? name : 'handle';
+  if (typeof instance[method] !== 'function') throw new Error(`class ${Cls.name} has no ${name}() method`);
+  if (typeof instance['initialize'] === 'function') await (instance['initialize'] as (c: Context) => unknown).call(instance, context);
+  return { handle: (data, c) => (instance[method] as HandleFn).call(instance, data, c), context };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Predicting.
+
+function decodeValue(ct: string | null, value: Buffer): unknown {
+  if (!DECODE) return value;
+  if (ct === 'application/json') {
+    try {
+      return JSON.parse(value.toString('utf8'));
+    } catch {
+      return value; // MMS dies here; TorchServe (and we) pass the raw bytes.
+    }
+  }
+  if (ct && ct.startsWith('text')) return value.toString('utf8');
+  return value;
+}
+
+function errorReply(batch: InferenceRequest[], code: number, message: string): WorkerReply {
+  const body = Buffer.from('error');
+  return {
+    code,
+    message,
+    predictions: batch.map((r) => ({ requestId: r.requestId, contentType: null, statusCode: code, reasonPhrase: '', headers: [], body })),
+  };
+}
+
+function serialise(v: unknown): Buffer | null {
+  if (Buffer.isBuffer(v)) return v;
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  if (v instanceof ArrayBuffer) return Buffer.from(v);
+  if (typeof v === 'string') return Buffer.from(v, 'utf8');
+  try {
+    const json = JSON.stringify(v, null, 2);
+    return json === undefined ? null : Buffer.from(json, 'utf8');
+  } catch {
+    return null; // BigInt, cycles, throwing toJSON
+  }
+}
+
+function statusOf(err: unknown): number | null {
+  const code = (err as { statusCode?: unknown } | null)?.statusCode;
+  return typeof code === 'number' && Number.isInteger(code) ? code : null;
+}
+
+async function predict(h: LoadedHandler, batch: InferenceRequest[]): Promise<WorkerReply> {
+  const { context } = h;
+  context.startBatch(batch);
+  const data = batch.map((r) => {
+    const row: Record<string, unknown> = {};
+    for (const p of r.params) row[p.name] = decodeValue(p.contentType, p.value);
+    return row;
+  });
+  const started = performance.now();
+  let result: unknown;
+  try {
+    result = await h.handle(data, context);
+  } catch (err) {
+    const code = statusOf(err);
+    if (code !== null) return errorReply(batch, code, (err as Error).message ?? String(err));
+    out(`Prediction failed: ${(err as Error)?.stack ?? String(err)}`);
+    if (err instanceof RangeError && /allocation failed|out of memory/i.test(err.message)) return errorReply(batch, 507, 'Out of resources');
+    return errorReply(batch, 503, 'Prediction failed');
+  }
+  if (!Array.isArray(result)) return errorReply(batch, 503, 'Invalid model predict output');
+  if (result.length !== batch.length) return errorReply(batch, 503, 'number of batch response mismatched');
+  const predictions: PredictionResult[] = [];
+  for (let i = 0; i < batch.length; i++) {
+    const body = serialise(result[i]);
+    if (!body) return errorReply(batch, 503, 'Unsupported model output data type.');
+    predictions.push({ requestId: batch[i]!.requestId, ...context.responseParts(i), body });
+  }
+  context.metrics.addTime('PredictionTime', Math.round((performance.now() - started) * 100) / 100);
+  return { code: 200, message: 'Prediction success', predictions };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Serving one connection.
+
+function serve(conn: Socket): void {
+  const decoder = new RequestDecoder();
+  let handler: LoadedHandler | null = null;
+  let chain = Promise.resolve();
+  conn.setNoDelay(true);
+
+  const send = (reply: WorkerReply): Promise<void> =>
+    new Promise((resolve) => {
+      conn.write(encodeReply(reply), () => resolve());
+    });
+  const printMetrics = (): void => {
+    if (handler) for (const line of handler.context.metrics.lines()) out(line);
+  };
+
+  conn.on('data', (chunk: Buffer) => {
+    let messages;
+    try {
+      messages = decoder.push(chunk);
+    } catch (err) {
+      out(`Invalid message from the frontend: ${(err as Error).message}`);
+      process.exit(1);
+    }
+    for (const msg of messages) {
+      chain = chain.then(async () => {
+        if (msg.command === 'load') {
+          try {
+            handler = await loadHandler(msg.load);
+            await send({ code: 200, message: `loaded model ${msg.load.modelName}`, predictions: [] });
+            printMetrics();
+          } catch (err) {
+            out(`Failed to load model ${msg.load.modelName}:`);
+            out(String((err as Error)?.stack ?? err));
+            const message = String((err as Error)?.message ?? err).split('\n')[0]!.slice(0, 1000);
+            await send({ code: 500, message: `Failed to load model ${msg.load.modelName}: ${message}`, predictions: [] });
+            conn.end(() => process.exit(1));
+          }
+          return;
+        }
+        if (!handler) {
+          await send(errorReply(msg.batch, 503, 'Model not loaded'));
+          return;
+        }
+        const reply = await predict(handler, msg.batch);
+        await send(reply);
+        printMetrics();
+      });
+    }
+  });
+  conn.on('error', () => {});
+  conn.on('close', () => {
+    void chain.finally(() => process.exit(0));
+  });
+}
+
+function main(): void {
+  const args = parseArgs(process.argv.slice(2));
+  const sockType = args.get('sock-type') ?? 'unix';
+  const sockName = args.get('sock-name');
+  if (sockType === 'unix' && !sockName) {
+    out('usage: worker.js --sock-type unix --sock-name PATH | --sock-type tcp --host 127.0.0.1 --port N');
+    process.exit(2);
+  }
+  const server = createServer({ noDelay: true } as Parameters<typeof createServer>[0]);
+  const cleanup = (): void => {
+    if (sockType === 'unix' && sockName) {
+      try {
+        unlinkSync(sockName);
+      } catch {
+        /* gone */
+      }
+    }
+  };
+  process.on('exit', cleanup);
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => process.exit(0));
+
+  const acceptTimer = setTimeout(() => {
+    out(`Backend worker did not receive connection in: ${ACCEPT_TIMEOUT_MS / 1000}`);
+    process.exit(1);
+  }, ACCEPT_TIMEOUT_MS);
+
+  let served = false;
+  server.on('connection', (conn) => {
+    // One connection per worker process, as MMS classic and TorchServe.
+    if (served) return void conn.destroy();
+    served = true;
+    clearTimeout(acceptTimer);
+    server.close();
+    serve(conn);
+  });
+  server.on('error', (err) => {
+    out(`Worker cannot listen: ${err.message}`);
+    process.exit(1);
+  });
+  server.listen(
+    sockType === 'unix' ? { path: sockName! } : { host: args.get('host') ?? '127.0.0.1', port: Number(args.get('port')) },
+    () => {
+      out(`[PID] ${process.pid}`);
+      out('MMS worker started.');
+      out(`Node runtime: ${process.versions.node}`);
+    },
+  );
+}
+
+process.on('unhandledRejection', (err) => {
+  // A handler's stray promise must not take the worker down.
+  out(`Unhandled rejection in handler: ${(err as Error)?.stack ?? String(err)}`);
+});
+
+main();

@@ -1,0 +1,501 @@
+/**
+ * One worker process (Python or Node) and its socket: spawn, wait for the "worker started" line, connect,
+ * LOAD, then one PREDICT in flight at a time (MMS WorkerThread semantics, worker-protocol.md §1, §5.3, §6).
+ * Every failure path ends the process: a WorkerProcess never leaves a child behind.
+ */
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createConnection, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MarError } from '../errors.js';
+import { ReplyDecoder } from './frame-decoder.js';
+import { launchSpec, unixSocketPath, type WorkerSocket } from './launchers.js';
+import { isMetricLine, parseMetricLine, type MetricLine } from './metrics.js';
+import type { OpenedModel } from './model.js';
+import { DEFAULT_MAX_FRAME_BYTES, encodeLoad, encodePredict, type InferenceRequest, type WorkerReply } from './protocol.js';
+
+export interface WorkerLogLine {
+  modelName: string;
+  workerId: string;
+  stream: 'stdout' | 'stderr';
+  line: string;
+}
+
+export interface WorkerExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export type WorkerState = 'starting' | 'ready' | 'busy' | 'stopping' | 'dead';
+
+export interface WorkerProcessOptions {
+  /** Worker id, shown in logs as W-<id>. */
+  id: string;
+  model: OpenedModel;
+  /** Sent in LOAD (context.system_properties.batch_size); at least 1. */
+  batchSize: number;
+  /** -1 (default) = CPU. */
+  gpuId?: number;
+  /** Python interpreter for python/python3 models (default 'python3' on PATH). */
+  python?: string;
+  /** Socket kind (default unix; tcp binds 127.0.0.1 on a free port). */
+  sockType?: 'unix' | 'tcp';
+  /** Wait for the "worker started" line and the connection (default 120000, MMS's 2 minutes). */
+  startTimeoutMs?: number;
+  /** Wait for the LOAD reply (default 120000). */
+  loadTimeoutMs?: number;
+  /** MMS_DECODE_INPUT_REQUEST (default true). */
+  decodeInputRequest?: boolean;
+  /** Base environment for the worker (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Receives every worker output line except the handshake and [METRICS] lines (default: stderr, prefixed). */
+  log?: (line: WorkerLogLine) => void;
+  /** Receives parsed [METRICS] lines (dropped if not given). */
+  onMetric?: (metric: MetricLine) => void;
+  /** Cap on any length field in a reply (default 6553500, MMS max_response_size). */
+  maxResponseBytes?: number;
+}
+
+const DEFAULT_START_TIMEOUT_MS = 120_000;
+/** After the socket closes unexpectedly, how long the process gets to exit before we kill it. */
+const DEATH_GRACE_MS = 1_000;
+/** After 'exit', how long to wait for the output pipes to close (a grandchild may hold them). */
+const PIPE_CLOSE_GRACE_MS = 2_000;
+
+const STARTED_LINES = new Set(['MMS worker started.', 'MXNet worker started.']);
+const PID_LINE = /^\[PID\]\s?(\d+)$/;
+
+function defaultLog(l: WorkerLogLine): void {
+  process.stderr.write(`[${l.modelName} W-${l.workerId}] ${l.line}\n`);
+}
+
+function freeTcpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+interface Pending {
+  kind: 'start' | 'load' | 'predict';
+  resolve: (reply: WorkerReply) => void;
+  reject: (err: MarError) => void;
+  timer: NodeJS.Timeout | null;
+}
+
+export class WorkerProcess extends EventEmitter {
+  readonly id: string;
+  readonly startTime = new Date();
+  readonly #options: WorkerProcessOptions;
+  readonly #child: ChildProcess;
+  readonly #socketSpec: WorkerSocket;
+  readonly #sockDir: string | null;
+  readonly #decoder: ReplyDecoder;
+  readonly #log: (line: WorkerLogLine) => void;
+  #state: WorkerState = 'starting';
+  #socket: Socket | null = null;
+  #pending: Pending | null = null;
+  #exitInfo: WorkerExitInfo | null = null;
+  #finalized = false;
+  #killedByUs = false;
+  #deathTimer: NodeJS.Timeout | null = null;
+  readonly #exited: Promise<WorkerExitInfo>;
+  #resolveExited!: (info: WorkerExitInfo) => void;
+  #workerPid: number | null = null;
+
+  /**
+   * Spawns the worker, waits for its "started" line, connects and sends LOAD. Rejects MarError
+   * WORKER_START_FAILED (spawn failure, early exit, timeout) or WORKER_LOAD_FAILED (non-200 LOAD reply:
+   * httpStatus = reply code, message = the worker's message). On failure the process is gone.
+   */
+  static async start(options: WorkerProcessOptions): Promise<WorkerProcess> {
+    const sockType = options.sockType ?? 'unix';
+    let sockDir: string | null = null;
+    let socket: WorkerSocket;
+    if (sockType === 'unix') {
+      // Private 0700 dir: nobody else can connect to (or pre-create) the socket.
+      sockDir = await mkdtemp(join(tmpdir(), 'mar-w-'));
+      socket = { type: 'unix', path: unixSocketPath(sockDir) };
+    } else {
+      socket = { type: 'tcp', host: '127.0.0.1', port: await freeTcpPort() };
+    }
+    const spec = launchSpec({
+      runtime: options.model.runtime,
+      modelDir: options.model.dir,
+      entry: options.model.entry,
+      socket,
+      decodeInputRequest: options.decodeInputRequest ?? true,
+      ...(options.python !== undefined ? { python: options.python } : {}),
+      ...(options.env !== undefined ? { env: options.env } : {}),
+    });
+    let child: ChildProcess;
+    try {
+      child = spawn(spec.command, spec.args, { cwd: spec.cwd, env: spec.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (err) {
+      if (sockDir) await rm(sockDir, { recursive: true, force: true });
+      throw new MarError('WORKER_START_FAILED', `cannot start worker for model ${options.model.name}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    const worker = new WorkerProcess(options, child, socket, sockDir, spec.command);
+    try {
+      await worker.#startup();
+      return worker;
+    } catch (err) {
+      await worker.#terminate(err instanceof MarError && err.code === 'WORKER_LOAD_FAILED' ? DEATH_GRACE_MS : 0);
+      throw err;
+    }
+  }
+
+  private constructor(options: WorkerProcessOptions, child: ChildProcess, socket: WorkerSocket, sockDir: string | null, command: string) {
+    super();
+    this.id = options.id;
+    this.#options = options;
+    this.#child = child;
+    this.#socketSpec = socket;
+    this.#sockDir = sockDir;
+    this.#decoder = new ReplyDecoder({ maxFrameBytes: options.maxResponseBytes ?? DEFAULT_MAX_FRAME_BYTES });
+    this.#log = options.log ?? defaultLog;
+    this.#exited = new Promise((resolve) => (this.#resolveExited = resolve));
+
+    this.#readLines(child.stdout!, 'stdout');
+    this.#readLines(child.stderr!, 'stderr');
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      const msg =
+        err.code === 'ENOENT'
+          ? `cannot start worker for model ${options.model.name}: ${command} not found; install it or pass --python`
+          : `cannot start worker for model ${options.model.name}: ${err.message}`;
+      this.#fail(new MarError('WORKER_START_FAILED', msg, { cause: err }));
+      // A spawn failure emits no 'exit'.
+      if (child.pid === undefined) this.#onExit(null, null);
+    });
+    child.on('exit', (code, signal) => this.#onExit(code, signal));
+    child.on('close', () => void this.#finalize());
+  }
+
+  get pid(): number {
+    return this.#workerPid ?? this.#child.pid ?? 0;
+  }
+
+  get state(): WorkerState {
+    return this.#state;
+  }
+
+  get modelName(): string {
+    return this.#options.model.name;
+  }
+
+  /** Resolves with the exit info once the process has exited and the worker is cleaned up. */
+  get exited(): Promise<WorkerExitInfo> {
+    return this.#exited;
+  }
+
+  /**
+   * Sends one batch and resolves with the worker's reply (any code: handler errors are replies, not
+   * rejections). Rejects MarError: WORKER_TIMEOUT (no reply in timeoutMs; the process is killed),
+   * WORKER_DIED 'Worker died.' (process exit / socket close; httpStatus 507 if the exit code was 137),
+   * FRAME_* (bad reply; the process is killed), or if the worker is busy or not running.
+   */
+  predict(batch: InferenceRequest[], timeoutMs: number): Promise<WorkerReply> {
+    if (this.#state === 'busy') {
+      return Promise.reject(new MarError('INTERNAL', `worker W-${this.id} of model ${this.modelName} already has a batch in flight`));
+    }
+    if (this.#state !== 'ready') return Promise.reject(this.#diedError());
+    let frame: Buffer;
+    try {
+      frame = encodePredict(batch);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#state = 'busy';
+    return new Promise<WorkerReply>((resolve, reject) => {
+      const pending: Pending = { kind: 'predict', resolve, reject, timer: null };
+      pending.timer = setTimeout(() => {
+        if (this.#pending !== pending) return;
+        this.#pending = null;
+        reject(
+          new MarError(
+            'WORKER_TIMEOUT',
+            `Backend worker did not respond in given time: model ${this.modelName} worker W-${this.id} took longer than ${timeoutMs} ms and was killed`,
+          ),
+        );
+        void this.#terminate(0);
+      }, timeoutMs);
+      this.#pending = pending;
+      this.#socket!.write(frame);
+    });
+  }
+
+  /** Closes the socket (the worker exits on EOF), SIGTERM after graceMs, SIGKILL after another graceMs. */
+  async stop(graceMs = 5_000): Promise<void> {
+    if (this.#finalized) return;
+    if (this.#state !== 'dead') this.#state = 'stopping';
+    this.#socket?.end();
+    const term = setTimeout(() => {
+      this.#signal('SIGTERM');
+      const kill = setTimeout(() => this.#signal('SIGKILL'), graceMs);
+      kill.unref();
+      void this.#exited.then(() => clearTimeout(kill));
+    }, graceMs);
+    term.unref();
+    await this.#exited;
+    clearTimeout(term);
+  }
+
+  /** Resident set size in bytes from /proc/<pid>/status; 0 if unknown. */
+  memoryUsage(): number {
+    if (this.#exitInfo || !this.pid) return 0;
+    try {
+      const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${this.pid}/status`, 'utf8'));
+      return m ? Number(m[1]) * 1024 : 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+
+  #startup(): Promise<void> {
+    const timeoutMs = this.#options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+    const started = new Promise<WorkerReply>((resolve, reject) => {
+      const pending: Pending = { kind: 'start', resolve, reject, timer: null };
+      pending.timer = setTimeout(() => {
+        if (this.#pending !== pending) return;
+        this.#pending = null;
+        reject(
+          new MarError(
+            'WORKER_START_FAILED',
+            `Backend worker startup time out: model ${this.modelName} worker W-${this.id} did not start within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      this.#pending = pending;
+    });
+    return started.then(() => this.#load());
+  }
+
+  /** Called from the stdout reader on the "started" line: connect, then the start promise resolves. */
+  #onStarted(): void {
+    const pending = this.#pending;
+    if (!pending || pending.kind !== 'start') return;
+    const deadline = Date.now() + 10_000;
+    const attempt = (): void => {
+      const s =
+        this.#socketSpec.type === 'unix'
+          ? createConnection({ path: this.#socketSpec.path })
+          : createConnection({ host: this.#socketSpec.host, port: this.#socketSpec.port });
+      const onError = (err: NodeJS.ErrnoException): void => {
+        s.destroy();
+        if (this.#pending !== pending) return;
+        if ((err.code === 'ECONNREFUSED' || err.code === 'ENOENT') && Date.now() < deadline) {
+          setTimeout(attempt, 20).unref();
+          return;
+        }
+        this.#fail(new MarError('WORKER_START_FAILED', `cannot connect to worker W-${this.id} of model ${this.modelName}: ${err.message}`, { cause: err }));
+      };
+      s.once('error', onError);
+      s.once('connect', () => {
+        s.off('error', onError);
+        if (this.#pending !== pending) {
+          s.destroy();
+          return;
+        }
+        this.#attachSocket(s);
+        this.#settle(pending, { code: 200, message: 'connected', predictions: [] });
+      });
+    };
+    attempt();
+  }
+
+  async #load(): Promise<void> {
+    const model = this.#options.model;
+    const timeoutMs = this.#options.loadTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+    const frame = encodeLoad({
+      modelName: model.name,
+      modelPath: model.dir,
+      batchSize: Math.max(1, this.#options.batchSize),
+      handler: model.handler,
+      gpuId: this.#options.gpuId ?? -1,
+    });
+    const reply = await new Promise<WorkerReply>((resolve, reject) => {
+      if (this.#exitInfo) return reject(this.#startError());
+      const pending: Pending = { kind: 'load', resolve, reject, timer: null };
+      pending.timer = setTimeout(() => {
+        if (this.#pending !== pending) return;
+        this.#pending = null;
+        reject(new MarError('WORKER_START_FAILED', `model ${model.name} worker W-${this.id} did not answer LOAD within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#pending = pending;
+      this.#socket!.write(frame);
+    });
+    if (reply.code !== 200) {
+      throw new MarError('WORKER_LOAD_FAILED', reply.message || `Failed to load model ${model.name}: worker answered ${reply.code}`, {
+        httpStatus: reply.code >= 400 && reply.code <= 599 ? reply.code : 500,
+        details: { code: reply.code },
+      });
+    }
+    this.#state = 'ready';
+  }
+
+  #attachSocket(s: Socket): void {
+    this.#socket = s;
+    s.setNoDelay(true);
+    s.on('data', (chunk: Buffer) => {
+      let replies: WorkerReply[];
+      try {
+        replies = this.#decoder.push(chunk);
+      } catch (err) {
+        this.#fail(err as MarError);
+        void this.#terminate(0);
+        return;
+      }
+      for (const reply of replies) {
+        const pending = this.#pending;
+        if (!pending || pending.kind === 'start') {
+          this.#fail(new MarError('FRAME_CORRUPT', `worker W-${this.id} of model ${this.modelName} sent a reply nobody asked for`));
+          void this.#terminate(0);
+          return;
+        }
+        if (pending.kind === 'predict') this.#state = 'ready';
+        this.#settle(pending, reply);
+      }
+    });
+    s.on('error', () => {
+      /* 'close' follows; the exit code decides the error */
+    });
+    s.on('close', () => {
+      if (this.#exitInfo || this.#state === 'stopping' && !this.#pending) return;
+      // The worker closed its end: it is dying. Give it a moment to exit so the exit code is known, then make sure.
+      if (this.#state === 'ready' || this.#state === 'busy') this.#state = 'stopping';
+      this.#deathTimer = setTimeout(() => this.#signal('SIGKILL', false), DEATH_GRACE_MS);
+      this.#deathTimer.unref();
+    });
+  }
+
+  #settle(pending: Pending, reply: WorkerReply): void {
+    if (this.#pending !== pending) return;
+    this.#pending = null;
+    if (pending.timer) clearTimeout(pending.timer);
+    pending.resolve(reply);
+  }
+
+  /** Rejects whatever is pending with err. */
+  #fail(err: MarError): void {
+    const pending = this.#pending;
+    if (!pending) return;
+    this.#pending = null;
+    if (pending.timer) clearTimeout(pending.timer);
+    pending.reject(err);
+  }
+
+  #diedError(): MarError {
+    const info = this.#exitInfo;
+    const oom = !!info && (info.code === 137 || (info.signal === 'SIGKILL' && !this.#killedByUs));
+    return new MarError('WORKER_DIED', 'Worker died.', { httpStatus: oom ? 507 : 500, details: info ?? undefined });
+  }
+
+  #startError(): MarError {
+    const info = this.#exitInfo;
+    const how = info ? (info.signal ? `was killed by ${info.signal}` : `exited with code ${info.code}`) : 'closed its connection';
+    return new MarError(
+      'WORKER_START_FAILED',
+      `Backend worker for model ${this.modelName} (W-${this.id}) ${how} before it was ready; see the lines logged above`,
+      { details: info ?? undefined },
+    );
+  }
+
+  #onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.#exitInfo) return;
+    this.#exitInfo = { code, signal };
+    if (this.#deathTimer) clearTimeout(this.#deathTimer);
+    if (this.#state !== 'dead') this.#state = 'stopping';
+    const pending = this.#pending;
+    if (pending) this.#fail(pending.kind === 'predict' ? this.#diedError() : this.#startError());
+    this.#socket?.destroy();
+    // Normally 'close' follows once the pipes drain; don't wait forever if a grandchild holds them.
+    setTimeout(() => void this.#finalize(), PIPE_CLOSE_GRACE_MS).unref();
+  }
+
+  async #finalize(): Promise<void> {
+    if (this.#finalized || !this.#exitInfo) return;
+    this.#finalized = true;
+    this.#state = 'dead';
+    this.#socket?.destroy();
+    if (this.#sockDir) await rm(this.#sockDir, { recursive: true, force: true }).catch(() => {});
+    this.#resolveExited(this.#exitInfo);
+    this.emit('exit', this.#exitInfo);
+  }
+
+  #signal(sig: NodeJS.Signals, byUs = true): void {
+    if (this.#exitInfo || this.#child.pid === undefined) return;
+    if (byUs) this.#killedByUs = true;
+    try {
+      this.#child.kill(sig);
+    } catch {
+      /* already gone */
+    }
+  }
+
+  /** Ends the process: optionally lets it exit by itself for graceMs, then SIGKILL; resolves when finalized. */
+  async #terminate(graceMs: number): Promise<void> {
+    if (this.#state !== 'dead') this.#state = 'stopping';
+    this.#socket?.destroy();
+    if (!this.#exitInfo) {
+      if (graceMs > 0) {
+        const t = setTimeout(() => this.#signal('SIGKILL'), graceMs);
+        t.unref();
+        void this.#exited.then(() => clearTimeout(t));
+      } else {
+        this.#signal('SIGKILL');
+      }
+    }
+    if (this.#child.pid === undefined && !this.#exitInfo) this.#onExit(null, null);
+    await this.#exited;
+  }
+
+  #readLines(stream: NodeJS.ReadableStream, name: 'stdout' | 'stderr'): void {
+    let partial = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) this.#onLine(name, line.endsWith('\r') ? line.slice(0, -1) : line);
+    });
+    stream.on('end', () => {
+      if (partial) this.#onLine(name, partial);
+      partial = '';
+    });
+  }
+
+  #onLine(stream: 'stdout' | 'stderr', line: string): void {
+    if (this.#state === 'starting' && stream === 'stdout') {
+      const pid = PID_LINE.exec(line);
+      if (pid) {
+        this.#workerPid = Number(pid[1]);
+        return;
+      }
+      if (STARTED_LINES.has(line) || line.endsWith('Torch worker started.')) {
+        this.#onStarted();
+        return;
+      }
+    }
+    if (isMetricLine(line)) {
+      const metric = parseMetricLine(line);
+      if (metric) {
+        this.#options.onMetric?.(metric);
+        return;
+      }
+    }
+    this.#log({ modelName: this.modelName, workerId: this.id, stream, line });
+  }
+}
