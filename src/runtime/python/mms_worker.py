@@ -197,6 +197,7 @@ def read_predict(reader):
 
 
 def decoding_enabled():
+    """MMS_DECODE_INPUT_REQUEST / TS_DECODE_INPUT_REQUEST set to anything but "true" switch decoding off."""
     for name in ("MMS_DECODE_INPUT_REQUEST", "TS_DECODE_INPUT_REQUEST"):
         value = os.environ.get(name)
         if value is not None and value != "true":
@@ -220,8 +221,7 @@ def decode_value(name, content_type, value, decode, request_id):
     return bytearray(value)
 
 
-def build_batch(requests):
-    decode = decoding_enabled()
+def build_batch(requests, decode=True):
     data = []
     processors = []
     for req in requests:
@@ -353,10 +353,11 @@ def load_model(model_name, model_path, batch_size, handler, gpu_id):
 
 
 def emit_metrics(store):
-    if store is None:
-        return
-    for metric in getattr(store, "store", []):
-        logger.info("[METRICS]%s", metric)
+    """Prints the store's metrics as `[METRICS]...` lines (one write: they are on the hot path)."""
+    metrics = getattr(store, "store", None)
+    if metrics:
+        sys.stdout.write("".join("[METRICS]{}\n".format(m) for m in metrics))
+        sys.stdout.flush()
 
 
 class Worker(object):
@@ -364,6 +365,7 @@ class Worker(object):
         self.conn = conn
         self.reader = Reader(conn)
         self.model = None
+        self.decode = decoding_enabled()  # the environment is fixed for the process
 
     def serve(self):
         """Serves until EOF; returns the process exit code."""
@@ -419,7 +421,7 @@ class Worker(object):
         metrics = MetricsStore(request_ids, context.model_name)
         response = None
         try:
-            data, processors = build_batch(requests)
+            data, processors = build_batch(requests, self.decode)
             context.request_ids = request_ids
             context.request_processor = processors
             context.metrics = metrics
