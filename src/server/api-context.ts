@@ -1,0 +1,12 @@
+import type { ServerConfig } from './config.js';
+import type { ModelRegistry } from './model-registry.js';
+
+/** What the route handlers share: the config, the model table, and the models loaded at startup. */
+export interface ApiContext {
+  readonly config: ServerConfig;
+  readonly registry: ModelRegistry;
+  /** Names loaded at startup (`/invocations` without model_name uses the only one). */
+  readonly startupModels: ReadonlySet<string>;
+  /** One log line (server log, stdout). */
+  readonly log: (msg: string) => void;
+}

@@ -1,0 +1,228 @@
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { resolve } from 'node:path';
+import { MarError, describeFsError } from '../errors.js';
+
+/** Where a listener binds: `http://host[:port]` or `unix:/path` (MMS Connector syntax; https is not supported). */
+export type ListenAddress =
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly url: string }
+  | { readonly kind: 'unix'; readonly path: string; readonly url: string };
+
+/** The validated, frozen server configuration (MMS config.properties keys, plus a few of ours). */
+export interface ServerConfig {
+  readonly inferenceAddress: ListenAddress;
+  readonly managementAddress: ListenAddress;
+  /** Absolute model store directory, or null when none is configured. */
+  readonly modelStore: string | null;
+  /** `ALL`, or `[name=]url` entries to load at startup. */
+  readonly loadModels: readonly string[];
+  /** Workers for a POST /models without initial_workers (MMS: 0 when unset). */
+  readonly defaultWorkersPerModel: number;
+  /** Workers for startup models: default_workers_per_model, else the number of CPUs. */
+  readonly startupWorkersPerModel: number;
+  readonly jobQueueSize: number;
+  readonly maxRequestSize: number;
+  readonly maxResponseSize: number;
+  readonly defaultResponseTimeoutSeconds: number;
+  readonly decodeInputRequest: boolean;
+  /** Patterns a http(s) model url must match in full; empty = remote urls are refused. */
+  readonly allowedUrls: readonly RegExp[];
+  /** Python interpreter for python models (ours). */
+  readonly python: string;
+  /** How long SIGTERM waits for in-flight requests (ours, seconds). */
+  readonly shutdownTimeoutSeconds: number;
+  /** How long DELETE /models/{m} waits for in-flight batches before answering 408 (MMS unregister_model_timeout, seconds). */
+  readonly unregisterModelTimeoutSeconds: number;
+  /** The config file read, if any. */
+  readonly configFile: string | null;
+}
+
+/** Every key we read (others are accepted and ignored, like MMS ignores unknown keys). */
+export const CONFIG_KEYS = [
+  'inference_address',
+  'management_address',
+  'model_store',
+  'load_models',
+  'default_workers_per_model',
+  'job_queue_size',
+  'max_request_size',
+  'max_response_size',
+  'default_response_timeout',
+  'default_response_timeout_seconds',
+  'unregister_model_timeout',
+  'decode_input_request',
+  'allowed_urls',
+  'python',
+  'shutdown_timeout',
+  'number_of_gpu',
+] as const;
+
+export interface LoadConfigOptions {
+  /** Explicit config file (--config); else env MMS_CONFIG_FILE; else ./config.properties if present. */
+  configFile?: string;
+  /** CLI --model-store, overrides the file and env. */
+  modelStore?: string;
+  /** CLI --models, overrides load_models. */
+  models?: readonly string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/**
+ * Parses Java `.properties` text: `key=value`, `key: value` or `key value`; `#`/`!` comments; backslash line
+ * continuation and escapes (\t \n \uXXXX). Later keys win.
+ */
+export function parseProperties(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const lines = text.split(/\r\n|\r|\n/);
+  for (let i = 0; i < lines.length; i++) {
+    let line = lines[i]!.replace(/^[ \t\f]+/, '');
+    if (line === '' || line.startsWith('#') || line.startsWith('!')) continue;
+    // an odd number of trailing backslashes continues the line
+    while (/(^|[^\\])(\\\\)*\\$/.test(line) && i + 1 < lines.length) {
+      line = line.slice(0, -1) + lines[++i]!.replace(/^[ \t\f]+/, '');
+    }
+    const m = /^((?:\\.|[^=:\s\\])*)[ \t\f]*(?:[=:][ \t\f]*|[ \t\f]*)(.*)$/.exec(line);
+    if (!m) continue;
+    out.set(unescapeProperty(m[1]!), unescapeProperty(m[2]!));
+  }
+  return out;
+}
+
+function unescapeProperty(s: string): string {
+  return s.replace(/\\(u[0-9a-fA-F]{4}|.)/g, (_, c: string) => {
+    if (c.length === 5) return String.fromCharCode(parseInt(c.slice(1), 16));
+    return c === 't' ? '\t' : c === 'n' ? '\n' : c === 'r' ? '\r' : c === 'f' ? '\f' : c;
+  });
+}
+
+/** Parses `http://host[:port]` / `unix:/path`; a missing port is 80 for inference and 8081 for management (as MMS). */
+export function parseListenAddress(raw: string, key: string, defaultPort: number): ListenAddress {
+  const value = raw.trim();
+  if (value.startsWith('unix:')) {
+    const path = value.slice('unix:'.length);
+    if (!path.startsWith('/')) throw invalid(key, raw, 'a unix address needs an absolute path, e.g. unix:/tmp/mms.sock');
+    return Object.freeze({ kind: 'unix', path, url: `unix:${path}` });
+  }
+  const m = /^(https?):\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+)(?::(\d+))?\/?$/i.exec(value);
+  if (!m) throw invalid(key, raw, 'expected http://host[:port] or unix:/path');
+  if (m[1]!.toLowerCase() === 'https') throw invalid(key, raw, 'https is not supported; use http:// behind a TLS proxy');
+  const port = m[3] === undefined ? defaultPort : Number(m[3]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalid(key, raw, 'the port must be 0-65535');
+  const host = m[2]!.startsWith('[') ? m[2]!.slice(1, -1) : m[2]!;
+  return Object.freeze({ kind: 'tcp', host, port, url: `http://${m[2]}:${port}` });
+}
+
+function invalid(key: string, value: string, why: string): MarError {
+  return new MarError('INPUT_INVALID', `invalid config value ${key}=${JSON.stringify(value)}: ${why}`);
+}
+
+function intValue(props: Map<string, string>, key: string, def: number, min: number): number {
+  const raw = props.get(key);
+  if (raw === undefined || raw.trim() === '') return def;
+  const n = Number(raw.trim());
+  if (!Number.isInteger(n) || n < min) throw invalid(key, raw, `expected an integer >= ${min}`);
+  return n;
+}
+
+function boolValue(props: Map<string, string>, key: string, def: boolean): boolean {
+  const raw = props.get(key);
+  if (raw === undefined || raw.trim() === '') return def;
+  const v = raw.trim().toLowerCase();
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  throw invalid(key, raw, 'expected true or false');
+}
+
+/** `$$NAME$$` inside a value is replaced by the environment variable NAME (MMS does the same). */
+function substituteEnv(value: string, env: NodeJS.ProcessEnv): string {
+  return value.replace(/\$\$([A-Za-z_][A-Za-z0-9_]*)\$\$/g, (_, name: string) => env[name] ?? '');
+}
+
+/**
+ * Builds the server configuration: defaults < config file < MMS_<KEY> environment variables < CLI options.
+ * Throws a one-line MarError for a bad value or an unreadable file, before anything listens.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  let configFile: string | null = null;
+  let text = '';
+  const explicit = options.configFile ?? env['MMS_CONFIG_FILE'];
+  const candidate = explicit ? resolve(cwd, explicit) : resolve(cwd, 'config.properties');
+  try {
+    text = readFileSync(candidate, 'utf8');
+    configFile = candidate;
+  } catch (err) {
+    if (explicit) {
+      throw new MarError('INPUT_NOT_FOUND', `cannot read config file ${candidate}: ${describeFsError(err)}`, { cause: err });
+    }
+  }
+  const props = parseProperties(text);
+  for (const [k, v] of props) props.set(k, substituteEnv(v, env));
+  for (const key of CONFIG_KEYS) {
+    const v = env[`MMS_${key.toUpperCase()}`];
+    if (v !== undefined) props.set(key, v);
+  }
+  if (options.modelStore !== undefined) props.set('model_store', options.modelStore);
+  if (options.models !== undefined && options.models.length > 0) props.set('load_models', options.models.join(','));
+  return resolveConfig(props, { cwd, configFile });
+}
+
+/** Validates and defaults parsed properties into a frozen ServerConfig. */
+export function resolveConfig(props: Map<string, string>, ctx: { cwd: string; configFile: string | null }): ServerConfig {
+  const inferenceAddress = parseListenAddress(props.get('inference_address') ?? 'http://127.0.0.1:8080', 'inference_address', 80);
+  const managementAddress = parseListenAddress(
+    props.get('management_address') ?? 'http://127.0.0.1:8081',
+    'management_address',
+    8081,
+  );
+  const storeRaw = props.get('model_store')?.trim();
+  const modelStore = storeRaw ? resolve(ctx.cwd, storeRaw) : null;
+  const loadModels = (props.get('load_models') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  const defaultWorkersPerModel = intValue(props, 'default_workers_per_model', 0, 0);
+  const jobQueueSize = intValue(props, 'job_queue_size', 100, 1);
+  const maxRequestSize = intValue(props, 'max_request_size', 6553500, 1);
+  const maxResponseSize = intValue(props, 'max_response_size', 6553500, 1);
+  let defaultResponseTimeoutSeconds = 60 * intValue(props, 'default_response_timeout', 120, 1);
+  if (props.get('default_response_timeout_seconds')?.trim()) {
+    defaultResponseTimeoutSeconds = intValue(props, 'default_response_timeout_seconds', 7200, 1);
+  }
+  const allowedUrls: RegExp[] = [];
+  for (const raw of (props.get('allowed_urls') ?? '').split(',')) {
+    const pattern = raw.trim();
+    if (pattern === '') continue;
+    try {
+      allowedUrls.push(new RegExp(`^(?:${pattern})$`, 'i'));
+    } catch (err) {
+      throw invalid('allowed_urls', pattern, `not a valid regular expression (${(err as Error).message})`);
+    }
+  }
+  const python = props.get('python')?.trim() || 'python3';
+  return Object.freeze({
+    inferenceAddress,
+    managementAddress,
+    modelStore,
+    loadModels: Object.freeze(loadModels),
+    defaultWorkersPerModel,
+    startupWorkersPerModel: defaultWorkersPerModel > 0 ? defaultWorkersPerModel : Math.max(1, cpus().length),
+    jobQueueSize,
+    maxRequestSize,
+    maxResponseSize,
+    defaultResponseTimeoutSeconds,
+    decodeInputRequest: boolValue(props, 'decode_input_request', true),
+    allowedUrls: Object.freeze(allowedUrls),
+    python,
+    shutdownTimeoutSeconds: intValue(props, 'shutdown_timeout', 30, 0),
+    unregisterModelTimeoutSeconds: intValue(props, 'unregister_model_timeout', 120, 0),
+    configFile: ctx.configFile,
+  });
+}
+
+/** True when both APIs are served by one listener (MMS ConnectorType.BOTH). */
+export function isSameAddress(a: ListenAddress, b: ListenAddress): boolean {
+  return a.url === b.url;
+}

@@ -1,0 +1,157 @@
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { lstat, unlink } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { MarError } from '../errors.js';
+import type { ApiContext } from './api-context.js';
+import type { ListenAddress } from './config.js';
+import { listApis } from './openapi.js';
+import { parseUrl, readBody } from './request-parser.js';
+import { methodNotAllowed, newRequestId, notFound, sendError, sendJson, sendTooLarge } from './responses.js';
+import type { ResponseContext } from './responses.js';
+import { handleInference, isInferenceRequest } from './routes/inference.js';
+import { handleManagement, isManagementRequest } from './routes/management.js';
+
+export interface ApiSet {
+  inference: boolean;
+  management: boolean;
+}
+
+function isKeepAlive(req: IncomingMessage): boolean {
+  const conn = req.headers.connection?.toLowerCase();
+  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return conn === 'keep-alive';
+  return conn !== 'close';
+}
+
+/**
+ * One node:http listener serving the inference API, the management API, or both (when both addresses are
+ * equal), with MMS's handler chain: api-description -> inference -> management -> 404.
+ */
+export class HttpListener {
+  readonly apis: ApiSet;
+  readonly #api: ApiContext;
+  readonly #address: ListenAddress;
+  readonly #server: Server;
+  #closing = false;
+  #active = 0;
+  #idleWaiter: (() => void) | null = null;
+  #boundUrl: string | null = null;
+
+  constructor(api: ApiContext, address: ListenAddress, apis: ApiSet) {
+    this.#api = api;
+    this.#address = address;
+    this.apis = apis;
+    this.#server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+      void this.#onRequest(req, res);
+    });
+  }
+
+  /** The address actually bound (the real port when 0 was asked for). */
+  get url(): string {
+    return this.#boundUrl ?? this.#address.url;
+  }
+
+  get activeRequests(): number {
+    return this.#active;
+  }
+
+  async listen(): Promise<string> {
+    const a = this.#address;
+    if (a.kind === 'unix') {
+      // a stale socket file from a crashed server would make listen fail with EADDRINUSE
+      const st = await lstat(a.path).catch(() => null);
+      if (st?.isSocket()) await unlink(a.path).catch(() => {});
+    }
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        reject(
+          new MarError(
+            'INPUT_INVALID',
+            `cannot listen on ${a.url}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}; change inference_address/management_address`,
+            { cause: err },
+          ),
+        );
+      };
+      this.#server.once('error', onError);
+      const done = (): void => {
+        this.#server.off('error', onError);
+        resolve();
+      };
+      if (a.kind === 'unix') this.#server.listen(a.path, done);
+      else this.#server.listen(a.port, a.host, done);
+    });
+    if (a.kind === 'tcp') {
+      const port = (this.#server.address() as AddressInfo).port;
+      const host = a.host.includes(':') ? `[${a.host}]` : a.host;
+      this.#boundUrl = `http://${host}:${port}`;
+    } else {
+      this.#boundUrl = a.url;
+    }
+    return this.#boundUrl;
+  }
+
+  /** Stops accepting connections, lets active requests finish (up to graceMs), then drops what is left. */
+  async close(graceMs: number): Promise<void> {
+    this.#closing = true;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    if (this.#active > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(finish, graceMs);
+        function finish(): void {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.#idleWaiter = finish;
+      });
+    }
+    this.#idleWaiter = null;
+    this.#server.closeAllConnections();
+    await closed;
+  }
+
+  async #onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.#active++;
+    res.once('close', () => {
+      this.#active--;
+      if (this.#closing) {
+        this.#server.closeIdleConnections();
+        if (this.#active === 0) this.#idleWaiter?.();
+      }
+    });
+    res.sendDate = false;
+    const rc: ResponseContext = { requestId: newRequestId(), keepAlive: !this.#closing && isKeepAlive(req) };
+    try {
+      const body = await readBody(req, this.#api.config.maxRequestSize);
+      if (body === null) {
+        sendTooLarge(res);
+        return;
+      }
+      if (this.#closing) rc.keepAlive = false;
+      await this.#dispatch(req, res, rc, body);
+    } catch (err) {
+      sendError(res, rc, err, this.#api.log);
+    }
+  }
+
+  async #dispatch(req: IncomingMessage, res: ServerResponse, rc: ResponseContext, body: Buffer): Promise<void> {
+    const url = parseUrl(req.url);
+    const { segments } = url;
+    if (segments.length === 0 || (segments.length >= 2 && segments[1] === 'api-description')) {
+      if ((url.path === '/' && req.method === 'OPTIONS') || (segments.length === 2 && segments[1] === 'api-description')) {
+        sendJson(res, rc, 200, listApis(this.apis));
+        return;
+      }
+      throw methodNotAllowed();
+    }
+    if (this.apis.inference && isInferenceRequest(segments)) {
+      await handleInference(this.#api, req, res, rc, url, body);
+      return;
+    }
+    if (this.apis.management && isManagementRequest(segments)) {
+      await handleManagement(this.#api, req, res, rc, url, body);
+      return;
+    }
+    throw notFound();
+  }
+}

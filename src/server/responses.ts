@@ -1,0 +1,125 @@
+import { STATUS_CODES } from 'node:http';
+import type { ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { MarError, isMarError } from '../errors.js';
+
+/** Gson escapes these (HTML-safe mode, MMS's default) and so do we. */
+const GSON_ESCAPES: Record<string, string> = {
+  '<': '\\u003c',
+  '>': '\\u003e',
+  '&': '\\u0026',
+  '=': '\\u003d',
+  "'": '\\u0027',
+  '\u2028': '\\u2028',
+  '\u2029': '\\u2029',
+};
+
+/**
+ * Serialises like MMS's Gson: 2-space pretty printing, null/undefined fields omitted, `= < > & '` escaped
+ * as \u003d etc., plus a trailing newline. (Those characters can only occur inside JSON strings, so a global
+ * replace is safe.)
+ */
+export function toMmsJson(value: unknown): string {
+  const text = JSON.stringify(value, (_k, v: unknown) => (v === null ? undefined : v), 2) ?? 'null';
+  return text.replace(/[<>&='\u2028\u2029]/g, (c) => GSON_ESCAPES[c]!) + '\n';
+}
+
+const NO_CACHE_HEADERS = [
+  'pragma',
+  'no-cache',
+  'cache-control',
+  'no-cache; no-store, must-revalidate, private',
+  'expires',
+  'Thu, 01 Jan 1970 00:00:00 UTC',
+];
+
+/** The reason phrase Netty uses for a status: the standard one, else "Server Error (599)" style. */
+export function reasonPhrase(status: number): string {
+  if (status === 210) return 'Partial Success';
+  if (status === 413) return 'Request Entity Too Large';
+  const known = STATUS_CODES[status];
+  if (known) return known;
+  const cls =
+    status < 200 ? 'Informational' : status < 300 ? 'Successful' : status < 400 ? 'Redirection' : status < 500 ? 'Client Error' : 'Server Error';
+  return `${cls} (${status})`;
+}
+
+/** Per-response context shared by the routes: request id and whether the connection may stay open. */
+export interface ResponseContext {
+  readonly requestId: string;
+  /** False when the client asked to close or the server is shutting down. */
+  keepAlive: boolean;
+}
+
+export function newRequestId(): string {
+  return randomUUID();
+}
+
+/**
+ * Writes a complete response with MMS's headers (x-request-id, no-cache trio, content-length, connection).
+ * `connection: close` (and closing the socket) for every status >= 400, as MMS does.
+ */
+export function sendResponse(
+  res: ServerResponse,
+  ctx: ResponseContext,
+  status: number,
+  phrase: string,
+  contentType: string | null,
+  body: Buffer | string,
+  extraHeaders: readonly (readonly [string, string])[] = [],
+): void {
+  if (res.headersSent || res.destroyed) return;
+  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  const headers: string[] = [];
+  if (contentType !== null) headers.push('content-type', contentType);
+  for (const [k, v] of extraHeaders) headers.push(k, v);
+  headers.push('x-request-id', ctx.requestId, ...NO_CACHE_HEADERS, 'content-length', String(bytes.length));
+  const close = status >= 400 || !ctx.keepAlive;
+  headers.push('connection', close ? 'close' : 'keep-alive');
+  res.writeHead(status, phrase, headers);
+  res.end(bytes);
+}
+
+/** 2xx JSON answer (`{"status": ...}` and friends). */
+export function sendJson(res: ServerResponse, ctx: ResponseContext, status: number, value: unknown): void {
+  sendResponse(res, ctx, status, reasonPhrase(status), 'application/json', toMmsJson(value));
+}
+
+/** `{"status": msg}` with the given status (200, 202, 210). */
+export function sendStatus(res: ServerResponse, ctx: ResponseContext, message: string, status = 200): void {
+  sendJson(res, ctx, status, { status: message });
+}
+
+/** Error body `{"code","type","message"}` from a MarError (or a logged 500 for anything else). */
+export function sendError(res: ServerResponse, ctx: ResponseContext, err: unknown, log?: (msg: string) => void): void {
+  let status: number;
+  let type: string;
+  let message: string;
+  if (isMarError(err)) {
+    status = err.httpStatus;
+    type = err.type;
+    message = err.message;
+  } else {
+    status = 500;
+    type = 'InternalServerException';
+    message = 'Internal server error';
+    log?.(`unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  }
+  sendResponse(res, ctx, status, reasonPhrase(status), 'application/json', toMmsJson({ code: status, type, message }));
+}
+
+/** Netty's bare 413 from HttpObjectAggregator: no body, no MMS headers, connection closed. */
+export function sendTooLarge(res: ServerResponse): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(413, 'Request Entity Too Large', ['content-length', '0', 'connection', 'close']);
+  res.end();
+}
+
+export const notFound = (): MarError =>
+  new MarError('RESOURCE_NOT_FOUND', 'Requested resource is not found, please refer to API document.');
+export const methodNotAllowed = (): MarError =>
+  new MarError('METHOD_NOT_ALLOWED', 'Requested method is not allowed, please refer to API document.');
+export const modelNotFound = (name: string): MarError => new MarError('MODEL_NOT_FOUND', `Model not found: ${name}`);
+export const badRequest = (message: string): MarError => new MarError('BAD_REQUEST', message);
+export const internalError = (message: string, status = 500): MarError =>
+  new MarError('INTERNAL', message, { httpStatus: status });

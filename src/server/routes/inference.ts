@@ -1,0 +1,131 @@
+import { validateHeaderName, validateHeaderValue } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isMarError } from '../../errors.js';
+import type { PredictionResult } from '../../runtime/protocol.js';
+import type { ApiContext } from '../api-context.js';
+import { modelApi } from '../openapi.js';
+import { buildInferenceRequest } from '../request-parser.js';
+import type { ParsedUrl } from '../request-parser.js';
+import { badRequest, modelNotFound, notFound, sendError, sendJson, sendResponse } from '../responses.js';
+import type { ResponseContext } from '../responses.js';
+
+/** MMS InferenceRequestHandler#isInferenceReq: which paths the inference API claims. */
+export function isInferenceRequest(segments: readonly string[]): boolean {
+  const s1 = segments[1];
+  return (
+    segments.length === 0 ||
+    (segments.length >= 2 && (s1 === 'ping' || s1 === 'predictions' || s1 === 'api-description' || s1 === 'invocations')) ||
+    (segments.length === 4 && s1 === 'models') ||
+    (segments.length === 3 && segments[2] === 'predict')
+  );
+}
+
+/** Handles an inference-API request (the caller checked isInferenceRequest). Errors are answered here. */
+export async function handleInference(
+  api: ApiContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  rc: ResponseContext,
+  url: ParsedUrl,
+  body: Buffer,
+): Promise<void> {
+  const { segments } = url;
+  switch (segments[1]) {
+    case 'ping': {
+      const { running, configured } = api.registry.health();
+      const status = running > 0 && running < configured ? 'Partial Healthy' : running === 0 && configured > 0 ? 'Unhealthy' : 'Healthy';
+      sendJson(res, rc, 200, { status });
+      return;
+    }
+    case 'models':
+    case 'invocations': {
+      const invocations = segments.length === 2 && segments[1] === 'invocations';
+      if (!invocations && !(segments.length === 4 && segments[1] === 'models' && segments[3] === 'invoke')) throw notFound();
+      let name: string | null = invocations ? url.query.get('model_name') : segments[2]!;
+      if (name === null || name === '') name = api.startupModels.size === 1 ? [...api.startupModels][0]! : null;
+      return predict(api, req, res, rc, body, url.query, name);
+    }
+    case 'predictions':
+      if (segments.length < 3) throw notFound();
+      return predict(api, req, res, rc, body, null, segments[2]!);
+    default:
+      // legacy /{model}/predict
+      return predict(api, req, res, rc, body, url.query, segments[1]!);
+  }
+}
+
+async function predict(
+  api: ApiContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  rc: ResponseContext,
+  body: Buffer,
+  query: URLSearchParams | null,
+  modelName: string | null,
+): Promise<void> {
+  const input = buildInferenceRequest(rc.requestId, req, body, query);
+  if (modelName === null) throw badRequest('Parameter model_name is required.');
+  const entry = api.registry.get(modelName);
+  if (req.method === 'OPTIONS') {
+    if (!entry) throw modelNotFound(modelName);
+    sendJson(res, rc, 200, modelApi(modelName));
+    return;
+  }
+  if (!entry) throw modelNotFound(modelName);
+  // a client that goes away takes its queued job with it
+  const abort = new AbortController();
+  const onClose = (): void => {
+    if (!res.writableFinished) abort.abort();
+  };
+  res.once('close', onClose);
+  let result: PredictionResult;
+  try {
+    result = await entry.runtime.submit(input, abort.signal);
+  } catch (err) {
+    if (isMarError(err) && err.code === 'REQUEST_CANCELLED') return;
+    sendError(res, rc, err, api.log);
+    return;
+  } finally {
+    res.off('close', onClose);
+  }
+  sendPrediction(res, rc, result, api.log);
+}
+
+// headers we compute ourselves, as MMS overwrites them after copying the handler's
+const OWN_HEADERS = new Set(['content-length', 'connection', 'transfer-encoding', 'keep-alive', 'x-request-id']);
+
+/** Answers with the handler's status, reason phrase (possibly empty), content type and headers. */
+export function sendPrediction(res: ServerResponse, rc: ResponseContext, r: PredictionResult, log: (m: string) => void): void {
+  const status = r.statusCode >= 100 && r.statusCode <= 999 ? r.statusCode : 500;
+  // node refuses control characters in a status line
+  const phrase = r.reasonPhrase === '' ? '' : r.reasonPhrase.replace(/[^\t\x20-\x7e\x80-\xff]/g, '');
+  let contentType: string | null = r.contentType !== null && r.contentType !== '' ? r.contentType : null;
+  let extra: Array<[string, string]> | undefined;
+  if (r.headers.length > 0) {
+    extra = [];
+    for (const [name, value] of r.headers) {
+      const lower = name.toLowerCase();
+      if (OWN_HEADERS.has(lower)) continue;
+      try {
+        validateHeaderName(name);
+        validateHeaderValue(name, value);
+      } catch {
+        log(`dropping invalid response header from the handler: ${JSON.stringify(name)}`);
+        continue;
+      }
+      if (lower === 'content-type') {
+        contentType = value;
+        continue;
+      }
+      const i = extra.findIndex(([k]) => k.toLowerCase() === lower);
+      if (i >= 0) extra[i] = [name, value];
+      else extra.push([name, value]);
+    }
+  }
+  try {
+    sendResponse(res, rc, status, phrase, contentType, r.body, extra);
+  } catch (err) {
+    if (!res.headersSent) sendError(res, rc, err, log);
+    else log(`failed to send a prediction: ${String(err)}`);
+  }
+}

@@ -1,0 +1,241 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { MarError } from '../../errors.js';
+import type { ApiContext } from '../api-context.js';
+import type { ModelEntry } from '../model-registry.js';
+import { intParam, mimeType, parseJavaBoolean, parseJavaInt } from '../request-parser.js';
+import type { ParsedUrl } from '../request-parser.js';
+import { badRequest, internalError, methodNotAllowed, modelNotFound, notFound, sendError, sendJson, sendStatus } from '../responses.js';
+import type { ResponseContext } from '../responses.js';
+
+/** MMS ManagementRequestHandler#isManagementReq: `/models` and `/models/{name}`. */
+export function isManagementRequest(segments: readonly string[]): boolean {
+  return segments.length === 0 || ((segments.length === 2 || segments.length === 3) && segments[1] === 'models');
+}
+
+export async function handleManagement(
+  api: ApiContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  rc: ResponseContext,
+  url: ParsedUrl,
+  body: Buffer,
+): Promise<void> {
+  const { segments } = url;
+  if (segments[1] !== 'models') throw notFound();
+  const method = req.method;
+  if (segments.length < 3) {
+    if (method === 'GET') return listModels(api, res, rc, url.query);
+    if (method === 'POST') return registerModel(api, req, res, rc, url.query, body);
+    throw methodNotAllowed();
+  }
+  const name = segments[2]!;
+  if (method === 'GET') return describeModel(api, res, rc, name);
+  if (method === 'PUT') return scaleModel(api, res, rc, url.query, name);
+  if (method === 'DELETE') return unregisterModel(api, res, rc, name);
+  throw methodNotAllowed();
+}
+
+function listModels(api: ApiContext, res: ServerResponse, rc: ResponseContext, query: URLSearchParams): void {
+  let limit = intParam(query, 'limit', 100);
+  let token = intParam(query, 'next_page_token', 0);
+  if (limit > 100 || limit < 0) limit = 100;
+  if (token < 0) token = 0;
+  const names = api.registry.names();
+  let last = token + limit;
+  let nextPageToken: string | undefined;
+  if (last > names.length) last = names.length;
+  else nextPageToken = String(last);
+  const models: Array<{ modelName: string; modelUrl: string }> = [];
+  for (let i = token; i < last; i++) {
+    const e = api.registry.get(names[i]!);
+    if (e) models.push({ modelName: e.name, modelUrl: e.url });
+  }
+  sendJson(res, rc, 200, { nextPageToken, models });
+}
+
+/** Register parameters from the query string, or from a JSON body (Content-Type: application/json). */
+class RegisterParams {
+  readonly #json: Record<string, unknown> | null;
+  readonly #query: URLSearchParams;
+
+  constructor(json: Record<string, unknown> | null, query: URLSearchParams) {
+    this.#json = json;
+    this.#query = query;
+  }
+
+  str(key: string): string | undefined {
+    if (this.#json === null) return this.#query.get(key) ?? undefined;
+    const v = this.#json[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v === 'string') return v;
+    if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+    throw badRequest(`Invalid value for ${key}: expected a string.`);
+  }
+
+  int(key: string, def: number): number {
+    if (this.#json === null) return intParam(this.#query, key, def);
+    const v = this.#json[key];
+    if (v === undefined || v === null) return def;
+    const n = typeof v === 'number' && Number.isInteger(v) ? v : typeof v === 'string' ? parseJavaInt(v.trim()) : null;
+    if (n === null) throw badRequest(`Invalid value for ${key}: expected an integer.`);
+    return n;
+  }
+
+  bool(key: string, def: boolean): boolean {
+    if (this.#json === null) {
+      const raw = this.#query.get(key);
+      return raw === null ? def : parseJavaBoolean(raw);
+    }
+    const v = this.#json[key];
+    if (v === undefined || v === null) return def;
+    if (typeof v === 'boolean') return v;
+    if (typeof v === 'string') return parseJavaBoolean(v);
+    throw badRequest(`Invalid value for ${key}: expected true or false.`);
+  }
+}
+
+async function registerModel(
+  api: ApiContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  rc: ResponseContext,
+  query: URLSearchParams,
+  body: Buffer,
+): Promise<void> {
+  let json: Record<string, unknown> | null = null;
+  if (mimeType(req.headers['content-type'])?.toLowerCase() === 'application/json') {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8') || 'null');
+    } catch {
+      throw badRequest('Invalid JSON request body.');
+    }
+    if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) throw badRequest('Invalid JSON request body.');
+    json = (parsed as Record<string, unknown> | null) ?? {};
+  }
+  const p = new RegisterParams(json, query);
+  const url = p.str('url');
+  if (url === undefined) throw badRequest('Parameter url is required.');
+  const modelName = p.str('model_name') || undefined;
+  const handler = p.str('handler') || undefined;
+  const runtime = p.str('runtime');
+  const batchSize = p.int('batch_size', 1);
+  const maxBatchDelay = p.int('max_batch_delay', 100);
+  const initialWorkers = p.int('initial_workers', api.config.defaultWorkersPerModel);
+  const synchronous = p.bool('synchronous', true);
+  // seconds, from the query and from JSON (MMS multiplies a query value by 60; we do not)
+  let responseTimeout = p.int('response_timeout', -1);
+  if (responseTimeout <= 0) responseTimeout = api.config.defaultResponseTimeoutSeconds;
+
+  const entry = await api.registry.register({
+    url,
+    ...(modelName !== undefined ? { modelName } : {}),
+    ...(handler !== undefined ? { handler } : {}),
+    ...(runtime !== undefined ? { runtime } : {}),
+    batchSize,
+    maxBatchDelayMs: maxBatchDelay,
+    responseTimeoutSeconds: responseTimeout,
+  });
+  if (initialWorkers <= 0) {
+    sendStatus(res, rc, `Model "${entry.name}" registered`);
+    return;
+  }
+  await updateModelWorkers(api, res, rc, entry.name, initialWorkers, initialWorkers, synchronous, entry);
+}
+
+/**
+ * MMS updateModelWorkers: async -> 202 at once; sync -> 200 "Workers scaled", 210 "Workers scaling in
+ * progress...", or the failed worker's status with "Failed to start workers" (a register then unregisters).
+ */
+async function updateModelWorkers(
+  api: ApiContext,
+  res: ServerResponse,
+  rc: ResponseContext,
+  name: string,
+  minWorkers: number,
+  maxWorkers: number,
+  synchronous: boolean,
+  registered: ModelEntry | null,
+): Promise<void> {
+  const pending = api.registry.scale(name, minWorkers, maxWorkers, synchronous);
+  if (!synchronous) {
+    pending.catch((err: unknown) => api.log(`scaling ${name} failed: ${String(err)}`));
+    sendStatus(res, rc, 'Processing worker updates...', 202);
+    return;
+  }
+  const result = await pending;
+  if (result.failed > 0) {
+    if (registered !== null) {
+      // removed from the table now; workers stop in the background
+      api.registry.unregister(name, registered).catch((err: unknown) => api.log(`unregistering ${name} failed: ${String(err)}`));
+    }
+    sendError(res, rc, internalError('Failed to start workers', result.error?.httpStatus ?? 500));
+    return;
+  }
+  if (result.running >= result.configured) sendStatus(res, rc, 'Workers scaled');
+  else sendStatus(res, rc, 'Workers scaling in progress...', 210);
+}
+
+async function scaleModel(
+  api: ApiContext,
+  res: ServerResponse,
+  rc: ResponseContext,
+  query: URLSearchParams,
+  name: string,
+): Promise<void> {
+  const minWorkers = intParam(query, 'min_worker', 1);
+  const maxWorkers = intParam(query, 'max_worker', minWorkers);
+  if (maxWorkers < minWorkers) throw badRequest('max_worker cannot be less than min_worker.');
+  const synchronous = parseJavaBoolean(query.get('synchronous'));
+  if (!api.registry.get(name)) throw modelNotFound(name);
+  // MMS fails here with an IndexOutOfBoundsException (500)
+  if (minWorkers < 0) throw internalError(`min_worker cannot be negative: ${minWorkers}`);
+  await updateModelWorkers(api, res, rc, name, minWorkers, maxWorkers, synchronous, null);
+}
+
+/** `yyyy-MM-dd'T'HH:mm:ss.SSS'Z'` on local time with a literal Z, as MMS's Gson date format. */
+export function formatMmsDate(d: Date): string {
+  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
+  return (
+    `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T` +
+    `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}Z`
+  );
+}
+
+function describeModel(api: ApiContext, res: ServerResponse, rc: ResponseContext, name: string): void {
+  const e = api.registry.get(name);
+  if (!e) throw modelNotFound(name);
+  const engine = e.model.manifest?.['engine'] as { engineName?: unknown } | undefined;
+  const workers = e.runtime.workers().map((w) => ({
+    id: w.id,
+    startTime: w.startTime ? formatMmsDate(w.startTime) : undefined,
+    // MMS shows READY for a loaded worker (busy or not), UNLOADING otherwise; we keep STARTING/RESTARTING visible
+    status: w.status === 'BUSY' ? 'READY' : w.status === 'STOPPED' ? 'UNLOADING' : w.status,
+    gpu: w.gpu,
+    memoryUsage: w.memoryUsage,
+    pid: w.pid ?? undefined,
+  }));
+  sendJson(res, rc, 200, {
+    modelName: e.name,
+    modelVersion: e.model.modelVersion,
+    modelUrl: e.url,
+    engine: typeof engine?.engineName === 'string' ? engine.engineName : undefined,
+    runtime: e.model.runtime,
+    minWorkers: e.runtime.minWorkers,
+    maxWorkers: e.runtime.maxWorkers,
+    batchSize: e.runtime.batchSize,
+    maxBatchDelay: e.runtime.maxBatchDelayMs,
+    loadedAtStartup: e.loadedAtStartup,
+    workers,
+  });
+}
+
+async function unregisterModel(api: ApiContext, res: ServerResponse, rc: ResponseContext, name: string): Promise<void> {
+  try {
+    await api.registry.unregister(name);
+  } catch (err) {
+    if (err instanceof MarError) throw err;
+    throw internalError(`Interrupted while cleaning resources: ${name}`);
+  }
+  sendStatus(res, rc, `Model "${name}" unregistered`);
+}

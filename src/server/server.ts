@@ -1,0 +1,155 @@
+import { readdir, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { ModelRuntimeOptions } from '../runtime/model-runtime.js';
+import type { ApiContext } from './api-context.js';
+import { isSameAddress } from './config.js';
+import type { ServerConfig } from './config.js';
+import { HttpListener } from './http-server.js';
+import { ModelRegistry } from './model-registry.js';
+
+export interface ModelServerOptions {
+  config: ServerConfig;
+  /** Server log lines (default: stdout with a timestamp). */
+  log?: (msg: string) => void;
+  /** Passed to every ModelRuntime (tests shorten backoff). */
+  runtimeOptions?: Partial<Omit<ModelRuntimeOptions, 'model'>>;
+}
+
+export interface ListenerInfo {
+  api: 'inference' | 'management' | 'both';
+  url: string;
+}
+
+export function defaultLog(msg: string): void {
+  process.stdout.write(`${new Date().toISOString()} [INFO ] ${msg}\n`);
+}
+
+/** `resnet-18.mar` -> `resnet_18` (MMS: file name without extension, non-word characters -> `_`). */
+export function defaultModelName(url: string): string {
+  const base = basename(url.replace(/\/+$/, '')).replace(/(\.tar\.gz|\.tgz|\.mar|\.model|\.zip)$/i, '');
+  return base.replace(/\W/g, '_');
+}
+
+/**
+ * The MMS-compatible model server: the listeners, the model registry, startup models and graceful shutdown.
+ * `start()` resolves once every listener is bound and startup models were loaded (failures are only logged,
+ * like MMS); `stop()` stops accepting, lets in-flight requests finish, stops the workers and releases the models.
+ */
+export class ModelServer {
+  readonly config: ServerConfig;
+  readonly registry: ModelRegistry;
+  readonly #log: (msg: string) => void;
+  readonly #startupModels = new Set<string>();
+  readonly #listeners: HttpListener[] = [];
+  #stopping: Promise<void> | null = null;
+
+  constructor(options: ModelServerOptions) {
+    this.config = options.config;
+    this.#log = options.log ?? defaultLog;
+    this.registry = new ModelRegistry({
+      config: this.config,
+      log: this.#log,
+      ...(options.runtimeOptions ? { runtimeOptions: options.runtimeOptions } : {}),
+    });
+  }
+
+  get startupModels(): ReadonlySet<string> {
+    return this.#startupModels;
+  }
+
+  /** Bound listeners (after start). */
+  get listeners(): ListenerInfo[] {
+    return this.#listeners.map((l) => ({
+      api: l.apis.inference && l.apis.management ? 'both' : l.apis.inference ? 'inference' : 'management',
+      url: l.url,
+    }));
+  }
+
+  async start(): Promise<ListenerInfo[]> {
+    const api: ApiContext = {
+      config: this.config,
+      registry: this.registry,
+      startupModels: this.#startupModels,
+      log: this.#log,
+    };
+    const c = this.config;
+    if (isSameAddress(c.inferenceAddress, c.managementAddress)) {
+      this.#listeners.push(new HttpListener(api, c.inferenceAddress, { inference: true, management: true }));
+    } else {
+      this.#listeners.push(new HttpListener(api, c.inferenceAddress, { inference: true, management: false }));
+      this.#listeners.push(new HttpListener(api, c.managementAddress, { inference: false, management: true }));
+    }
+    await this.#loadStartupModels();
+    try {
+      for (const l of this.#listeners) {
+        const url = await l.listen();
+        if (l.apis.inference) this.#log(`Inference API bind to: ${url}`);
+        if (l.apis.management) this.#log(`Management API bind to: ${url}`);
+      }
+    } catch (err) {
+      await this.stop(0);
+      throw err;
+    }
+    this.#log('Model server started.');
+    return this.listeners;
+  }
+
+  /** load_models / --models: `ALL` or `[name=]url` entries; each gets startup workers; failures are logged. */
+  async #loadStartupModels(): Promise<void> {
+    const c = this.config;
+    if (c.loadModels.length === 0) return;
+    if (c.modelStore !== null) this.#log(`Loading initial models from model store: ${c.modelStore}`);
+    let entries: Array<{ name: string | undefined; url: string }> = [];
+    if (c.loadModels.length === 1 && c.loadModels[0] === 'ALL') {
+      if (c.modelStore === null) {
+        this.#log('load_models=ALL needs model_store; no models loaded');
+        return;
+      }
+      for (const f of (await readdir(c.modelStore).catch(() => [] as string[])).sort()) {
+        if (f.startsWith('.')) continue;
+        const isDir = (await stat(join(c.modelStore, f)).catch(() => null))?.isDirectory() ?? false;
+        if (isDir || /\.(mar|model)$/i.test(f)) entries.push({ name: undefined, url: f });
+      }
+    } else {
+      entries = c.loadModels.map((item) => {
+        const eq = item.indexOf('=');
+        // `name=url`, but not an '=' inside an http(s) query string
+        if (eq > 0 && !/^https?:\/\//i.test(item)) return { name: item.slice(0, eq), url: item.slice(eq + 1) };
+        return { name: undefined, url: item };
+      });
+    }
+    const workers = c.startupWorkersPerModel;
+    for (const { name, url } of entries) {
+      try {
+        const entry = await this.registry.register({
+          url,
+          ...(name !== undefined ? { modelName: name } : {}),
+          batchSize: 1,
+          maxBatchDelayMs: 100,
+          responseTimeoutSeconds: c.defaultResponseTimeoutSeconds,
+          loadedAtStartup: true,
+        });
+        this.#startupModels.add(entry.name);
+        const r = await this.registry.scale(entry.name, workers, workers, true);
+        if (r.failed > 0) this.#log(`Model ${entry.name}: ${r.failed} of ${workers} worker(s) failed to start: ${r.error?.message ?? ''}`);
+        else this.#log(`Model ${entry.name} loaded with ${workers} worker(s)`);
+      } catch (err) {
+        this.#log(`Failed to load model ${name ?? defaultModelName(url)} from ${url}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+
+  /**
+   * Graceful stop: no new connections, in-flight requests finish within graceMs, then every runtime closes
+   * (in-flight batches finish, workers stop) and every model is released. Idempotent.
+   */
+  stop(graceMs = this.config.shutdownTimeoutSeconds * 1000): Promise<void> {
+    this.#stopping ??= (async () => {
+      const start = performance.now();
+      await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
+      const left = Math.max(0, graceMs - (performance.now() - start));
+      await this.registry.closeAll(left);
+    })();
+    return this.#stopping;
+  }
+}
