@@ -1,0 +1,420 @@
+/**
+ * verifyArchive: every check we know of that decides whether MMS / TorchServe will load an archive the way
+ * its author meant: zip structure as Java's ZipInputStream reads it, names, manifest, handler, referenced
+ * files, config YAML, CRCs and recorded sha256 digests. Problems are collected, not thrown.
+ */
+import { createHash } from 'node:crypto';
+import { MarError } from '../errors.js';
+import { isTorchServeBuiltin, moduleCandidates, parseEntryPoint } from '../handler/entry-point.js';
+import { DIGESTS_PATH, MANIFEST_PATH, type Manifest } from '../manifest/manifest.js';
+import { parseModelConfig } from '../manifest/model-config.js';
+import { loadManifest, type InspectManifestKind } from './inspect.js';
+import { ArchiveReader, decodeZipName, torchServeTarPath, type ArchiveEntryInfo, type ArchiveKind } from './read.js';
+import { checkEntryPath, describeUnsafe } from './safe-path.js';
+
+export type ProblemCode =
+  | 'ARCHIVE_CORRUPT'
+  | 'STORED_WITH_DATA_DESCRIPTOR'
+  | 'NAME_NOT_UTF8'
+  | 'NAME_BACKSLASH'
+  | 'NAME_DUPLICATE'
+  | 'UNSAFE_PATH'
+  | 'LINK_ENTRY'
+  | 'SPECIAL_ENTRY'
+  | 'UNSUPPORTED_METHOD'
+  | 'ENCRYPTED_ENTRY'
+  | 'LOCAL_HEADER_MISMATCH'
+  | 'CRC_MISMATCH'
+  | 'SIZE_MISMATCH'
+  | 'DATA_UNREADABLE'
+  | 'DIGEST_FILE_INVALID'
+  | 'DIGEST_MISMATCH'
+  | 'DIGEST_MISSING_ENTRY'
+  | 'DIGEST_UNLISTED'
+  | 'MANIFEST_MISSING'
+  | 'MANIFEST_LEGACY'
+  | 'MANIFEST_INVALID'
+  | 'MANIFEST_SCHEMA'
+  | 'TGZ_NO_ROOT'
+  | 'HANDLER_MISSING'
+  | 'HANDLER_ENTRY_POINT'
+  | 'FILE_MISSING'
+  | 'CONFIG_INVALID'
+  // warnings only
+  | 'NAME_NO_UTF8_FLAG'
+  | 'HANDLER_BUILTIN'
+  | 'HANDLER_NOT_CHECKED';
+
+export interface Problem {
+  code: ProblemCode;
+  /** The entry concerned, as stored in the archive. */
+  path?: string;
+  /** One line: what is wrong and how to fix it. */
+  message: string;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  path: string;
+  format: ArchiveKind;
+  entryCount: number;
+  manifestKind: InspectManifestKind;
+  problems: Problem[];
+  /** Things worth knowing that do not stop a server from loading the archive. */
+  warnings: Problem[];
+}
+
+const SOURCE_MAX_BYTES = 16 << 20;
+const CONFIG_MAX_BYTES = 4 << 20;
+const DIGESTS_MAX_BYTES = 64 << 20;
+
+const REBUILD = 'rebuild the archive with model-archiver';
+
+function reEscape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * MMS/TorchServe entry-point resolution on Python source, by regex: the module's own attribute `fn` if it
+ * has one, otherwise exactly one class defined in the module. Returns null when resolvable, else why not.
+ */
+export function checkPythonEntryPoint(source: string, fn: string): string | null {
+  const f = reEscape(fn);
+  const hasFunction =
+    new RegExp(`^(async[ \\t]+)?def[ \\t]+${f}[ \\t]*\\(`, 'm').test(source) ||
+    new RegExp(`^${f}[ \\t]*(:[^=\\n]*)?=`, 'm').test(source) ||
+    new RegExp(`^from[ \\t]+\\S+[ \\t]+import[ \\t]+[^#\\n]*\\b${f}\\b`, 'm').test(source) ||
+    new RegExp(`^import[ \\t]+[^#\\n]*\\bas[ \\t]+${f}\\b`, 'm').test(source);
+  if (hasFunction) return null;
+  const classes = [...source.matchAll(/^class[ \t]+([A-Za-z_]\w*)[ \t]*(\(([^)]*)\))?[ \t]*:/gm)];
+  if (classes.length === 1) {
+    const [, name, , bases] = classes[0]!;
+    const plainClass = !bases || /^\s*(object)?\s*$/.test(bases);
+    // A class with base classes may inherit handle/initialize (TorchServe's BaseHandler); only a plain class must define them.
+    if (plainClass) {
+      const missing = [fn, 'initialize'].filter((m) => !new RegExp(`^[ \\t]+(async[ \\t]+)?def[ \\t]+${reEscape(m)}[ \\t]*\\(`, 'm').test(source));
+      if (missing.length) return `its only class ${name} has no method ${missing.join(' or ')}, which the server calls`;
+    }
+    return null;
+  }
+  if (classes.length === 0) return `it defines no top-level function ${fn}() and no class`;
+  return `it defines no top-level function ${fn}() and ${classes.length} classes (${classes.map((c) => c[1]).join(', ')}); the server needs the function, or exactly one class`;
+}
+
+/** Whether JavaScript source exports `fn` in any of the usual ESM/CommonJS spellings. */
+export function hasNodeExport(source: string, fn: string): boolean {
+  const f = reEscape(fn);
+  return [
+    `export\\s+(async\\s+)?function\\s*\\*?\\s*${f}\\s*\\(`,
+    `export\\s+(const|let|var|class)\\s+${f}\\b`,
+    `export\\s*\\{[^}]*\\b${f}\\b[^}]*\\}`,
+    `(module\\.)?exports\\.${f}\\s*=`,
+    `(module\\.)?exports\\[\\s*['"]${f}['"]\\s*\\]\\s*=`,
+    `module\\.exports\\s*=\\s*\\{[^}]*\\b${f}\\b`,
+  ].some((p) => new RegExp(p).test(source));
+}
+
+interface DigestLine {
+  sha256: string;
+  size?: number;
+  line: number;
+}
+
+/** Parses `<sha256>  <size>  <path>` lines (also `<sha256>  <path>` and sha256sum's `*path`). */
+export function parseDigestFile(text: string): { digests: Map<string, DigestLine>; errors: string[] } {
+  const digests = new Map<string, DigestLine>();
+  const errors: string[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trimEnd();
+    if (line === '' || line.startsWith('#')) return;
+    const withSize = /^([0-9a-fA-F]{64}) +(\d+) +\*?(.+)$/.exec(line);
+    const withoutSize = withSize ? null : /^([0-9a-fA-F]{64}) +\*?(.+)$/.exec(line);
+    if (withSize) digests.set(withSize[3]!, { sha256: withSize[1]!.toLowerCase(), size: Number(withSize[2]), line: i + 1 });
+    else if (withoutSize) digests.set(withoutSize[2]!, { sha256: withoutSize[1]!.toLowerCase(), line: i + 1 });
+    else errors.push(`line ${i + 1} is not "<sha256>  <size>  <path>"`);
+  });
+  return { digests, errors };
+}
+
+class Collector {
+  readonly problems: Problem[] = [];
+  readonly warnings: Problem[] = [];
+
+  problem(code: ProblemCode, message: string, path?: string): void {
+    this.problems.push(path === undefined ? { code, message } : { code, path, message });
+  }
+
+  warn(code: ProblemCode, message: string, path?: string): void {
+    this.warnings.push(path === undefined ? { code, message } : { code, path, message });
+  }
+}
+
+function q(s: string): string {
+  return JSON.stringify(s);
+}
+
+async function checkStructure(reader: ArchiveReader, out: Collector): Promise<void> {
+  const counts = new Map<string, number>();
+  for (const e of reader.entries()) {
+    if (reader.kind === 'tgz' && e.path === '' && e.isDirectory) continue;
+    const name = e.rawPath;
+    if (!e.nameValidUtf8) {
+      out.problem(
+        'NAME_NOT_UTF8',
+        `name bytes 0x${e.rawName?.toString('hex') ?? ''} are not valid UTF-8: MMS and TorchServe fail to load the whole archive ("malformed input"); ${REBUILD}`,
+        name,
+      );
+    } else if (e.rawName && !e.utf8Flag && /[^\x00-\x7f]/.test(name)) {
+      out.warn('NAME_NO_UTF8_FLAG', 'non-ASCII name without the UTF-8 flag: Java reads it fine, but Python zipfile and unzip show it garbled', name);
+    }
+    const pathCheck = checkEntryPath(name);
+    if (pathCheck.unsafe) {
+      out.problem('UNSAFE_PATH', `${describeUnsafe(pathCheck.unsafe)}: extracting it would write outside the model directory (MMS does); ${REBUILD}`, name);
+    }
+    if (pathCheck.hasBackslash) {
+      out.problem(
+        'NAME_BACKSLASH',
+        `contains a backslash: the servers create a file with "\\" in its name instead of a directory (a manifest stored so is ignored); use "/" separators`,
+        name,
+      );
+    }
+    if (e.type === 'symlink' || e.type === 'hardlink') {
+      const to = e.linkTarget ? ` to ${q(e.linkTarget)}` : '';
+      out.problem(
+        'LINK_ENTRY',
+        `is a ${e.type === 'symlink' ? 'symbolic' : 'hard'} link${to}: the servers write it as a plain file (or an empty one) and safe extractors refuse it; store the file itself`,
+        name,
+      );
+    } else if (e.type === 'other') {
+      out.problem('SPECIAL_ENTRY', 'is a device, FIFO or other special file; model archives may only hold files and directories', name);
+    }
+    if (reader.kind === 'zip') {
+      if (e.encrypted) out.problem('ENCRYPTED_ENTRY', 'is encrypted: the servers cannot read it; store it unencrypted', name);
+      if (e.method === 'other') {
+        out.problem('UNSUPPORTED_METHOD', `uses compression method ${e.compressionMethod}: Java's ZipInputStream reads only stored (0) and deflated (8); ${REBUILD}`, name);
+      }
+      let local;
+      try {
+        local = await reader.readLocalHeader(e);
+      } catch (err) {
+        out.problem('ARCHIVE_CORRUPT', `its local file header cannot be read (${(err as Error).message})`, name);
+        continue;
+      }
+      const dd = ((local.flags | (e.flags ?? 0)) & 0x8) !== 0;
+      if (dd && (local.compressionMethod === 0 || e.compressionMethod === 0)) {
+        out.problem(
+          'STORED_WITH_DATA_DESCRIPTOR',
+          `stored entry with a data descriptor (flag bit 3): Java's ZipInputStream in MMS and TorchServe rejects the archive ("only DEFLATED entries can have EXT descriptor"); ${REBUILD}`,
+          name,
+        );
+      }
+      if (e.rawName && !local.rawName.equals(e.rawName)) {
+        out.problem(
+          'LOCAL_HEADER_MISMATCH',
+          `the local header names it ${q(decodeZipName(local.rawName).name)}: Java's ZipInputStream uses the local name, other tools the central directory; ${REBUILD}`,
+          name,
+        );
+      } else if (local.compressionMethod !== e.compressionMethod) {
+        out.problem('LOCAL_HEADER_MISMATCH', `local header says method ${local.compressionMethod}, central directory ${e.compressionMethod}; ${REBUILD}`, name);
+      }
+    }
+    if (!e.isDirectory) counts.set(e.path, (counts.get(e.path) ?? 0) + 1);
+  }
+  for (const [path, n] of counts) {
+    if (n > 1) {
+      out.problem(
+        'NAME_DUPLICATE',
+        `appears ${n} times: the servers keep the last copy, other tools the first, so the content is ambiguous; ${REBUILD}`,
+        path,
+      );
+    }
+  }
+}
+
+async function checkContent(reader: ArchiveReader, manifest: Manifest, out: Collector): Promise<void> {
+  const model = (manifest.model ?? {}) as Record<string, unknown>;
+  const runtime = typeof manifest.runtime === 'string' ? manifest.runtime : 'python';
+  const handler = typeof model['handler'] === 'string' ? (model['handler'] as string) : '';
+  if (handler) {
+    const entry = parseEntryPoint(handler);
+    if (runtime === 'LSP') {
+      out.warn('HANDLER_NOT_CHECKED', `runtime LSP: handler ${q(handler)} is a native library and is not checked`);
+    } else {
+      const candidates = moduleCandidates(entry, runtime);
+      const found = candidates.find((c) => reader.has(c));
+      if (!found && isTorchServeBuiltin(entry)) {
+        out.warn('HANDLER_BUILTIN', `handler ${q(handler)} is a TorchServe built-in: only TorchServe ships it, MMS and model-server cannot run it`);
+      } else if (!found) {
+        out.problem('HANDLER_MISSING', `handler module ${q(entry.module)} is not in the archive (looked for ${candidates.join(', ')}); add it or fix model.handler`);
+      } else {
+        try {
+          const source = (await reader.readEntry(found, SOURCE_MAX_BYTES)).toString('utf8');
+          if (runtime === 'node') {
+            if (!hasNodeExport(source, entry.functionName)) {
+              out.problem('HANDLER_ENTRY_POINT', `${found} does not export ${entry.functionName}; export it (export function ${entry.functionName}(...)) or fix model.handler`, found);
+            }
+          } else {
+            const why = checkPythonEntryPoint(source, entry.functionName);
+            if (why) out.problem('HANDLER_ENTRY_POINT', `handler ${q(handler)} cannot be resolved: ${why}`, found);
+          }
+        } catch (err) {
+          out.problem('DATA_UNREADABLE', `handler source cannot be read: ${(err as Error).message}`, found);
+        }
+      }
+    }
+  }
+  for (const field of ['serializedFile', 'modelFile', 'requirementsFile', 'configFile'] as const) {
+    const name = model[field];
+    if (typeof name !== 'string' || name === '') continue;
+    if (!reader.has(name)) {
+      out.problem('FILE_MISSING', `manifest model.${field} names ${q(name)}, which is not in the archive; add the file or fix the manifest`);
+    }
+  }
+  const configFile = model['configFile'];
+  if (typeof configFile === 'string' && reader.has(configFile)) {
+    try {
+      parseModelConfig((await reader.readEntry(configFile, CONFIG_MAX_BYTES)).toString('utf8'), configFile);
+    } catch (err) {
+      out.problem('CONFIG_INVALID', err instanceof Error ? err.message : String(err), configFile);
+    }
+  }
+}
+
+function classifyDataError(err: unknown): ProblemCode {
+  const kind = err instanceof MarError ? (err.details as { kind?: string } | undefined)?.kind : undefined;
+  return kind === 'crc' ? 'CRC_MISMATCH' : kind === 'size' ? 'SIZE_MISMATCH' : 'DATA_UNREADABLE';
+}
+
+function shortMessage(err: unknown, archive: string): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.startsWith(archive + ': ') ? msg.slice(archive.length + 2) : msg;
+}
+
+/** Reads every file's data once: CRC and size (zip), and sha256 + size against FILES.sha256 when present. */
+async function checkData(reader: ArchiveReader, out: Collector): Promise<void> {
+  let digests: Map<string, DigestLine> | null = null;
+  const digestEntry = reader.find(DIGESTS_PATH);
+  if (digestEntry) {
+    try {
+      const parsed = parseDigestFile((await reader.readEntry(digestEntry, DIGESTS_MAX_BYTES)).toString('utf8'));
+      for (const e of parsed.errors) out.problem('DIGEST_FILE_INVALID', e, DIGESTS_PATH);
+      digests = parsed.digests;
+    } catch (err) {
+      out.problem('DIGEST_FILE_INVALID', `cannot be read: ${shortMessage(err, reader.path)}`, DIGESTS_PATH);
+    }
+  }
+  const root = reader.tgzRoot;
+  const lookup = (path: string): [string, DigestLine] | undefined => {
+    for (const key of root ? [path, `${root}/${path}`] : [path]) {
+      const d = digests?.get(key);
+      if (d) return [key, d];
+    }
+    return undefined;
+  };
+  const seen = new Set<string>();
+  const consume = async (e: ArchiveEntryInfo, stream: AsyncIterable<Buffer>): Promise<void> => {
+    const listed = digests ? lookup(e.path) : undefined;
+    const hash = listed ? createHash('sha256') : null;
+    let bytes = 0;
+    try {
+      for await (const chunk of stream) {
+        hash?.update(chunk);
+        bytes += chunk.length;
+      }
+    } catch (err) {
+      out.problem(classifyDataError(err), shortMessage(err, reader.path).replace(/^entry \S+ /, ''), e.rawPath);
+      return;
+    }
+    if (!digests || e.path === DIGESTS_PATH) return;
+    if (!listed) {
+      if (!e.path.startsWith('MAR-INF/')) out.problem('DIGEST_UNLISTED', `is not listed in ${DIGESTS_PATH}: it was added or renamed after packing; ${REBUILD}`, e.rawPath);
+      return;
+    }
+    seen.add(listed[0]);
+    const [, d] = listed;
+    const actual = hash!.digest('hex');
+    if (d.size !== undefined && d.size !== bytes) {
+      out.problem('DIGEST_MISMATCH', `has ${bytes} bytes but ${DIGESTS_PATH} records ${d.size}: the file changed after packing; ${REBUILD}`, e.rawPath);
+    } else if (actual !== d.sha256) {
+      out.problem('DIGEST_MISMATCH', `sha256 ${actual} differs from ${d.sha256} recorded in ${DIGESTS_PATH}: the file changed after packing; ${REBUILD}`, e.rawPath);
+    }
+  };
+
+  if (reader.kind === 'tgz') {
+    try {
+      await reader.walk(async (e, stream) => {
+        if (stream) await consume(e, stream);
+      });
+    } catch (err) {
+      out.problem('ARCHIVE_CORRUPT', shortMessage(err, reader.path));
+    }
+  } else {
+    for (const e of reader.entries()) {
+      if (e.type !== 'file' || e.encrypted || e.method === 'other') continue;
+      let stream;
+      try {
+        stream = await reader.openEntryStream(e);
+      } catch (err) {
+        out.problem(classifyDataError(err), shortMessage(err, reader.path).replace(/^entry \S+ /, ''), e.rawPath);
+        continue;
+      }
+      await consume(e, stream);
+    }
+  }
+  if (digests) {
+    for (const [path] of digests) {
+      if (!seen.has(path)) out.problem('DIGEST_MISSING_ENTRY', `is listed in ${DIGESTS_PATH} but is not in the archive; ${REBUILD}`, path);
+    }
+  }
+}
+
+/** Verifies a .mar, .tar.gz or model directory. Throws only when the path cannot be read at all. */
+export async function verifyArchive(path: string): Promise<VerifyResult> {
+  const out = new Collector();
+  let reader: ArchiveReader;
+  try {
+    reader = await ArchiveReader.open(path);
+  } catch (err) {
+    if (err instanceof MarError && err.code === 'ARCHIVE_CORRUPT') {
+      out.problem('ARCHIVE_CORRUPT', err.message);
+      return { ok: false, path, format: 'zip', entryCount: 0, manifestKind: 'none', problems: out.problems, warnings: out.warnings };
+    }
+    throw err;
+  }
+  try {
+    await checkStructure(reader, out);
+    const loaded = await loadManifest(reader);
+    if (loaded.kind === 'none') {
+      const backslashed = reader.entries().find((e) => e.path.replace(/\\/g, '/') === MANIFEST_PATH);
+      const hint = backslashed ? ` (there is ${q(backslashed.path)}, which the servers do not treat as that path)` : '';
+      out.problem('MANIFEST_MISSING', `${MANIFEST_PATH} is missing${hint}: TorchServe silently loads defaults and MMS has no handler; ${REBUILD}`);
+    } else if (loaded.kind === 'legacy') {
+      out.problem('MANIFEST_LEGACY', `only a legacy 0.x MANIFEST.json at the root: MMS migrates it, but TorchServe ignores it and uses defaults; ${REBUILD}`, 'MANIFEST.json');
+    }
+    if (loaded.error) out.problem('MANIFEST_INVALID', loaded.error, loaded.kind === 'legacy' ? 'MANIFEST.json' : MANIFEST_PATH);
+    for (const e of loaded.schemaErrors) out.problem('MANIFEST_SCHEMA', e, loaded.kind === 'legacy' ? 'MANIFEST.json' : MANIFEST_PATH);
+    if (reader.kind === 'tgz' && loaded.kind === 'mar-inf') {
+      const tsSeesManifest = reader.entries().some((e) => e.type === 'file' && torchServeTarPath(e.rawPath) === MANIFEST_PATH);
+      if (!tsSeesManifest) {
+        out.problem(
+          'TGZ_NO_ROOT',
+          `the tar has no single root directory: TorchServe strips the first path component and loses ${MANIFEST_PATH}; repack with everything under <model-name>/`,
+        );
+      }
+    }
+    if (loaded.manifest) await checkContent(reader, loaded.manifest, out);
+    await checkData(reader, out);
+    const entryCount = reader.entries().filter((e) => !(reader.kind === 'tgz' && e.path === '' && e.isDirectory)).length;
+    return {
+      ok: out.problems.length === 0,
+      path,
+      format: reader.kind,
+      entryCount,
+      manifestKind: loaded.kind,
+      problems: out.problems,
+      warnings: out.warnings,
+    };
+  } finally {
+    await reader.close();
+  }
+}
