@@ -1,0 +1,125 @@
+import { createHash, type Hash } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
+import { MarError, describeFsError } from '../errors.js';
+
+/** Read size for streamed files: large enough to keep syscalls cheap, small enough for a flat RSS. */
+export const CHUNK_BYTES = 1 << 20;
+/** Files up to this size are read whole (and can be prefetched and compressed ahead of the writer). */
+export const SMALL_FILE_BYTES = 1 << 20;
+
+/** sha256 + CRC-32 + byte count of one file, all computed from the single read that writes it. */
+export class ContentDigest {
+  readonly #hash: Hash = createHash('sha256');
+  #crc = 0;
+  #size = 0;
+
+  update(buf: Buffer): void {
+    this.#hash.update(buf);
+    this.#crc = crc32(buf, this.#crc);
+    this.#size += buf.length;
+  }
+
+  get crc32(): number {
+    return this.#crc >>> 0;
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Hex sha256; call once, at the end. */
+  sha256(): string {
+    return this.#hash.digest('hex');
+  }
+}
+
+export interface FileDigest {
+  size: number;
+  crc32: number;
+  sha256: string;
+}
+
+export async function openSource(path: string, shown: string): Promise<FileHandle> {
+  try {
+    return await open(path, 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new MarError(code === 'ENOENT' ? 'INPUT_NOT_FOUND' : 'INPUT_INVALID', `cannot read ${shown}: ${describeFsError(err)}`, { cause: err });
+  }
+}
+
+function changedError(shown: string, expected: number, actual: string): MarError {
+  return new MarError('INPUT_INVALID', `${shown} changed while it was being archived (expected ${expected} bytes, ${actual}); retry when it is no longer being written`);
+}
+
+async function readAt(fh: FileHandle, position: number, length: number, shown: string): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let filled = 0;
+  try {
+    while (filled < length) {
+      const { bytesRead } = await fh.read(buf, filled, length - filled, position + filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+  } catch (err) {
+    throw new MarError('INPUT_INVALID', `cannot read ${shown}: ${describeFsError(err)}`, { cause: err });
+  }
+  return filled === length ? buf : buf.subarray(0, filled);
+}
+
+/**
+ * Reads an open file front to back in fresh chunks, feeding `digest` before yielding each one. The next read
+ * is issued before the current chunk is yielded, so reading overlaps the consumer's write or deflate.
+ * Fails if the file holds more or fewer bytes than `expectedSize` (it changed since it was measured).
+ */
+export async function* readChunks(
+  fh: FileHandle,
+  expectedSize: number,
+  digest: ContentDigest,
+  shown: string,
+  signal?: AbortSignal,
+): AsyncGenerator<Buffer> {
+  let position = 0;
+  let next: Promise<Buffer> | undefined = readAt(fh, 0, Math.min(CHUNK_BYTES, Math.max(expectedSize, 1)), shown);
+  try {
+    for (;;) {
+      signal?.throwIfAborted();
+      const buf: Buffer = await next;
+      next = undefined;
+      if (buf.length === 0) break;
+      position += buf.length;
+      if (position > expectedSize) throw changedError(shown, expectedSize, 'it grew');
+      digest.update(buf);
+      // Always probe once past the expected end, so a file that grew is caught.
+      next = readAt(fh, position, Math.min(CHUNK_BYTES, Math.max(expectedSize - position, 1)), shown);
+      yield buf;
+    }
+    if (position < expectedSize) throw changedError(shown, expectedSize, `got ${position}`);
+  } finally {
+    // A pending read must not turn into an unhandled rejection when the consumer stops early.
+    next?.catch(() => undefined);
+  }
+}
+
+/**
+ * Reads a small file whole (plus a one-byte probe for growth) and digests it. Used for prefetching:
+ * memory stays bounded by SMALL_FILE_BYTES times the prefetch window.
+ */
+export async function readWholeFile(path: string, expectedSize: number, shown: string): Promise<{ data: Buffer; digest: FileDigest }> {
+  const fh = await openSource(path, shown);
+  try {
+    const data = await readAt(fh, 0, expectedSize + 1, shown);
+    if (data.length !== expectedSize) throw changedError(shown, expectedSize, data.length > expectedSize ? 'it grew' : `got ${data.length}`);
+    const digest = new ContentDigest();
+    digest.update(data);
+    return { data, digest: { size: data.length, crc32: digest.crc32, sha256: digest.sha256() } };
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+/** Reads `length` bytes at `position` (short at EOF); for sampling. */
+export function readSample(fh: FileHandle, position: number, length: number, shown: string): Promise<Buffer> {
+  return readAt(fh, position, length, shown);
+}

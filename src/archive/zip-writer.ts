@@ -1,0 +1,246 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { createDeflateRaw, deflateRaw } from 'node:zlib';
+import { promisify } from 'node:util';
+import { MarError, describeFsError } from '../errors.js';
+import type { ArchiveSink, BytesCallback, EntryMeta, WrittenEntry } from './archive-sink.js';
+import { DEFAULT_LEVEL, sampleFile, type MethodChoice } from './compression-policy.js';
+import { ContentDigest, openSource, readChunks, readWholeFile, type FileDigest } from './read-source.js';
+import type { SourceEntry } from './walk.js';
+import {
+  MAX_32,
+  METHOD_DEFLATED,
+  METHOD_STORED,
+  encodeCentralRecord,
+  encodeEnd,
+  encodeLocalHeader,
+  needsZip64,
+  toDosDateTime,
+  type CentralRecordInput,
+  type ZipMethod,
+} from './zip-format.js';
+
+const deflateRawAsync = promisify(deflateRaw);
+
+/** `auto` samples each entry (the `default` format); `store` never compresses (`zip-store`). */
+export type ZipMethodPolicy = 'auto' | 'store';
+
+export interface ZipWriterOptions {
+  policy: ZipMethodPolicy;
+  signal?: AbortSignal;
+}
+
+/** A small file read whole and already compressed (or not) in the thread pool. */
+export interface PreparedZipData {
+  data: Buffer;
+  method: ZipMethod;
+  digest: FileDigest;
+}
+
+/**
+ * Streams a zip to a seekable file without data descriptors: each local header is written with placeholders,
+ * the data follows, and CRC/sizes are patched in with a positional write. Zip64 extras are used when an entry's
+ * size (known from stat) may reach 4 GiB, and a zip64 end record when entries or offsets overflow.
+ */
+export class ZipWriter implements ArchiveSink<PreparedZipData> {
+  readonly #fh: FileHandle;
+  readonly #path: string;
+  readonly #policy: ZipMethodPolicy;
+  readonly #signal: AbortSignal | undefined;
+  #offset = 0;
+  readonly #central: Buffer[] = [];
+  #centralSize = 0;
+  #closed = false;
+
+  private constructor(fh: FileHandle, path: string, options: ZipWriterOptions) {
+    this.#fh = fh;
+    this.#path = path;
+    this.#policy = options.policy;
+    this.#signal = options.signal;
+  }
+
+  /** Creates the file exclusively (it must not exist: it is our temp file). */
+  static async create(path: string, options: ZipWriterOptions): Promise<ZipWriter> {
+    try {
+      return new ZipWriter(await open(path, 'wx', 0o644), path, options);
+    } catch (err) {
+      throw new MarError('OUTPUT_FAILED', `cannot create ${path}: ${describeFsError(err)}`, { cause: err });
+    }
+  }
+
+  get entryCount(): number {
+    return this.#central.length;
+  }
+
+  async #writeAt(buf: Buffer, position: number): Promise<void> {
+    try {
+      let done = 0;
+      while (done < buf.length) {
+        const { bytesWritten } = await this.#fh.write(buf, done, buf.length - done, position + done);
+        done += bytesWritten;
+      }
+    } catch (err) {
+      throw new MarError('OUTPUT_FAILED', `cannot write ${this.#path}: ${describeFsError(err)}`, { cause: err });
+    }
+  }
+
+  async #append(buf: Buffer): Promise<void> {
+    const at = this.#offset;
+    this.#offset += buf.length;
+    await this.#writeAt(buf, at);
+  }
+
+  #record(meta: EntryMeta, method: ZipMethod, digest: FileDigest, compressedSize: number, zip64: boolean, offset: number): WrittenEntry {
+    const rec: CentralRecordInput = {
+      name: meta.archivePath,
+      method,
+      dos: toDosDateTime(meta.mtime),
+      crc32: digest.crc32,
+      size: digest.size,
+      compressedSize,
+      zip64,
+      localHeaderOffset: offset,
+      mode: meta.mode,
+    };
+    const buf = encodeCentralRecord(rec);
+    this.#central.push(buf);
+    this.#centralSize += buf.length;
+    return {
+      archivePath: meta.archivePath,
+      size: digest.size,
+      sha256: digest.sha256,
+      method: method === METHOD_DEFLATED ? 'deflated' : 'stored',
+      compressedSize,
+    };
+  }
+
+  /** Writes a whole entry whose bytes, CRC and sizes are all known: header and data in one go. */
+  async #writeKnown(meta: EntryMeta, method: ZipMethod, data: Buffer, digest: FileDigest): Promise<WrittenEntry> {
+    this.#signal?.throwIfAborted();
+    const zip64 = needsZip64(digest.size, method) || data.length >= MAX_32;
+    const offset = this.#offset;
+    const header = encodeLocalHeader({
+      name: meta.archivePath,
+      method,
+      dos: toDosDateTime(meta.mtime),
+      crc32: digest.crc32,
+      size: digest.size,
+      compressedSize: data.length,
+      zip64,
+    });
+    await this.#append(Buffer.concat([header, data]));
+    return this.#record(meta, method, digest, data.length, zip64, offset);
+  }
+
+  /** Compresses in the thread pool; stores instead when deflate does not make the entry smaller (as `zip` does). */
+  async #encodeSmall(data: Buffer): Promise<{ data: Buffer; method: ZipMethod }> {
+    if (this.#policy === 'store' || data.length === 0) return { data, method: METHOD_STORED };
+    const deflated = await deflateRawAsync(data, { level: DEFAULT_LEVEL });
+    return deflated.length < data.length ? { data: deflated, method: METHOD_DEFLATED } : { data, method: METHOD_STORED };
+  }
+
+  async prepare(entry: SourceEntry): Promise<PreparedZipData> {
+    const { data, digest } = await readWholeFile(entry.sourcePath, entry.size, entry.sourcePath);
+    const encoded = await this.#encodeSmall(data);
+    return { ...encoded, digest };
+  }
+
+  async addPrepared(meta: EntryMeta, prepared: PreparedZipData, onBytes: BytesCallback): Promise<WrittenEntry> {
+    const written = await this.#writeKnown(meta, prepared.method, prepared.data, prepared.digest);
+    onBytes(prepared.digest.size);
+    return written;
+  }
+
+  async addBuffer(meta: EntryMeta, data: Buffer): Promise<WrittenEntry> {
+    const digest = new ContentDigest();
+    digest.update(data);
+    const encoded = await this.#encodeSmall(data);
+    return this.#writeKnown(meta, encoded.method, encoded.data, { size: digest.size, crc32: digest.crc32, sha256: digest.sha256() });
+  }
+
+  /** Streams a file of any size: header placeholder, data (stored or deflated on the fly), then the header patch. */
+  async addStreamed(meta: EntryMeta, entry: SourceEntry, onBytes: BytesCallback): Promise<WrittenEntry> {
+    this.#signal?.throwIfAborted();
+    const shown = entry.sourcePath;
+    const fh = await openSource(entry.sourcePath, shown);
+    try {
+      let size: number;
+      try {
+        size = (await fh.stat()).size;
+      } catch (err) {
+        throw new MarError('INPUT_INVALID', `cannot read ${shown}: ${describeFsError(err)}`, { cause: err });
+      }
+      const choice: MethodChoice = this.#policy === 'store' ? { method: 'stored' } : await sampleFile(fh, size, shown);
+      const method = choice.method === 'deflated' ? METHOD_DEFLATED : METHOD_STORED;
+      const zip64 = needsZip64(size, method);
+      const dos = toDosDateTime(meta.mtime);
+      const offset = this.#offset;
+      const placeholder = encodeLocalHeader({ name: meta.archivePath, method, dos, crc32: 0, size: 0, compressedSize: 0, zip64 });
+      await this.#append(placeholder);
+      const dataStart = this.#offset;
+
+      const digest = new ContentDigest();
+      const chunks = readChunks(fh, size, digest, shown, this.#signal);
+      if (choice.method === 'stored') {
+        for await (const buf of chunks) {
+          await this.#append(buf);
+          onBytes(buf.length);
+        }
+      } else {
+        const deflater = createDeflateRaw({ level: choice.level, chunkSize: 256 << 10 });
+        const counted = async function* (src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+          for await (const buf of src) {
+            yield buf;
+            onBytes(buf.length);
+          }
+        };
+        await pipeline(counted(chunks), deflater, async (out: AsyncIterable<Buffer>) => {
+          for await (const buf of out) await this.#append(buf);
+        });
+      }
+      const compressedSize = this.#offset - dataStart;
+      if (!zip64 && (compressedSize >= MAX_32 || digest.size >= MAX_32)) {
+        // Cannot happen while needsZip64 is conservative and readChunks enforces the stat size; never write a wrong header.
+        throw new MarError('OUTPUT_FAILED', `${shown}: entry outgrew its zip header (size ${digest.size}); this is a bug, please report it`);
+      }
+      const fd: FileDigest = { size: digest.size, crc32: digest.crc32, sha256: digest.sha256() };
+      const header = encodeLocalHeader({ name: meta.archivePath, method, dos, crc32: fd.crc32, size: fd.size, compressedSize, zip64 });
+      await this.#writeAt(header, offset);
+      return this.#record(meta, method, fd, compressedSize, zip64, offset);
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  async finish(): Promise<number> {
+    const cdOffset = this.#offset;
+    // Write the central directory in batches, so 100k entries do not become 100k syscalls.
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    for (const rec of this.#central) {
+      batch.push(rec);
+      batchBytes += rec.length;
+      if (batchBytes >= 1 << 20) {
+        await this.#append(Buffer.concat(batch));
+        batch = [];
+        batchBytes = 0;
+      }
+    }
+    if (batch.length) await this.#append(Buffer.concat(batch));
+    await this.#append(encodeEnd({ entryCount: this.#central.length, centralDirectoryOffset: cdOffset, centralDirectorySize: this.#centralSize }));
+    try {
+      await this.#fh.sync();
+      await this.#fh.close();
+    } catch (err) {
+      throw new MarError('OUTPUT_FAILED', `cannot write ${this.#path}: ${describeFsError(err)}`, { cause: err });
+    }
+    this.#closed = true;
+    return this.#offset;
+  }
+
+  async abort(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#fh.close().catch(() => undefined);
+  }
+}
