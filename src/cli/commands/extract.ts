@@ -1,5 +1,64 @@
-import type { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
+import { DEFAULT_EXTRACT_LIMITS, extractArchive, type ExtractLimits } from '../../archive/extract.js';
+import { formatBytes } from './inspect.js';
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** "512M", "10G", "1.5GiB", "123456" -> bytes (binary units). */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text);
+  if (!m) throw new InvalidArgumentError(`expected a size like 512M, 10G or a number of bytes, got ${JSON.stringify(text)}`);
+  const bytes = Math.floor(Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]!);
+  if (bytes <= 0) throw new InvalidArgumentError('must be greater than 0');
+  return bytes;
+}
+
+function positive(text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+function positiveInt(text: string): number {
+  const n = positive(text);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected a whole number, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+interface ExtractCliOptions {
+  output: string;
+  force?: boolean;
+  maxSize?: number;
+  maxRatio?: number;
+  maxEntries?: number;
+  keepRoot?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
 
 export function registerExtract(program: Command): void {
-  program.command('extract').description('(not implemented yet)');
+  const d = DEFAULT_EXTRACT_LIMITS;
+  program
+    .command('extract')
+    .description('safely unpack a .mar, .tar.gz or model directory into a new directory (atomic; refuses links and escaping paths)')
+    .argument('<archive>', 'a .mar, .tar.gz or unpacked model directory')
+    .requiredOption('-o, --output <dir>', 'directory to create (must not exist or be empty, unless --force)')
+    .option('-f, --force', 'replace the output directory if it exists')
+    .option('--max-size <size>', `largest total uncompressed size to accept (default ${formatBytes(d.maxTotalBytes)})`, parseSize)
+    .option('--max-ratio <n>', `largest inflated/archive size ratio to accept (default ${d.maxRatio})`, positive)
+    .option('--max-entries <n>', `largest number of entries to accept (default ${d.maxEntries})`, positiveInt)
+    .option('--keep-root', 'tgz: keep the top-level <model-name>/ directory instead of dropping it as TorchServe does')
+    .option('--json', 'print a JSON summary ({dir, entryCount, bytes})')
+    .option('-q, --quiet', 'print nothing on success')
+    .action(async (archive: string, opts: ExtractCliOptions) => {
+      const limits: Partial<ExtractLimits> = {};
+      if (opts.maxSize !== undefined) limits.maxTotalBytes = opts.maxSize;
+      if (opts.maxRatio !== undefined) limits.maxRatio = opts.maxRatio;
+      if (opts.maxEntries !== undefined) limits.maxEntries = opts.maxEntries;
+      const result = await extractArchive(archive, opts.output, { limits, force: !!opts.force, stripTgzRoot: !opts.keepRoot });
+      if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+      else if (!opts.quiet) {
+        process.stdout.write(`extracted ${result.entryCount} file${result.entryCount === 1 ? '' : 's'} (${formatBytes(result.bytes)}) to ${result.dir}\n`);
+      }
+    });
 }
