@@ -276,6 +276,7 @@ export class WorkerProcess extends EventEmitter {
           new MarError(
             'WORKER_START_FAILED',
             `Backend worker startup time out: model ${this.modelName} worker W-${this.id} did not start within ${timeoutMs} ms`,
+            { details: { pid: this.pid } },
           ),
         );
       }, timeoutMs);
@@ -341,7 +342,7 @@ export class WorkerProcess extends EventEmitter {
     if (reply.code !== 200) {
       throw new MarError('WORKER_LOAD_FAILED', reply.message || `Failed to load model ${model.name}: worker answered ${reply.code}`, {
         httpStatus: reply.code >= 400 && reply.code <= 599 ? reply.code : 500,
-        details: { code: reply.code },
+        details: { code: reply.code, pid: this.pid },
       });
     }
     this.#state = 'ready';
@@ -401,7 +402,7 @@ export class WorkerProcess extends EventEmitter {
   #diedError(): MarError {
     const info = this.#exitInfo;
     const oom = !!info && (info.code === 137 || (info.signal === 'SIGKILL' && !this.#killedByUs));
-    return new MarError('WORKER_DIED', 'Worker died.', { httpStatus: oom ? 507 : 500, details: info ?? undefined });
+    return new MarError('WORKER_DIED', 'Worker died.', { httpStatus: oom ? 507 : 500, details: { ...info, pid: this.pid } });
   }
 
   #startError(): MarError {
@@ -410,7 +411,7 @@ export class WorkerProcess extends EventEmitter {
     return new MarError(
       'WORKER_START_FAILED',
       `Backend worker for model ${this.modelName} (W-${this.id}) ${how} before it was ready; see the lines logged above`,
-      { details: info ?? undefined },
+      { details: { ...info, pid: this.pid } },
     );
   }
 

@@ -92,7 +92,8 @@ export class Metrics {
     this.#add(name, value, this.#ids(idx), 'percent', dimensions, false, 'Model');
   }
   addError(name: string, value: number, dimensions?: Dimensions): void {
-    this.#add(name, value, [], 'count', dimensions, false, 'Error');
+    // MMS records errors with the unit name 'unit' and no request id.
+    this.#add(name, value, [], '', dimensions, false, 'Error');
   }
   addMetric(name: string, value: number, idx?: number, unit = '', dimensions?: Dimensions): void {
     this.#add(name, value, this.#ids(idx), unit, dimensions, false, 'Model');
@@ -147,7 +148,8 @@ export class Context {
     this.metrics = new Metrics(this.modelName, this.requestIds);
     this.#requests = (batch ?? []).map((r) => {
       const requestHeaders: Record<string, unknown> = {};
-      for (const p of r.params) requestHeaders[p.name] = { 'content-type': p.contentType };
+      // A null content type reads as '' here, as in the Python worker (MMS decodes the empty string).
+      for (const p of r.params) requestHeaders[p.name] = { 'content-type': p.contentType ?? '' };
       for (const [k, v] of r.headers) requestHeaders[k] = v;
       return { requestHeaders, status: 200, phrase: '', responseHeaders: [] };
     });

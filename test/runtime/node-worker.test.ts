@@ -1,0 +1,135 @@
+/** The Node worker's own contract (JS-specific parts); the shared protocol contract is in worker-process.test.ts. */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MarError } from '../../src/errors.js';
+import type { MetricLine } from '../../src/runtime/metrics.js';
+import { openModel } from '../../src/runtime/model.js';
+import type { InferenceRequest } from '../../src/runtime/protocol.js';
+import { WorkerProcess, type WorkerLogLine } from '../../src/runtime/worker-process.js';
+import { FIXTURES, tempDir } from '../helpers/util.js';
+
+const NODE_FIXTURES = join(FIXTURES, 'handlers', 'node');
+
+async function startNode(t: TestContext, dir: string, handler: string, extra: { metrics?: MetricLine[]; logs?: WorkerLogLine[] } = {}) {
+  const model = await openModel(dir, { modelName: 'js', handler, runtime: 'node' });
+  const worker = await WorkerProcess.start({
+    id: '1',
+    model,
+    batchSize: 2,
+    log: (l) => extra.logs?.push(l),
+    onMetric: (m) => extra.metrics?.push(m),
+  });
+  t.after(() => worker.stop(500));
+  return worker;
+}
+
+const req = (id: string, text: string, headers: Array<[string, string]> = []): InferenceRequest => ({
+  requestId: id,
+  headers,
+  params: [{ name: 'body', contentType: 'text/plain', value: Buffer.from(text) }],
+});
+
+test('async handler: exported initialize() is awaited at LOAD, handle() is awaited, the context is complete', async (t) => {
+  const worker = await startNode(t, NODE_FIXTURES, 'async_handler');
+  const reply = await worker.predict([req('a', 'x', [['X-Custom', 'abc']]), req('b', 'y')], 10_000);
+  assert.equal(reply.code, 200);
+  const [a, b] = reply.predictions.map((p) => JSON.parse(p.body.toString()));
+  assert.equal(a.initCalls, 1, 'initialize runs once, and handle(null) is not called instead');
+  assert.equal(a.loadedAt, NODE_FIXTURES);
+  assert.equal(a.modelName, 'js');
+  assert.deepEqual(a.systemProperties, { modelDir: NODE_FIXTURES, gpuId: null, batchSize: 2, serverName: 'MMS', serverVersion: '0.1.0' });
+  assert.deepEqual(a.requestIds, ['a', 'b']);
+  assert.deepEqual([a.requestId, b.requestId], ['a', 'b']);
+  assert.equal(a.custom, 'abc', 'getRequestHeader falls back to a case-insensitive match');
+  assert.equal(b.custom, null);
+  assert.equal(a.bodyType, 'string');
+  assert.equal(a.manifest, null);
+});
+
+test('errors: any thrown error with a numeric statusCode, cycles and rejected promises', async (t) => {
+  const cases: Array<[string, number, string]> = [
+    ['status_code_error', 429, 'slow down'],
+    ['cycle', 503, 'Unsupported model output data type.'],
+    ['rejected', 503, 'Prediction failed'],
+  ];
+  for (const [fn, code, message] of cases) {
+    const logs: WorkerLogLine[] = [];
+    const worker = await startNode(t, NODE_FIXTURES, `errors:${fn}`, { logs });
+    const reply = await worker.predict([req('a', 'x')], 10_000);
+    assert.deepEqual([reply.code, reply.message], [code, message], fn);
+    assert.equal(worker.state, 'ready');
+    if (fn === 'rejected') assert.ok(logs.some((l) => l.line.includes('TypeError: async failure')), 'the stack reaches the log');
+  }
+});
+
+test('metrics recorded through context.metrics arrive as parsed [METRICS] lines', async (t) => {
+  const metrics: MetricLine[] = [];
+  const worker = await startNode(t, NODE_FIXTURES, 'metrics:handle', { metrics });
+  await worker.predict([req('a', 'x'), req('b', 'y')], 10_000);
+  while (!metrics.some((m) => m.name === 'PredictionTime')) await new Promise((r) => setImmediate(r));
+  const by = (n: string) => metrics.find((m) => m.name === n)!;
+  assert.equal(by('LoadCount').value, 1);
+  assert.equal(by('Requests').value, 3, 'counters add up within a batch');
+  assert.deepEqual(by('Requests').requestIds, ['a', 'b']);
+  assert.deepEqual([by('Preprocess').unit, by('Preprocess').value, by('Preprocess').requestIds], ['Milliseconds', 1.5, ['a']]);
+  assert.equal(by('Payload').unit, 'Kilobytes');
+  assert.deepEqual(by('Confidence').dimensions, [
+    ['Label', 'cat'],
+    ['ModelName', 'js'],
+    ['Level', 'Model'],
+  ]);
+  assert.deepEqual([by('Oops').dimensions, by('Oops').requestIds], [[['Level', 'Error']], []]);
+});
+
+test('handler resolution: .mjs and .cjs files, a CommonJS function export, an explicit function name', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'cjs_fn.cjs'), 'exports.predict = (data) => data === null ? null : data.map(() => "cjs");\n');
+  await writeFile(join(dir, 'esm.mjs'), 'export default { handle: (data) => data === null ? null : data.map(() => "default-object") };\n');
+  await mkdir(join(dir, 'sub'));
+  await writeFile(join(dir, 'sub', 'nested.mjs'), 'export const handle = (d) => d && d.map(() => "nested");\n');
+  for (const [handler, expected] of [
+    ['cjs_fn:predict', 'cjs'],
+    ['esm', 'default-object'],
+    ['sub/nested.js:handle', 'nested'],
+  ]) {
+    const worker = await startNode(t, dir, handler!);
+    const reply = await worker.predict([req('a', 'x')], 10_000);
+    assert.equal(reply.predictions[0]!.body.toString(), expected, handler);
+  }
+});
+
+test('LOAD fails clearly for a module with two classes and no handle, and for a throwing initialize()', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'two.mjs'), 'export class A { handle() {} }\nexport class B { handle() {} }\n');
+  await writeFile(join(dir, 'bad_init.mjs'), 'export class M { initialize() { throw new Error("no weights"); } handle(d) { return d; } }\n');
+  await assert.rejects(
+    startNode(t, dir, 'two'),
+    (e: unknown) => e instanceof MarError && e.code === 'WORKER_LOAD_FAILED' && e.message === 'Failed to load model js: Expected only one class in module two (found 2) or an exported function handle',
+  );
+  await assert.rejects(
+    startNode(t, dir, 'bad_init'),
+    (e: unknown) => e instanceof MarError && e.code === 'WORKER_LOAD_FAILED' && e.message === 'Failed to load model js: no weights',
+  );
+});
+
+test('a busy loop (blocked event loop) is still ended by the timeout', async (t) => {
+  const worker = await startNode(t, NODE_FIXTURES, 'hang:handle');
+  await assert.rejects(worker.predict([req('a', 'spin')], 300), (e: unknown) => e instanceof MarError && e.code === 'WORKER_TIMEOUT');
+  await worker.exited;
+  assert.equal(worker.state, 'dead');
+});
+
+test('a stray unhandled rejection in handler code is logged and does not end the worker', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(
+    join(dir, 'stray.mjs'),
+    'export function handle(d) { if (d) Promise.reject(new Error("stray")); return d && d.map(() => "ok"); }\n',
+  );
+  const logs: WorkerLogLine[] = [];
+  const worker = await startNode(t, dir, 'stray', { logs });
+  assert.equal((await worker.predict([req('a', 'x')], 10_000)).code, 200);
+  assert.equal((await worker.predict([req('b', 'x')], 10_000)).code, 200);
+  assert.ok(logs.some((l) => l.line.includes('Unhandled rejection') || l.line.includes('stray')));
+});

@@ -1,0 +1,302 @@
+/**
+ * WorkerProcess against real workers: one conformance suite run for the Python worker (C1's mms_worker.py)
+ * and for the Node worker, over the fixture handlers in fixtures/handlers/{python,node}.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { chmod, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MarError } from '../../src/errors.js';
+import type { MetricLine } from '../../src/runtime/metrics.js';
+import { openModel, type OpenedModel } from '../../src/runtime/model.js';
+import type { InferenceRequest, WorkerReply } from '../../src/runtime/protocol.js';
+import { WorkerProcess, type WorkerLogLine, type WorkerProcessOptions } from '../../src/runtime/worker-process.js';
+import { FIXTURES, tempDir } from '../helpers/util.js';
+import { PREDICT_BATCH, STATUS_REPLY } from './otf-samples.js';
+
+type Runtime = 'python' | 'node';
+
+interface Started {
+  worker: WorkerProcess;
+  logs: WorkerLogLine[];
+  metrics: MetricLine[];
+  model: OpenedModel;
+}
+
+async function start(
+  t: TestContext,
+  runtime: Runtime,
+  handler: string,
+  options: Partial<WorkerProcessOptions> = {},
+): Promise<Started> {
+  const model = await openModel(join(FIXTURES, 'handlers', runtime), { modelName: 'fx', handler, runtime });
+  const logs: WorkerLogLine[] = [];
+  const metrics: MetricLine[] = [];
+  const worker = await WorkerProcess.start({
+    id: '9000',
+    model,
+    batchSize: 4,
+    log: (l) => logs.push(l),
+    onMetric: (m) => metrics.push(m),
+    startTimeoutMs: 30_000,
+    ...options,
+  });
+  t.after(() => worker.stop(500));
+  return { worker, logs, metrics, model };
+}
+
+const body = (text: string, contentType: string | null = 'text/plain'): InferenceRequest => ({
+  requestId: `r-${text}`,
+  headers: contentType ? [['Content-Type', contentType]] : [],
+  params: [{ name: 'body', contentType, value: Buffer.from(text) }],
+});
+
+const json = (r: WorkerReply, i = 0): unknown => JSON.parse(r.predictions[i]!.body.toString('utf8'));
+
+const isMar = (code: string, test?: (e: MarError) => boolean) => (e: unknown) =>
+  e instanceof MarError && e.code === code && (test ? test(e) : true);
+
+function processGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/** Error-table entry names per runtime (Node fixtures use the same names). */
+const ERROR_ROWS: Array<[string, number, string]> = [
+  ['return_none', 503, 'Invalid model predict output'],
+  ['wrong_length', 503, 'number of batch response mismatched'],
+  ['raise_error', 503, 'Prediction failed'],
+  ['prediction_exception', 599, 'Some Prediction Error'],
+  ['memory_error', 507, 'Out of resources'],
+  ['unserialisable', 503, 'Unsupported model output data type.'],
+];
+
+for (const runtime of ['python', 'node'] as const) {
+  test(`${runtime}: start, LOAD and PREDICT through the noop handler`, async (t) => {
+    const { worker, metrics, logs } = await start(t, runtime, 'noop:handle');
+    assert.equal(worker.state, 'ready');
+    assert.ok(worker.pid > 0);
+    assert.ok(worker.memoryUsage() > 1_000_000, 'RSS is read from /proc');
+    const reply = await worker.predict([body('a'), body('b')], 10_000);
+    assert.equal(reply.code, 200);
+    assert.equal(reply.message, 'Prediction success');
+    assert.deepEqual(
+      reply.predictions.map((p) => [p.requestId, p.statusCode, p.reasonPhrase, p.contentType, p.body.toString()]),
+      [
+        ['r-a', 200, '', null, 'OK'],
+        ['r-b', 200, '', null, 'OK'],
+      ],
+    );
+    assert.equal(worker.state, 'ready');
+    // Handshake lines are not logged; the runtime banner is.
+    assert.ok(!logs.some((l) => l.line === 'MMS worker started.' || l.line.startsWith('[PID]')));
+    assert.ok(logs.some((l) => l.line.includes('runtime:') && l.modelName === 'fx' && l.workerId === '9000' && l.stream === 'stdout'));
+    // PredictionTime is printed after the reply; wait for the line rather than for time.
+    while (!metrics.some((m) => m.name === 'PredictionTime')) await new Promise((r) => setImmediate(r));
+    const pt = metrics.find((m) => m.name === 'PredictionTime')!;
+    assert.equal(pt.unit, 'Milliseconds');
+    assert.deepEqual(pt.requestIds, ['r-a', 'r-b']);
+    assert.deepEqual(pt.dimensions, [
+      ['ModelName', 'fx'],
+      ['Level', 'Model'],
+    ]);
+  });
+
+  test(`${runtime}: data decoding and request headers follow the reference (JSON, text, null content type)`, async (t) => {
+    const { worker } = await start(t, runtime, 'echo:handle');
+    const reply = await worker.predict(PREDICT_BATCH, 10_000);
+    assert.equal(reply.code, 200);
+    const [a, b] = [json(reply, 0) as Record<string, any>, json(reply, 1) as Record<string, any>];
+    assert.equal(reply.predictions[0]!.contentType, 'application/json');
+    assert.deepEqual(a['params']['body']['value'], { x: 1 });
+    assert.equal(b['params']['body']['value'], 'hello');
+    assert.equal(b['params']['q']['value'], 'v');
+    if (runtime === 'python') {
+      assert.deepEqual([a['params']['body']['type'], b['params']['body']['type'], b['params']['q']['type']], ['dict', 'str', 'bytearray']);
+    } else {
+      assert.deepEqual([a['params']['body']['type'], b['params']['body']['type'], b['params']['q']['type']], ['object', 'string', 'Buffer']);
+    }
+    assert.deepEqual(a['headers'], { body: { 'content-type': 'application/json' }, 'Content-Type': 'application/json', 'X-Custom': 'abc' });
+    assert.deepEqual(b['headers'], { body: { 'content-type': 'text/plain' }, q: { 'content-type': '' }, 'Content-Type': 'text/plain' });
+    assert.equal(a['request_id'], 'req-1');
+  });
+
+  test(`${runtime}: invalid JSON reaches the handler as raw bytes and the worker survives`, async (t) => {
+    const { worker } = await start(t, runtime, 'echo:handle');
+    const reply = await worker.predict([body('{not json', 'application/json')], 10_000);
+    assert.equal(reply.code, 200);
+    const p = (json(reply) as any)['params']['body'];
+    assert.equal(p.type, runtime === 'python' ? 'bytearray' : 'Buffer');
+    assert.equal(p.value, '{not json');
+    assert.equal((await worker.predict([body('x')], 10_000)).code, 200);
+  });
+
+  test(`${runtime}: decodeInputRequest=false passes every value as bytes`, async (t) => {
+    const { worker } = await start(t, runtime, 'echo:handle', { decodeInputRequest: false });
+    const reply = await worker.predict(PREDICT_BATCH, 10_000);
+    const bytesType = runtime === 'python' ? 'bytearray' : 'Buffer';
+    assert.deepEqual((json(reply, 0) as any)['params']['body'], {
+      type: bytesType,
+      value: '{"x": 1}',
+      base64: Buffer.from('{"x": 1}').toString('base64'),
+      content_type: 'application/json',
+    });
+    assert.equal((json(reply, 1) as any)['params']['body']['type'], bytesType);
+  });
+
+  test(`${runtime}: per-request status, reason phrase, headers and content type (the reference 180-byte reply)`, async (t) => {
+    const { worker } = await start(t, runtime, 'status_headers:handle');
+    const reply = await worker.predict([body('a', null), body('b', null)].map((r, i) => ({ ...r, requestId: `req-${i + 1}` })), 10_000);
+    assert.deepEqual(reply, STATUS_REPLY);
+  });
+
+  test(`${runtime}: a batch reaches the handler whole, with the LOAD batch size in the context`, async (t) => {
+    const { worker } = await start(t, runtime, 'batch_size:handle', { batchSize: 8 });
+    const reply = await worker.predict([body('1'), body('2'), body('3')], 10_000);
+    assert.deepEqual(
+      reply.predictions.map((_, i) => json(reply, i)),
+      Array(3).fill({ batch_length: 3, batch_size: 8 }),
+    );
+  });
+
+  test(`${runtime}: every row of the error table, and the worker survives each`, async (t) => {
+    await Promise.all(
+      ERROR_ROWS.map(async ([fn, code, message]) => {
+        const { worker } = await start(t, runtime, `errors:${fn}`);
+        for (let i = 0; i < 2; i++) {
+          const reply = await worker.predict([body('a'), body('b')], 10_000);
+          assert.equal(reply.code, code, fn);
+          assert.equal(reply.message, message, fn);
+          assert.deepEqual(
+            reply.predictions.map((p) => [p.requestId, p.statusCode, p.contentType, p.headers.length, p.body.toString()]),
+            [
+              ['r-a', code, null, 0, 'error'],
+              ['r-b', code, null, 0, 'error'],
+            ],
+            fn,
+          );
+          assert.equal(worker.state, 'ready', fn);
+        }
+      }),
+    );
+  });
+
+  test(`${runtime}: a class entry point is initialised once, then handles every batch`, async (t) => {
+    const { worker } = await start(t, runtime, 'class_handler');
+    await worker.predict([body('a')], 10_000);
+    const reply = await worker.predict([body('a'), body('b')], 10_000);
+    assert.deepEqual(json(reply, 1), { initialized: true, model_name: 'fx', call: 2, index: 1 });
+  });
+
+  test(`${runtime}: a failed LOAD rejects WORKER_LOAD_FAILED with the worker's message and leaves no process`, async (t) => {
+    const err = await start(t, runtime, 'load_fail:handle').then(
+      () => assert.fail('LOAD should fail'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof MarError && err.code === 'WORKER_LOAD_FAILED', String(err));
+    const expected = runtime === 'python' ? 'Failed to load model fx: RuntimeError: weights file is corrupt' : 'Failed to load model fx: weights file is corrupt';
+    assert.equal(err.message, expected);
+    assert.equal(err.httpStatus, 500);
+    assert.ok(processGone((err.details as { pid: number }).pid));
+  });
+
+  test(`${runtime}: a crash mid-predict rejects WORKER_DIED "Worker died." and emits 'exit' once`, async (t) => {
+    const { worker } = await start(t, runtime, 'crash:handle');
+    const exits: unknown[] = [];
+    worker.on('exit', (info) => exits.push(info));
+    const exited = once(worker, 'exit');
+    await assert.rejects(worker.predict([body('a')], 10_000), isMar('WORKER_DIED', (e) => e.message === 'Worker died.' && e.httpStatus === 500));
+    await exited;
+    assert.deepEqual(exits, [{ code: 3, signal: null }]);
+    assert.equal(worker.state, 'dead');
+    await assert.rejects(worker.predict([body('a')], 1_000), isMar('WORKER_DIED'));
+    await worker.stop();
+    assert.equal(exits.length, 1);
+  });
+
+  test(`${runtime}: a hanging handler times out, the process is killed and the caller gets WORKER_TIMEOUT`, async (t) => {
+    const { worker } = await start(t, runtime, 'hang:handle');
+    assert.equal((await worker.predict([body('ok')], 10_000)).code, 200);
+    const exited = once(worker, 'exit');
+    const t0 = Date.now();
+    await assert.rejects(worker.predict([body('forever')], 300), isMar('WORKER_TIMEOUT', (e) => /300 ms/.test(e.message)));
+    assert.ok(Date.now() - t0 < 5_000);
+    const [info] = (await exited) as [{ signal: string }];
+    assert.equal(info.signal, 'SIGKILL');
+    assert.ok(processGone(worker.pid));
+  });
+
+  test(`${runtime}: one batch in flight at a time; stop() closes the socket and the worker exits 0`, async (t) => {
+    const { worker } = await start(t, runtime, 'noop:handle');
+    const first = worker.predict([body('a')], 10_000);
+    assert.equal(worker.state, 'busy');
+    await assert.rejects(worker.predict([body('b')], 10_000), (e: unknown) => e instanceof MarError && /already has a batch in flight/.test(e.message));
+    assert.equal((await first).code, 200);
+    const exits: unknown[] = [];
+    worker.on('exit', (i) => exits.push(i));
+    await worker.stop();
+    assert.equal(worker.state, 'dead');
+    assert.deepEqual(exits, [{ code: 0, signal: null }]);
+    assert.equal(worker.memoryUsage(), 0);
+  });
+
+  test(`${runtime}: tcp socket on 127.0.0.1`, async (t) => {
+    const { worker } = await start(t, runtime, 'noop:handle', { sockType: 'tcp' });
+    assert.equal((await worker.predict([body('a')], 10_000)).predictions[0]!.body.toString(), 'OK');
+  });
+
+  test(`${runtime}: a reply field over maxResponseBytes is FRAME_TOO_LARGE and kills the worker`, async (t) => {
+    const { worker } = await start(t, runtime, 'echo:handle', { maxResponseBytes: 200 });
+    const exited = once(worker, 'exit');
+    await assert.rejects(worker.predict([body('x'.repeat(300))], 10_000), isMar('FRAME_TOO_LARGE'));
+    await exited;
+    assert.equal(worker.state, 'dead');
+  });
+}
+
+test('python: handlers importing the mms package record metrics that reach onMetric', async (t) => {
+  const { worker, metrics } = await start(t, 'python', 'mms_imports:handle');
+  const reply = await worker.predict([body('{"error": true}', 'application/json')], 10_000);
+  assert.equal(reply.code, 200);
+  while (!metrics.some((m) => m.name === 'PredictionTime')) await new Promise((r) => setImmediate(r));
+  const names = metrics.map((m) => `${m.name}.${m.unit}`);
+  for (const n of ['LoadCount.Count', 'Requests.Count', 'Work.Milliseconds', 'Oops.unit', 'PredictionTime.Milliseconds']) {
+    assert.ok(names.includes(n), `${n} in ${names.join(' ')}`);
+  }
+});
+
+test('python: a PredictionException from the mms package keeps its code and message', async (t) => {
+  const { worker } = await start(t, 'python', 'mms_imports:handle');
+  const reply = await worker.predict([body('{"fail": "teapot"}', 'application/json')], 10_000);
+  assert.deepEqual([reply.code, reply.message], [418, 'teapot']);
+});
+
+test('start fails cleanly: interpreter not found, early exit, startup timeout', async (t) => {
+  const dir = await tempDir(t);
+  await assert.rejects(start(t, 'python', 'noop:handle', { python: join(dir, 'no-such-python') }), isMar('WORKER_START_FAILED', (e) => /not found/.test(e.message)));
+
+  const exits = join(dir, 'exits.sh');
+  await writeFile(exits, '#!/bin/sh\necho "cannot import anything" >&2\nexit 4\n');
+  await chmod(exits, 0o755);
+  const logs: WorkerLogLine[] = [];
+  await assert.rejects(
+    start(t, 'python', 'noop:handle', { python: exits, log: (l) => logs.push(l) }),
+    isMar('WORKER_START_FAILED', (e) => /exited with code 4/.test(e.message)),
+  );
+  assert.deepEqual(logs.map((l) => [l.stream, l.line]), [['stderr', 'cannot import anything']]);
+
+  const sleeps = join(dir, 'sleeps.sh');
+  await writeFile(sleeps, '#!/bin/sh\nexec sleep 30\n');
+  await chmod(sleeps, 0o755);
+  const err = await start(t, 'python', 'noop:handle', { python: sleeps, startTimeoutMs: 300 }).then(
+    () => assert.fail('should time out'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof MarError && err.code === 'WORKER_START_FAILED' && /did not start within 300 ms/.test(err.message));
+  assert.ok(processGone((err.details as { pid: number }).pid));
+});
