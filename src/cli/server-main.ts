@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { TOOL_VERSION } from '../util/package-info.js';
 import { registerPredict } from './commands/predict.js';
-import { registerStart } from './commands/start.js';
+import { registerStart, rewriteMmsArgs } from './commands/start.js';
 import { runProgram } from './run.js';
 
 export function buildServerProgram(): Command {
@@ -15,5 +15,5 @@ export function buildServerProgram(): Command {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  return runProgram(buildServerProgram(), argv);
+  return runProgram(buildServerProgram(), rewriteMmsArgs(argv));
 }

@@ -224,5 +224,7 @@ export function resolveConfig(props: Map<string, string>, ctx: { cwd: string; co
 
 /** True when both APIs are served by one listener (MMS ConnectorType.BOTH). */
 export function isSameAddress(a: ListenAddress, b: ListenAddress): boolean {
+  // port 0 means "any free port": two such addresses are two listeners
+  if (a.kind === 'tcp' && a.port === 0) return false;
   return a.url === b.url;
 }

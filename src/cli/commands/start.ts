@@ -1,5 +1,206 @@
+import { spawn } from 'node:child_process';
+import { openSync, closeSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { MarError } from '../../errors.js';
+import { loadConfig } from '../../server/config.js';
+import type { LoadConfigOptions } from '../../server/config.js';
+import { ModelServer, defaultLog } from '../../server/server.js';
+import { packagePath } from '../../util/package-info.js';
+
+export interface StartOptions {
+  modelStore?: string;
+  models?: string[];
+  config?: string;
+  foreground?: boolean;
+  start?: boolean;
+  stop?: boolean;
+  pidFile?: string;
+  logFile?: string;
+}
+
+const PID_FILE_NAME = '.model_server.pid';
+
+/** The pid file: --pid-file, else <model_store or cwd>/.model_server.pid. */
+function pidFilePath(o: StartOptions): string {
+  if (o.pidFile) return resolve(o.pidFile);
+  let store = o.modelStore;
+  if (store === undefined) {
+    try {
+      store = loadConfig(configOptions(o)).modelStore ?? undefined;
+    } catch {
+      store = undefined;
+    }
+  }
+  return join(store ? resolve(store) : process.cwd(), PID_FILE_NAME);
+}
+
+function configOptions(o: StartOptions): LoadConfigOptions {
+  return {
+    ...(o.config !== undefined ? { configFile: o.config } : {}),
+    ...(o.modelStore !== undefined ? { modelStore: o.modelStore } : {}),
+    ...(o.models !== undefined ? { models: o.models.flatMap((m) => m.split(',')) } : {}),
+  };
+}
+
+function readPid(file: string): number | null {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function writePidFile(file: string): void {
+  const existing = readPid(file);
+  if (existing !== null && existing !== process.pid && isAlive(existing)) {
+    throw new MarError(
+      'OUTPUT_EXISTS',
+      `Model server is already running (pid ${existing}, pid file ${file}); stop it with: model-server --stop`,
+    );
+  }
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${process.pid}\n`);
+  renameSync(tmp, file);
+}
+
+function removePidFile(file: string): void {
+  if (readPid(file) === process.pid) {
+    try {
+      unlinkSync(file);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Runs the server in this process until SIGTERM/SIGINT; resolves after a graceful stop. */
+async function runForeground(o: StartOptions): Promise<void> {
+  const config = loadConfig(configOptions(o));
+  const pidFile = o.pidFile || o.start ? pidFilePath(o) : null;
+  if (pidFile) writePidFile(pidFile);
+  const server = new ModelServer({ config, log: defaultLog });
+  let signalled = 0;
+  let onSignal!: (sig: NodeJS.Signals) => void;
+  const stopped = new Promise<void>((resolveStop) => {
+    onSignal = (sig) => {
+      signalled++;
+      if (signalled > 1) {
+        defaultLog(`${sig} received again: exiting now`);
+        if (pidFile) removePidFile(pidFile);
+        process.exit(130);
+      }
+      defaultLog(`${sig} received: shutting down (in-flight requests get up to ${config.shutdownTimeoutSeconds} s)`);
+      void server.stop().then(resolveStop, (err: unknown) => {
+        defaultLog(`error during shutdown: ${String(err)}`);
+        resolveStop();
+      });
+    };
+  });
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    const listeners = await server.start();
+    process.send?.({ type: 'ready', listeners, pid: process.pid });
+    await stopped;
+    defaultLog('Model server stopped.');
+  } catch (err) {
+    process.send?.({ type: 'failed', message: err instanceof Error ? err.message : String(err) });
+    await server.stop(0);
+    throw err;
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    if (pidFile) removePidFile(pidFile);
+    if (process.connected) process.disconnect();
+  }
+}
+
+/** --start: a detached foreground server whose logs go to a file; returns once it listens (or failed). */
+async function runBackground(o: StartOptions): Promise<void> {
+  const pidFile = pidFilePath(o);
+  const existing = readPid(pidFile);
+  if (existing !== null && isAlive(existing)) {
+    throw new MarError('OUTPUT_EXISTS', `Model server is already running (pid ${existing}); stop it with: model-server --stop`);
+  }
+  const logFile = o.logFile ? resolve(o.logFile) : join(dirname(pidFile), 'model_server.log');
+  const args = [packagePath('bin', 'model-server.js'), 'start', '--foreground', '--start', '--pid-file', pidFile];
+  if (o.modelStore !== undefined) args.push('--model-store', o.modelStore);
+  if (o.config !== undefined) args.push('--config', resolve(o.config));
+  for (const m of o.models ?? []) args.push('--models', m);
+  const fd = openSync(logFile, 'a');
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd, 'ipc'] });
+  closeSync(fd);
+  const outcome = await new Promise<{ type: string; message?: string; listeners?: Array<{ api: string; url: string }> }>(
+    (resolveOutcome) => {
+      child.once('message', (m) => resolveOutcome(m as { type: string }));
+      child.once('exit', (code) => resolveOutcome({ type: 'failed', message: `the server exited with code ${code}; see ${logFile}` }));
+    },
+  );
+  if (outcome.type !== 'ready') {
+    throw new MarError('WORKER_START_FAILED', `Model server failed to start: ${outcome.message ?? 'unknown error'} (log: ${logFile})`);
+  }
+  child.disconnect();
+  child.unref();
+  for (const l of outcome.listeners ?? []) process.stdout.write(`${l.api} API: ${l.url}\n`);
+  process.stdout.write(`Model server started (pid ${child.pid}); logs: ${logFile}; stop with: model-server --stop\n`);
+}
+
+/** --stop: SIGTERM to the pid in the pid file, then wait until that process is gone. */
+async function runStop(o: StartOptions): Promise<void> {
+  const pidFile = pidFilePath(o);
+  const pid = readPid(pidFile);
+  if (pid === null || !isAlive(pid)) {
+    if (pid !== null) unlinkSync(pidFile);
+    throw new MarError('INPUT_NOT_FOUND', `Model server is not currently running (no live pid in ${pidFile}).`);
+  }
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 120_000;
+  // the server is not our child, so polling is the only way to see it go
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) throw new MarError('REQUEST_TIMEOUT', `Model server (pid ${pid}) did not stop within 120 s.`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  process.stdout.write('Model server stopped.\n');
+}
 
 export function registerStart(program: Command): void {
-  program.command('start').description('(not implemented yet)');
+  program
+    .command('start')
+    .description('Run the MMS-compatible model server (Inference API :8080, Management API :8081)')
+    .option('--model-store <dir>', 'model store directory (overrides model_store)')
+    .option('--models <name=url...>', 'models to load at startup: [name=]file.mar ..., or ALL (overrides load_models)')
+    .option('--config <file>', 'config.properties file (default: $MMS_CONFIG_FILE, else ./config.properties)')
+    .option('--mms-config <file>', 'alias of --config')
+    .option('--foreground', 'run in the foreground (the default unless --start)')
+    .option('--start', 'start in the background with a pid file (like multi-model-server --start)')
+    .option('--stop', 'stop the server started with --start (reads the pid file)')
+    .option('--pid-file <file>', 'pid file (default: <model_store or cwd>/.model_server.pid)')
+    .option('--log-file <file>', 'log file for --start (default: model_server.log beside the pid file)')
+    .action(async (opts: StartOptions & { mmsConfig?: string }) => {
+      const o: StartOptions = { ...opts };
+      if (opts.mmsConfig && !opts.config) o.config = opts.mmsConfig;
+      if (o.stop) return runStop(o);
+      if (o.start && !o.foreground) return runBackground(o);
+      return runForeground(o);
+    });
+}
+
+/** `model-server --start ...` / `model-server --stop` (MMS style) mean `model-server start --start|--stop ...`. */
+export function rewriteMmsArgs(argv: readonly string[]): string[] {
+  const first = argv.findIndex((a) => a !== '--debug');
+  if (first >= 0 && (argv[first] === '--start' || argv[first] === '--stop')) {
+    return [...argv.slice(0, first), 'start', ...argv.slice(first)];
+  }
+  return [...argv];
 }
