@@ -15,7 +15,7 @@ import { encodeLoad, encodePredict, type InferenceRequest, type WorkerReply } fr
 import { ReplyDecoder } from '../../src/runtime/frame-decoder.js';
 import { parseMetricLine } from '../../src/runtime/metrics.js';
 import { packagePath } from '../../src/util/package-info.js';
-import { FIXTURES, tempDir } from '../helpers/util.js';
+import { FIXTURES, run, tempDir } from '../helpers/util.js';
 
 const WORKER = packagePath('src', 'runtime', 'python', 'mms_worker.py');
 const PY_HANDLERS = join(FIXTURES, 'handlers', 'python');
@@ -259,7 +259,7 @@ test('context: model name, manifest, system properties, request ids, headers, re
   await mkdir(join(modelDir, 'MAR-INF'));
   const manifest = { model: { modelName: 'ctx', handler: 'context_api:handle', configFile: 'config.yaml' }, runtime: 'python3' };
   await writeFile(join(modelDir, 'MAR-INF', 'MANIFEST.json'), JSON.stringify(manifest));
-  await writeFile(join(modelDir, 'config.yaml'), '{"minWorkers": 1, "handler": {"threshold": 0.5}}\n');
+  await writeFile(join(modelDir, 'config.yaml'), '# model config\nminWorkers: 1\nhandler:\n  threshold: 0.5  # tuned\n  labels: [a, "b c"]\n');
   const { worker: w } = await startWorker(t, { env: { MAR_SERVER_VERSION: '9.8.7' } });
   assert.equal((await w.load('context_api:handle', { modelDir, name: 'ctx', batchSize: 4, gpuId: 0 })).reply.code, 200);
   const r = await w.predict([req('r0', [], [['X-Probe', 'one']]), req('r1', [['body', 'text/plain', 'x']], [['X-Probe', 'two']])]);
@@ -277,7 +277,7 @@ test('context: model name, manifest, system properties, request ids, headers, re
     server_version: '9.8.7',
   });
   assert.equal(c0['model_dir_on_path'], true);
-  assert.deepEqual(c0['model_yaml_config'], { minWorkers: 1, handler: { threshold: 0.5 } });
+  assert.deepEqual(c0['model_yaml_config'], { minWorkers: 1, handler: { threshold: 0.5, labels: ['a', 'b c'] } });
   assert.deepEqual(c0['request_ids'], { '0': 'r0', '1': 'r1' });
   assert.equal(c1['request_id'], 'r1');
   assert.equal(c1['header'], 'two');
@@ -525,4 +525,10 @@ test('the example model (seed document handler) and the iris numpy classifier se
   assert.ok(Math.abs(Object.values(csv.probabilities).reduce((a, b) => a + b, 0) - 1) < 1e-4);
   assert.equal(r.predictions[3]!.statusCode, 400);
   assert.deepEqual(bodyJson(r, 3), { error: 'each row needs exactly 4 features' });
+});
+
+test('the Python unit tests of the worker and the compat package pass (handler strings, YAML subset, metrics, context)', async () => {
+  const r = await run(PYTHON, ['-m', 'unittest', 'discover', '-s', packagePath('src', 'runtime', 'python', 'tests')]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stderr, /^OK/m);
 });

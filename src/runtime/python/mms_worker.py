@@ -38,6 +38,7 @@ sys.dont_write_bytecode = True
 from _mms_compat.context import Context, RequestProcessor  # noqa: E402
 from _mms_compat.errors import prediction_error_of  # noqa: E402
 from _mms_compat.metrics import MetricsStore  # noqa: E402
+from _mms_compat import simple_yaml  # noqa: E402
 
 logger = logging.getLogger("mms_worker")
 
@@ -280,7 +281,9 @@ def read_manifest(model_dir):
 
 
 def read_model_yaml_config(model_dir, manifest):
-    """TorchServe's context.model_yaml_config: only JSON-compatible config files are parsed (no yaml library)."""
+    """TorchServe's context.model_yaml_config: the manifest's configFile parsed with PyYAML when it is
+    installed (as TorchServe does), else with our reader of the simple subset model configs use; {} if
+    there is no config file or it cannot be read."""
     try:
         config_file = manifest["model"]["configFile"]
     except (TypeError, KeyError):
@@ -290,11 +293,21 @@ def read_model_yaml_config(model_dir, manifest):
     path = os.path.join(model_dir, config_file)
     try:
         with open(path, "rb") as f:
-            parsed = json.loads(f.read().decode("utf-8"))
-        return parsed if isinstance(parsed, dict) else {}
-    except (OSError, ValueError):
-        logger.info("model_yaml_config left empty: %s is not JSON-compatible YAML", config_file)
+            text = f.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        logger.warning("model_yaml_config left empty: cannot read %s: %s", config_file, e)
         return {}
+    try:
+        try:
+            import yaml  # optional, as in TorchServe
+
+            parsed = yaml.safe_load(text)
+        except ImportError:
+            parsed = simple_yaml.loads(text)
+    except Exception as e:  # any parser error: the handler still loads
+        logger.warning("model_yaml_config left empty: cannot parse %s: %s", config_file, _one_line(e))
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def list_classes_from_module(module):
