@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { TOOL_VERSION } from '../util/package-info.js';
-import { registerCreate } from './commands/create.js';
+import { registerCreate, routeCreateArgs } from './commands/create.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerVerify } from './commands/verify.js';
 import { registerExtract } from './commands/extract.js';
@@ -20,5 +20,6 @@ export function buildArchiverProgram(): Command {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  return runProgram(buildArchiverProgram(), argv);
+  // MMS/TorchServe scripts call `model-archiver --model-name ...` without a subcommand.
+  return runProgram(buildArchiverProgram(), routeCreateArgs(argv));
 }
