@@ -441,9 +441,9 @@ class Worker(object):
             start = time.time()
             ret = self.model.entry(data, context)
             duration_ms = round((time.time() - start) * 1000, 2)
-        except SystemExit:
+        except (SystemExit, KeyboardInterrupt):
             raise
-        except Exception as e:  # includes MemoryError
+        except BaseException as e:  # includes MemoryError; a handler error never ends the worker
             pe = prediction_error_of(e)
             if pe is not None:
                 logger.error("Prediction error", exc_info=True)
@@ -530,6 +530,9 @@ def main(argv=None):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     setup_logging()
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides when we stop (it closes
+    # the connection, and we exit on EOF), so an in-flight request is not cut short here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     unix_path = args.sock_name if args.sock_type == "unix" else None
     sock = None
     try:
