@@ -109,11 +109,10 @@ const enum JobState {
 export class Job {
   readonly request: InferenceRequest;
   readonly signal: AbortSignal | undefined;
-  /** Time the job was accepted (ms, performance.now()); for queue-time metrics. */
-  readonly acceptedAt: number;
   #resolve: (r: PredictionResult) => void;
   #reject: (e: MarError) => void;
   #state = JobState.Queued;
+  #watching = false;
   /** Called on abort while the job is not yet sent, to take it out of the queue or a forming batch. */
   onAbort: ((job: Job) => void) | null = null;
 
@@ -127,8 +126,16 @@ export class Job {
     this.#resolve = resolve;
     this.#reject = reject;
     this.signal = signal;
-    this.acceptedAt = performance.now();
-    if (signal) signal.addEventListener('abort', this);
+  }
+
+  /**
+   * Starts listening for the signal's abort. Called only for jobs that have to wait: a job sent at once to an
+   * idle worker never pays for an EventTarget listener (measurably slow on the hot path).
+   */
+  watchAbort(): void {
+    if (this.signal === undefined || this.#watching || this.#state !== JobState.Queued) return;
+    this.#watching = true;
+    this.signal.addEventListener('abort', this);
   }
 
   get isDone(): boolean {
@@ -169,6 +176,6 @@ export class Job {
 
   #finish(): void {
     this.#state = JobState.Done;
-    if (this.signal) this.signal.removeEventListener('abort', this);
+    if (this.#watching) this.signal!.removeEventListener('abort', this);
   }
 }

@@ -245,8 +245,12 @@ export class ModelRuntime {
     const promise = new Promise<PredictionResult>((resolve, reject) => {
       job = new Job(request, resolve, reject, signal);
     });
-    if (signal) job.onAbort = this.#removeJob;
-    if (!this.#aggregator.add(job)) job.reject(this.#noWorker('QUEUE_FULL'));
+    if (!this.#aggregator.add(job)) {
+      job.reject(this.#noWorker('QUEUE_FULL'));
+    } else if (signal !== undefined && !job.isSent) {
+      job.onAbort = this.#removeJob;
+      job.watchAbort();
+    }
     return promise;
   }
 

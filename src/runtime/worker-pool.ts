@@ -157,6 +157,8 @@ export class WorkerPool {
   readonly #aggregator: BatchAggregator<Job>;
   readonly #slots: WorkerSlot[] = [];
   readonly #internals: PoolInternals;
+  /** Slots not being retired (read on every submit, so kept as a counter). */
+  #active = 0;
   #closed = false;
 
   constructor(options: WorkerPoolOptions) {
@@ -171,9 +173,7 @@ export class WorkerPool {
 
   /** Configured workers (not counting those being retired). */
   get size(): number {
-    let n = 0;
-    for (const s of this.#slots) if (!s.retiring) n++;
-    return n;
+    return this.#active;
   }
 
   /** Workers with a loaded process (READY or BUSY), not counting those being retired. */
@@ -210,6 +210,7 @@ export class WorkerPool {
     for (let i = 0; i < count; i++) {
       const slot = new WorkerSlot(this.#internals, new Backoff(this.#opts.backoffMs, this.#opts.maxBackoffMs));
       this.#slots.push(slot);
+      this.#active++;
       out.push(this.#waitStart(slot));
       this.#start(slot);
     }
@@ -377,6 +378,7 @@ export class WorkerPool {
   #retire(slot: WorkerSlot, graceMs: number): Promise<void> {
     if (slot.retiring) return slot.retired;
     slot.retiring = true;
+    this.#active--;
     if (slot.retryTimer) {
       clearTimeout(slot.retryTimer);
       slot.retryTimer = null;

@@ -83,6 +83,7 @@ describe('Job', () => {
     const a = makeJob('a');
     const b = makeJob('b', ac.signal);
     b.job.onAbort = (j) => q.remove(j);
+    b.job.watchAbort();
     q.offer(a.job);
     q.offer(b.job);
     ac.abort(new Error('client went away'));
@@ -95,6 +96,7 @@ describe('Job', () => {
     const { job, promise } = makeJob('x', ac.signal);
     let removed = false;
     job.onAbort = () => (removed = true);
+    job.watchAbort();
     job.markSent();
     ac.abort();
     await assert.rejects(promise, (e: unknown) => e instanceof MarError && e.code === 'REQUEST_CANCELLED');
