@@ -147,9 +147,20 @@ function fileMode(mode: number | undefined): number {
 }
 
 async function writeEntry(root: string, segments: readonly string[], rawPath: string, archive: string, data: Readable, mode: number | undefined): Promise<void> {
+  // The data may fail (CRC, size) while we create directories; keep the error for pipeline, not for 'uncaught'.
+  const swallow = (): void => undefined;
+  data.on('error', swallow);
   const target = resolveInside(root, segments);
-  if (!target) throw unsafe(archive, rawPath, 'does not name a file inside the target directory');
-  await mkdir(dirname(target), { recursive: true });
+  if (!target) {
+    data.destroy();
+    throw unsafe(archive, rawPath, 'does not name a file inside the target directory');
+  }
+  try {
+    await mkdir(dirname(target), { recursive: true });
+  } catch (err) {
+    data.destroy();
+    throw err;
+  }
   // 'wx': never write through something that already exists.
   await pipeline(data, createWriteStream(target, { flags: 'wx', mode: fileMode(mode) }));
 }

@@ -43,6 +43,7 @@ export const BAD_SHAPES = [
   'tgz-symlink',
   'tgz-hardlink',
   'bomb',
+  'lying-size',
   'not-an-archive',
   'truncated-tgz',
 ] as const;
@@ -83,6 +84,7 @@ export const SHAPE_FILES: Record<ReferenceShape, string> = {
   'tgz-symlink': 'symlink.tar.gz',
   'tgz-hardlink': 'hardlink.tar.gz',
   bomb: 'bomb.mar',
+  'lying-size': 'lying-size.mar',
   'not-an-archive': 'not-an-archive.mar',
   'truncated-tgz': 'truncated.tar.gz',
 };
@@ -210,17 +212,18 @@ def raw_zip(name, entries):
         else:
             comp = data
         crc = e.get("crc", zlib.crc32(data))
+        usize = e.get("usize", len(data))
         flags = e.get("flags", 0) | (0x8 if e.get("dd") else 0)
         ext = e.get("ext", 0o100644 << 16)
         offset = len(buf)
         if e.get("dd"):
             lcrc, lcs, lus = 0, 0, 0
         else:
-            lcrc, lcs, lus = crc, len(comp), len(data)
+            lcrc, lcs, lus = crc, len(comp), usize
         buf += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, method, 0, 0x21, lcrc, lcs, lus, len(fname), 0) + fname + comp
         if e.get("dd"):
-            buf += struct.pack("<IIII", 0x08074B50, crc, len(comp), len(data))
-        cd += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 0x031E, 20, flags, method, 0, 0x21, crc, len(comp), len(data), len(fname), 0, 0, 0, 0, ext, offset) + fname
+            buf += struct.pack("<IIII", 0x08074B50, crc, len(comp), usize)
+        cd += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 0x031E, 20, flags, method, 0, 0x21, crc, len(comp), usize, len(fname), 0, 0, 0, 0, ext, offset) + fname
     n = len(entries)
     off = len(buf)
     buf += cd
@@ -388,6 +391,9 @@ def build(shape):
         tgz("hardlink.tar.gz", ts_members() + [("shadow", "hardlink", "/etc/shadow")], root="ts_edge")
     elif shape == "bomb":
         raw_zip("bomb.mar", mms_entries([{"name": b"zeros.bin", "data": bytes(BOMB), "method": 8}]))
+    elif shape == "lying-size":
+        # Headers claim 1 KiB; the deflated data inflates to BOMB bytes.
+        raw_zip("lying-size.mar", mms_entries([{"name": b"zeros.bin", "data": bytes(BOMB), "method": 8, "usize": 1024}]))
     elif shape == "not-an-archive":
         open(os.path.join(out, "not-an-archive.mar"), "wb").write(b"this is not a zip file\n")
     elif shape == "truncated-tgz":
