@@ -111,8 +111,9 @@ export class BatchAggregator<T> {
     return true;
   }
 
-  /** Call when jobs were put back into the queue from outside (e.g. unshiftAll), so idle targets take them. */
-  poke(): void {
+  /** Puts a batch that was handed out but never sent back at the head of the queue, for the next idle target. */
+  requeue(jobs: readonly T[]): void {
+    this.#queue.unshiftAll(jobs);
     this.#pump();
   }
 

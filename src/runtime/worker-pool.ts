@@ -325,10 +325,21 @@ export class WorkerPool {
 
   #run(slot: WorkerSlot, batch: Job[]): void {
     const proc = slot.proc;
-    if (proc === null) {
-      // Cannot happen (dead workers are withdrawn first); keep the jobs rather than lose them.
-      this.#aggregator.withdraw(slot);
-      this.#opts.aggregator.poke();
+    if (proc === null || proc.state !== 'ready') {
+      // The process died while idle and its 'exit' has not arrived yet: nothing was sent, so the jobs keep
+      // their place at the head of the queue (MMS only fails jobs that reached a worker).
+      if (proc !== null) {
+        slot.proc = null;
+        void proc.stop(0).catch(() => undefined);
+        const error = new MarError('WORKER_DIED', `Worker ${slot.id} (pid ${proc.pid}) is no longer running.`);
+        slot.lastError = error;
+        if (!slot.retiring) {
+          const delay = this.#scheduleRestart(slot);
+          this.#emit({ type: 'died', workerId: slot.id, pid: proc.pid, error, inFlight: 0, retryInMs: delay });
+        }
+      }
+      this.#aggregator.requeue(batch);
+      if (slot.retiring) this.#finish(slot, proc?.pid ?? null);
       return;
     }
     slot.batch = batch;
