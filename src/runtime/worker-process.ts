@@ -66,6 +66,9 @@ const DEATH_GRACE_MS = 1_000;
 /** After 'exit', how long to wait for the output pipes to close (a grandchild may hold them). */
 const PIPE_CLOSE_GRACE_MS = 2_000;
 
+/** A "line" longer than this is logged in pieces rather than buffered without bound. */
+const MAX_LINE_CHARS = 64 * 1024;
+
 const STARTED_LINES = new Set(['MMS worker started.', 'MXNet worker started.']);
 const PID_LINE = /^\[PID\]\s?(\d+)$/;
 
@@ -470,6 +473,10 @@ export class WorkerProcess extends EventEmitter {
     stream.on('data', (chunk: string) => {
       const lines = (partial + chunk).split('\n');
       partial = lines.pop()!;
+      while (partial.length > MAX_LINE_CHARS) {
+        lines.push(partial.slice(0, MAX_LINE_CHARS));
+        partial = partial.slice(MAX_LINE_CHARS);
+      }
       for (const line of lines) this.#onLine(name, line.endsWith('\r') ? line.slice(0, -1) : line);
     });
     stream.on('end', () => {

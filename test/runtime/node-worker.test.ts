@@ -133,3 +133,27 @@ test('a stray unhandled rejection in handler code is logged and does not end the
   assert.equal((await worker.predict([req('b', 'x')], 10_000)).code, 200);
   assert.ok(logs.some((l) => l.line.includes('Unhandled rejection') || l.line.includes('stray')));
 });
+
+test('stop() escalates: EOF, then SIGTERM, then SIGKILL for a worker stuck in a busy loop', async (t) => {
+  const worker = await startNode(t, NODE_FIXTURES, 'hang:handle');
+  const inFlight = worker.predict([req('a', 'spin')], 60_000).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  const t0 = Date.now();
+  await worker.stop(200);
+  assert.ok(Date.now() - t0 < 5_000);
+  assert.equal((await worker.exited).signal, 'SIGKILL');
+  const err = await inFlight;
+  assert.ok(err instanceof MarError && err.code === 'WORKER_DIED', String(err));
+});
+
+test('a worker killed by SIGKILL from outside (the OOM killer) answers 507 "Worker died."', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'oom.mjs'), 'export function handle(d) { if (d) process.kill(process.pid, "SIGKILL"); return d; }\n');
+  const worker = await startNode(t, dir, 'oom');
+  await assert.rejects(
+    worker.predict([req('a', 'x')], 10_000),
+    (e: unknown) => e instanceof MarError && e.code === 'WORKER_DIED' && e.message === 'Worker died.' && e.httpStatus === 507,
+  );
+});

@@ -276,6 +276,16 @@ test('python: a PredictionException from the mms package keeps its code and mess
   assert.deepEqual([reply.code, reply.message], [418, 'teapot']);
 });
 
+test('python: MemoryError while loading answers 507 and the worker is gone', async (t) => {
+  const err = await start(t, 'python', 'load_fail:memory').then(
+    () => assert.fail('LOAD should fail'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof MarError && err.code === 'WORKER_LOAD_FAILED' && err.httpStatus === 507, String(err));
+  assert.match(err.message, /^Failed to load model fx: MemoryError: model does not fit/);
+  assert.ok(processGone((err.details as { pid: number }).pid));
+});
+
 test('start fails cleanly: interpreter not found, early exit, startup timeout', async (t) => {
   const dir = await tempDir(t);
   await assert.rejects(start(t, 'python', 'noop:handle', { python: join(dir, 'no-such-python') }), isMar('WORKER_START_FAILED', (e) => /not found/.test(e.message)));

@@ -203,7 +203,8 @@ async function predict(h: LoadedHandler, batch: InferenceRequest[]): Promise<Wor
 // Serving one connection.
 
 function serve(conn: Socket): void {
-  const decoder = new RequestDecoder();
+  // The frontend is trusted and enforces max_request_size itself; only the int32 range limits us here.
+  const decoder = new RequestDecoder({ maxFrameBytes: 0x7fffffff });
   let handler: LoadedHandler | null = null;
   let chain = Promise.resolve();
   conn.setNoDelay(true);
