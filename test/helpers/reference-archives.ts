@@ -4,8 +4,18 @@
  * duplicates, `..`, absolute paths, links, bad CRC, truncation, zip bombs). Python's zipfile/tarfile write
  * the ordinary ones; the hostile zips are assembled byte by byte so every field is under our control.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after } from 'node:test';
 import { run } from './util.js';
+
+/** A temp dir for a whole test file, removed after its tests; call it at the top level of the file (not in a hook). */
+export async function suiteDir(prefix = 'mar-suite-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 export const GOOD_SHAPES = [
   'mms',

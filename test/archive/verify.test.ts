@@ -1,0 +1,146 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { checkPythonEntryPoint, hasNodeExport, parseDigestFile, verifyArchive, type ProblemCode } from '../../src/archive/verify.js';
+import { MarError } from '../../src/errors.js';
+import { BAD_SHAPES, buildReferenceArchives, GOOD_SHAPES, suiteDir, type ReferenceShape } from '../helpers/reference-archives.js';
+
+const dir = await suiteDir();
+const shapes = [...GOOD_SHAPES, ...BAD_SHAPES].filter((s) => s !== 'sparse-5g');
+const paths = (await buildReferenceArchives(dir, shapes)) as Record<ReferenceShape, string>;
+
+const SOUND: ReferenceShape[] = ['mms', 'torchserve', 'torchserve-store', 'torchserve-tgz', 'tgz-dot', 'node', 'with-digests', 'unpacked', 'infozip', 'bomb'];
+
+test('archives in the shapes MMS 1.0.4, TorchServe 0.12 (zip, zip-store, tgz), Info-ZIP and ours verify clean', async () => {
+  for (const shape of SOUND) {
+    const r = await verifyArchive(paths[shape]);
+    assert.deepEqual(r.problems, [], `${shape}: ${JSON.stringify(r.problems)}`);
+    assert.equal(r.ok, true, shape);
+  }
+});
+
+/** Each hostile or broken archive -> exactly these problems (code and entry). */
+const EXPECTED: [ReferenceShape, [ProblemCode, string | undefined][]][] = [
+  ['legacy', [['MANIFEST_LEGACY', 'MANIFEST.json']]],
+  ['tgz-no-root', [['TGZ_NO_ROOT', undefined]]],
+  ['stored-dd', [['STORED_WITH_DATA_DESCRIPTOR', 'weights.bin']]],
+  ['cp437', [['NAME_NOT_UTF8', 'caf\u00e9.txt']]],
+  ['backslash', [['NAME_BACKSLASH', 'MAR-INF\\MANIFEST.json'], ['MANIFEST_MISSING', undefined]]],
+  ['duplicate', [['NAME_DUPLICATE', 'MAR-INF/MANIFEST.json']]],
+  ['dotdot', [['UNSAFE_PATH', '../../evil.txt']]],
+  ['absolute', [['UNSAFE_PATH', '/tmp/evil.txt']]],
+  ['symlink', [['LINK_ENTRY', 'passwd']]],
+  ['bad-crc', [['CRC_MISMATCH', 'weights.bin']]],
+  ['lying-size', [['SIZE_MISMATCH', 'zeros.bin']]],
+  ['truncated', [['ARCHIVE_CORRUPT', undefined]]],
+  ['truncated-tgz', [['ARCHIVE_CORRUPT', undefined]]],
+  ['no-manifest', [['MANIFEST_MISSING', undefined]]],
+  ['bad-handler', [['HANDLER_MISSING', undefined]]],
+  ['bad-entry-point', [['HANDLER_ENTRY_POINT', 'model_handler.py']]],
+  ['bad-config', [['FILE_MISSING', undefined], ['CONFIG_INVALID', 'model-config.yaml']]],
+  ['bad-schema', [['MANIFEST_SCHEMA', 'MAR-INF/MANIFEST.json']]],
+  [
+    'tampered-digests',
+    [
+      ['DIGEST_MISMATCH', 'model_handler.py'],
+      ['DIGEST_UNLISTED', 'added.txt'],
+      ['DIGEST_MISSING_ENTRY', 'gone.txt'],
+    ],
+  ],
+  ['tgz-dotdot', [['UNSAFE_PATH', 'ts_edge/../../evil.txt']]],
+  ['tgz-absolute', [['UNSAFE_PATH', '/tmp/evil.txt'], ['MANIFEST_MISSING', undefined]]],
+  ['tgz-symlink', [['LINK_ENTRY', 'ts_edge/passwd']]],
+  ['tgz-hardlink', [['LINK_ENTRY', 'ts_edge/shadow']]],
+];
+
+for (const [shape, expected] of EXPECTED) {
+  test(`verify reports exactly the problem in a ${shape} archive`, async () => {
+    const r = await verifyArchive(paths[shape]);
+    assert.equal(r.ok, false);
+    const got = r.problems.map((p) => [p.code, p.path] as [ProblemCode, string | undefined]);
+    assert.deepEqual(got.sort(), [...expected].sort());
+    for (const p of r.problems) {
+      assert.ok(!p.message.includes('\n'), 'one line per problem');
+      assert.ok(p.message.length > 20, 'says what is wrong and how to fix it');
+    }
+  });
+}
+
+test('problem messages name the consequence and the fix', async () => {
+  const dd = await verifyArchive(paths['stored-dd']);
+  assert.match(dd.problems[0]!.message, /only DEFLATED entries can have EXT descriptor/);
+  const crc = await verifyArchive(paths['bad-crc']);
+  assert.match(crc.problems[0]!.message, /CRC-32 is [0-9a-f]{8} but the archive records [0-9a-f]{8}/);
+  const handler = await verifyArchive(paths['bad-handler']);
+  assert.match(handler.problems[0]!.message, /looked for model_handler\.py, model_handler\/__init__\.py/);
+  const cfg = await verifyArchive(paths['bad-config']);
+  assert.match(cfg.problems.find((p) => p.code === 'CONFIG_INVALID')!.message, /batchSize must be an integer/);
+  const truncated = await verifyArchive(paths.truncated);
+  assert.match(truncated.problems[0]!.message, /truncated/);
+});
+
+test('verify refuses what is not an archive with ARCHIVE_UNSUPPORTED, and a missing path with INPUT_NOT_FOUND', async () => {
+  await assert.rejects(verifyArchive(paths['not-an-archive']), (e: unknown) => e instanceof MarError && e.code === 'ARCHIVE_UNSUPPORTED');
+  await assert.rejects(verifyArchive(join(dir, 'nope.mar')), (e: unknown) => e instanceof MarError && e.code === 'INPUT_NOT_FOUND');
+});
+
+test('verify on a model directory flags symlinks and checks the handler', async () => {
+  const model = join(dir, 'dir-with-link');
+  await mkdir(join(model, 'MAR-INF'), { recursive: true });
+  await writeFile(join(model, 'MAR-INF', 'MANIFEST.json'), JSON.stringify({ runtime: 'python', model: { modelName: 'd', handler: 'h:predict' } }));
+  await writeFile(join(model, 'h.py'), 'import os\n\nasync def predict(data, context):\n    return data\n');
+  await symlink('/etc/hostname', join(model, 'host'));
+  const r = await verifyArchive(model);
+  assert.deepEqual(
+    r.problems.map((p) => [p.code, p.path]),
+    [['LINK_ENTRY', 'host']],
+  );
+});
+
+test('TorchServe built-in handler names are a warning, not a problem', async () => {
+  const model = join(dir, 'builtin');
+  await mkdir(join(model, 'MAR-INF'), { recursive: true });
+  await writeFile(join(model, 'MAR-INF', 'MANIFEST.json'), JSON.stringify({ runtime: 'python', model: { modelName: 'b', handler: 'image_classifier', modelVersion: '1.0' } }));
+  const r = await verifyArchive(model);
+  assert.equal(r.ok, true);
+  assert.deepEqual(r.warnings.map((w) => w.code), ['HANDLER_BUILTIN']);
+});
+
+test('Python entry points resolve as MMS does: the function if present, else exactly one class', () => {
+  assert.equal(checkPythonEntryPoint('def handle(data, ctx):\n    pass\n', 'handle'), null);
+  assert.equal(checkPythonEntryPoint('async def infer(data, ctx):\n    pass\n', 'infer'), null);
+  assert.equal(checkPythonEntryPoint('from impl import handle\n', 'handle'), null);
+  assert.equal(checkPythonEntryPoint('handle = make_handler()\n', 'handle'), null);
+  assert.equal(checkPythonEntryPoint('class H(BaseHandler):\n    pass\n', 'handle'), null);
+  assert.equal(checkPythonEntryPoint('class H:\n    def initialize(self, c): pass\n    def handle(self, d, c): pass\n', 'handle'), null);
+  // A nested def is not a module attribute.
+  assert.match(checkPythonEntryPoint('class A:\n    def handle(self): pass\nclass B:\n    pass\n', 'handle')!, /2 classes \(A, B\)/);
+  assert.match(checkPythonEntryPoint('x = 1\n', 'handle')!, /no top-level function handle\(\) and no class/);
+  assert.match(checkPythonEntryPoint('class H:\n    def handle(self, d, c): pass\n', 'handle')!, /no method initialize/);
+  assert.match(checkPythonEntryPoint('def other():\n    def handle(): pass\n', 'handle')!, /no top-level function/);
+});
+
+test('Node handlers must export the function in any usual spelling', () => {
+  for (const src of [
+    'export function handle(b) {}',
+    'export async function handle(b) {}',
+    'export const handle = async (b) => b;',
+    'async function handle() {}\nexport { handle };',
+    'exports.handle = function () {};',
+    'module.exports.handle = () => 1;',
+    'module.exports = { init, handle };',
+  ]) {
+    assert.equal(hasNodeExport(src, 'handle'), true, src);
+  }
+  assert.equal(hasNodeExport('function handle() {}\nexport function handler() {}', 'handle'), false);
+  assert.equal(hasNodeExport('export const handled = 1;', 'handle'), false);
+});
+
+test('digest files: "<sha256>  <size>  <path>" and "<sha256>  <path>" lines', () => {
+  const h = 'a'.repeat(64);
+  const { digests, errors } = parseDigestFile(`${h}  12  dir/a b.txt\n${h.toUpperCase()}  *model.pt\n\nbogus line\n`);
+  assert.deepEqual(digests.get('dir/a b.txt'), { sha256: h, size: 12, line: 1 });
+  assert.deepEqual(digests.get('model.pt'), { sha256: h, line: 2 });
+  assert.deepEqual(errors, ['line 4 is not "<sha256>  <size>  <path>"']);
+});
