@@ -133,6 +133,15 @@ describe('model-server predict', () => {
     ]);
   });
 
+  it('runs a Node handler with --runtime node, inputs as one batch', async () => {
+    const nodeHandlers = join(FIXTURES, 'handlers', 'node');
+    const r = await server(['predict', nodeHandlers, '--model-name', 'n', '--handler', 'batch_size', '--runtime', 'node', '--data', 'a', '--data', 'b', '--json', '-q']);
+    assert.equal(r.code, 0, r.stderr);
+    const bodies = (JSON.parse(r.stdout) as Array<{ body: string }>).map((o) => JSON.parse(o.body));
+    assert.equal(bodies.length, 2);
+    for (const b of bodies) assert.deepEqual(b, { batch_length: 2, batch_size: 2 });
+  });
+
   it('a handler error prints "error: <status> <message>" and exits 1', async () => {
     const r = await server(onDir('errors:prediction_exception', '--data', 'x', '-q'));
     assert.equal(r.code, 1);

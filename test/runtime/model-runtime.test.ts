@@ -153,6 +153,22 @@ describe('ModelRuntime with real Python workers', () => {
     assert.ok(performance.now() - t0 < 5000);
   });
 
+  it('close() under load: every one of many concurrent requests gets an answer', async (t) => {
+    const rt = await runtimeFor(t, 'slow', { minWorkers: 2, batchSize: 4, maxBatchDelayMs: 20, jobQueueSize: 200 });
+    const all = Array.from({ length: 120 }, (_, i) => rt.submit(textRequest(i % 10 === 0 ? '30' : '2')));
+    const settledAll = Promise.allSettled(all);
+    // Close once the first answer is in, with batches in flight and many still queued.
+    await Promise.race(all);
+    await rt.close({ graceMs: 5000 });
+    const settled = await settledAll;
+    let ok = 0;
+    for (const s of settled) {
+      if (s.status === 'fulfilled') ok++;
+      else isMar('SERVICE_UNAVAILABLE', 503, NO_WORKER)(s.reason);
+    }
+    assert.ok(ok >= 1 && ok < 120, `${ok} served, the rest answered 503`);
+  });
+
   it('workers() describes real processes; health() counts them', async (t) => {
     const rt = await runtimeFor(t, 'noop', { minWorkers: 2 });
     const ws = rt.workers();
