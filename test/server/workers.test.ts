@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { HttpResult, RunningServer } from './server-helpers.js';
+import { http, register, registerPy, startServer } from './server-helpers.js';
+
+/**
+ * A handler that announces every batch on stdout (the server forwards worker lines to its stderr), so the
+ * test can wait for "the batch is in the worker" instead of sleeping. Body "hang" never answers; other
+ * bodies are echoed back.
+ */
+const SIGNAL_HANDLER = `
+import sys, time
+
+def handle(data, context):
+    if data is None:
+        return None
+    bodies = []
+    for r in data:
+        b = r.get("body")
+        bodies.append(bytes(b).decode() if isinstance(b, (bytes, bytearray)) else str(b))
+    print("BATCH " + context.model_name + " " + ",".join(bodies), flush=True)
+    if "hang" in bodies:
+        while True:
+            time.sleep(3600)
+    return bodies
+`;
+
+async function addSignalModel(s: RunningServer): Promise<void> {
+  await mkdir(join(s.store, 'sig'), { recursive: true });
+  await writeFile(join(s.store, 'sig', 'announce.py'), SIGNAL_HANDLER);
+}
+
+const post = (s: RunningServer, model: string, body: string): Promise<HttpResult> =>
+  http(s.inference, 'POST', `/predictions/${model}`, body, { 'content-type': 'text/plain' });
+
+test('workers: batching, queue full, worker death, response timeout, Node handlers', async (t) => {
+  const s = await startServer(t, { props: { job_queue_size: 2 } });
+  await addSignalModel(s);
+
+  await t.test('concurrent requests reach the handler as one batch; a lone request waits max_batch_delay at most', async () => {
+    const r = await registerPy(s, 'batch', 'batch_size:handle', { batch_size: 2, max_batch_delay: 5000 });
+    assert.equal(r.status, 200, r.text);
+    const results = await Promise.all([post(s, 'batch', 'a'), post(s, 'batch', 'b')]);
+    for (const res of results) assert.deepEqual(JSON.parse(res.text), { batch_length: 2, batch_size: 2 });
+    await registerPy(s, 'batch_short', 'batch_size:handle', { batch_size: 8, max_batch_delay: 50 });
+    const t0 = performance.now();
+    const lone = await post(s, 'batch_short', 'a');
+    assert.deepEqual(JSON.parse(lone.text), { batch_length: 1, batch_size: 8 });
+    assert.ok(performance.now() - t0 < 2000);
+  });
+
+  await t.test('queue full -> 503; worker killed mid-batch -> 500 "Worker died.", replacement serves queued jobs', async () => {
+    const r = await register(s, { url: 'sig', model_name: 'sig', handler: 'announce:handle', initial_workers: 1 });
+    assert.equal(r.status, 200, r.text);
+    const pid = (await http(s.management, 'GET', '/models/sig')).json().workers[0].pid as number;
+    const inFlight = post(s, 'sig', 'hang');
+    await s.waitLine(/BATCH sig hang/);
+    // job_queue_size=2: two of three wait, one is refused at once
+    const queued = [post(s, 'sig', 'q1'), post(s, 'sig', 'q2'), post(s, 'sig', 'q3')];
+    const first = await Promise.race(queued);
+    assert.equal(first.status, 503);
+    assert.deepEqual(first.json(), {
+      code: 503,
+      type: 'ServiceUnavailableException',
+      message: 'No worker is available to serve request for model: sig. Consider increasing job queue size.',
+    });
+    process.kill(pid, 'SIGTERM'); // SIGKILL would be exit 137: 507 like MMS
+    const died = await inFlight;
+    assert.equal(died.status, 500);
+    assert.deepEqual(died.json(), { code: 500, type: 'InternalServerException', message: 'Worker died.' });
+    const all = await Promise.all(queued);
+    const ok = all.filter((x) => x.status === 200).map((x) => x.text).sort();
+    assert.equal(ok.length, 2);
+    assert.ok(ok.every((b) => /^q[123]$/.test(b)));
+    const d = (await http(s.management, 'GET', '/models/sig')).json();
+    assert.equal(d.workers.length, 1);
+    assert.notEqual(d.workers[0].pid, pid, 'a replacement worker runs');
+  });
+
+  await t.test('a worker that misses response_timeout is killed: 500 "Worker died.", then a replacement answers', async () => {
+    const body = JSON.stringify({ url: 'sig', model_name: 'slowpoke', handler: 'announce:handle', initial_workers: 1, response_timeout: 1 });
+    assert.equal((await http(s.management, 'POST', '/models', body, { 'content-type': 'application/json' })).status, 200);
+    const r = await post(s, 'slowpoke', 'hang');
+    assert.equal(r.status, 500);
+    assert.equal(r.json().message, 'Worker died.');
+    const ok = await post(s, 'slowpoke', 'fine');
+    assert.deepEqual([ok.status, ok.text], [200, 'fine']);
+  });
+
+  await t.test('ping reports Partial Healthy while some configured workers are not running', async () => {
+    // every model above has its workers up again
+    assert.deepEqual((await http(s.inference, 'GET', '/ping')).json(), { status: 'Healthy' });
+    // a model whose only worker keeps failing to load: 0 of 1 running
+    const broken = await registerPy(s, 'broken', 'load_fail:handle', { synchronous: false });
+    assert.equal(broken.status, 202);
+    const status = (await http(s.inference, 'GET', '/ping')).json().status;
+    assert.equal(status, 'Partial Healthy');
+    await http(s.management, 'DELETE', '/models/broken');
+  });
+
+  await t.test('Node handlers are served too (runtime=node)', async () => {
+    const r = await register(s, { url: 'node', model_name: 'jsnoop', handler: 'noop:handle', runtime: 'node', initial_workers: 1 });
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await post(s, 'jsnoop', 'x')).text, 'OK');
+    assert.equal((await http(s.management, 'GET', '/models/jsnoop')).json().runtime, 'node');
+  });
+});
