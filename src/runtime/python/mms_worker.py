@@ -367,6 +367,7 @@ def load_model(model_name, model_path, batch_size, handler, gpu_id):
 
 def emit_metrics(store):
     """Prints the store's metrics as `[METRICS]...` lines (one write: they are on the hot path)."""
+    end_lines()
     metrics = getattr(store, "store", None)
     if metrics:
         sys.stdout.write("".join("[METRICS]{}\n".format(m) for m in metrics))
@@ -413,6 +414,7 @@ class Worker(object):
         except BaseException as e:  # noqa: B902 - any failure at load is a failed load, reported
             if isinstance(e, KeyboardInterrupt):
                 raise
+            end_lines()
             code = 507 if isinstance(e, MemoryError) else 500
             message = _one_line("Failed to load model {}: {}: {}".format(model_name, type(e).__name__, e))
             logger.error("%s", message)
@@ -439,20 +441,23 @@ class Worker(object):
             context.request_processor = processors
             context.metrics = metrics
             start = time.time()
-            ret = self.model.entry(data, context)
+            try:
+                ret = self.model.entry(data, context)
+            finally:
+                end_lines()  # the handler's output ends before ours starts
             duration_ms = round((time.time() - start) * 1000, 2)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as e:  # includes MemoryError; a handler error never ends the worker
             pe = prediction_error_of(e)
             if pe is not None:
-                logger.error("Prediction error", exc_info=True)
+                logger.error("The handler raised PredictionException(%s, %r)", pe[0], pe[1], exc_info=True)
                 response = encode_predict_response(None, requests, pe[1], pe[0])
             elif isinstance(e, MemoryError):
                 logger.error("System out of memory", exc_info=True)
                 response = encode_predict_response(None, requests, "Out of resources", 507)
             else:
-                logger.warning("Invalid input", exc_info=True)
+                logger.warning("The handler raised an exception: answering 503 Prediction failed", exc_info=True)
                 response = encode_predict_response(None, requests, "Prediction failed", 503)
         if response is None:
             if not isinstance(ret, list):
@@ -495,11 +500,50 @@ def parse_args(argv):
     return args
 
 
+class LineStream(object):
+    """Wraps sys.stdout/sys.stderr to know whether a partial line is pending.
+
+    The frontend reads our output line by line ([METRICS] lines, the started line): a handler's
+    `print(..., end="")` must not glue the next line of ours onto its text, so end_line() completes it.
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.at_line_start = True
+
+    def write(self, text):
+        n = self._stream.write(text)
+        if text:
+            self.at_line_start = text[-1] == "\n"
+        return n
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def end_line(self):
+        if not self.at_line_start:
+            self.write("\n")
+        self._stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def end_lines():
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, LineStream):
+            stream.end_line()
+
+
 def setup_logging():
-    try:
-        sys.stdout.reconfigure(line_buffering=True)
-    except AttributeError:
-        pass
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            stream.reconfigure(line_buffering=True)
+        except AttributeError:
+            pass
+        setattr(sys, name, LineStream(stream))
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger()
