@@ -477,6 +477,25 @@ test('the model dir and the handler dir come first on sys.path: user modules sha
   assert.deepEqual([failed.code, failed.message], [451, 'own class']);
 });
 
+test('a partial line printed by the handler is completed before the worker prints its own lines', async (t) => {
+  const modelDir = await tempDir(t, 'pyw-model-');
+  await writeFile(
+    join(modelDir, 'partial.py'),
+    'import sys\n' +
+      'def handle(data, context):\n' +
+      '    print("progress...", end="")\n' +
+      '    sys.stderr.write("warn without newline")\n' +
+      '    return None if data is None else ["OK"] * len(data)\n',
+  );
+  const w = await loaded(t, 'partial', modelDir);
+  await w.predict([req('a')]);
+  const metric = await w.waitLine((l) => l.includes('[METRICS]'));
+  assert.ok(metric.startsWith('[METRICS]PredictionTime'), metric);
+  assert.ok(parseMetricLine(metric));
+  assert.ok(w.lines.includes('progress...'));
+  assert.ok(w.lines.includes('warn without newline'));
+});
+
 test('accepts the extra MMS command-line arguments and serves TCP on 127.0.0.1', async (t) => {
   const probe = createServer();
   probe.listen(0, '127.0.0.1');

@@ -29,9 +29,11 @@ import uuid
 _HERE = os.path.dirname(os.path.realpath(__file__))
 _COMPAT_DIR = os.path.join(_HERE, "compat")
 
-# Our own directory must not shadow a user module of the same name (MMS does the same); the
-# compat package goes last. No .pyc files in the installed package directory.
-sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _HERE]
+# Our own directory must not shadow a user module of the same name (MMS does the same). The compat
+# package goes LAST, after site-packages too (even if PYTHONPATH lists it), so that the model's modules
+# and a real MMS/TorchServe installed for this interpreter win over our aliases.
+# No .pyc files in the installed package directory.
+sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") not in (_HERE, _COMPAT_DIR)]
 sys.path.append(_COMPAT_DIR)
 sys.dont_write_bytecode = True
 
