@@ -10,9 +10,9 @@
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { describeFsError, MarError } from '../errors.js';
 import { isTorchServeBuiltin, moduleCandidates, parseEntryPoint, type EntryPoint } from '../handler/entry-point.js';
 import {
@@ -76,7 +76,7 @@ export async function openModel(source: string, options: OpenModelOptions = {}):
   if (st.isDirectory()) return describeModel(abs, abs, options, async () => {});
   if (!st.isFile()) throw new MarError('INPUT_INVALID', `model ${source} is neither a file nor a directory`);
 
-  const lease = await acquireExtraction(abs, options.cacheDir ?? defaultCacheDir());
+  const lease = await acquireExtraction(abs, options.cacheDir);
   try {
     return await describeModel(abs, lease.dir, options, lease.release);
   } catch (err) {
@@ -308,13 +308,31 @@ async function extractInto(archive: string, entryDir: string): Promise<string> {
   return modelDir;
 }
 
-async function acquireExtraction(archive: string, cacheRoot: string): Promise<{ dir: string; release: () => Promise<void> }> {
-  const root = resolve(cacheRoot);
+/**
+ * Creates the cache root. The default one lives in the shared temp dir, so it must be ours alone: a directory
+ * another user created (or can write to) could swap extracted handler code under us.
+ */
+async function ensureCacheRoot(root: string, isDefault: boolean): Promise<void> {
   try {
     await mkdir(root, { recursive: true, mode: 0o700 });
   } catch (err) {
     throw new MarError('OUTPUT_FAILED', `cannot create the model cache ${root}: ${describeFsError(err)}; set MAR_CACHE_DIR`, { cause: err });
   }
+  if (!isDefault || typeof process.getuid !== 'function') return;
+  for (const dir of [dirname(root), root]) {
+    const st = await lstat(dir);
+    if (!st.isDirectory() || st.uid !== process.getuid() || (st.mode & 0o022) !== 0) {
+      throw new MarError(
+        'OUTPUT_FAILED',
+        `the model cache ${dir} is not private to this user (a symlink, owned by uid ${st.uid}, or group/world-writable); remove it or set MAR_CACHE_DIR`,
+      );
+    }
+  }
+}
+
+async function acquireExtraction(archive: string, cacheRoot: string | undefined): Promise<{ dir: string; release: () => Promise<void> }> {
+  const root = resolve(cacheRoot ?? defaultCacheDir());
+  await ensureCacheRoot(root, cacheRoot === undefined && !process.env['MAR_CACHE_DIR']);
   await sweepStale(root);
   const entryDir = join(root, await sha256File(archive));
   await removals.get(entryDir);

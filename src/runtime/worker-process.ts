@@ -72,6 +72,12 @@ const MAX_LINE_CHARS = 64 * 1024;
 const STARTED_LINES = new Set(['MMS worker started.', 'MXNet worker started.']);
 const PID_LINE = /^\[PID\]\s?(\d+)$/;
 
+/** setTimeout fires at once for delays over 2^31-1 ms (and for Infinity): clamp; null = no timer. */
+function timerDelay(ms: number | undefined): number | null {
+  if (ms === undefined || Number.isNaN(ms) || ms === Infinity) return null;
+  return Math.min(Math.max(ms, 1), 0x7fffffff);
+}
+
 function defaultLog(l: WorkerLogLine): void {
   process.stderr.write(`[${l.modelName} W-${l.workerId}] ${l.line}\n`);
 }
@@ -223,7 +229,8 @@ export class WorkerProcess extends EventEmitter {
     this.#state = 'busy';
     return new Promise<WorkerReply>((resolve, reject) => {
       const pending: Pending = { kind: 'predict', resolve, reject, timer: null };
-      pending.timer = setTimeout(() => {
+      const delay = timerDelay(timeoutMs);
+      if (delay !== null) pending.timer = setTimeout(() => {
         if (this.#pending !== pending) return;
         this.#pending = null;
         reject(
@@ -233,7 +240,7 @@ export class WorkerProcess extends EventEmitter {
           ),
         );
         void this.#terminate(0);
-      }, timeoutMs);
+      }, delay);
       this.#pending = pending;
       this.#socket!.write(frame);
     });
@@ -272,7 +279,8 @@ export class WorkerProcess extends EventEmitter {
     const timeoutMs = this.#options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
     const started = new Promise<WorkerReply>((resolve, reject) => {
       const pending: Pending = { kind: 'start', resolve, reject, timer: null };
-      pending.timer = setTimeout(() => {
+      const delay = timerDelay(timeoutMs);
+      if (delay !== null) pending.timer = setTimeout(() => {
         if (this.#pending !== pending) return;
         this.#pending = null;
         reject(
@@ -282,7 +290,7 @@ export class WorkerProcess extends EventEmitter {
             { details: { pid: this.pid } },
           ),
         );
-      }, timeoutMs);
+      }, delay);
       this.#pending = pending;
     });
     return started.then(() => this.#load());
@@ -334,11 +342,12 @@ export class WorkerProcess extends EventEmitter {
     const reply = await new Promise<WorkerReply>((resolve, reject) => {
       if (this.#exitInfo) return reject(this.#startError());
       const pending: Pending = { kind: 'load', resolve, reject, timer: null };
-      pending.timer = setTimeout(() => {
+      const delay = timerDelay(timeoutMs);
+      if (delay !== null) pending.timer = setTimeout(() => {
         if (this.#pending !== pending) return;
         this.#pending = null;
         reject(new MarError('WORKER_START_FAILED', `model ${model.name} worker W-${this.id} did not answer LOAD within ${timeoutMs} ms`));
-      }, timeoutMs);
+      }, delay);
       this.#pending = pending;
       this.#socket!.write(frame);
     });

@@ -3,11 +3,12 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MarError } from '../../src/errors.js';
 import { openModel } from '../../src/runtime/model.js';
 import { WorkerProcess } from '../../src/runtime/worker-process.js';
+import { packagePath } from '../../src/util/package-info.js';
 import { run, tempDir } from '../helpers/util.js';
 
 const MANIFEST = (extra: Record<string, unknown> = {}, model: Record<string, unknown> = {}) =>
@@ -177,4 +178,21 @@ test('entries left by a dead process are swept; entries of a live process are ke
   assert.ok(!names.includes('a'.repeat(64)), 'stale entry removed');
   assert.ok(names.includes('b'.repeat(64)), 'live entry kept');
   await m.release();
+});
+
+test('the default cache under the shared temp dir is refused when another user could write to it', async (t) => {
+  const work = await tempDir(t);
+  const mar = await zipDir(await modelDir(t), join(work, 'squeeze.mar'));
+  const tmp = join(work, 'tmp');
+  await mkdir(join(tmp, `mar-tools-${process.getuid!()}`), { recursive: true });
+  await chmod(join(tmp, `mar-tools-${process.getuid!()}`), 0o777);
+  const script =
+    `import(${JSON.stringify(packagePath('dist', 'src', 'runtime', 'model.js'))})` +
+    `.then((m) => m.openModel(${JSON.stringify(mar)})).then((m) => { console.log(m.dir); return m.release(); }, (e) => console.log(e.code, e.message))`;
+  const env = { TMPDIR: tmp, MAR_CACHE_DIR: '' };
+  const refused = await run(process.execPath, ['-e', script], { env });
+  assert.match(refused.stdout, /^OUTPUT_FAILED the model cache .*mar-tools-\d+ is not private to this user/);
+  await chmod(join(tmp, `mar-tools-${process.getuid!()}`), 0o700);
+  const ok = await run(process.execPath, ['-e', script], { env });
+  assert.ok(ok.stdout.startsWith(join(tmp, `mar-tools-${process.getuid!()}`, 'models')), ok.stdout + ok.stderr);
 });

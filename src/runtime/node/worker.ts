@@ -5,6 +5,7 @@
  * A handler error never ends the process; a failed LOAD is answered (500) and then the process exits 1.
  */
 
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { isAbsolute, join } from 'node:path';
@@ -89,6 +90,9 @@ async function loadHandler(load: LoadRequest): Promise<LoadedHandler> {
     },
     modelYamlConfig: readYamlConfig(load.modelPath, manifest),
   });
+
+  // Metrics recorded while loading belong to a fresh id, as MMS's load-time store (a uuid4).
+  context.startBatch(null, randomUUID());
 
   // Named exports first, then a CommonJS module.exports / default export object.
   const def = mod['default'];
