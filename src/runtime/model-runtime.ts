@@ -61,6 +61,8 @@ export interface ScaleResult {
   error?: MarError;
 }
 
+const MAX_TIMER_MS = 2_147_483_647;
+
 const DEFAULTS = {
   batchSize: 1,
   maxBatchDelayMs: 100,
@@ -129,7 +131,8 @@ export class ModelRuntime {
     this.jobQueueSize = checkInt('job queue size', options.jobQueueSize ?? DEFAULTS.jobQueueSize, 1);
     const timeout = options.responseTimeoutMs ?? DEFAULTS.responseTimeoutMs;
     if (!(timeout > 0)) throw new MarError('USAGE', `response timeout must be > 0 ms, got ${timeout}`);
-    this.responseTimeoutMs = timeout;
+    // setTimeout treats anything above 2^31-1 ms (24.8 days) as 1 ms.
+    this.responseTimeoutMs = Math.min(timeout, MAX_TIMER_MS);
     this.#minWorkers = checkInt('min workers', options.minWorkers ?? DEFAULTS.minWorkers, 0);
     this.#maxWorkers = checkInt('max workers', options.maxWorkers ?? this.#minWorkers, this.#minWorkers);
     if (options.backoffMs !== undefined && (options.backoffMs.length === 0 || options.backoffMs.some((ms) => !(ms >= 0)))) {
@@ -149,7 +152,7 @@ export class ModelRuntime {
     this.#pool = new WorkerPool({
       model: options.model,
       batchSize: this.batchSize,
-      responseTimeoutMs: timeout,
+      responseTimeoutMs: this.responseTimeoutMs,
       aggregator: this.#aggregator,
       workerOptions,
       ...(options.backoffMs ? { backoffMs: options.backoffMs } : {}),
@@ -293,7 +296,7 @@ export class ModelRuntime {
         this.#drainWaiter = null;
         resolve();
       };
-      const timer = setTimeout(finish, ms);
+      const timer = Number.isFinite(ms) ? setTimeout(finish, Math.min(ms, MAX_TIMER_MS)) : undefined;
       this.#drainWaiter = check;
       check();
     });

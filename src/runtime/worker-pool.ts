@@ -400,7 +400,7 @@ export class WorkerPool {
       slot.status = 'UNLOADING';
       if (Number.isFinite(graceMs)) {
         const proc = slot.proc;
-        slot.killTimer = setTimeout(() => void proc?.stop(0).catch(() => undefined), Math.max(0, graceMs));
+        slot.killTimer = setTimeout(() => void proc?.stop(0).catch(() => undefined), Math.min(Math.max(0, graceMs), 2_147_483_647));
       }
     } else if (slot.proc !== null) {
       this.#aggregator.withdraw(slot);
