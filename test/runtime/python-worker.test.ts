@@ -414,6 +414,21 @@ test('class entry point: one class is instantiated, initialize(context) runs at 
   assert.deepEqual(bodyJson(second, 1), { initialized: true, model_name: 'm', call: 2, index: 1 });
 });
 
+test('a TorchServe-style handler subclassing BaseHandler runs without torch', async (t) => {
+  const { worker: w } = await startWorker(t);
+  assert.equal((await w.load('ts_base_handler', { name: 'tsb' })).reply.code, 200);
+  const r = await w.predict([req('a', [['body', 'application/json', '[1, 2, 3]']]), req('b', [['body', 'application/json', '[20]']])]);
+  assert.equal(r.code, 200);
+  assert.deepEqual([bodyJson(r, 0), bodyJson(r, 1)], [
+    { sum: 6, label: 'small' },
+    { sum: 20, label: 'big' },
+  ]);
+  const handlerTime = parseMetricLine(await w.waitLine((l) => l.startsWith('[METRICS]HandlerTime')));
+  assert.deepEqual(handlerTime?.requestIds, ['a', 'b']);
+  const bad = await w.predict([req('c', [['body', 'text/plain', 'nope']])]);
+  assert.deepEqual([bad.code, bad.message], [400, 'send a JSON list of numbers']);
+});
+
 test('load failures are answered (500, 507 for MemoryError) with the cause, logged with the traceback, then exit 1', async (t) => {
   const cases: Array<[string, number, string]> = [
     ['load_fail', 500, 'Failed to load model lf: RuntimeError: weights file is corrupt'],
