@@ -36,6 +36,8 @@ export interface ModelRuntimeOptions {
   maxResponseBytes?: number;
   /** Extra environment for the worker processes. */
   env?: NodeJS.ProcessEnv;
+  /** How long a worker may take to answer LOAD (ms). Default: WorkerProcess's (120 s). */
+  loadTimeoutMs?: number;
   /** Worker lifecycle events (started, died, start-failed, stopped). Default: one line each on stderr. */
   onEvent?: (event: PoolEvent) => void;
   /** Restart delays in ms (default 1, 1, 2, 3, 5, 8, ... s); tests shorten them. */
@@ -145,6 +147,7 @@ export class ModelRuntime {
     if (options.python !== undefined) workerOptions.python = options.python;
     if (options.decodeInputRequest !== undefined) workerOptions.decodeInputRequest = options.decodeInputRequest;
     if (options.startTimeoutMs !== undefined) workerOptions.startTimeoutMs = options.startTimeoutMs;
+    if (options.loadTimeoutMs !== undefined) workerOptions.loadTimeoutMs = options.loadTimeoutMs;
     if (options.log !== undefined) workerOptions.log = options.log;
     if (options.onMetric !== undefined) workerOptions.onMetric = options.onMetric;
     if (options.maxResponseBytes !== undefined) workerOptions.maxResponseBytes = options.maxResponseBytes;

@@ -63,6 +63,9 @@ export interface WorkerPoolOptions {
   onBatchDone?: () => void;
 }
 
+/** setTimeout's largest delay. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 /** Grace for a worker to exit on EOF before SIGTERM/SIGKILL when we stop it. */
 const STOP_GRACE_MS = 2000;
 
@@ -116,6 +119,8 @@ class WorkerSlot implements BatchTarget<Job> {
   status: WorkerStatus = 'STARTING';
   batch: Job[] | null = null;
   retiring = false;
+  /** Retired and removed from the pool (its process may still be on its way out). */
+  finished = false;
   retryTimer: NodeJS.Timeout | null = null;
   killTimer: NodeJS.Timeout | null = null;
   readonly backoff: Backoff;
@@ -395,12 +400,14 @@ export class WorkerPool {
       slot.retryTimer = null;
       this.#finish(slot, null);
     } else if (slot.status === 'STARTING') {
-      slot.status = 'UNLOADING'; // #started / #startFailed finish it
+      slot.status = 'UNLOADING'; // #started / #startFailed stop the process and finish
+      // A start cannot be cancelled (a LOAD may hang up to its timeout): don't make close() wait past the grace.
+      if (Number.isFinite(graceMs)) slot.killTimer = setTimeout(() => this.#finish(slot, null), Math.min(Math.max(0, graceMs), MAX_TIMER_MS));
     } else if (slot.batch !== null) {
       slot.status = 'UNLOADING';
       if (Number.isFinite(graceMs)) {
         const proc = slot.proc;
-        slot.killTimer = setTimeout(() => void proc?.stop(0).catch(() => undefined), Math.min(Math.max(0, graceMs), 2_147_483_647));
+        slot.killTimer = setTimeout(() => void proc?.stop(0).catch(() => undefined), Math.min(Math.max(0, graceMs), MAX_TIMER_MS));
       }
     } else if (slot.proc !== null) {
       this.#aggregator.withdraw(slot);
@@ -426,7 +433,8 @@ export class WorkerPool {
   }
 
   #finish(slot: WorkerSlot, pid: number | null): void {
-    if (slot.status === 'STOPPED') return;
+    if (slot.finished) return;
+    slot.finished = true;
     if (slot.killTimer) clearTimeout(slot.killTimer);
     slot.killTimer = null;
     slot.status = 'STOPPED';
