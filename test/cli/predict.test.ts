@@ -94,6 +94,9 @@ describe('model-server predict', () => {
     assert.equal(out[0].headers['X-Trace'], 'abc');
     assert.equal(out[0].headers['Content-Type'], 'application/json');
 
+    const stdin = await server(onDir('echo', '--input', '-', '--content-type', 'application/json', '--json', '-q'), { input: '{"from": "stdin"}' });
+    assert.deepEqual(JSON.parse((JSON.parse(stdin.stdout) as Array<{ body: string }>)[0]!.body).params.body.value, { from: 'stdin' });
+
     const forced = await server(onDir('echo', '--data', '{"x": 1}', '--content-type', 'text/plain', '--json', '-q'));
     const echoed = JSON.parse((JSON.parse(forced.stdout) as Array<{ body: string }>)[0]!.body);
     assert.equal(echoed.params.body.type, 'str');

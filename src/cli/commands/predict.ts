@@ -65,11 +65,21 @@ function dataContentType(text: string): string {
   }
 }
 
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
 async function readInputs(sources: readonly InputSource[], contentType: string | undefined): Promise<Input[]> {
   const inputs: Input[] = [];
   for (const s of sources) {
     if (s.kind === 'data') {
       inputs.push({ label: '--data', contentType: contentType ?? dataContentType(s.text), value: Buffer.from(s.text, 'utf8') });
+      continue;
+    }
+    if (s.path === '-') {
+      inputs.push({ label: 'stdin', contentType: contentType ?? 'application/octet-stream', value: await readStdin() });
       continue;
     }
     let value: Buffer;
@@ -188,7 +198,7 @@ export function registerPredict(program: Command): void {
     .command('predict')
     .description('run a model once on local inputs through a real worker (the same runtime as the server) and print the results')
     .argument('<model>', 'a .mar / .tar.gz archive or a model directory')
-    .option('-i, --input <file>', 'an input file (repeatable; all inputs go as one batch when the batch size allows)', (v: string) => {
+    .option('-i, --input <file>', 'an input file, - for stdin (repeatable; all inputs go as one batch when the batch size allows)', (v: string) => {
       sources.push({ kind: 'file', path: v });
       return v;
     })
