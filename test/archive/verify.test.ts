@@ -144,3 +144,36 @@ test('digest files: "<sha256>  <size>  <path>" and "<sha256>  <path>" lines', ()
   assert.deepEqual(digests.get('model.pt'), { sha256: h, line: 2 });
   assert.deepEqual(errors, ['line 4 is not "<sha256>  <size>  <path>"']);
 });
+
+test('round trip: archives from createArchive in every format inspect, verify and extract to the same bytes', async () => {
+  const { createArchive } = await import('../../src/archive/pack.js');
+  const { inspectArchive } = await import('../../src/archive/inspect.js');
+  const { extractArchive } = await import('../../src/archive/extract.js');
+  const { readFile } = await import('node:fs/promises');
+  const model = join(dir, 'rt-model');
+  await mkdir(join(model, 'sub'), { recursive: true });
+  const files: Record<string, Buffer> = {
+    'handler.py': Buffer.from('def handle(data, context):\n    return data\n'),
+    'weights.bin': Buffer.from(Array.from({ length: 70000 }, (_, i) => (i * 7919) % 251)),
+    'sub/notes.txt': Buffer.from('notes\n'),
+  };
+  for (const [p, b] of Object.entries(files)) await writeFile(join(model, p), b);
+  for (const format of ['default', 'zip-store', 'tgz', 'no-archive'] as const) {
+    const created = await createArchive({ modelName: 'rt', handler: 'handler:handle', modelPath: model, exportPath: join(dir, `rt-${format}`), archiveFormat: format, modelVersion: '2.0' });
+    const v = await verifyArchive(created.path);
+    assert.deepEqual(v.problems, [], format);
+    const info = await inspectArchive(created.path);
+    assert.equal(info.modelName, 'rt');
+    assert.equal(info.modelVersion, '2.0');
+    assert.equal(info.handler, 'handler:handle');
+    const out = join(dir, `rt-x-${format}`);
+    await extractArchive(created.path, out);
+    for (const [p, b] of Object.entries(files)) assert.ok((await readFile(join(out, p))).equals(b), `${format}: ${p}`);
+    if (format === 'no-archive') {
+      // The digests written by create catch a file edited afterwards.
+      await writeFile(join(created.path, 'sub', 'notes.txt'), 'edited\n');
+      const tampered = await verifyArchive(created.path);
+      assert.deepEqual(tampered.problems.map((p) => [p.code, p.path]), [['DIGEST_MISMATCH', 'sub/notes.txt']]);
+    }
+  }
+});
