@@ -187,6 +187,7 @@ const bodyJson = (r: WorkerReply, i: number): unknown => JSON.parse(r.prediction
 
 test('prints [PID], the started line and the Python version in order, then serves one connection and exits 0 on EOF', async (t) => {
   const { worker, sockPath } = await startWorker(t);
+  await worker.waitLine((l) => l.startsWith('Python runtime:'));
   assert.equal(worker.lines[0], `[PID] ${worker.child.pid}`);
   assert.equal(worker.lines[1], 'MMS worker started.');
   assert.match(worker.lines[2]!, /^Python runtime: 3\.\d+\.\d+$/);

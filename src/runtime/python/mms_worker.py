@@ -59,22 +59,55 @@ class PeerClosed(Exception):
 # Wire format (worker-protocol.md §2): big-endian int32, int32-length-prefixed UTF-8, -1 ends lists.
 
 
+class _Short(Exception):
+    """The buffer ends before the message does; `need` = buffer offset the parse must reach."""
+
+    def __init__(self, need):
+        Exception.__init__(self)
+        self.need = need
+
+
 class Reader(object):
+    """Buffered reader over the socket. PREDICT is parsed straight from the buffer (it is the hot
+    path); when the buffer ends mid-message, more bytes are received and the parse restarts at the
+    message start (headers are small, and the missing byte count is known, so this stays linear)."""
+
     def __init__(self, sock):
-        self._file = sock.makefile("rb", buffering=65536)
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+
+    def _fill(self, n):
+        """Makes at least n bytes available from the current position."""
+        chunks = [self._buf[self._pos :]]
+        have = len(chunks[0])
+        while have < n:
+            chunk = self._sock.recv(max(262144, n - have))
+            if not chunk:
+                raise PeerClosed()
+            chunks.append(chunk)
+            have += len(chunk)
+        self._buf = b"".join(chunks)
+        self._pos = 0
+
+    def read_command(self):
+        """The next command byte, or None at a clean EOF between messages."""
+        if self._pos >= len(self._buf):
+            try:
+                self._fill(1)
+            except PeerClosed:
+                return None
+        cmd = self._buf[self._pos : self._pos + 1]
+        self._pos += 1
+        return cmd
 
     def read_exact(self, n):
         if n <= 0:
             return b""
-        data = self._file.read(n)
-        if data is None or len(data) < n:
-            raise PeerClosed()
-        return data
-
-    def read_command(self):
-        data = self._file.read(1)
-        if not data:
-            return None
+        if len(self._buf) - self._pos < n:
+            self._fill(n)
+        data = self._buf[self._pos : self._pos + n]
+        self._pos += n
         return data
 
     def read_int(self):
@@ -88,6 +121,14 @@ class Reader(object):
 
     def read_str(self):
         return self.read_bytes().decode("utf-8", errors="replace")
+
+    def read_predict(self):
+        while True:
+            try:
+                requests, self._pos = parse_predict(self._buf, self._pos)
+                return requests
+            except _Short as short:
+                self._fill(short.need - self._pos)
 
 
 def _put_bytes(out, data):
@@ -170,29 +211,77 @@ def read_load(reader):
     return model_name, model_path, batch_size, handler, gpu_id
 
 
-def read_predict(reader):
+def parse_predict(buf, pos):
+    """Parses a PREDICT body (after the command byte) from buf at pos -> (requests, end position).
+
+    Raises _Short if buf ends first, ValueError on a negative length other than the -1 terminators.
+    """
+    unpack_from = _INT.unpack_from
+    end = len(buf)
     requests = []
-    while True:
-        length = reader.read_int()
-        if length == -1:
-            return requests
-        if length < 0:
-            raise ValueError("negative request id length {}".format(length))
-        req = Request(reader.read_exact(length))
+    try:
         while True:
-            length = reader.read_int()
+            (length,) = unpack_from(buf, pos)
+            pos += 4
             if length == -1:
-                break
-            name = reader.read_exact(length).decode("utf-8", errors="replace")
-            req.headers.append((name, reader.read_str()))
-        while True:
-            length = reader.read_int()
-            if length == -1:
-                break
-            name = reader.read_exact(length).decode("utf-8", errors="replace")
-            content_type = reader.read_str()
-            req.params.append((name, content_type, reader.read_bytes()))
-        requests.append(req)
+                return requests, pos
+            if length < 0 or pos + length > end:
+                if length < 0:
+                    raise ValueError("negative request id length {}".format(length))
+                raise _Short(pos + length)
+            req = Request(buf[pos : pos + length])
+            pos += length
+            headers = req.headers
+            while True:
+                (length,) = unpack_from(buf, pos)
+                pos += 4
+                if length == -1:
+                    break
+                if length < 0:
+                    raise ValueError("negative header name length {}".format(length))
+                if pos + length + 4 > end:
+                    raise _Short(pos + length + 4)
+                name = buf[pos : pos + length].decode("utf-8", errors="replace")
+                pos += length
+                (length,) = unpack_from(buf, pos)
+                pos += 4
+                if length < 0:
+                    raise ValueError("negative header value length {}".format(length))
+                if pos + length > end:
+                    raise _Short(pos + length)
+                headers.append((name, buf[pos : pos + length].decode("utf-8", errors="replace")))
+                pos += length
+            params = req.params
+            while True:
+                (length,) = unpack_from(buf, pos)
+                pos += 4
+                if length == -1:
+                    break
+                if length < 0:
+                    raise ValueError("negative parameter name length {}".format(length))
+                if pos + length + 4 > end:
+                    raise _Short(pos + length + 4)
+                name = buf[pos : pos + length].decode("utf-8", errors="replace")
+                pos += length
+                (length,) = unpack_from(buf, pos)
+                pos += 4
+                if length < 0:
+                    raise ValueError("negative content type length {}".format(length))
+                if pos + length + 4 > end:
+                    raise _Short(pos + length + 4)
+                content_type = buf[pos : pos + length].decode("utf-8", errors="replace")
+                pos += length
+                (length,) = unpack_from(buf, pos)
+                pos += 4
+                if length < 0:
+                    raise ValueError("negative value length {}".format(length))
+                if pos + length > end:
+                    raise _Short(pos + length)
+                params.append((name, content_type, buf[pos : pos + length]))
+                pos += length
+            requests.append(req)
+    except struct.error:
+        raise _Short(pos + 4)
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,7 +481,7 @@ class Worker(object):
                     logger.info("Frontend disconnected.")
                     return 0
                 if cmd == b"I":
-                    self.handle_predict(read_predict(self.reader))
+                    self.handle_predict(self.reader.read_predict())
                 elif cmd == b"L":
                     if not self.handle_load(*read_load(self.reader)):
                         return 1

@@ -4,6 +4,7 @@
 """
 
 import os
+import struct
 import sys
 import unittest
 
@@ -31,6 +32,80 @@ class HandlerStringTest(unittest.TestCase):
         self.assertEqual(mms_worker.parse_handler("code/sub/h.py:run"), ("code/sub", "h", "run"))
         self.assertEqual(mms_worker.parse_handler("/abs/dir/h:run"), ("/abs/dir", "h", "run"))
         self.assertEqual(mms_worker.parse_handler("/h"), ("/", "h", "handle"))
+
+
+# worker-protocol.md §2.4
+PREDICT_209 = bytes.fromhex(
+    "49000000057265712d310000000c436f6e74656e742d54797065000000106170706c69636174696f6e2f6a73"
+    "6f6e00000008582d437573746f6d00000003616263ffffffff00000004626f6479000000106170706c696361"
+    "74696f6e2f6a736f6e000000087b2278223a20317dffffffff000000057265712d320000000c436f6e74656e"
+    "742d547970650000000a746578742f706c61696effffffff00000004626f64790000000a746578742f706c61"
+    "696e0000000568656c6c6f0000000171000000000000000176ffffffffffffffff"
+)
+
+
+class ChunkedSocket(object):
+    """recv() hands out at most `size` bytes per call, like a slow peer."""
+
+    def __init__(self, data, size):
+        self.data = data
+        self.pos = 0
+        self.size = size
+        self.calls = 0
+
+    def recv(self, n):
+        self.calls += 1
+        chunk = self.data[self.pos : self.pos + min(n, self.size)]
+        self.pos += len(chunk)
+        return chunk
+
+
+class ReaderTest(unittest.TestCase):
+    def read_all(self, data, size):
+        reader = mms_worker.Reader(ChunkedSocket(data, size))
+        out = []
+        while True:
+            cmd = reader.read_command()
+            if cmd is None:
+                return out
+            self.assertEqual(cmd, b"I")
+            out.append(
+                [(r.request_id, r.headers, [(n, c, bytes(v)) for n, c, v in r.params]) for r in reader.read_predict()]
+            )
+
+    def test_reference_predict_whole_and_one_byte_at_a_time(self):
+        self.assertEqual(len(PREDICT_209), 209)
+        expected = [
+            [
+                ("req-1", [("Content-Type", "application/json"), ("X-Custom", "abc")], [("body", "application/json", b'{"x": 1}')]),
+                ("req-2", [("Content-Type", "text/plain")], [("body", "text/plain", b"hello"), ("q", "", b"v")]),
+            ]
+        ]
+        self.assertEqual(self.read_all(PREDICT_209, 1 << 20), expected)
+        self.assertEqual(self.read_all(PREDICT_209, 1), expected)
+        self.assertEqual(self.read_all(PREDICT_209 * 3, 7), expected * 3)
+
+    def test_large_body_is_read_in_few_receives(self):
+        body = b"x" * (4 << 20)
+        message = b"I" + struct.pack("!i", 1) + b"r" + struct.pack("!i", -1)
+        message += struct.pack("!i", 4) + b"body" + struct.pack("!i", 0) + struct.pack("!i", len(body)) + body
+        message += struct.pack("!i", -1) + struct.pack("!i", -1)
+        sock = ChunkedSocket(message, 65536)
+        reader = mms_worker.Reader(sock)
+        self.assertEqual(reader.read_command(), b"I")
+        (req,) = reader.read_predict()
+        self.assertEqual(len(req.params[0][2]), len(body))
+        self.assertLess(sock.calls, len(message) // 65536 + 5)
+        self.assertIsNone(reader.read_command())
+
+    def test_eof_inside_a_message_and_bad_lengths(self):
+        reader = mms_worker.Reader(ChunkedSocket(PREDICT_209[:100], 10))
+        reader.read_command()
+        with self.assertRaises(mms_worker.PeerClosed):
+            reader.read_predict()
+        bad = struct.pack("!i", -5)
+        with self.assertRaises(ValueError):
+            mms_worker.parse_predict(bad, 0)
 
 
 class SimpleYamlTest(unittest.TestCase):
