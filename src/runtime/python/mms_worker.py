@@ -302,7 +302,7 @@ def decode_value(name, content_type, value, decode, request_id):
         if content_type == "application/json":
             try:
                 return json.loads(value.decode("utf-8"))
-            except ValueError:
+            except (ValueError, RecursionError):
                 # MMS's worker dies here; TorchServe passes the raw bytes. We pass them too.
                 logger.warning(
                     "Invalid JSON in parameter '%s' of request %s: passing the raw bytes", name, request_id
