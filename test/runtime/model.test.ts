@@ -9,7 +9,7 @@ import { MarError } from '../../src/errors.js';
 import { openModel } from '../../src/runtime/model.js';
 import { WorkerProcess } from '../../src/runtime/worker-process.js';
 import { packagePath } from '../../src/util/package-info.js';
-import { run, tempDir } from '../helpers/util.js';
+import { archiver, run, tempDir } from '../helpers/util.js';
 
 const MANIFEST = (extra: Record<string, unknown> = {}, model: Record<string, unknown> = {}) =>
   JSON.stringify({
@@ -195,4 +195,28 @@ test('the default cache under the shared temp dir is refused when another user c
   await chmod(join(tmp, `mar-tools-${process.getuid!()}`), 0o700);
   const ok = await run(process.execPath, ['-e', script], { env });
   assert.ok(ok.stdout.startsWith(join(tmp, `mar-tools-${process.getuid!()}`, 'models')), ok.stdout + ok.stderr);
+});
+
+test('archives made by our model-archiver (python and node runtimes) open and run', async (t) => {
+  const work = await tempDir(t);
+  const cacheDir = join(work, 'cache');
+  const src = join(work, 'jsmodel');
+  await mkdir(src);
+  await writeFile(join(src, 'model_handler.js'), 'export function handle(d, c) { return d && d.map(() => `js ${c.modelName}`); }\n');
+  let r = await archiver(['create', '--model-name', 'jsm', '--model-path', src, '--handler', 'model_handler:handle', '--runtime', 'node', '--export-path', work]);
+  assert.equal(r.code, 0, r.stderr);
+  r = await archiver(['create', '--model-name', 'pym', '--model-path', await modelDir(t), '--handler', 'my_handler:handle', '--export-path', work]);
+  assert.equal(r.code, 0, r.stderr);
+  for (const [file, runtime, expected] of [
+    ['jsm.mar', 'node', 'js jsm'],
+    ['pym.mar', 'python', 'hello from pym'],
+  ] as const) {
+    const m = await openModel(join(work, file), { cacheDir });
+    t.after(() => m.release());
+    assert.equal(m.runtime, runtime);
+    const w = await WorkerProcess.start({ id: '1', model: m, batchSize: 1, log: () => {} });
+    t.after(() => w.stop());
+    const reply = await w.predict([{ requestId: 'r', headers: [], params: [] }], 10_000);
+    assert.equal(reply.predictions[0]!.body.toString(), expected);
+  }
 });
