@@ -450,6 +450,19 @@ test('load failures are answered (500, 507 for MemoryError) with the cause, logg
   );
 });
 
+test('PREDICT before LOAD is answered with an error; an unknown command byte ends the worker with status 1', async (t) => {
+  const { worker } = await startWorker(t);
+  const r = await worker.predict([req('a')]);
+  assert.deepEqual([r.code, r.message, r.predictions.map((p) => [p.requestId, p.statusCode, p.body.toString()])], [
+    500,
+    'No model loaded: send LOAD first',
+    [['a', 500, 'error']],
+  ]);
+  worker.socket!.write(Buffer.from('X'));
+  assert.deepEqual(await worker.exited, { code: 1, signal: null });
+  assert.ok(worker.lines.includes('Unknown command byte 0x58: closing the connection'));
+});
+
 test('a handler crash ends the process with its exit code and closes the connection', async (t) => {
   const w = await loaded(t, 'crash');
   await assert.rejects(w.predict([req('a')]), /connection closed/);
