@@ -53,8 +53,7 @@ function changedError(shown: string, expected: number, actual: string): MarError
   return new MarError('INPUT_INVALID', `${shown} changed while it was being archived (expected ${expected} bytes, ${actual}); retry when it is no longer being written`);
 }
 
-async function readAt(fh: FileHandle, position: number, length: number, shown: string): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
+async function readInto(fh: FileHandle, buf: Buffer, position: number, length: number, shown: string): Promise<Buffer> {
   let filled = 0;
   try {
     while (filled < length) {
@@ -65,12 +64,24 @@ async function readAt(fh: FileHandle, position: number, length: number, shown: s
   } catch (err) {
     throw new MarError('INPUT_INVALID', `cannot read ${shown}: ${describeFsError(err)}`, { cause: err });
   }
-  return filled === length ? buf : buf.subarray(0, filled);
+  return filled === length ? buf.subarray(0, length) : buf.subarray(0, filled);
 }
 
+function readAt(fh: FileHandle, position: number, length: number, shown: string): Promise<Buffer> {
+  return readInto(fh, Buffer.allocUnsafe(length), position, length, shown);
+}
+
+/** Buffers a streamed read rotates through (see readChunks' contract). */
+const POOL_SIZE = 3;
+
 /**
- * Reads an open file front to back in fresh chunks, feeding `digest` before yielding each one. The next read
- * is issued before the current chunk is yielded, so reading overlaps the consumer's write or deflate.
+ * Reads an open file front to back, feeding `digest` before yielding each chunk. The next read is issued before
+ * the current chunk is yielded, so reading overlaps the consumer's write or deflate.
+ *
+ * Chunks come from a pool of three reused buffers (fresh 1 MiB buffers per read cost a page fault per 4 KiB):
+ * a yielded chunk stays valid until the consumer asks for the chunk after the next one. So a consumer may keep
+ * one chunk in flight (e.g. queued in a zlib stream) while it handles the next, but no more.
+ *
  * Fails if the file holds more or fewer bytes than `expectedSize` (it changed since it was measured).
  */
 export async function* readChunks(
@@ -80,8 +91,16 @@ export async function* readChunks(
   shown: string,
   signal?: AbortSignal,
 ): AsyncGenerator<Buffer> {
+  const pool = Array.from({ length: POOL_SIZE }, () => Buffer.allocUnsafe(Math.min(CHUNK_BYTES, Math.max(expectedSize, 1))));
+  let slot = 0;
+  const readNext = (position: number): Promise<Buffer> => {
+    const buf = pool[slot]!;
+    slot = (slot + 1) % POOL_SIZE;
+    // Always probe once past the expected end, so a file that grew is caught.
+    return readInto(fh, buf, position, Math.min(buf.length, Math.max(expectedSize - position, 1)), shown);
+  };
   let position = 0;
-  let next: Promise<Buffer> | undefined = readAt(fh, 0, Math.min(CHUNK_BYTES, Math.max(expectedSize, 1)), shown);
+  let next: Promise<Buffer> | undefined = readNext(0);
   try {
     for (;;) {
       signal?.throwIfAborted();
@@ -91,14 +110,43 @@ export async function* readChunks(
       position += buf.length;
       if (position > expectedSize) throw changedError(shown, expectedSize, 'it grew');
       digest.update(buf);
-      // Always probe once past the expected end, so a file that grew is caught.
-      next = readAt(fh, position, Math.min(CHUNK_BYTES, Math.max(expectedSize - position, 1)), shown);
+      next = readNext(position);
       yield buf;
     }
     if (position < expectedSize) throw changedError(shown, expectedSize, `got ${position}`);
   } finally {
     // A pending read must not turn into an unhandled rejection when the consumer stops early.
     next?.catch(() => undefined);
+  }
+}
+
+/**
+ * Writes chunks from readChunks into a stream (zlib, gzip) keeping at most one chunk queued besides the one
+ * being handed over, as readChunks' buffer reuse requires. Each write resolves when the stream has consumed it.
+ */
+export class ChunkFeeder {
+  readonly #stream: NodeJS.WritableStream;
+  #pending: Promise<void> | undefined;
+
+  constructor(stream: NodeJS.WritableStream) {
+    this.#stream = stream;
+  }
+
+  async write(buf: Buffer): Promise<void> {
+    const current = new Promise<void>((resolve, reject) => {
+      this.#stream.write(buf, (err?: Error | null) => (err ? reject(err) : resolve()));
+    });
+    current.catch(() => undefined);
+    const previous = this.#pending;
+    this.#pending = current;
+    if (previous) await previous;
+  }
+
+  /** Waits until every chunk written so far has been consumed. */
+  async flush(): Promise<void> {
+    const p = this.#pending;
+    this.#pending = undefined;
+    if (p) await p;
   }
 }
 

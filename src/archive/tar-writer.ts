@@ -5,7 +5,7 @@ import { constants as zc, createGzip, type Gzip, type ZlibParams } from 'node:zl
 import { MarError, describeFsError } from '../errors.js';
 import type { ArchiveSink, BytesCallback, EntryMeta, WrittenEntry } from './archive-sink.js';
 import { DEFAULT_LEVEL, chooseFromSamples, sampleFile } from './compression-policy.js';
-import { ContentDigest, openSource, readChunks, readWholeFile, type FileDigest } from './read-source.js';
+import { ChunkFeeder, ContentDigest, openSource, readChunks, readWholeFile, type FileDigest } from './read-source.js';
 import type { SourceEntry } from './walk.js';
 
 const BLOCK = 512;
@@ -221,9 +221,16 @@ export class TarGzWriter implements ArchiveSink<PreparedTarData> {
       await this.#write(this.#header(meta, size));
       await this.#setLevel(choice.method === 'deflated' ? choice.level : 0);
       const digest = new ContentDigest();
-      for await (const buf of readChunks(fh, size, digest, shown, this.#signal)) {
-        await this.#write(buf);
-        onBytes(buf.length);
+      const feeder = new ChunkFeeder(this.#gzip);
+      try {
+        for await (const buf of readChunks(fh, size, digest, shown, this.#signal)) {
+          this.#tarBytes += buf.length;
+          await feeder.write(buf);
+          onBytes(buf.length);
+        }
+        await feeder.flush();
+      } catch (err) {
+        throw this.#wrapWriteError(this.#failure ?? err);
       }
       const pad = padding(size);
       if (pad) await this.#write(Buffer.alloc(pad));

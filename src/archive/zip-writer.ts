@@ -1,11 +1,10 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
 import { createDeflateRaw, deflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
 import { MarError, describeFsError } from '../errors.js';
 import type { ArchiveSink, BytesCallback, EntryMeta, WrittenEntry } from './archive-sink.js';
 import { DEFAULT_LEVEL, sampleFile, type MethodChoice } from './compression-policy.js';
-import { ContentDigest, openSource, readChunks, readWholeFile, type FileDigest } from './read-source.js';
+import { ChunkFeeder, ContentDigest, openSource, readChunks, readWholeFile, type FileDigest } from './read-source.js';
 import type { SourceEntry } from './walk.js';
 import {
   MAX_32,
@@ -188,15 +187,24 @@ export class ZipWriter implements ArchiveSink<PreparedZipData> {
         }
       } else {
         const deflater = createDeflateRaw({ level: choice.level, chunkSize: 256 << 10 });
-        const counted = async function* (src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-          for await (const buf of src) {
-            yield buf;
+        const drained = (async () => {
+          for await (const out of deflater as AsyncIterable<Buffer>) await this.#append(out);
+        })();
+        drained.catch(() => undefined);
+        const feeder = new ChunkFeeder(deflater);
+        try {
+          for await (const buf of chunks) {
+            await feeder.write(buf);
             onBytes(buf.length);
           }
-        };
-        await pipeline(counted(chunks), deflater, async (out: AsyncIterable<Buffer>) => {
-          for await (const buf of out) await this.#append(buf);
-        });
+          await feeder.flush();
+          deflater.end();
+          await drained;
+        } catch (err) {
+          deflater.destroy();
+          await drained.catch(() => undefined);
+          throw err;
+        }
       }
       const compressedSize = this.#offset - dataStart;
       if (!zip64 && (compressedSize >= MAX_32 || digest.size >= MAX_32)) {
@@ -229,7 +237,7 @@ export class ZipWriter implements ArchiveSink<PreparedZipData> {
     if (batch.length) await this.#append(Buffer.concat(batch));
     await this.#append(encodeEnd({ entryCount: this.#central.length, centralDirectoryOffset: cdOffset, centralDirectorySize: this.#centralSize }));
     try {
-      await this.#fh.sync();
+      // No fsync, like zip/MMS/TorchServe: the rename makes the result visible atomically; durability is the OS's job.
       await this.#fh.close();
     } catch (err) {
       throw new MarError('OUTPUT_FAILED', `cannot write ${this.#path}: ${describeFsError(err)}`, { cause: err });
