@@ -157,3 +157,16 @@ test('a worker killed by SIGKILL from outside (the OOM killer) answers 507 "Work
     (e: unknown) => e instanceof MarError && e.code === 'WORKER_DIED' && e.message === 'Worker died.' && e.httpStatus === 507,
   );
 });
+
+test('data.map(async ...) works: promise elements are awaited, a rejected one fails the batch with 503', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(
+    join(dir, 'map_async.mjs'),
+    'export function handle(d) { return d && d.map(async (r) => { if (r.body === "bad") throw new Error("no"); return { echo: r.body }; }); }\n',
+  );
+  const worker = await startNode(t, dir, 'map_async');
+  const ok = await worker.predict([req('a', 'x'), req('b', 'y')], 10_000);
+  assert.deepEqual(ok.predictions.map((p) => JSON.parse(p.body.toString())), [{ echo: 'x' }, { echo: 'y' }]);
+  const bad = await worker.predict([req('a', 'x'), req('b', 'bad')], 10_000);
+  assert.deepEqual([bad.code, bad.message], [503, 'Prediction failed']);
+});

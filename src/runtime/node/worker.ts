@@ -184,6 +184,10 @@ async function predict(h: LoadedHandler, batch: InferenceRequest[]): Promise<Wor
   let result: unknown;
   try {
     result = await h.handle(data, context);
+    // `data.map(async (r) => ...)` is the natural JS way to write a handler: settle the promises it returns.
+    if (Array.isArray(result) && result.some((v) => typeof (v as { then?: unknown } | null)?.then === 'function')) {
+      result = await Promise.all(result);
+    }
   } catch (err) {
     const code = statusOf(err);
     if (code !== null) return errorReply(batch, code, (err as Error).message ?? String(err));
