@@ -76,18 +76,33 @@ class Reader(object):
         self._sock = sock
         self._buf = b""
         self._pos = 0
+        self._scratch = bytearray(65536)  # reused: no large allocation per receive
 
     def _fill(self, n):
         """Makes at least n bytes available from the current position."""
-        chunks = [self._buf[self._pos :]]
-        have = len(chunks[0])
-        while have < n:
-            chunk = self._sock.recv(max(262144, n - have))
-            if not chunk:
-                raise PeerClosed()
-            chunks.append(chunk)
-            have += len(chunk)
-        self._buf = b"".join(chunks)
+        rest = self._buf[self._pos :]
+        have = len(rest)
+        if n - have <= len(self._scratch):
+            chunks = [rest]
+            while have < n:
+                k = self._sock.recv_into(self._scratch)
+                if k == 0:
+                    raise PeerClosed()
+                chunks.append(self._scratch[:k])
+                have += k
+            self._buf = b"".join(chunks)
+        else:
+            # A large field (a big body): receive straight into one buffer of the size needed.
+            buf = bytearray(n)
+            buf[:have] = rest
+            view = memoryview(buf)
+            while have < n:
+                k = self._sock.recv_into(view[have:])
+                if k == 0:
+                    raise PeerClosed()
+                have += k
+            view.release()
+            self._buf = buf
         self._pos = 0
 
     def read_command(self):

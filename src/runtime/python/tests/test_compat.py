@@ -45,7 +45,7 @@ PREDICT_209 = bytes.fromhex(
 
 
 class ChunkedSocket(object):
-    """recv() hands out at most `size` bytes per call, like a slow peer."""
+    """recv_into() hands out at most `size` bytes per call, like a slow peer."""
 
     def __init__(self, data, size):
         self.data = data
@@ -53,11 +53,12 @@ class ChunkedSocket(object):
         self.size = size
         self.calls = 0
 
-    def recv(self, n):
+    def recv_into(self, buffer):
         self.calls += 1
-        chunk = self.data[self.pos : self.pos + min(n, self.size)]
+        chunk = self.data[self.pos : self.pos + min(len(buffer), self.size)]
         self.pos += len(chunk)
-        return chunk
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
 
 
 class ReaderTest(unittest.TestCase):
