@@ -63,6 +63,8 @@ export interface WorkerProcessOptions {
 const DEFAULT_START_TIMEOUT_MS = 120_000;
 /** After the socket closes unexpectedly, how long the process gets to exit before we kill it. */
 const DEATH_GRACE_MS = 1_000;
+/** After 'exit' with a message in flight, how long the socket may take to deliver its last bytes. */
+const DRAIN_GRACE_MS = 500;
 /** After 'exit', how long to wait for the output pipes to close (a grandchild may hold them). */
 const PIPE_CLOSE_GRACE_MS = 2_000;
 
@@ -121,6 +123,7 @@ export class WorkerProcess extends EventEmitter {
   readonly #exited: Promise<WorkerExitInfo>;
   #resolveExited!: (info: WorkerExitInfo) => void;
   #workerPid: number | null = null;
+  #drain: Promise<void> | null = null;
 
   /**
    * Spawns the worker, waits for its "started" line, connects and sends LOAD. Rejects MarError
@@ -161,8 +164,14 @@ export class WorkerProcess extends EventEmitter {
       await worker.#startup();
       return worker;
     } catch (err) {
-      await worker.#terminate(err instanceof MarError && err.code === 'WORKER_LOAD_FAILED' ? DEATH_GRACE_MS : 0);
-      throw err;
+      const loadFailed = err instanceof MarError && err.code === 'WORKER_LOAD_FAILED';
+      // A failed LOAD: let the worker print its traceback and exit by itself, briefly.
+      await worker.#terminate(loadFailed ? DEATH_GRACE_MS : 0);
+      if (err instanceof MarError && (loadFailed || err.code === 'WORKER_START_FAILED')) throw err;
+      throw new MarError('WORKER_START_FAILED', `worker W-${options.id} of model ${options.model.name} failed to start: ${(err as Error).message}`, {
+        cause: err,
+        details: { pid: worker.pid },
+      });
     }
   }
 
@@ -432,9 +441,25 @@ export class WorkerProcess extends EventEmitter {
     this.#exitInfo = { code, signal };
     if (this.#deathTimer) clearTimeout(this.#deathTimer);
     if (this.#state !== 'dead') this.#state = 'stopping';
-    const pending = this.#pending;
-    if (pending) this.#fail(pending.kind === 'predict' ? this.#diedError() : this.#startError());
-    this.#socket?.destroy();
+    const failPending = (): void => {
+      const pending = this.#pending;
+      if (pending) this.#fail(pending.kind === 'predict' ? this.#diedError() : this.#startError());
+      this.#socket?.destroy();
+    };
+    const s = this.#socket;
+    if (this.#pending && s && !s.destroyed) {
+      // The exit can be seen before the socket's last bytes (e.g. a failed LOAD's reply, sent just before
+      // exiting): read the socket to its end first, so that reply wins over "exited".
+      this.#drain = new Promise<void>((resolve) => {
+        const timer = setTimeout(() => resolve(), DRAIN_GRACE_MS);
+        s.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }).then(failPending);
+    } else {
+      failPending();
+    }
     // Normally 'close' follows once the pipes drain; don't wait forever if a grandchild holds them.
     setTimeout(() => void this.#finalize(), PIPE_CLOSE_GRACE_MS).unref();
   }
@@ -442,6 +467,7 @@ export class WorkerProcess extends EventEmitter {
   async #finalize(): Promise<void> {
     if (this.#finalized || !this.#exitInfo) return;
     this.#finalized = true;
+    await this.#drain;
     this.#state = 'dead';
     this.#socket?.destroy();
     if (this.#sockDir) await rm(this.#sockDir, { recursive: true, force: true }).catch(() => {});
