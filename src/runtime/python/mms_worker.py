@@ -506,6 +506,9 @@ class Worker(object):
             except PeerClosed:
                 logger.info("Frontend disconnected in the middle of a message.")
                 return 0
+            except (BrokenPipeError, ConnectionResetError):
+                logger.info("Frontend disconnected (connection reset).")
+                return 0
             except (ValueError, UnicodeDecodeError) as e:
                 logger.error("Malformed message from the frontend: %s", e)
                 return 1
