@@ -689,7 +689,13 @@ def main(argv=None):
     unix_path = args.sock_name if args.sock_type == "unix" else None
     sock = None
     try:
-        sock = bind(args)
+        try:
+            sock = bind(args)
+        except (OSError, ValueError, OverflowError) as e:
+            where = args.sock_name if unix_path else "{}:{}".format(args.host, args.port)
+            print("Cannot listen on {}: {}".format(where, e), flush=True)
+            unix_path = None  # not ours to remove
+            return 1
         print("[PID] {}".format(os.getpid()), flush=True)
         print("MMS worker started.", flush=True)
         print("Python runtime: {}".format(".".join(str(v) for v in sys.version_info[:3])), flush=True)
