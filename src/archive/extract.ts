@@ -5,7 +5,7 @@
  */
 import { createWriteStream } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { describeFsError, MarError } from '../errors.js';
@@ -18,9 +18,10 @@ export interface ExtractLimits {
   /** Number of entries (files, directories, links). Default 100,000. */
   maxEntries: number;
   /**
-   * Inflated bytes per byte of archive file. Default 200: real models stay far below it (weights do not
-   * compress; even a model that is mostly zeros stays below ~50), while zip bombs reach 1,000 and more.
-   * Checked once more than RATIO_GRACE_BYTES have been inflated, so tiny archives never trip it.
+   * Inflated bytes per byte of archive file (whole archive, not per entry). Default 200: real models stay
+   * far below it because weights barely compress, while zip bombs reach 1,000 and more (an archive that is
+   * mostly zero-filled files can too: raise the limit for it). Checked once more than RATIO_GRACE_BYTES
+   * have been inflated, so tiny archives never trip it. Not applied to directories.
    */
   maxRatio: number;
 }
@@ -182,8 +183,11 @@ export async function extractArchive(archivePath: string, destDir: string, optio
   const limits: ExtractLimits = { ...DEFAULT_EXTRACT_LIMITS, ...stripUndefined(options.limits ?? {}) };
   const dest = resolve(destDir);
   const kind = await detectArchiveKind(archivePath);
-  if (kind === 'dir' && resolve(archivePath) === dest) {
-    throw new MarError('USAGE', `the output directory ${dest} is the input directory; choose another -o`);
+  if (kind === 'dir') {
+    const src = resolve(archivePath);
+    if (dest === src || dest.startsWith(src + sep)) {
+      throw new MarError('USAGE', `the output directory ${dest} is inside the input directory ${src}; choose another -o`);
+    }
   }
 
   let destExists = false;
@@ -200,15 +204,19 @@ export async function extractArchive(archivePath: string, destDir: string, optio
 
   const parent = dirname(dest);
   let tmp: string;
+  // The first directory we had to create for the parent, removed again if extraction fails.
+  let createdParent: string | undefined;
   try {
-    await mkdir(parent, { recursive: true });
+    createdParent = await mkdir(parent, { recursive: true });
     tmp = await mkdtemp(join(parent, `.${basename(dest)}.extract-`));
   } catch (err) {
+    if (createdParent) await rm(createdParent, { recursive: true, force: true }).catch(() => undefined);
     throw outputError(dest, err);
   }
 
   try {
-    const archiveBytes = kind === 'dir' ? 0 : (await stat(archivePath)).size;
+    // A directory is not compressed: an infinite "archive size" keeps the ratio check out of the way.
+    const archiveBytes = kind === 'dir' ? Number.POSITIVE_INFINITY : (await stat(archivePath)).size;
     const meter = new LimitMeter(archivePath, archiveBytes, limits);
     let files = 0;
     let written = 0;
@@ -304,6 +312,7 @@ export async function extractArchive(archivePath: string, destDir: string, optio
     return { dir: dest, entryCount: files, bytes: written };
   } catch (err) {
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    if (createdParent) await rm(createdParent, { recursive: true, force: true }).catch(() => undefined);
     if (err instanceof MarError) throw err;
     throw outputError(dest, err);
   }

@@ -363,13 +363,19 @@ export function scanTgz(
     const source = createReadStream(path);
     const gunzip = createGunzip();
     const parser = new Parser({ strict: false });
-    const fail = (err: unknown): void => {
+    // Stream and parser errors mean a broken archive; the visitor's own errors (e.g. a full disk) pass through as they are.
+    const fail = (err: unknown, fromVisitor = false): void => {
       if (failed) return;
       failed = true;
       source.destroy();
       gunzip.destroy();
-      reject(err instanceof MarError ? err : new MarError('ARCHIVE_CORRUPT', `${path} is not a readable .tar.gz (${(err as Error)?.message ?? err}); it may be truncated: rebuild or re-download it`, { cause: err }));
+      reject(
+        err instanceof MarError || fromVisitor
+          ? err
+          : new MarError('ARCHIVE_CORRUPT', `${path} is not a readable .tar.gz (${(err as Error)?.message ?? err}); it may be truncated: rebuild or re-download it`, { cause: err }),
+      );
     };
+    const failVisit = (err: unknown): void => fail(err, true);
     const counter = new Transform({
       transform(chunk: Buffer, _enc, cb: TransformCallback) {
         try {
@@ -402,12 +408,12 @@ export function scanTgz(
         }
         await visit(member, entry);
       });
-      chain.catch(fail);
+      chain.catch(failVisit);
     });
     parser.on('end', () => {
       chain.then(() => {
         if (!failed) resolvePromise();
-      }, fail);
+      }, failVisit);
     });
     source.on('error', fail);
     gunzip.on('error', fail);

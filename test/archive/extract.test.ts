@@ -159,7 +159,26 @@ test('the target must not exist or be empty; --force replaces it atomically', as
   assert.deepEqual(await readdir(work), ['out']);
 });
 
-test('extracting a directory onto itself is refused', async () => {
+test('extracting a directory onto or into itself is refused', async () => {
   await assert.rejects(extractArchive(paths.unpacked, paths.unpacked, { force: true }), isCode('USAGE'));
+  await assert.rejects(extractArchive(paths.unpacked, join(paths.unpacked, 'copy')), isCode('USAGE'));
   assert.ok(existsSync(join(paths.unpacked, 'MAR-INF', 'MANIFEST.json')));
+  assert.ok(!existsSync(join(paths.unpacked, 'copy')));
+});
+
+test('a large model directory is copied without tripping the compression-ratio limit', async () => {
+  const work = await workDir();
+  const src = join(work, 'src');
+  await mkdir(src);
+  await writeFile(join(src, 'zeros.bin'), Buffer.alloc(3 << 20));
+  const r = await extractArchive(src, join(work, 'copy'));
+  assert.equal(r.bytes, 3 << 20);
+});
+
+test('parent directories created for the target are removed again when extraction fails', async () => {
+  const work = await workDir();
+  await assert.rejects(extractArchive(paths.dotdot, join(work, 'a', 'b', 'out')), isCode('ARCHIVE_UNSAFE'));
+  assert.deepEqual(await readdir(work), []);
+  await extractArchive(paths.mms, join(work, 'a', 'b', 'out'));
+  assert.ok(existsSync(join(work, 'a', 'b', 'out', 'model_handler.py')));
 });
