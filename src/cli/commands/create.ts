@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { MarError } from '../../errors.js';
 import { CREATE_RUNTIMES } from '../../manifest/manifest.js';
 import { ARCHIVE_FORMATS, createArchive, type ArchiveFormat, type CreateArchiveOptions, type CreateResult } from '../../archive/pack.js';
+import { isDebug, printError } from '../run.js';
 import { PROGRESS_MIN_BYTES, ProgressBar, formatBytes, formatDuration } from '../../archive/progress.js';
 
 interface CreateFlags {
@@ -92,8 +93,12 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
   try {
     result = await createArchive(options);
   } catch (err) {
-    if (controller.signal.aborted && err === interrupted) process.exitCode = 130;
-    throw err;
+    if (err !== interrupted) throw err;
+    // Interrupted: report it like any error, but exit as a shell expects after SIGINT.
+    bar?.clear();
+    printError(err, isDebug(process.argv));
+    process.exitCode = 130;
+    return;
   } finally {
     bar?.clear();
     process.off('SIGINT', onSignal);
