@@ -42,6 +42,7 @@ export type ProblemCode =
   | 'CONFIG_INVALID'
   // warnings only
   | 'NAME_NO_UTF8_FLAG'
+  | 'NAME_CASE_COLLISION'
   | 'HANDLER_BUILTIN'
   | 'HANDLER_NOT_CHECKED';
 
@@ -219,6 +220,13 @@ async function checkStructure(reader: ArchiveReader, out: Collector): Promise<vo
       }
     }
     if (!e.isDirectory) counts.set(e.path, (counts.get(e.path) ?? 0) + 1);
+  }
+  const byFolded = new Map<string, string>();
+  for (const path of counts.keys()) {
+    const folded = path.toLowerCase();
+    const other = byFolded.get(folded);
+    if (other === undefined) byFolded.set(folded, path);
+    else out.warn('NAME_CASE_COLLISION', `differs from ${q(other)} only in case: extracted on macOS or Windows, one overwrites the other`, path);
   }
   for (const [path, n] of counts) {
     if (n > 1) {

@@ -98,6 +98,18 @@ test('verify on a model directory flags symlinks and checks the handler', async 
   );
 });
 
+test('names differing only in case are a warning (they collide on macOS and Windows)', async () => {
+  const model = join(dir, 'case');
+  await mkdir(join(model, 'MAR-INF'), { recursive: true });
+  await writeFile(join(model, 'MAR-INF', 'MANIFEST.json'), JSON.stringify({ runtime: 'python', model: { modelName: 'c', handler: 'h' } }));
+  await writeFile(join(model, 'h.py'), 'def handle(d, c):\n    return d\n');
+  await writeFile(join(model, 'Vocab.txt'), 'a');
+  await writeFile(join(model, 'vocab.txt'), 'b');
+  const r = await verifyArchive(model);
+  assert.equal(r.ok, true);
+  assert.deepEqual(r.warnings.map((w) => [w.code, w.path]), [['NAME_CASE_COLLISION', 'vocab.txt']]);
+});
+
 test('TorchServe built-in handler names are a warning, not a problem', async () => {
   const model = join(dir, 'builtin');
   await mkdir(join(model, 'MAR-INF'), { recursive: true });
