@@ -189,3 +189,23 @@ test('round trip: archives from createArchive in every format inspect, verify an
     }
   }
 });
+
+test("the zip rules verify enforces are the ones Java's ZipInputStream (MMS, TorchServe) enforces", async () => {
+  const { zipCheckClassDir } = await import('../helpers/zip-checkers.js');
+  const { run } = await import('../helpers/util.js');
+  const classDir = await zipCheckClassDir();
+  const java = (...files: string[]) => run('java', ['-Xshare:auto', '-XX:TieredStopAtLevel=1', '-cp', classDir, 'ZipCheck', ...files]);
+  // Everything verify passes, Java reads.
+  const good = await java(paths.mms, paths.torchserve, paths['torchserve-store'], paths.infozip, paths['with-digests'], paths.node);
+  assert.equal(good.code, 0, good.stdout);
+  // What verify rejects for structural reasons, Java rejects too, for the reason verify gives.
+  for (const [shape, why] of [
+    ['stored-dd', /only DEFLATED entries can have EXT descriptor/],
+    ['cp437', /malformed input/],
+    ['bad-crc', /invalid entry CRC/],
+  ] as const) {
+    const r = await java(paths[shape]);
+    assert.equal(r.code, 1, shape);
+    assert.match(r.stdout, why);
+  }
+});
