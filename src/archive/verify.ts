@@ -9,7 +9,7 @@ import { isTorchServeBuiltin, moduleCandidates, parseEntryPoint } from '../handl
 import { DIGESTS_PATH, MANIFEST_PATH, type Manifest } from '../manifest/manifest.js';
 import { parseModelConfig } from '../manifest/model-config.js';
 import { loadManifest, type InspectManifestKind } from './inspect.js';
-import { ArchiveReader, decodeZipName, torchServeTarPath, type ArchiveEntryInfo, type ArchiveKind } from './read.js';
+import { ArchiveReader, decodeZipName, detectArchiveKind, torchServeTarPath, type ArchiveEntryInfo, type ArchiveKind } from './read.js';
 import { checkEntryPath, describeUnsafe } from './safe-path.js';
 
 export type ProblemCode =
@@ -379,13 +379,15 @@ async function checkData(reader: ArchiveReader, out: Collector): Promise<void> {
 /** Verifies a .mar, .tar.gz or model directory. Throws only when the path cannot be read at all. */
 export async function verifyArchive(path: string): Promise<VerifyResult> {
   const out = new Collector();
+  const format = await detectArchiveKind(path);
   let reader: ArchiveReader;
   try {
     reader = await ArchiveReader.open(path);
   } catch (err) {
+    // An archive we cannot even list is one problem, reported like the others (and in --json).
     if (err instanceof MarError && err.code === 'ARCHIVE_CORRUPT') {
       out.problem('ARCHIVE_CORRUPT', err.message);
-      return { ok: false, path, format: 'zip', entryCount: 0, manifestKind: 'none', problems: out.problems, warnings: out.warnings };
+      return { ok: false, path, format, entryCount: 0, manifestKind: 'none', problems: out.problems, warnings: out.warnings };
     }
     throw err;
   }

@@ -78,6 +78,10 @@ test('problem messages name the consequence and the fix', async () => {
   assert.match(cfg.problems.find((p) => p.code === 'CONFIG_INVALID')!.message, /batchSize must be an integer/);
   const truncated = await verifyArchive(paths.truncated);
   assert.match(truncated.problems[0]!.message, /truncated/);
+  assert.equal(truncated.format, 'zip');
+  const truncatedTgz = await verifyArchive(paths['truncated-tgz']);
+  assert.match(truncatedTgz.problems[0]!.message, /truncated/);
+  assert.equal(truncatedTgz.format, 'tgz');
 });
 
 test('verify refuses what is not an archive with ARCHIVE_UNSUPPORTED, and a missing path with INPUT_NOT_FOUND', async () => {
