@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -269,9 +269,10 @@ test('context: model name, manifest, system properties, request ids, headers, re
   const c1 = bodyJson(r, 1) as Record<string, unknown>;
   assert.equal(c0['model_name'], 'ctx');
   assert.deepEqual(c0['manifest'], manifest);
-  assert.equal(c0['cwd'], c0['system_properties'] && (c0['system_properties'] as { model_dir: string }).model_dir);
+  const realModelDir = realpathSync(modelDir);
+  assert.equal(c0['cwd'], realModelDir);
   assert.deepEqual(c0['system_properties'], {
-    model_dir: (c0['system_properties'] as { model_dir: string }).model_dir,
+    model_dir: realModelDir,
     gpu_id: 0,
     batch_size: 4,
     server_name: 'MMS',
