@@ -6,8 +6,8 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync, rmSync } from 'node:fs';
+import { lstat, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,6 +84,58 @@ function defaultLog(l: WorkerLogLine): void {
   process.stderr.write(`[${l.modelName} W-${l.workerId}] ${l.line}\n`);
 }
 
+/** Socket dirs of live workers, removed synchronously if this process exits without stopping them. */
+const liveSockDirs = new Set<string>();
+let exitHookInstalled = false;
+let staleSwept = false;
+
+const SOCK_DIR_PREFIX = 'mar-w-';
+
+/** Private 0700 dir for one worker's socket, named after our pid so a later process can sweep it if we die. */
+async function makeSockDir(): Promise<string> {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const d of liveSockDirs) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  if (!staleSwept) {
+    staleSwept = true;
+    await sweepStaleSockDirs();
+  }
+  const dir = await mkdtemp(join(tmpdir(), `${SOCK_DIR_PREFIX}${process.pid}-`));
+  liveSockDirs.add(dir);
+  return dir;
+}
+
+/** Removes socket dirs left by processes of ours that were killed (their pid is gone). */
+async function sweepStaleSockDirs(): Promise<void> {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : -1;
+  let names: string[];
+  try {
+    names = await readdir(tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^mar-w-(\d+)-/.exec(name);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+      continue; // alive (or not ours to judge)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') continue;
+    }
+    const dir = join(tmpdir(), name);
+    try {
+      const st = await lstat(dir);
+      if (st.isDirectory() && (uid < 0 || st.uid === uid)) await rm(dir, { recursive: true, force: true });
+    } catch {
+      /* raced with someone else's sweep */
+    }
+  }
+}
+
 function freeTcpPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -136,7 +188,7 @@ export class WorkerProcess extends EventEmitter {
     let socket: WorkerSocket;
     if (sockType === 'unix') {
       // Private 0700 dir: nobody else can connect to (or pre-create) the socket.
-      sockDir = await mkdtemp(join(tmpdir(), 'mar-w-'));
+      sockDir = await makeSockDir();
       socket = { type: 'unix', path: unixSocketPath(sockDir) };
     } else {
       socket = { type: 'tcp', host: '127.0.0.1', port: await freeTcpPort() };
@@ -154,7 +206,10 @@ export class WorkerProcess extends EventEmitter {
     try {
       child = spawn(spec.command, spec.args, { cwd: spec.cwd, env: spec.env, stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (err) {
-      if (sockDir) await rm(sockDir, { recursive: true, force: true });
+      if (sockDir) {
+        liveSockDirs.delete(sockDir);
+        await rm(sockDir, { recursive: true, force: true });
+      }
       throw new MarError('WORKER_START_FAILED', `cannot start worker for model ${options.model.name}: ${(err as Error).message}`, {
         cause: err,
       });
@@ -470,7 +525,10 @@ export class WorkerProcess extends EventEmitter {
     await this.#drain;
     this.#state = 'dead';
     this.#socket?.destroy();
-    if (this.#sockDir) await rm(this.#sockDir, { recursive: true, force: true }).catch(() => {});
+    if (this.#sockDir) {
+      liveSockDirs.delete(this.#sockDir);
+      await rm(this.#sockDir, { recursive: true, force: true }).catch(() => {});
+    }
     this.#resolveExited(this.#exitInfo);
     this.emit('exit', this.#exitInfo);
   }

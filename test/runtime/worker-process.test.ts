@@ -5,14 +5,16 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { chmod, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MarError } from '../../src/errors.js';
 import type { MetricLine } from '../../src/runtime/metrics.js';
 import { openModel, type OpenedModel } from '../../src/runtime/model.js';
 import type { InferenceRequest, WorkerReply } from '../../src/runtime/protocol.js';
 import { WorkerProcess, type WorkerLogLine, type WorkerProcessOptions } from '../../src/runtime/worker-process.js';
-import { FIXTURES, tempDir } from '../helpers/util.js';
+import { packagePath } from '../../src/util/package-info.js';
+import { FIXTURES, run, tempDir } from '../helpers/util.js';
 import { PREDICT_BATCH, STATUS_REPLY } from './otf-samples.js';
 
 type Runtime = 'python' | 'node';
@@ -309,4 +311,22 @@ test('start fails cleanly: interpreter not found, early exit, startup timeout', 
   );
   assert.ok(err instanceof MarError && err.code === 'WORKER_START_FAILED' && /did not start within 300 ms/.test(err.message));
   assert.ok(processGone((err.details as { pid: number }).pid));
+});
+
+test('socket dirs: removed when a process exits without stopping its workers, swept when their process was killed', async (t) => {
+  const tmp = await tempDir(t);
+  const child = spawn(process.execPath, ['-e', '']);
+  const deadPid = await new Promise<number>((resolve) => child.on('exit', () => resolve(child.pid!)));
+  await mkdir(join(tmp, `mar-w-${deadPid}-stale1`));
+  const script =
+    `const { openModel } = await import(${JSON.stringify(packagePath('dist', 'src', 'runtime', 'model.js'))});\n` +
+    `const { WorkerProcess } = await import(${JSON.stringify(packagePath('dist', 'src', 'runtime', 'worker-process.js'))});\n` +
+    `const m = await openModel(${JSON.stringify(join(FIXTURES, 'handlers', 'node'))}, { modelName: 'x', handler: 'noop', runtime: 'node' });\n` +
+    `await WorkerProcess.start({ id: '1', model: m, batchSize: 1, log: () => {} });\n` +
+    `console.log((await import('node:fs')).readdirSync(${JSON.stringify(tmp)}).join(','));\n` +
+    `process.exit(0);\n`;
+  const r = await run(process.execPath, ['--input-type=module', '-e', script], { env: { TMPDIR: tmp } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout.trim(), /^mar-w-\d+-\w+$/, 'the stale dir was swept before the new one was made');
+  assert.deepEqual(await readdir(tmp), [], 'the live dir was removed at exit');
 });
