@@ -427,6 +427,8 @@ test('a TorchServe-style handler subclassing BaseHandler runs without torch', as
   ]);
   const handlerTime = parseMetricLine(await w.waitLine((l) => l.startsWith('[METRICS]HandlerTime')));
   assert.deepEqual(handlerTime?.requestIds, ['a', 'b']);
+  // @timed (ts.handler_utils.timer) records the decorated method.
+  assert.equal(parseMetricLine(await w.waitLine((l) => l.startsWith('[METRICS]preprocess.')))?.unit, 'Milliseconds');
   const bad = await w.predict([req('c', [['body', 'text/plain', 'nope']])]);
   assert.deepEqual([bad.code, bad.message], [400, 'send a JSON list of numbers']);
 });
