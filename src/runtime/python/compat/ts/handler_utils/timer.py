@@ -1,5 +1,5 @@
-"""ts.handler_utils.timer.timed: records how long a handler method took as a `<ClassName>.<method>`-style
-metric (here `<method>` in ms) on self.context.metrics, when there is one."""
+"""ts.handler_utils.timer.timed: records how long a decorated handler method took, as a metric named
+after the method (ms), on self.context.metrics when there is one."""
 
 import functools
 import time
