@@ -9,7 +9,7 @@
  */
 
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readdirSync, rmSync } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
@@ -268,6 +268,25 @@ async function liveOwners(entryDir: string): Promise<number[]> {
   return live;
 }
 
+let exitHookInstalled = false;
+
+/** On exit without release() (process.exit, a fatal error), clean up what only we used, synchronously. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const entryDir of entries.keys()) {
+      try {
+        rmSync(join(entryDir, 'owners', String(process.pid)), { force: true });
+        const others = readdirSync(join(entryDir, 'owners')).filter((n) => Number(n) !== process.pid && isAlive(Number(n)));
+        if (others.length === 0) rmSync(entryDir, { recursive: true, force: true });
+      } catch {
+        /* best effort: a later sweep removes it */
+      }
+    }
+  });
+}
+
 /** Removes entries no live process owns (left behind by crashed or killed processes). Once per root. */
 async function sweepStale(root: string): Promise<void> {
   if (sweptRoots.has(root)) return;
@@ -334,6 +353,7 @@ async function acquireExtraction(archive: string, cacheRoot: string | undefined)
   const root = resolve(cacheRoot ?? defaultCacheDir());
   await ensureCacheRoot(root, cacheRoot === undefined && !process.env['MAR_CACHE_DIR']);
   await sweepStale(root);
+  installExitHook();
   const entryDir = join(root, await sha256File(archive));
   await removals.get(entryDir);
   let entry = entries.get(entryDir);

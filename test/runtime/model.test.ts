@@ -220,3 +220,15 @@ test('archives made by our model-archiver (python and node runtimes) open and ru
     assert.equal(reply.predictions[0]!.body.toString(), expected);
   }
 });
+
+test('a process that exits without release() leaves no extraction behind', async (t) => {
+  const work = await tempDir(t);
+  const cacheDir = join(work, 'cache');
+  const mar = await zipDir(await modelDir(t), join(work, 'squeeze.mar'));
+  const script =
+    `import(${JSON.stringify(packagePath('dist', 'src', 'runtime', 'model.js'))})` +
+    `.then((m) => m.openModel(${JSON.stringify(mar)}, { cacheDir: ${JSON.stringify(cacheDir)} })).then((m) => { console.log(m.dir); process.exit(0); })`;
+  const r = await run(process.execPath, ['-e', script]);
+  assert.ok(r.stdout.startsWith(cacheDir), r.stdout + r.stderr);
+  assert.deepEqual(await readdir(cacheDir), []);
+});
