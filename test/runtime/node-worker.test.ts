@@ -89,10 +89,12 @@ test('handler resolution: .mjs and .cjs files, a CommonJS function export, an ex
   await writeFile(join(dir, 'esm.mjs'), 'export default { handle: (data) => data === null ? null : data.map(() => "default-object") };\n');
   await mkdir(join(dir, 'sub'));
   await writeFile(join(dir, 'sub', 'nested.mjs'), 'export const handle = (d) => d && d.map(() => "nested");\n');
+  await writeFile(join(dir, 'default_fn.cjs'), 'module.exports = function (d) { return d && d.map(() => "module-function"); };\n');
   for (const [handler, expected] of [
     ['cjs_fn:predict', 'cjs'],
     ['esm', 'default-object'],
     ['sub/nested.js:handle', 'nested'],
+    ['default_fn', 'module-function'],
   ]) {
     const worker = await startNode(t, dir, handler!);
     const reply = await worker.predict([req('a', 'x')], 10_000);

@@ -109,6 +109,13 @@ async function loadHandler(load: LoadRequest): Promise<LoadedHandler> {
     }
   }
 
+  // `export default function (data, context)` / `module.exports = function ...`: the module is the handler.
+  if (typeof def === 'function' && !isClass(def) && !entry.hasExplicitFunction) {
+    const fn = def as HandleFn;
+    await fn(null, context);
+    return { handle: (data, c) => fn(data, c), context };
+  }
+
   const classes = new Set<new () => Record<string, unknown>>();
   for (const scope of [mod, ...(def && typeof def === 'object' ? [def as Record<string, unknown>] : [])]) {
     for (const v of Object.values(scope)) if (isClass(v)) classes.add(v);
