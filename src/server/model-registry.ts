@@ -56,6 +56,8 @@ export class ModelRegistry {
   readonly #log: (msg: string) => void;
   readonly #models = new Map<string, ModelEntry>();
   readonly #closing = new Set<Promise<unknown>>();
+  /** Every runtime not yet fully closed (also those already out of the table), for a forced exit. */
+  readonly #live = new Set<ModelRuntime>();
 
   constructor(options: ModelRegistryOptions) {
     this.#config = options.config;
@@ -141,6 +143,7 @@ export class ModelRegistry {
       loadedAtStartup: o.loadedAtStartup ?? false,
     };
     this.#models.set(name, entry);
+    this.#live.add(runtime);
     this.#log(`Model ${name} registered from ${o.url}`);
     return entry;
   }
@@ -171,7 +174,10 @@ export class ModelRegistry {
     const done = this.#track(
       entry.runtime
         .close({ graceMs })
-        .finally(() => entry.model.release())
+        .finally(() => {
+          this.#live.delete(entry.runtime);
+          return entry.model.release();
+        })
         .catch((err: unknown) => this.#log(`error while unloading ${name}: ${String(err)}`)),
     );
     let timer: NodeJS.Timeout | undefined;
@@ -195,12 +201,29 @@ export class ModelRegistry {
         this.#track(
           e.runtime
             .close({ graceMs })
-            .finally(() => e.model.release())
+            .finally(() => {
+              this.#live.delete(e.runtime);
+              return e.model.release();
+            })
             .catch((err: unknown) => this.#log(`error while unloading ${e.name}: ${String(err)}`)),
         ),
       ),
     );
     await Promise.all([...this.#closing]);
+  }
+
+  /** For an immediate exit (second signal): SIGKILL every worker process so none is orphaned. */
+  killAllWorkers(): void {
+    for (const runtime of this.#live) {
+      for (const w of runtime.workers()) {
+        if (w.pid === null) continue;
+        try {
+          process.kill(w.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
   }
 
   #track<T>(p: Promise<T>): Promise<T> {

@@ -146,6 +146,9 @@ export async function startServer(t: TestContext, options: StartServerOptions = 
       await exited;
       clearTimeout(timer);
     }
+    // a grandchild that kept our pipes open must not keep the test process alive
+    proc.stdout?.destroy();
+    proc.stderr?.destroy();
   });
   let inference = '';
   let management = '';

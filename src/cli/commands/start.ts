@@ -97,6 +97,7 @@ async function runForeground(o: StartOptions): Promise<void> {
       signalled++;
       if (signalled > 1) {
         defaultLog(`${sig} received again: exiting now`);
+        server.registry.killAllWorkers();
         if (pidFile) removePidFile(pidFile);
         process.exit(130);
       }

@@ -1,0 +1,166 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { cp, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { FIXTURES, server, tempDir } from '../helpers/util.js';
+import { http, register, startServer } from './server-helpers.js';
+
+const ANNOUNCE = `
+import time
+
+def handle(data, context):
+    if data is None:
+        return None
+    bodies = [bytes(r.get("body") or b"").decode() for r in data]
+    print("BATCH " + ",".join(bodies), flush=True)
+    if "hang" in bodies:
+        while True:
+            time.sleep(3600)
+    time.sleep(0.3)
+    return bodies
+`;
+
+/** A model directory with a MAR-INF manifest, as model-archiver would produce it. */
+async function writeModelDir(dir: string, name: string, handlerSource: string, module = 'announce'): Promise<void> {
+  await mkdir(join(dir, 'MAR-INF'), { recursive: true });
+  await writeFile(join(dir, `${module}.py`), handlerSource);
+  await writeFile(
+    join(dir, 'MAR-INF', 'MANIFEST.json'),
+    JSON.stringify({ runtime: 'python', model: { modelName: name, handler: `${module}:handle` }, archiverVersion: '0.1.0' }),
+  );
+}
+
+/** True while the process exists and is not a zombie waiting to be reaped. */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+test('SIGTERM with requests in flight: none lost, workers stopped, extracted archives removed, exit 0', async (t) => {
+  const s = await startServer(t);
+  // a .mar (zip) in the store: it is extracted into the cache and must be gone after shutdown
+  const src = join(s.dir, 'src');
+  await writeModelDir(src, 'slow', ANNOUNCE);
+  execFileSync('python3', ['-c', `import shutil; shutil.make_archive(${JSON.stringify(join(s.store, 'slow'))}, 'zip', ${JSON.stringify(src)})`]);
+  execFileSync('mv', [join(s.store, 'slow.zip'), join(s.store, 'slow.mar')]);
+  const r = await register(s, { url: 'slow.mar', initial_workers: 1 });
+  assert.equal(r.status, 200, r.text);
+  const pid = (await http(s.management, 'GET', '/models/slow')).json().workers[0].pid as number;
+  assert.ok((await readdir(join(s.dir, 'cache'))).length > 0);
+
+  const requests = ['a', 'b', 'c'].map((b) => http(s.inference, 'POST', '/predictions/slow', b));
+  await s.waitLine(/BATCH a|BATCH b|BATCH c/);
+  s.proc.kill('SIGTERM');
+  const results = await Promise.all(requests);
+  assert.deepEqual(results.map((x) => [x.status, x.text]).sort(), [[200, 'a'], [200, 'b'], [200, 'c']]);
+  const { code } = await s.exited;
+  assert.equal(code, 0);
+  assert.equal(isAlive(pid), false, 'worker stopped');
+  const left = existsSync(join(s.dir, 'cache')) ? (await readdir(join(s.dir, 'cache'))).filter((n) => !n.startsWith('.')) : [];
+  assert.deepEqual(left, [], 'extracted archive removed');
+  await assert.rejects(http(s.inference, 'GET', '/ping'), /ECONNREFUSED/);
+});
+
+test('a second signal exits at once with a non-zero status', async (t) => {
+  const s = await startServer(t);
+  await writeModelDir(join(s.store, 'stuck'), 'stuck', ANNOUNCE);
+  assert.equal((await register(s, { url: 'stuck', initial_workers: 1 })).status, 200);
+  const workerPid = (await http(s.management, 'GET', '/models/stuck')).json().workers[0].pid as number;
+  const pending = http(s.inference, 'POST', '/predictions/stuck', 'hang').catch((err: Error) => err);
+  await s.waitLine(/BATCH hang/);
+  s.proc.kill('SIGTERM');
+  await s.waitLine(/SIGTERM received: shutting down/);
+  s.proc.kill('SIGINT');
+  const { code } = await s.exited;
+  assert.notEqual(code, 0);
+  await pending;
+  assert.equal(isAlive(workerPid), false, 'no orphaned worker');
+});
+
+test('startup models: --models name=url and load_models=ALL, default workers, /invocations with the only startup model', async (t) => {
+  const dir = await tempDir(t, 'mar-startup-');
+  const store = join(dir, 'store');
+  await writeModelDir(join(store, 'm1'), 'm1', ANNOUNCE);
+  await cp(join(FIXTURES, 'handlers', 'python'), join(store, 'py'), { recursive: true });
+  const s3 = await startServer(t, {
+    props: { default_workers_per_model: 1, model_store: store },
+    args: ['--models', 'first=m1', 'missing.mar'],
+  });
+  await s3.waitLine(/Failed to load model missing from missing\.mar: Model not found in model store: missing\.mar/);
+  const d = (await http(s3.management, 'GET', '/models/first')).json();
+  assert.equal(d.loadedAtStartup, true);
+  assert.equal(d.minWorkers, 1);
+  assert.equal(d.workers[0].status, 'READY');
+  const inv = await http(s3.inference, 'POST', '/invocations', 'x');
+  assert.deepEqual([inv.status, inv.text], [200, 'x']);
+
+  const s4 = await startServer(t, { props: { default_workers_per_model: 1, model_store: store, load_models: 'ALL' } });
+  const names = (await http(s4.management, 'GET', '/models')).json().models.map((m: { modelName: string }) => m.modelName);
+  // py has no manifest and no handler: logged and skipped
+  assert.deepEqual(names, ['m1']);
+  await s4.waitLine(/Failed to load model py/);
+});
+
+test('config: environment overrides, bad values fail before listening', async (t) => {
+  const s = await startServer(t, { env: { MMS_MANAGEMENT_ADDRESS: 'http://127.0.0.1:0', MMS_JOB_QUEUE_SIZE: '7' } });
+  assert.equal((await http(s.inference, 'GET', '/ping')).status, 200);
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'config.properties'), 'max_request_size=lots\n');
+  const bad = await server(['start', '--config', join(dir, 'config.properties')]);
+  assert.equal(bad.code, 1);
+  assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+  assert.match(bad.stderr, /^error: invalid config value max_request_size="lots": expected an integer >= 1/);
+  assert.doesNotMatch(bad.stdout, /bind to/);
+  const env = await server(['start', '--config', join(dir, 'nosuch.properties')]);
+  assert.equal(env.code, 1);
+  assert.match(env.stderr, /cannot read config file/);
+  const https = await server(['start'], { cwd: dir, env: { MMS_INFERENCE_ADDRESS: 'https://127.0.0.1:0', MMS_CONFIG_FILE: '' } });
+  assert.equal(https.code, 1);
+  assert.match(https.stderr, /https is not supported/);
+});
+
+test('--start runs the server in the background with a pid file; --stop stops it', async (t) => {
+  const dir = await tempDir(t);
+  const store = join(dir, 'store');
+  await cp(join(FIXTURES, 'handlers', 'python'), join(store, 'py'), { recursive: true });
+  await writeFile(join(dir, 'config.properties'), 'inference_address=http://127.0.0.1:0\nmanagement_address=http://127.0.0.1:0\n');
+  const started = await server(['--start', '--model-store', store, '--config', join(dir, 'config.properties')], { cwd: dir });
+  assert.equal(started.code, 0, started.stderr);
+  const daemonPid = Number(/pid (\d+)/.exec(started.stdout)?.[1]);
+  t.after(() => {
+    if (isAlive(daemonPid)) process.kill(daemonPid, 'SIGTERM');
+  });
+  const inference = /inference API: (\S+)/.exec(started.stdout)?.[1];
+  const management = /management API: (\S+)/.exec(started.stdout)?.[1];
+  assert.ok(inference && management, started.stdout);
+  const pidFile = join(store, '.model_server.pid');
+  assert.ok(existsSync(pidFile));
+  assert.equal((await http(inference, 'GET', '/ping')).status, 200);
+  const r = await http(management, 'POST', '/models?url=py&model_name=noop&handler=noop:handle&initial_workers=1');
+  assert.equal(r.status, 200);
+  assert.equal((await http(inference, 'POST', '/predictions/noop', 'x')).text, 'OK');
+
+  const twice = await server(['--start', '--model-store', store, '--config', join(dir, 'config.properties')], { cwd: dir });
+  assert.equal(twice.code, 1);
+  assert.match(twice.stderr, /already running/);
+
+  const stopped = await server(['--stop', '--model-store', store], { cwd: dir });
+  assert.equal(stopped.code, 0, stopped.stderr);
+  assert.match(stopped.stdout, /Model server stopped\./);
+  assert.equal(existsSync(pidFile), false);
+  await assert.rejects(http(inference, 'GET', '/ping'), /ECONNREFUSED/);
+  const again = await server(['--stop', '--model-store', store], { cwd: dir });
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /not currently running/);
+});
