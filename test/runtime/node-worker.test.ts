@@ -8,6 +8,7 @@ import type { MetricLine } from '../../src/runtime/metrics.js';
 import { openModel } from '../../src/runtime/model.js';
 import type { InferenceRequest } from '../../src/runtime/protocol.js';
 import { WorkerProcess, type WorkerLogLine } from '../../src/runtime/worker-process.js';
+import { TOOL_VERSION } from '../../src/util/package-info.js';
 import { FIXTURES, tempDir } from '../helpers/util.js';
 
 const NODE_FIXTURES = join(FIXTURES, 'handlers', 'node');
@@ -39,7 +40,7 @@ test('async handler: exported initialize() is awaited at LOAD, handle() is await
   assert.equal(a.initCalls, 1, 'initialize runs once, and handle(null) is not called instead');
   assert.equal(a.loadedAt, NODE_FIXTURES);
   assert.equal(a.modelName, 'js');
-  assert.deepEqual(a.systemProperties, { modelDir: NODE_FIXTURES, gpuId: null, batchSize: 2, serverName: 'MMS', serverVersion: '0.1.0' });
+  assert.deepEqual(a.systemProperties, { modelDir: NODE_FIXTURES, gpuId: null, batchSize: 2, serverName: 'MMS', serverVersion: TOOL_VERSION });
   assert.deepEqual(a.requestIds, ['a', 'b']);
   assert.deepEqual([a.requestId, b.requestId], ['a', 'b']);
   assert.equal(a.custom, 'abc', 'getRequestHeader falls back to a case-insensitive match');

@@ -13,7 +13,9 @@ import type { MetricLine } from '../../src/runtime/metrics.js';
 import { openModel, type OpenedModel } from '../../src/runtime/model.js';
 import type { InferenceRequest, WorkerReply } from '../../src/runtime/protocol.js';
 import { WorkerProcess, type WorkerLogLine, type WorkerProcessOptions } from '../../src/runtime/worker-process.js';
-import { packagePath } from '../../src/util/package-info.js';
+import { packagePath, TOOL_VERSION } from '../../src/util/package-info.js';
+import { parseEntryPoint } from '../../src/handler/entry-point.js';
+import { launchSpec, NODE_WORKER_SCRIPT, PYTHON_COMPAT_DIR, PYTHON_WORKER_SCRIPT, pythonLaunch } from '../../src/runtime/launchers.js';
 import { FIXTURES, run, tempDir } from '../helpers/util.js';
 import { PREDICT_BATCH, STATUS_REPLY } from './otf-samples.js';
 
@@ -329,4 +331,21 @@ test('socket dirs: removed when a process exits without stopping its workers, sw
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout.trim(), /^mar-w-\d+-\w+$/, 'the stale dir was swept before the new one was made');
   assert.deepEqual(await readdir(tmp), [], 'the live dir was removed at exit');
+});
+
+test('launchers: python argv, PYTHONPATH order (handler dir, existing, model dir, compat last), env, cwd; node argv', () => {
+  const entry = parseEntryPoint('sub/my_handler:handle');
+  const base = { PATH: '/usr/bin', PYTHONPATH: '/site/extra', OMP_NUM_THREADS: '4' };
+  const py = pythonLaunch({ runtime: 'python3', modelDir: '/m', entry, socket: { type: 'unix', path: '/s/w.sock' }, env: base, python: '/opt/py' });
+  assert.equal(py.command, '/opt/py');
+  assert.deepEqual(py.args, [PYTHON_WORKER_SCRIPT, '--sock-type', 'unix', '--sock-name', '/s/w.sock']);
+  assert.equal(py.cwd, '/m');
+  assert.equal(py.env['PYTHONPATH'], ['/m/sub', '/site/extra', '/m', PYTHON_COMPAT_DIR].join(':'));
+  assert.deepEqual([py.env['MMS_DECODE_INPUT_REQUEST'], py.env['MAR_SERVER_VERSION'], py.env['OMP_NUM_THREADS'], py.env['PATH']], ['true', TOOL_VERSION, '4', '/usr/bin']);
+  const tcp = pythonLaunch({ runtime: 'python', modelDir: '/m', entry: parseEntryPoint('h'), socket: { type: 'tcp', host: '127.0.0.1', port: 9001 }, env: {}, decodeInputRequest: false });
+  assert.deepEqual([tcp.command, ...tcp.args.slice(1)], ['python3', '--sock-type', 'tcp', '--host', '127.0.0.1', '--port', '9001']);
+  assert.deepEqual([tcp.env['PYTHONPATH'], tcp.env['MMS_DECODE_INPUT_REQUEST'], tcp.env['OMP_NUM_THREADS']], [['/m', PYTHON_COMPAT_DIR].join(':'), 'false', '1']);
+  const js = launchSpec({ runtime: 'node', modelDir: '/m', entry, socket: { type: 'unix', path: '/s/w.sock' }, env: {} });
+  assert.deepEqual([js.command, ...js.args], [process.execPath, NODE_WORKER_SCRIPT, '--sock-type', 'unix', '--sock-name', '/s/w.sock']);
+  assert.throws(() => launchSpec({ runtime: 'python2', modelDir: '/m', entry, socket: { type: 'unix', path: '/s' } }), isMar('RUNTIME_UNSUPPORTED'));
 });
