@@ -18,7 +18,7 @@ def handle(data, context):
     if "hang" in bodies:
         while True:
             time.sleep(3600)
-    time.sleep(0.3)
+    time.sleep(0.5)
     return bodies
 `;
 
@@ -54,13 +54,14 @@ test('SIGTERM with requests in flight: none lost, workers stopped, extracted arc
   await writeModelDir(src, 'slow', ANNOUNCE);
   execFileSync('python3', ['-c', `import shutil; shutil.make_archive(${JSON.stringify(join(s.store, 'slow'))}, 'zip', ${JSON.stringify(src)})`]);
   execFileSync('mv', [join(s.store, 'slow.zip'), join(s.store, 'slow.mar')]);
-  const r = await register(s, { url: 'slow.mar', initial_workers: 1 });
+  // one batch of three: when the handler announces it, all three requests are in the server
+  const r = await register(s, { url: 'slow.mar', initial_workers: 1, batch_size: 3, max_batch_delay: 10_000 });
   assert.equal(r.status, 200, r.text);
   const pid = (await http(s.management, 'GET', '/models/slow')).json().workers[0].pid as number;
   assert.ok((await readdir(join(s.dir, 'cache'))).length > 0);
 
   const requests = ['a', 'b', 'c'].map((b) => http(s.inference, 'POST', '/predictions/slow', b));
-  await s.waitLine(/BATCH a|BATCH b|BATCH c/);
+  await s.waitLine(/BATCH [abc],[abc],[abc]/);
   s.proc.kill('SIGTERM');
   const results = await Promise.all(requests);
   assert.deepEqual(results.map((x) => [x.status, x.text]).sort(), [[200, 'a'], [200, 'b'], [200, 'c']]);
