@@ -1,0 +1,41 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatMetricLine, parseMetricLine } from '../../src/runtime/metrics.js';
+
+test('parses the MMS line of the reference (verified PredictionTime with two request ids)', () => {
+  const line = '[METRICS]PredictionTime.Milliseconds:0.06|#ModelName:probe,Level:Model|#hostname:vm,1795550332,req-1,req-2';
+  assert.deepEqual(parseMetricLine(line), {
+    name: 'PredictionTime',
+    unit: 'Milliseconds',
+    value: 0.06,
+    dimensions: [
+      ['ModelName', 'probe'],
+      ['Level', 'Model'],
+    ],
+    hostname: 'vm',
+    timestamp: 1795550332,
+    requestIds: ['req-1', 'req-2'],
+    raw: line.slice('[METRICS]'.length),
+  });
+});
+
+test('parses error metrics without request ids, TorchServe lines with a type, and an INFO prefix', () => {
+  const err = parseMetricLine('[METRICS]Oops.unit:1|#Level:Error|#hostname:h,1700000000');
+  assert.deepEqual([err?.name, err?.unit, err?.value, err?.dimensions, err?.requestIds], ['Oops', 'unit', 1, [['Level', 'Error']], []]);
+  const ts = parseMetricLine('INFO > [METRICS]HandlerTime.ms:12.5|#ModelName:m,Level:Model|#type:GAUGE|#hostname:h,1700000000,abc');
+  assert.deepEqual([ts?.name, ts?.unit, ts?.value, ts?.type, ts?.requestIds], ['HandlerTime', 'ms', 12.5, 'GAUGE', ['abc']]);
+});
+
+test('rejects lines that are not well-formed metrics', () => {
+  assert.equal(parseMetricLine('hello'), null);
+  assert.equal(parseMetricLine('[METRICS]no value here'), null);
+  assert.equal(parseMetricLine('[METRICS]A.B:x|#d|#hostname:h,1'), null);
+});
+
+test('formatMetricLine writes what parseMetricLine reads', () => {
+  const m = { name: 'Requests', unit: 'Count', value: 3, dimensions: [['ModelName', 'm'], ['Level', 'Model']] as Array<[string, string]>, hostname: 'h', timestamp: 1700000000, requestIds: ['a', 'b'] };
+  const line = formatMetricLine(m);
+  assert.equal(line, '[METRICS]Requests.Count:3|#ModelName:m,Level:Model|#hostname:h,1700000000,a,b');
+  const back = parseMetricLine(line)!;
+  assert.deepEqual([back.name, back.unit, back.value, back.dimensions, back.hostname, back.timestamp, back.requestIds], Object.values(m));
+});
