@@ -68,3 +68,15 @@ test('usage errors exit 2: missing -o, bad sizes and numbers', async () => {
   }
   assert.ok(!existsSync(join(dir, 'x')));
 });
+
+test('--help shows the real default limits', async () => {
+  const { DEFAULT_EXTRACT_LIMITS } = await import('../../src/archive/extract.js');
+  const { HELP_DEFAULTS } = await import('../../src/cli/commands/extract.js');
+  assert.deepEqual({ ...HELP_DEFAULTS }, { ...DEFAULT_EXTRACT_LIMITS });
+  const r = await archiver(['extract', '--help']);
+  assert.equal(r.code, 0);
+  const help = r.stdout.replace(/\s+/g, ' ');
+  assert.match(help, /--max-size <size> largest total uncompressed size to accept \(default 64 GiB\)/);
+  assert.match(help, /--max-ratio <n> largest inflated\/archive size ratio to accept \(default 200\)/);
+  assert.match(help, /--max-entries <n> largest number of entries to accept \(default 100000\)/);
+});

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { DEFAULT_EXTRACT_LIMITS, extractArchive, type ExtractLimits } from '../../archive/extract.js';
+import type { ExtractLimits } from '../../archive/extract.js';
 import { formatBytes } from './inspect.js';
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
@@ -25,6 +25,8 @@ function positiveInt(text: string): number {
   return n;
 }
 
+export const HELP_DEFAULTS: Readonly<ExtractLimits> = { maxTotalBytes: 64 * 1024 ** 3, maxEntries: 100_000, maxRatio: 200 };
+
 interface ExtractCliOptions {
   output: string;
   force?: boolean;
@@ -37,7 +39,8 @@ interface ExtractCliOptions {
 }
 
 export function registerExtract(program: Command): void {
-  const d = DEFAULT_EXTRACT_LIMITS;
+  // Mirrors DEFAULT_EXTRACT_LIMITS for --help without loading the extractor (a test keeps them equal).
+  const d = HELP_DEFAULTS;
   program
     .command('extract')
     .description('safely unpack a .mar, .tar.gz or model directory into a new directory (atomic; refuses links and escaping paths)')
@@ -55,6 +58,7 @@ export function registerExtract(program: Command): void {
       if (opts.maxSize !== undefined) limits.maxTotalBytes = opts.maxSize;
       if (opts.maxRatio !== undefined) limits.maxRatio = opts.maxRatio;
       if (opts.maxEntries !== undefined) limits.maxEntries = opts.maxEntries;
+      const { extractArchive } = await import('../../archive/extract.js');
       const result = await extractArchive(archive, opts.output, { limits, force: !!opts.force, stripTgzRoot: !opts.keepRoot });
       if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
       else if (!opts.quiet) {

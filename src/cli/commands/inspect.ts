@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import chalk from 'chalk';
-import { inspectArchive, type InspectReport } from '../../archive/inspect.js';
+import type { InspectReport } from '../../archive/inspect.js';
 
 /** 1536 -> "1.5 KiB"; exact bytes below 1 KiB. */
 export function formatBytes(n: number): string {
@@ -12,7 +12,7 @@ export function formatBytes(n: number): string {
     v /= 1024;
     u++;
   }
-  return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[u]}`;
+  return `${v >= 100 || Number.isInteger(v) ? v.toFixed(0) : v.toFixed(1)} ${units[u]}`;
 }
 
 const FORMAT_LABEL = { zip: 'zip (.mar)', tgz: 'gzipped tar (.tar.gz)', dir: 'directory (no-archive)' } as const;
@@ -86,6 +86,8 @@ export function registerInspect(program: Command): void {
     .option('--files', 'list every entry with its size, compressed size and method')
     .option('--json', 'print a JSON report for scripts')
     .action(async (archive: string, opts: { files?: boolean; json?: boolean }) => {
+      // Loaded on use: the other commands (and --help) should not pay for the reader and the schema compiler.
+      const { inspectArchive } = await import('../../archive/inspect.js');
       const report = await inspectArchive(archive);
       if (opts.json) {
         // The JSON always carries the entry list: scripts should not need a second flag to get it.

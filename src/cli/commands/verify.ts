@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import chalk from 'chalk';
 import { MarError } from '../../errors.js';
-import { verifyArchive, type Problem, type VerifyResult } from '../../archive/verify.js';
+import type { Problem, VerifyResult } from '../../archive/verify.js';
 
 function line(p: Problem): string {
   return `${p.path !== undefined ? `${p.path}: ` : ''}${p.message} [${p.code}]`;
@@ -25,6 +25,7 @@ export function registerVerify(program: Command): void {
     .argument('<archive>', 'a .mar, .tar.gz or unpacked model directory')
     .option('--json', 'print a JSON result ({ok, problems[], warnings[]}) for scripts')
     .action(async (archive: string, opts: { json?: boolean }) => {
+      const { verifyArchive } = await import('../../archive/verify.js');
       const result = await verifyArchive(archive);
       if (opts.json) {
         process.stdout.write(JSON.stringify(result, null, 2) + '\n');
