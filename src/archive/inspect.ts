@@ -48,6 +48,12 @@ export async function loadManifest(reader: ArchiveReader): Promise<LoadedManifes
   return { kind, manifest, schemaErrors: validateManifest(manifest).errors };
 }
 
+/** A manifest one or more directories down (`model/MAR-INF/MANIFEST.json`): the archive was made from the parent dir. */
+export function findNestedManifest(reader: ArchiveReader): string | null {
+  const hit = reader.entries().find((e) => e.type === 'file' && e.path.endsWith('/' + MANIFEST_PATH));
+  return hit ? hit.path : null;
+}
+
 export interface InspectEntry {
   path: string;
   type: EntryType;
@@ -68,6 +74,8 @@ export interface InspectReport {
   manifest: Manifest | null;
   manifestError: string | null;
   schemaErrors: string[];
+  /** When there is no manifest at the top: one found deeper (the archive was made one directory too high). */
+  nestedManifest: string | null;
   modelName: string | null;
   modelVersion: string | null;
   runtime: string | null;
@@ -121,6 +129,7 @@ export async function inspectReader(reader: ArchiveReader): Promise<InspectRepor
     manifest: m,
     manifestError: loaded.error ?? null,
     schemaErrors: loaded.schemaErrors,
+    nestedManifest: loaded.kind === 'none' ? findNestedManifest(reader) : null,
     modelName: str(model['modelName']),
     modelVersion: str(model['modelVersion']),
     runtime: m ? str(m.runtime) : null,

@@ -8,7 +8,7 @@ import { MarError } from '../errors.js';
 import { isTorchServeBuiltin, moduleCandidates, parseEntryPoint } from '../handler/entry-point.js';
 import { DIGESTS_PATH, MANIFEST_PATH, type Manifest } from '../manifest/manifest.js';
 import { parseModelConfig } from '../manifest/model-config.js';
-import { loadManifest, type InspectManifestKind } from './inspect.js';
+import { findNestedManifest, loadManifest, type InspectManifestKind } from './inspect.js';
 import { ArchiveReader, decodeZipName, detectArchiveKind, torchServeTarPath, type ArchiveEntryInfo, type ArchiveKind } from './read.js';
 import { checkEntryPath, describeUnsafe } from './safe-path.js';
 
@@ -398,7 +398,12 @@ export async function verifyArchive(path: string): Promise<VerifyResult> {
     const loaded = await loadManifest(reader);
     if (loaded.kind === 'none') {
       const backslashed = reader.entries().find((e) => e.path.replace(/\\/g, '/') === MANIFEST_PATH);
-      const hint = backslashed ? ` (there is ${q(backslashed.path)}, which the servers do not treat as that path)` : '';
+      const nested = findNestedManifest(reader);
+      const hint = backslashed
+        ? ` (there is ${q(backslashed.path)}, which the servers do not treat as that path)`
+        : nested
+          ? ` (there is ${q(nested)}: the archive was made from the directory above the model; pack the model directory itself)`
+          : '';
       out.problem('MANIFEST_MISSING', `${MANIFEST_PATH} is missing${hint}: TorchServe silently loads defaults and MMS has no handler; ${REBUILD}`);
     } else if (loaded.kind === 'legacy') {
       out.problem('MANIFEST_LEGACY', `only a legacy 0.x MANIFEST.json at the root: MMS migrates it, but TorchServe ignores it and uses defaults; ${REBUILD}`, 'MANIFEST.json');

@@ -102,6 +102,22 @@ test('verify on a model directory flags symlinks and checks the handler', async 
   );
 });
 
+test('a zip made one directory too high: the missing manifest is found one level down and the fix named', async () => {
+  const { run } = await import('../helpers/util.js');
+  const parent = join(dir, 'parent');
+  await mkdir(join(parent, 'mymodel', 'MAR-INF'), { recursive: true });
+  await writeFile(join(parent, 'mymodel', 'MAR-INF', 'MANIFEST.json'), JSON.stringify({ runtime: 'python', model: { modelName: 'm', handler: 'h' } }));
+  await writeFile(join(parent, 'mymodel', 'h.py'), 'def handle(d, c):\n    return d\n');
+  const zip = join(dir, 'too-high.mar');
+  const r = await run('zip', ['-qr', zip, 'mymodel'], { cwd: parent });
+  assert.equal(r.code, 0, r.stderr);
+  const v = await verifyArchive(zip);
+  const missing = v.problems.find((p) => p.code === 'MANIFEST_MISSING')!;
+  assert.match(missing.message, /there is "mymodel\/MAR-INF\/MANIFEST\.json": the archive was made from the directory above the model/);
+  const { inspectArchive } = await import('../../src/archive/inspect.js');
+  assert.equal((await inspectArchive(zip)).nestedManifest, 'mymodel/MAR-INF/MANIFEST.json');
+});
+
 test('names differing only in case are a warning (they collide on macOS and Windows)', async () => {
   const model = join(dir, 'case');
   await mkdir(join(model, 'MAR-INF'), { recursive: true });

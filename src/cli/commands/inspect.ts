@@ -25,7 +25,10 @@ export function renderInspect(r: InspectReport, showFiles: boolean): string {
   let out = '';
   out += row('archive', r.path);
   out += row('format', `${FORMAT_LABEL[r.format]}, ${formatBytes(r.archiveBytes)}${r.format === 'tgz' ? `, root dir ${r.tgzRoot ? r.tgzRoot + '/' : chalk.yellow('none')}` : ''}`);
-  if (r.manifestKind === 'none') out += row('manifest', chalk.yellow('none (MAR-INF/MANIFEST.json is missing)'));
+  if (r.manifestKind === 'none') {
+    out += row('manifest', chalk.yellow('none (MAR-INF/MANIFEST.json is missing)'));
+    if (r.nestedManifest) out += row('', chalk.yellow(`- found ${r.nestedManifest}: the archive was made from the directory above the model`));
+  }
   else {
     const where = r.manifestKind === 'legacy' ? 'MANIFEST.json (legacy 0.x, migrated)' : 'MAR-INF/MANIFEST.json';
     const state = r.manifestError ? chalk.red(` unreadable: ${r.manifestError}`) : r.schemaErrors.length ? chalk.yellow(` (${r.schemaErrors.length} schema problem${r.schemaErrors.length > 1 ? 's' : ''})`) : '';
