@@ -30,6 +30,7 @@ const paths = await buildReferenceArchives(dir, [
   'tgz-symlink',
   'tgz-hardlink',
   'bomb',
+  'tgz-bomb',
 ]);
 
 let n = 0;
@@ -107,6 +108,7 @@ const HOSTILE: [keyof typeof paths, ErrorCode, RegExp][] = [
   ['tgz-symlink', 'ARCHIVE_UNSAFE', /symbolic link to "\/etc\/passwd"/],
   ['tgz-hardlink', 'ARCHIVE_UNSAFE', /hard link to "\/etc\/shadow"/],
   ['bomb', 'ARCHIVE_LIMIT', /--max-ratio/],
+  ['tgz-bomb', 'ARCHIVE_LIMIT', /inflates more than 200 times its size.*--max-ratio/],
 ];
 
 for (const [shape, code, pattern] of HOSTILE) {

@@ -53,6 +53,7 @@ export const BAD_SHAPES = [
   'tgz-symlink',
   'tgz-hardlink',
   'bomb',
+  'tgz-bomb',
   'lying-size',
   'not-an-archive',
   'truncated-tgz',
@@ -94,6 +95,7 @@ export const SHAPE_FILES: Record<ReferenceShape, string> = {
   'tgz-symlink': 'symlink.tar.gz',
   'tgz-hardlink': 'hardlink.tar.gz',
   bomb: 'bomb.mar',
+  'tgz-bomb': 'bomb.tar.gz',
   'lying-size': 'lying-size.mar',
   'not-an-archive': 'not-an-archive.mar',
   'truncated-tgz': 'truncated.tar.gz',
@@ -401,6 +403,8 @@ def build(shape):
         tgz("hardlink.tar.gz", ts_members() + [("shadow", "hardlink", "/etc/shadow")], root="ts_edge")
     elif shape == "bomb":
         raw_zip("bomb.mar", mms_entries([{"name": b"zeros.bin", "data": bytes(BOMB), "method": 8}]))
+    elif shape == "tgz-bomb":
+        tgz("bomb.tar.gz", ts_members() + [("zeros.bin", "file", bytes(BOMB))], root="ts_edge")
     elif shape == "lying-size":
         # Headers claim 1 KiB; the deflated data inflates to BOMB bytes.
         raw_zip("lying-size.mar", mms_entries([{"name": b"zeros.bin", "data": bytes(BOMB), "method": 8, "usize": 1024}]))
