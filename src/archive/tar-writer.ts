@@ -1,7 +1,6 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { pipeline } from 'node:stream/promises';
-import { constants as zc, createGzip, type Gzip, type ZlibParams } from 'node:zlib';
+import { constants as zc, crc32, createDeflateRaw, type DeflateRaw } from 'node:zlib';
 import { MarError, describeFsError } from '../errors.js';
 import type { ArchiveSink, BytesCallback, EntryMeta, WrittenEntry } from './archive-sink.js';
 import { DEFAULT_LEVEL, chooseFromSamples, sampleFile } from './compression-policy.js';
@@ -103,25 +102,50 @@ export interface TarGzWriterOptions {
 export interface PreparedTarData {
   data: Buffer;
   digest: FileDigest;
-  /** Whether the content compresses (selects the gzip level for its bytes). */
+  /** Whether the content compresses (selects deflate or stored blocks for its bytes). */
   compressible: boolean;
 }
 
+/** gzip header: deflate, no flags, mtime 0, no extra flags, OS 3 (Unix): nothing run-specific. */
+const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
+/** Largest payload of one stored deflate block. */
+const STORED_BLOCK_MAX = 65535;
+
+/** Deflate stored blocks (BFINAL=0) for `data`, starting on a byte boundary. */
+function storedBlocks(data: Buffer): Buffer {
+  const blocks = Math.max(1, Math.ceil(data.length / STORED_BLOCK_MAX));
+  const out = Buffer.allocUnsafe(data.length + 5 * blocks);
+  let o = 0;
+  for (let i = 0; i < data.length || (i === 0 && data.length === 0); i += STORED_BLOCK_MAX) {
+    const n = Math.min(STORED_BLOCK_MAX, data.length - i);
+    out[o] = 0; // BFINAL 0, BTYPE 00, padding bits
+    out.writeUInt16LE(n, o + 1);
+    out.writeUInt16LE(~n & 0xffff, o + 3);
+    data.copy(out, o + 5, i, i + n);
+    o += 5 + n;
+    if (data.length === 0) break;
+  }
+  return out.subarray(0, o);
+}
+
 /**
- * Writes `<root>/...` entries as a gzip'd tar. The gzip header has no name and mtime 0 (Node's zlib writes it so),
- * so with a fixed mtime the output is reproducible. Incompressible files are emitted as stored deflate blocks
- * (zlib level 0 via params()), so weights do not cost a 55 MB/s deflate pass; the stream stays one gzip member.
+ * Writes `<root>/...` entries as a gzip'd tar in one gzip member (TorchServe's reader reads only the first).
+ * We frame the gzip ourselves so incompressible entries (weights) go out as deflate *stored* blocks at memcpy
+ * speed, while headers, code and text go through one zlib deflater; a Z_FULL_FLUSH before each stored run keeps
+ * back-references from crossing it. The gzip header has mtime 0 and no name, so output is reproducible.
  */
 export class TarGzWriter implements ArchiveSink<PreparedTarData> {
-  readonly #gzip: Gzip;
+  readonly #deflater: DeflateRaw;
+  readonly #feeder: ChunkFeeder;
   readonly #out: WriteStream;
-  readonly #done: Promise<void>;
   readonly #path: string;
   readonly #root: string;
   readonly #mtimeSec: number;
   readonly #signal: AbortSignal | undefined;
-  #level = DEFAULT_LEVEL;
+  #crc = 0;
   #tarBytes = 0;
+  /** The deflater has input since its last full flush. */
+  #dirty = false;
   #failure: unknown;
 
   private constructor(path: string, out: WriteStream, options: TarGzWriterOptions) {
@@ -130,11 +154,18 @@ export class TarGzWriter implements ArchiveSink<PreparedTarData> {
     this.#root = options.root;
     this.#mtimeSec = options.mtimeSec;
     this.#signal = options.signal;
-    this.#gzip = createGzip({ level: DEFAULT_LEVEL, chunkSize: 256 << 10 });
-    this.#done = pipeline(this.#gzip, out);
-    this.#done.catch((err: unknown) => {
-      this.#failure = err;
+    this.#deflater = createDeflateRaw({ level: DEFAULT_LEVEL, chunkSize: 256 << 10 });
+    this.#feeder = new ChunkFeeder(this.#deflater);
+    const fail = (err: unknown): void => {
+      this.#failure ??= err;
+    };
+    out.on('error', fail);
+    this.#deflater.on('error', fail);
+    this.#deflater.on('data', (b: Buffer) => {
+      if (!out.write(b)) this.#deflater.pause();
     });
+    out.on('drain', () => this.#deflater.resume());
+    out.write(GZIP_HEADER);
   }
 
   static async create(path: string, options: TarGzWriterOptions): Promise<TarGzWriter> {
@@ -149,29 +180,55 @@ export class TarGzWriter implements ArchiveSink<PreparedTarData> {
 
   #wrapWriteError(err: unknown): MarError {
     if (err instanceof MarError) return err;
+    if (this.#signal?.aborted && this.#signal.reason instanceof MarError) return this.#signal.reason;
     return new MarError('OUTPUT_FAILED', `cannot write ${this.#path}: ${describeFsError(err)}`, { cause: err });
   }
 
-  async #write(buf: Buffer): Promise<void> {
+  #check(): void {
     if (this.#failure) throw this.#wrapWriteError(this.#failure);
-    this.#tarBytes += buf.length;
-    if (!this.#gzip.write(buf)) {
-      try {
-        await once(this.#gzip, 'drain', { signal: this.#signal });
-      } catch (err) {
-        if (this.#signal?.aborted) throw this.#signal.reason;
-        throw this.#wrapWriteError(this.#failure ?? err);
-      }
+  }
+
+  /** Writes bytes straight to the file (after everything the deflater has produced). */
+  async #writeRaw(buf: Buffer): Promise<void> {
+    this.#check();
+    if (!this.#out.write(buf)) {
+      await once(this.#out, 'drain', this.#signal ? { signal: this.#signal } : {});
     }
   }
 
-  async #setLevel(level: number): Promise<void> {
-    if (level === this.#level) return;
-    this.#level = level;
-    // Gzip has params() at runtime (it is a zlib stream); @types/node only declares it on Deflate.
-    const gz = this.#gzip as unknown as ZlibParams;
-    await new Promise<void>((resolve) => gz.params(level, zc.Z_DEFAULT_STRATEGY, resolve));
-    if (this.#failure) throw this.#wrapWriteError(this.#failure);
+  /** Ends the current deflate run on a byte boundary with no references past it; waits until it is all in the file. */
+  async #closeDeflateRun(): Promise<void> {
+    if (!this.#dirty) return;
+    this.#dirty = false;
+    await this.#feeder.flush();
+    await new Promise<void>((resolve) => this.#deflater.flush(zc.Z_FULL_FLUSH, () => resolve()));
+    while (this.#deflater.readableLength > 0 || this.#deflater.isPaused()) {
+      this.#check();
+      if (this.#deflater.isPaused()) await once(this.#out, 'drain');
+      else await new Promise((r) => setImmediate(r));
+    }
+    this.#check();
+  }
+
+  /** Tar bytes that compress: through the deflater. `buf` may be reused by the caller after the next call. */
+  async #compressible(buf: Buffer): Promise<void> {
+    this.#check();
+    this.#crc = crc32(buf, this.#crc);
+    this.#tarBytes += buf.length;
+    this.#dirty = true;
+    try {
+      await this.#feeder.write(buf);
+    } catch (err) {
+      throw this.#wrapWriteError(this.#failure ?? err);
+    }
+  }
+
+  /** Tar bytes that do not compress: as stored blocks (copied, so `buf` is free on return). */
+  async #incompressible(buf: Buffer): Promise<void> {
+    this.#crc = crc32(buf, this.#crc);
+    this.#tarBytes += buf.length;
+    await this.#closeDeflateRun();
+    await this.#writeRaw(storedBlocks(buf));
   }
 
   #header(meta: EntryMeta, size: number): Buffer {
@@ -180,11 +237,11 @@ export class TarGzWriter implements ArchiveSink<PreparedTarData> {
 
   async #writeKnown(meta: EntryMeta, data: Buffer, digest: FileDigest, compressible: boolean): Promise<WrittenEntry> {
     this.#signal?.throwIfAborted();
-    await this.#write(this.#header(meta, data.length));
-    await this.#setLevel(compressible ? DEFAULT_LEVEL : 0);
-    await this.#write(data);
+    await this.#compressible(this.#header(meta, data.length));
+    if (compressible) await this.#compressible(data);
+    else await this.#incompressible(data);
     const pad = padding(data.length);
-    if (pad) await this.#write(Buffer.alloc(pad));
+    if (pad) await this.#compressible(Buffer.alloc(pad));
     return { archivePath: meta.archivePath, size: digest.size, sha256: digest.sha256, method: 'stored', compressedSize: digest.size };
   }
 
@@ -218,22 +275,15 @@ export class TarGzWriter implements ArchiveSink<PreparedTarData> {
         throw new MarError('INPUT_INVALID', `cannot read ${shown}: ${describeFsError(err)}`, { cause: err });
       }
       const choice = await sampleFile(fh, size, shown);
-      await this.#write(this.#header(meta, size));
-      await this.#setLevel(choice.method === 'deflated' ? choice.level : 0);
+      await this.#compressible(this.#header(meta, size));
       const digest = new ContentDigest();
-      const feeder = new ChunkFeeder(this.#gzip);
-      try {
-        for await (const buf of readChunks(fh, size, digest, shown, this.#signal)) {
-          this.#tarBytes += buf.length;
-          await feeder.write(buf);
-          onBytes(buf.length);
-        }
-        await feeder.flush();
-      } catch (err) {
-        throw this.#wrapWriteError(this.#failure ?? err);
+      for await (const buf of readChunks(fh, size, digest, shown, this.#signal)) {
+        if (choice.method === 'deflated') await this.#compressible(buf);
+        else await this.#incompressible(buf);
+        onBytes(buf.length);
       }
       const pad = padding(size);
-      if (pad) await this.#write(Buffer.alloc(pad));
+      if (pad) await this.#compressible(Buffer.alloc(pad));
       return { archivePath: meta.archivePath, size: digest.size, sha256: digest.sha256(), method: 'stored', compressedSize: digest.size };
     } finally {
       await fh.close().catch(() => undefined);
@@ -241,22 +291,30 @@ export class TarGzWriter implements ArchiveSink<PreparedTarData> {
   }
 
   async finish(): Promise<number> {
-    await this.#setLevel(DEFAULT_LEVEL);
     const end = 2 * BLOCK;
     const total = this.#tarBytes + end;
-    await this.#write(Buffer.alloc(end + ((RECORD - (total % RECORD)) % RECORD)));
-    this.#gzip.end();
+    await this.#compressible(Buffer.alloc(end + ((RECORD - (total % RECORD)) % RECORD)));
+    this.#dirty = true;
+    await this.#closeDeflateRun();
+    // A final empty stored block ends the deflate stream; the deflater itself is never ended (no second final block).
+    const trailer = Buffer.alloc(5 + 8);
+    trailer.set([1, 0, 0, 0xff, 0xff], 0);
+    trailer.writeUInt32LE(this.#crc >>> 0, 5);
+    trailer.writeUInt32LE(this.#tarBytes % 2 ** 32, 9);
+    await this.#writeRaw(trailer);
+    this.#deflater.destroy();
+    this.#out.end();
     try {
-      await this.#done;
+      await once(this.#out, 'finish');
     } catch (err) {
       throw this.#wrapWriteError(err);
     }
+    this.#check();
     return this.#out.bytesWritten;
   }
 
   async abort(): Promise<void> {
-    this.#gzip.destroy();
+    this.#deflater.destroy();
     this.#out.destroy();
-    await this.#done.catch(() => undefined);
   }
 }

@@ -1,0 +1,191 @@
+/**
+ * Archive benchmark (not part of npm test): `npm run bench:archive`.
+ *
+ * Generates once, under .bench/ (gitignored), a model dir with 1 GiB of random weights, 200 MiB of zeros and
+ * 2,000 small text files; then times `model-archiver` create in every format, inspect and verify, and the
+ * baselines `zip -0 -r` and `zip -r` on the same dir. Runs are interleaved round-robin (BENCH_RUNS rounds,
+ * default 3) so background load hits every case alike; the table shows medians. Peak RSS comes from
+ * /usr/bin/time -v when present, else from polling /proc/<pid>/status (VmHWM).
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { packagePath } from '../src/util/package-info.js';
+
+const BENCH = packagePath('.bench');
+const MODEL = join(BENCH, 'model');
+const OUT = join(BENCH, 'out');
+const DONE = join(BENCH, 'model.complete');
+const ARCHIVER = packagePath('bin', 'model-archiver.js');
+const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
+const HAS_TIME = existsSync('/usr/bin/time');
+
+async function writeStream(path: string, total: number, chunk: (n: number) => Buffer): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    for (let done = 0; done < total; ) {
+      const n = Math.min(8 << 20, total - done);
+      await fh.write(chunk(n));
+      done += n;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+async function generate(): Promise<void> {
+  if (existsSync(DONE)) return;
+  process.stderr.write('generating .bench/model (1 GiB random + 200 MiB zeros + 2,000 text files)...\n');
+  await rm(MODEL, { recursive: true, force: true });
+  await mkdir(MODEL, { recursive: true });
+  await writeFile(join(MODEL, 'handler.py'), 'def handle(data, context):\n    return data\n');
+  await writeStream(join(MODEL, 'weights.bin'), 1 << 30, (n) => randomBytes(n));
+  const zeros = Buffer.alloc(8 << 20);
+  await writeStream(join(MODEL, 'zeros.bin'), 200 << 20, (n) => zeros.subarray(0, n));
+  const words = ['tensor', 'layer', 'weight', 'bias', 'token', 'vocab', 'embedding', 'attention', 'head', 'model'];
+  for (let i = 0; i < 2000; i++) {
+    const dir = join(MODEL, 'text', `d${i % 40}`);
+    await mkdir(dir, { recursive: true });
+    const lines: string[] = [];
+    for (let l = 0; l < 20 + (i % 60); l++) lines.push(`${words[(i + l) % 10]} ${words[(i * l) % 10]} ${i * 31 + l} ${(l * 0.37).toFixed(3)}`);
+    await writeFile(join(dir, `f${i}.txt`), lines.join('\n') + '\n');
+  }
+  await writeFile(DONE, new Date().toISOString());
+}
+
+interface Measurement {
+  wallMs: number;
+  rssKb: number;
+  code: number | null;
+  stderr: string;
+}
+
+/** Runs a command; peak RSS from /usr/bin/time -v, or from polling VmHWM. */
+function measure(cmd: string, args: string[], cwd: string): Promise<Measurement> {
+  return new Promise((resolve, reject) => {
+    const argv = HAS_TIME ? ['/usr/bin/time', ['-v', cmd, ...args]] as const : [cmd, args] as const;
+    const started = performance.now();
+    const child = spawn(argv[0], [...argv[1]], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    let hwm = 0;
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const poll = HAS_TIME
+      ? undefined
+      : setInterval(() => {
+          readFile(`/proc/${child.pid}/status`, 'utf8')
+            .then((s) => {
+              const m = /VmHWM:\s+(\d+)/.exec(s);
+              if (m) hwm = Math.max(hwm, Number(m[1]));
+            })
+            .catch(() => undefined);
+        }, 20);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const wallMs = performance.now() - started;
+      if (poll) clearInterval(poll);
+      const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
+      resolve({ wallMs, rssKb: m ? Number(m[1]) : hwm, code, stderr });
+    });
+  });
+}
+
+interface Case {
+  name: string;
+  output?: string;
+  cmd: string;
+  args: string[];
+  cwd: string;
+  /** Removed before each run (zip appends to an existing archive). */
+  cleanup?: string;
+}
+
+const node = process.execPath;
+const create = (format: string, name: string): string[] => [
+  ARCHIVER, '--model-name', name, '--model-path', MODEL, '--handler', 'handler:handle', '--export-path', OUT, '--archive-format', format, '-f', '-q',
+];
+
+const cases: Case[] = [
+  { name: 'zip -0 -r (baseline)', output: join(OUT, 'zip0.zip'), cmd: 'zip', args: ['-q', '-0', '-r', join(OUT, 'zip0.zip'), '.'], cwd: MODEL, cleanup: join(OUT, 'zip0.zip') },
+  { name: 'zip -r (baseline)', output: join(OUT, 'zip6.zip'), cmd: 'zip', args: ['-q', '-r', join(OUT, 'zip6.zip'), '.'], cwd: MODEL, cleanup: join(OUT, 'zip6.zip') },
+  { name: 'create default', output: join(OUT, 'bench.mar'), cmd: node, args: create('default', 'bench'), cwd: BENCH },
+  { name: 'create zip-store', output: join(OUT, 'store.mar'), cmd: node, args: create('zip-store', 'store'), cwd: BENCH },
+  { name: 'create tgz', output: join(OUT, 'bench.tar.gz'), cmd: node, args: create('tgz', 'bench'), cwd: BENCH },
+  { name: 'create no-archive', output: join(OUT, 'bench'), cmd: node, args: create('no-archive', 'bench'), cwd: BENCH },
+  { name: 'inspect bench.mar', cmd: node, args: [ARCHIVER, 'inspect', join(OUT, 'bench.mar')], cwd: BENCH },
+  { name: 'verify bench.mar', cmd: node, args: [ARCHIVER, 'verify', join(OUT, 'bench.mar')], cwd: BENCH },
+];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function main(): Promise<void> {
+  await generate();
+  await mkdir(OUT, { recursive: true });
+  // Warm the page cache so the first case does not pay for cold reads.
+  await measure('sh', ['-c', `cat ${join(MODEL, 'weights.bin')} ${join(MODEL, 'zeros.bin')} > /dev/null`], BENCH);
+
+  const results = new Map<string, Measurement[]>();
+  const skipped = new Map<string, string>();
+  for (let round = 0; round < RUNS; round++) {
+    for (const c of cases) {
+      if (skipped.has(c.name)) continue;
+      if (c.cleanup) await rm(c.cleanup, { force: true });
+      const m = await measure(c.cmd, c.args, c.cwd);
+      if (m.code !== 0) {
+        const why = m.stderr.split('\n').find((l) => /error/i.test(l)) ?? `exit ${m.code}`;
+        // inspect/verify come from another module; skip them if they are not there yet.
+        skipped.set(c.name, why.trim());
+        continue;
+      }
+      results.set(c.name, [...(results.get(c.name) ?? []), m]);
+      process.stderr.write(`round ${round + 1}/${RUNS}: ${c.name} ${(m.wallMs / 1000).toFixed(2)} s\n`);
+    }
+  }
+
+  const zip0 = median((results.get('zip -0 -r (baseline)') ?? []).map((m) => m.wallMs));
+  const zip6Bytes = (await stat(join(OUT, 'zip6.zip'))).size;
+  const rows: string[][] = [['case', 'wall (median)', 'archive bytes', 'peak RSS', 'time vs zip -0', 'size vs zip -r']];
+  for (const c of cases) {
+    const ms = results.get(c.name);
+    if (!ms) continue;
+    const wall = median(ms.map((m) => m.wallMs));
+    const rss = Math.max(...ms.map((m) => m.rssKb));
+    let bytes = NaN;
+    if (c.output && existsSync(c.output)) {
+      const st = await stat(c.output);
+      if (!st.isDirectory()) bytes = st.size;
+    }
+    rows.push([
+      c.name,
+      `${(wall / 1000).toFixed(2)} s`,
+      Number.isNaN(bytes) ? '-' : bytes.toLocaleString('en-US'),
+      `${(rss / 1024).toFixed(0)} MB`,
+      `${(wall / zip0).toFixed(2)}x`,
+      Number.isNaN(bytes) ? '-' : `${((bytes / zip6Bytes - 1) * 100).toFixed(2)} %`,
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]): string => '| ' + r.map((v, i) => v.padEnd(widths[i]!)).join(' | ') + ' |';
+  const out = [line(rows[0]!), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...rows.slice(1).map(line)];
+  process.stdout.write(`\nmodel: 1 GiB random + 200 MiB zeros + 2,000 text files; ${RUNS} interleaved runs each, median wall time\n`);
+  process.stdout.write(out.join('\n') + '\n');
+  for (const [name, why] of skipped) process.stdout.write(`skipped ${name}: ${why}\n`);
+  const def = results.get('create default');
+  if (def) {
+    const wall = median(def.map((m) => m.wallMs));
+    const bytes = (await stat(join(OUT, 'bench.mar'))).size;
+    const rss = Math.max(...def.map((m) => m.rssKb)) / 1024;
+    process.stdout.write(
+      `targets (default): time <= 1.3x zip -0: ${(wall / zip0).toFixed(2)}x ${wall / zip0 <= 1.3 ? 'OK' : 'MISSED'}; ` +
+        `size <= +1 % vs zip -r: ${((bytes / zip6Bytes - 1) * 100).toFixed(2)} % ${bytes <= zip6Bytes * 1.01 ? 'OK' : 'MISSED'}; ` +
+        `peak RSS < 200 MB: ${rss.toFixed(0)} MB ${rss < 200 ? 'OK' : 'MISSED'}\n`,
+    );
+  }
+  process.stdout.write(`load average at the end: ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}\n`);
+}
+
+await main();
