@@ -121,3 +121,21 @@ test('a negative length is FRAME_CORRUPT', () => {
   head.writeInt32BE(-5, 4);
   assert.throws(() => new ReplyDecoder().push(head), (e: unknown) => e instanceof MarError && e.code === 'FRAME_CORRUPT');
 });
+
+test('fuzz: corrupted and random input yields messages or a FRAME_* MarError, never another exception', () => {
+  const rand = rng(42);
+  const valid = [stream, hex(PREDICT_HEX)];
+  for (let i = 0; i < 3000; i++) {
+    const src = Buffer.from(valid[i % 2]!);
+    // Flip a few bytes, or use pure noise.
+    if (i % 5 === 0) for (let j = 0; j < src.length; j++) src[j] = Math.floor(rand() * 256);
+    else for (let k = 0; k < 1 + Math.floor(rand() * 4); k++) src[Math.floor(rand() * src.length)] = Math.floor(rand() * 256);
+    for (const d of [new ReplyDecoder({ maxFrameBytes: 4096 }), new RequestDecoder({ maxFrameBytes: 4096 })] as Array<{ push(b: Buffer): unknown[] }>) {
+      try {
+        feed(d, randomSplits(src, i));
+      } catch (err) {
+        assert.ok(err instanceof MarError && (err.code === 'FRAME_CORRUPT' || err.code === 'FRAME_TOO_LARGE'), `seed ${i}: ${String(err)}`);
+      }
+    }
+  }
+});
