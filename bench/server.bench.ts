@@ -1,0 +1,260 @@
+/**
+ * HTTP serving benchmark (not part of npm test). autocannon, 32 connections, POST, each row in the same run:
+ *
+ *   npm run build && node dist/bench/server.bench.js [--seconds 10] [--connections 32]
+ *
+ * Rows: a bare node:http "OK" server; a minimal node:http server forwarding each request over one unix socket
+ * to a trivial Python echo process (4-byte length framing); `model-server` with the noop Python handler and 1
+ * worker, then 2 workers; the Node noop handler with 1 worker; slow.py (fixed 2 ms per batch) with batch_size 1 and 8 (1 worker each). Then cold start
+ * (process start to the first successful prediction) and frontend RSS with one model loaded.
+ * Every server runs in its own process; autocannon runs in this one.
+ */
+
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { packagePath } from '../src/util/package-info.js';
+
+interface AutocannonResult {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number; average: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+
+const { values } = parseArgs({
+  options: { seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '32' } },
+});
+const SECONDS = Number(values.seconds);
+const CONNECTIONS = Number(values.connections);
+const SERVER_BIN = packagePath('bin', 'model-server.js');
+
+const BARE_SERVER = `
+const http = require('http');
+const s = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('OK')); });
+s.listen(0, '127.0.0.1', () => console.log('PORT ' + s.address().port));
+`;
+
+const ECHO_PY = `
+import socket, struct, sys
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(sys.argv[1]); srv.listen(1)
+print("ready", flush=True)
+conn, _ = srv.accept()
+def recvall(n):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = conn.recv(n - len(buf))
+        if not chunk:
+            sys.exit(0)
+        buf += chunk
+    return bytes(buf)
+while True:
+    n = struct.unpack("!i", recvall(4))[0]
+    conn.sendall(struct.pack("!i", n) + recvall(n))
+`;
+
+// node:http -> one unix socket -> Python echo; replies come back in order, so a FIFO of responses suffices
+const FORWARD_SERVER = `
+const http = require('http'), net = require('net'), { spawn } = require('child_process');
+const [py, echoFile, sockPath] = process.argv.slice(1);
+const echo = spawn(py, [echoFile, sockPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+echo.stdout.once('data', () => {
+  const sock = net.connect(sockPath);
+  const pending = [];
+  let buf = Buffer.alloc(0);
+  sock.on('data', (d) => {
+    buf = buf.length ? Buffer.concat([buf, d]) : d;
+    while (buf.length >= 4) {
+      const n = buf.readInt32BE(0);
+      if (buf.length < 4 + n) break;
+      pending.shift().end(buf.subarray(4, 4 + n));
+      buf = buf.subarray(4 + n);
+    }
+  });
+  const s = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const head = Buffer.alloc(4); head.writeInt32BE(body.length);
+      pending.push(res);
+      sock.write(Buffer.concat([head, body]));
+    });
+  });
+  s.listen(0, '127.0.0.1', () => console.log('PORT ' + s.address().port));
+});
+process.on('SIGTERM', () => { echo.kill(); process.exit(0); });
+`;
+
+interface Row {
+  name: string;
+  reqPerSec: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+const children: ChildProcess[] = [];
+
+function lineWaiter(proc: ChildProcess): (re: RegExp) => Promise<string> {
+  const lines: string[] = [];
+  const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = [];
+  const on = (line: string): void => {
+    lines.push(line);
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      if (waiters[i]!.re.test(line)) waiters.splice(i, 1)[0]!.resolve(line);
+    }
+  };
+  if (proc.stdout) createInterface({ input: proc.stdout }).on('line', on);
+  if (proc.stderr) createInterface({ input: proc.stderr }).on('line', on);
+  return (re) => {
+    const seen = lines.find((l) => re.test(l));
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      waiters.push({ re, resolve });
+      proc.once('exit', () => reject(new Error(`process exited before ${re}:\n${lines.slice(-20).join('\n')}`)));
+    });
+  };
+}
+
+async function load(name: string, url: string, body = 'x'): Promise<Row> {
+  // warm up (JIT, first batches)
+  await autocannon({ url, method: 'POST', body, connections: CONNECTIONS, duration: 1 });
+  const r = await autocannon({ url, method: 'POST', body, connections: CONNECTIONS, duration: SECONDS });
+  const row = { name, reqPerSec: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.non2xx + r.errors + r.timeouts };
+  process.stderr.write(`${name}: ${Math.round(row.reqPerSec)} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, errors ${row.errors}\n`);
+  return row;
+}
+
+async function post(url: string, body?: string): Promise<{ status: number; text: string }> {
+  const res = await fetch(url, { method: 'POST', ...(body !== undefined ? { body } : {}) });
+  return { status: res.status, text: await res.text() };
+}
+
+async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+}
+
+async function startModelServer(dir: string, extraProps: string, args: string[] = []): Promise<{
+  proc: ChildProcess;
+  inference: string;
+  management: string;
+}> {
+  const cfg = join(dir, `config-${children.length}.properties`);
+  await writeFile(
+    cfg,
+    `inference_address=http://127.0.0.1:0\nmanagement_address=http://127.0.0.1:0\nmodel_store=${join(dir, 'store')}\n${extraProps}`,
+  );
+  const proc = spawn(process.execPath, [SERVER_BIN, 'start', '--config', cfg, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, MAR_CACHE_DIR: join(dir, 'cache') },
+  });
+  children.push(proc);
+  const wait = lineWaiter(proc);
+  const inference = /bind to: (\S+)/.exec(await wait(/Inference API bind to/))![1]!;
+  const management = /bind to: (\S+)/.exec(await wait(/Management API bind to/))![1]!;
+  return { proc, inference, management };
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'mar-server-bench-'));
+  const rows: Row[] = [];
+  try {
+    await cp(packagePath('fixtures', 'handlers', 'python'), join(dir, 'store', 'py'), { recursive: true });
+    await cp(packagePath('fixtures', 'handlers', 'node'), join(dir, 'store', 'node'), { recursive: true });
+    // a model directory with a manifest for startup loading (cold start)
+    await mkdir(join(dir, 'store', 'noop', 'MAR-INF'), { recursive: true });
+    await cp(packagePath('fixtures', 'handlers', 'python', 'noop.py'), join(dir, 'store', 'noop', 'noop.py'));
+    await writeFile(
+      join(dir, 'store', 'noop', 'MAR-INF', 'MANIFEST.json'),
+      JSON.stringify({ runtime: 'python', model: { modelName: 'noop', handler: 'noop:handle' } }),
+    );
+
+    // 1. bare node:http
+    const bare = spawn(process.execPath, ['-e', BARE_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(bare);
+    const barePort = /PORT (\d+)/.exec(await lineWaiter(bare)(/PORT/))![1];
+    rows.push(await load('bare node:http "OK"', `http://127.0.0.1:${barePort}/`));
+    bare.kill();
+
+    // 2. node:http -> unix socket -> Python echo
+    const echoFile = join(dir, 'echo.py');
+    await writeFile(echoFile, ECHO_PY);
+    const fwd = spawn(process.execPath, ['-e', FORWARD_SERVER, 'python3', echoFile, join(dir, 'echo.sock')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    children.push(fwd);
+    const fwdPort = /PORT (\d+)/.exec(await lineWaiter(fwd)(/PORT/))![1];
+    rows.push(await load('node:http -> unix socket -> Python echo', `http://127.0.0.1:${fwdPort}/`));
+    fwd.kill('SIGTERM');
+
+    // 3. model-server, noop Python handler, 1 then 2 workers
+    const s = await startModelServer(dir, '');
+    const reg = await post(`${s.management}/models?url=py&model_name=noop&handler=noop:handle&initial_workers=1`);
+    if (reg.status !== 200) throw new Error(`register failed: ${reg.text}`);
+    rows.push(await load('model-server, noop.py, 1 worker', `${s.inference}/predictions/noop`));
+    const scaled = await fetch(`${s.management}/models/noop?min_worker=2&synchronous=true`, { method: 'PUT' });
+    if (scaled.status !== 200) throw new Error(`scale failed: ${await scaled.text()}`);
+    rows.push(await load('model-server, noop.py, 2 workers', `${s.inference}/predictions/noop`));
+    const rssLoaded = await rssMb(s.proc.pid!);
+    const js = await post(`${s.management}/models?url=node&model_name=jsnoop&handler=noop:handle&runtime=node&initial_workers=1`);
+    if (js.status !== 200) throw new Error(`register failed: ${js.text}`);
+    rows.push(await load('model-server, noop.js (Node worker), 1 worker', `${s.inference}/predictions/jsnoop`));
+    await fetch(`${s.management}/models/jsnoop`, { method: 'DELETE' });
+    await fetch(`${s.management}/models/noop?min_worker=1&synchronous=true`, { method: 'PUT' });
+
+    // 4. batching: fixed 2 ms per batch
+    for (const batch of [1, 8]) {
+      const r = await post(
+        `${s.management}/models?url=py&model_name=slow${batch}&handler=slow:handle&initial_workers=1&batch_size=${batch}&max_batch_delay=10`,
+      );
+      if (r.status !== 200) throw new Error(`register failed: ${r.text}`);
+      rows.push(await load(`model-server, slow.py (2 ms/batch), batch_size ${batch}`, `${s.inference}/predictions/slow${batch}`));
+    }
+    s.proc.kill('SIGTERM');
+    await new Promise((r) => s.proc.once('exit', r));
+
+    // 5. cold start: process start -> first successful prediction (startup model, 1 worker)
+    const colds: number[] = [];
+    let rssIdle = 0;
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      const c = await startModelServer(dir, 'default_workers_per_model=1\n', ['--models', 'noop']);
+      const first = await post(`${c.inference}/predictions/noop`, 'x');
+      const ms = performance.now() - t0;
+      if (first.status !== 200) throw new Error(`cold start prediction failed: ${first.text}`);
+      colds.push(ms);
+      if (i === 0) rssIdle = await rssMb(c.proc.pid!);
+      c.proc.kill('SIGTERM');
+      await new Promise((r) => c.proc.once('exit', r));
+    }
+
+    const base = rows[1]!.reqPerSec;
+    console.log(`\nserver benchmark: ${CONNECTIONS} connections, ${SECONDS} s per row, POST 1-byte body (Node ${process.version})\n`);
+    console.log('| setup | req/s | p50 ms | p99 ms | errors | vs forwarding |');
+    console.log('|---|---:|---:|---:|---:|---:|');
+    for (const r of rows) {
+      console.log(`| ${r.name} | ${Math.round(r.reqPerSec)} | ${r.p50} | ${r.p99} | ${r.errors} | ${((100 * r.reqPerSec) / base).toFixed(0)}% |`);
+    }
+    const b1 = rows.find((r) => r.name.endsWith('batch_size 1'))!.reqPerSec;
+    const b8 = rows.find((r) => r.name.endsWith('batch_size 8'))!.reqPerSec;
+    console.log(`\nbatch_size 8 vs 1 (2 ms per batch): ${(b8 / b1).toFixed(1)}x`);
+    console.log(`cold start (spawn -> first 200), 3 runs: ${colds.map((c) => `${Math.round(c)} ms`).join(', ')}`);
+    console.log(`frontend RSS: ${rssIdle.toFixed(1)} MB with one model loaded (idle), ${rssLoaded.toFixed(1)} MB after the load runs`);
+  } finally {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
