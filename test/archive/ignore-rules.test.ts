@@ -5,6 +5,7 @@ import { encodeTarHeader } from '../../src/archive/tar-writer.js';
 import { formatDigests, parseDigests } from '../../src/archive/digests.js';
 import { chooseFromSamples } from '../../src/archive/compression-policy.js';
 import { pseudoRandom } from './fixture-model.js';
+import { ProgressBar } from '../../src/archive/progress.js';
 
 describe('IgnoreRules (gitignore-like)', () => {
   const cases: Array<[string[], string, boolean, boolean]> = [
@@ -72,5 +73,15 @@ describe('compression policy', () => {
     assert.deepEqual(chooseFromSamples([Buffer.from('{"header": 1}'.repeat(5000)), pseudoRandom(65536, 2), pseudoRandom(65536, 3), pseudoRandom(65536, 4)]), {
       method: 'stored',
     });
+  });
+});
+
+describe('progress bar', () => {
+  it('renders percent, bytes, rate and ETA on one line', () => {
+    let now = 0;
+    const bar = new ProgressBar({ stream: process.stderr, label: 'm', now: () => now });
+    now = 2000;
+    const line = bar.render({ bytesDone: 500_000_000, bytesTotal: 1_000_000_000, entriesDone: 1, entriesTotal: 3 }, 10);
+    assert.equal(line, 'm [====>     ]  50% 500 MB/1.0 GB 250 MB/s ETA 2.0s');
   });
 });

@@ -69,6 +69,7 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
     runtime: flags.runtime,
     archiveFormat: flags.archiveFormat,
     force: flags.force === true,
+    archiveSha256: flags.json === true,
     signal: controller.signal,
     onNote: (m) => {
       if (!quiet) process.stderr.write(m + '\n');
