@@ -120,8 +120,8 @@ function invalid(key: string, value: string, why: string): MarError {
 function intValue(props: Map<string, string>, key: string, def: number, min: number): number {
   const raw = props.get(key);
   if (raw === undefined || raw.trim() === '') return def;
-  const n = Number(raw.trim());
-  if (!Number.isInteger(n) || n < min) throw invalid(key, raw, `expected an integer >= ${min}`);
+  const n = /^[+-]?\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
+  if (!Number.isSafeInteger(n) || n < min) throw invalid(key, raw, `expected an integer >= ${min}`);
   return n;
 }
 
