@@ -454,7 +454,7 @@ export class WorkerProcess extends EventEmitter {
       if (this.#exitInfo || this.#state === 'stopping' && !this.#pending) return;
       // The worker closed its end: it is dying. Give it a moment to exit so the exit code is known, then make sure.
       if (this.#state === 'ready' || this.#state === 'busy') this.#state = 'stopping';
-      this.#deathTimer = setTimeout(() => this.#signal('SIGKILL', false), DEATH_GRACE_MS);
+      this.#deathTimer = setTimeout(() => this.#signal('SIGKILL'), DEATH_GRACE_MS);
       this.#deathTimer.unref();
     });
   }
