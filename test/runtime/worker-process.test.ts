@@ -349,3 +349,20 @@ test('launchers: python argv, PYTHONPATH order (handler dir, existing, model dir
   assert.deepEqual([js.command, ...js.args], [process.execPath, NODE_WORKER_SCRIPT, '--sock-type', 'unix', '--sock-name', '/s/w.sock']);
   assert.throws(() => launchSpec({ runtime: 'python2', modelDir: '/m', entry, socket: { type: 'unix', path: '/s' } }), isMar('RUNTIME_UNSUPPORTED'));
 });
+
+test('a worker that closes its connection but stays alive is killed and reported as died (500, not 507)', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(
+    join(dir, 'half_dead.py'),
+    'import gc, socket, time\n\n\ndef handle(data, context):\n    if data is None:\n        return None\n' +
+      '    for o in gc.get_objects():\n        if isinstance(o, socket.socket):\n            try:\n                o.shutdown(socket.SHUT_RDWR)\n' +
+      '            except OSError:\n                pass\n    time.sleep(3600)\n',
+  );
+  const model = await openModel(dir, { modelName: 'half', handler: 'half_dead' });
+  const worker = await WorkerProcess.start({ id: '1', model, batchSize: 1, log: () => {} });
+  t.after(() => worker.stop(200));
+  const t0 = Date.now();
+  await assert.rejects(worker.predict([body('a')], 60_000), isMar('WORKER_DIED', (e) => e.httpStatus === 500));
+  assert.ok(Date.now() - t0 < 10_000);
+  assert.equal((await worker.exited).signal, 'SIGKILL');
+});
