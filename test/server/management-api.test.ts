@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { tempDir } from '../helpers/util.js';
 import { http, register, registerPy, startServer } from './server-helpers.js';
 
 const bad = (message: string) => ({ code: 400, type: 'BadRequestException', message });
@@ -172,4 +176,37 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     assert.equal(oom.json().message, 'Failed to start workers');
     assert.equal((await http(M, 'GET', '/models/broken')).status, 404);
   });
+});
+
+test('remote urls: downloaded only when allowed_urls matches; MMS download errors', async (t) => {
+  // a tiny web server with one archive
+  const dir = await tempDir(t);
+  const src = join(dir, 'src');
+  await mkdir(join(src, 'MAR-INF'), { recursive: true });
+  await writeFile(join(src, 'noop.py'), 'def handle(d, c):\n    return None if d is None else ["remote"] * len(d)\n');
+  await writeFile(join(src, 'MAR-INF', 'MANIFEST.json'), JSON.stringify({ runtime: 'python', model: { modelName: 'remote', handler: 'noop:handle' } }));
+  execFileSync('python3', ['-c', `import shutil; shutil.make_archive(${JSON.stringify(join(dir, 'remote'))}, 'zip', ${JSON.stringify(src)})`]);
+  const mar = await readFile(join(dir, 'remote.zip'));
+  const web = createServer((req, res) => {
+    if (req.url === '/models/remote.mar') res.end(mar);
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+  t.after(() => web.close());
+  const base = `http://127.0.0.1:${(web.address() as AddressInfo).port}`;
+
+  const s = await startServer(t, { props: { allowed_urls: `${base.replace(/\./g, '\\\\.')}/models/.*` } });
+  const url = `${base}/models/remote.mar`;
+  const r = await register(s, { url, initial_workers: 1 });
+  assert.deepEqual([r.status, r.json()], [200, { status: 'Workers scaled' }]);
+  assert.equal((await http(s.inference, 'POST', '/predictions/remote', 'x')).text, 'remote');
+  assert.equal((await http(s.management, 'GET', '/models/remote')).json().modelUrl, url);
+  const missing = await register(s, { url: `${base}/models/missing.mar` });
+  assert.deepEqual([missing.status, missing.json()], [
+    400,
+    { code: 400, type: 'DownloadModelException', message: `Failed to download model from: ${base}/models/missing.mar, code: 404` },
+  ]);
+  const other = await register(s, { url: `${base}/elsewhere/remote.mar` });
+  assert.equal(other.status, 404);
+  assert.equal(other.json().message, `Given URL ${base}/elsewhere/remote.mar does not match any allowed URL(s)`);
 });

@@ -24,6 +24,8 @@ def handle(data, context):
     if "hang" in bodies:
         while True:
             time.sleep(3600)
+    if "slow" in bodies:
+        time.sleep(0.5)
     return bodies
 `;
 
@@ -98,6 +100,18 @@ test('workers: batching, queue full, worker death, response timeout, Node handle
     const status = (await http(s.inference, 'GET', '/ping')).json().status;
     assert.equal(status, 'Partial Healthy');
     await http(s.management, 'DELETE', '/models/broken');
+  });
+
+  await t.test('unregister lets the in-flight batch finish; the model is gone at once', async () => {
+    const r = await register(s, { url: 'sig', model_name: 'leaving', handler: 'announce:handle', initial_workers: 1 });
+    assert.equal(r.status, 200, r.text);
+    const inFlight = post(s, 'leaving', 'slow');
+    await s.waitLine(/BATCH leaving slow/);
+    const del = http(s.management, 'DELETE', '/models/leaving');
+    const done = await inFlight;
+    assert.deepEqual([done.status, done.text], [200, 'slow']);
+    assert.deepEqual((await del).json(), { status: 'Model "leaving" unregistered' });
+    assert.equal((await post(s, 'leaving', 'x')).status, 404);
   });
 
   await t.test('Node handlers are served too (runtime=node)', async () => {
