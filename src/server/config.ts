@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { MarError, describeFsError } from '../errors.js';
@@ -179,6 +179,9 @@ export function resolveConfig(props: Map<string, string>, ctx: { cwd: string; co
   );
   const storeRaw = props.get('model_store')?.trim();
   const modelStore = storeRaw ? resolve(ctx.cwd, storeRaw) : null;
+  if (modelStore !== null && !statSync(modelStore, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new MarError('INPUT_NOT_FOUND', `model_store ${modelStore} is not a directory; create it or fix model_store/--model-store`);
+  }
   const loadModels = (props.get('load_models') ?? '')
     .split(',')
     .map((s) => s.trim())

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isMarError } from '../../src/errors.js';
@@ -55,6 +55,7 @@ test('loadConfig: defaults, file < MMS_* env < CLI, minutes vs seconds, frozen, 
     file,
     'model_store=store\njob_queue_size=5\ndefault_response_timeout=2\nallowed_urls=https://models\\\\.example\\\\.com/.*\nload_models=a.mar,b=c.mar\nnumber_of_gpu=2\n',
   );
+  await mkdir(join(dir, 'store'));
   const c = loadConfig({ cwd: dir, env: { MMS_JOB_QUEUE_SIZE: '9' } });
   assert.equal(c.configFile, file, './config.properties is read by default');
   assert.equal(c.modelStore, join(dir, 'store'));
@@ -63,8 +64,11 @@ test('loadConfig: defaults, file < MMS_* env < CLI, minutes vs seconds, frozen, 
   assert.deepEqual(c.loadModels, ['a.mar', 'b=c.mar']);
   assert.equal(c.allowedUrls[0]!.test('https://models.example.com/x.mar'), true);
   assert.equal(c.allowedUrls[0]!.test('https://evil.com/?https://models.example.com/x.mar'), false, 'patterns match the whole url');
-  const cli = loadConfig({ cwd: dir, env: {}, modelStore: '/abs/store', models: ['x=y.mar'] });
-  assert.equal(cli.modelStore, '/abs/store');
+  await rmdir(join(dir, 'store'));
+  assert.throws(() => loadConfig({ cwd: dir, env: {} }), /model_store .*store is not a directory/);
+  await mkdir(join(dir, 'store'));
+  const cli = loadConfig({ cwd: dir, env: {}, modelStore: dir, models: ['x=y.mar'] });
+  assert.equal(cli.modelStore, dir);
   assert.deepEqual(cli.loadModels, ['x=y.mar']);
   const secs = loadConfig({ cwd: dir, env: { MMS_DEFAULT_RESPONSE_TIMEOUT_SECONDS: '30' } });
   assert.equal(secs.defaultResponseTimeoutSeconds, 30);
