@@ -318,7 +318,9 @@ async function extractInto(archive: string, entryDir: string): Promise<string> {
   const kind = await detectArchiveKind(archive);
   if (kind === 'dir') throw new MarError('INPUT_INVALID', `${archive} is a directory`);
   try {
-    await extractArchive(archive, modelDir, { stripTgzRoot: true });
+    // Models legitimately hold zero-filled tensors that deflate ~1000:1, so the ratio check (aimed at
+    // untrusted downloads) is set above deflate's maximum; the total-size and entry-count limits still apply.
+    await extractArchive(archive, modelDir, { stripTgzRoot: true, limits: { maxRatio: 1100 } });
   } catch (err) {
     // Lost a race with another process extracting the same archive: its result is as good as ours.
     if (!((await exists(marker)) && (await exists(modelDir)))) throw err;
