@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { cp, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FIXTURES, server, tempDir } from '../helpers/util.js';
@@ -129,6 +130,28 @@ test('config: environment overrides, bad values fail before listening', async (t
   const https = await server(['start'], { cwd: dir, env: { MMS_INFERENCE_ADDRESS: 'https://127.0.0.1:0', MMS_CONFIG_FILE: '' } });
   assert.equal(https.code, 1);
   assert.match(https.stderr, /https is not supported/);
+});
+
+test('unix socket listener; equal addresses give one listener serving both APIs', async (t) => {
+  const sockDir = await tempDir(t, 'mar-sock-');
+  const sock = join(sockDir, 'mms.sock');
+  const s = await startServer(t, { props: { inference_address: `unix:${sock}`, management_address: `unix:${sock}` } });
+  assert.equal(s.inference, `unix:${sock}`);
+  const get = (path: string, method = 'GET'): Promise<{ status: number; text: string }> =>
+    new Promise((resolve, reject) => {
+      const req = request({ socketPath: sock, path, method }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode!, text }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  assert.deepEqual(await get('/ping'), { status: 200, text: '{\n  "status": "Healthy"\n}\n' });
+  assert.deepEqual(await get('/models'), { status: 200, text: '{\n  "models": []\n}\n' });
+  const doc = JSON.parse((await get('/', 'OPTIONS')).text);
+  assert.ok('/ping' in doc.paths && '/models' in doc.paths);
 });
 
 test('--start runs the server in the background with a pid file; --stop stops it', async (t) => {
