@@ -263,7 +263,10 @@ async function resolveHandler(raw: string, runtime: string, set: EntrySet, notes
   if (handler === '') throw new MarError('USAGE', '--handler must not be empty');
   const entry = parseEntryPoint(handler);
   const candidates = moduleCandidates(entry, runtime);
-  if (candidates.some((c) => set.has(c))) return handler;
+  // `dir/h` found in that dir of the archive: MMS style, written as given.
+  const dirPrefix = entry.dir.replace(/^\.\//, '') + '/';
+  const exact = entry.dir && entry.dir !== '.' ? candidates.filter((c) => c.startsWith(dirPrefix)) : candidates;
+  if (exact.some((c) => set.has(c))) return handler;
 
   // A file on disk, TorchServe style.
   const colon = entry.hasExplicitFunction ? handler.lastIndexOf(':') : -1;
@@ -281,6 +284,8 @@ async function resolveHandler(raw: string, runtime: string, set: EntrySet, notes
     return e.archivePath + (entry.hasExplicitFunction ? `:${entry.functionName}` : '');
   }
 
+  // `dir/h` where only a root `h.py` exists in the archive: the runtime's fallback finds it.
+  if (candidates.some((c) => set.has(c))) return handler;
   if (isTorchServeBuiltin(entry)) {
     notes.push(`note: handler "${handler}" is a TorchServe built-in: only TorchServe ships it (MMS and model-server cannot run this archive)`);
     return handler;

@@ -349,6 +349,17 @@ describe('createArchive: inputs', () => {
     await assert.rejects(stat(out), { code: 'ENOENT' }, 'nothing was created');
   });
 
+  it('an MMS handler in a subdirectory or a package is found in the archive and written as given', async (t) => {
+    const tmp = await tempDir(t);
+    const model = join(tmp, 'model');
+    await writeFiles(model, { 'code/h.py': HANDLER_PY, 'pkg/serve/__init__.py': HANDLER_PY });
+    const a = await createArchive(base(model, tmp, { handler: 'code/h:infer' }));
+    assert.equal(a.manifest.model.handler, 'code/h:infer');
+    const b = await createArchive(base(model, tmp, { modelName: 'b', handler: 'pkg.serve' }));
+    assert.equal(b.manifest.model.handler, 'pkg.serve');
+    assert.deepEqual(b.entries.map((e) => e.archivePath).slice(0, -2), ['code/h.py', 'pkg/serve/__init__.py']);
+  });
+
   it('accepts TorchServe built-in handlers and python2 with a note, and node handlers', async (t) => {
     const tmp = await tempDir(t);
     const model = join(tmp, 'model');
