@@ -525,6 +525,8 @@ export async function createArchive(options: CreateArchiveOptions): Promise<Crea
     await sink?.abort().catch(() => undefined);
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
     liveTemps.delete(tmp);
-    throw err;
+    if (err instanceof MarError || (signal?.aborted && err === signal.reason)) throw err;
+    // Safety net: an fs/stream error that no writer wrapped still becomes one actionable line.
+    throw new MarError('OUTPUT_FAILED', `cannot write ${target}: ${describeFsError(err)}`, { cause: err });
   }
 }

@@ -159,7 +159,11 @@ export class TarGzWriter implements ArchiveSink<PreparedTarData> {
     const fail = (err: unknown): void => {
       this.#failure ??= err;
     };
-    out.on('error', fail);
+    out.on('error', (err) => {
+      fail(err);
+      // Unblock anything waiting on the deflater: its pending writes now fail instead of waiting for a drain.
+      this.#deflater.destroy();
+    });
     this.#deflater.on('error', fail);
     this.#deflater.on('data', (b: Buffer) => {
       if (!out.write(b)) this.#deflater.pause();
@@ -192,7 +196,11 @@ export class TarGzWriter implements ArchiveSink<PreparedTarData> {
   async #writeRaw(buf: Buffer): Promise<void> {
     this.#check();
     if (!this.#out.write(buf)) {
-      await once(this.#out, 'drain', this.#signal ? { signal: this.#signal } : {});
+      try {
+        await once(this.#out, 'drain', this.#signal ? { signal: this.#signal } : {});
+      } catch (err) {
+        throw this.#wrapWriteError(this.#failure ?? err);
+      }
     }
   }
 
@@ -200,12 +208,16 @@ export class TarGzWriter implements ArchiveSink<PreparedTarData> {
   async #closeDeflateRun(): Promise<void> {
     if (!this.#dirty) return;
     this.#dirty = false;
-    await this.#feeder.flush();
-    await new Promise<void>((resolve) => this.#deflater.flush(zc.Z_FULL_FLUSH, () => resolve()));
-    while (this.#deflater.readableLength > 0 || this.#deflater.isPaused()) {
-      this.#check();
-      if (this.#deflater.isPaused()) await once(this.#out, 'drain');
-      else await new Promise((r) => setImmediate(r));
+    try {
+      await this.#feeder.flush();
+      await new Promise<void>((resolve) => this.#deflater.flush(zc.Z_FULL_FLUSH, () => resolve()));
+      while (this.#deflater.readableLength > 0 || this.#deflater.isPaused()) {
+        this.#check();
+        if (this.#deflater.isPaused()) await once(this.#out, 'drain');
+        else await new Promise((r) => setImmediate(r));
+      }
+    } catch (err) {
+      throw this.#wrapWriteError(this.#failure ?? err);
     }
     this.#check();
   }
@@ -315,6 +327,10 @@ export class TarGzWriter implements ArchiveSink<PreparedTarData> {
 
   async abort(): Promise<void> {
     this.#deflater.destroy();
+    if (this.#out.closed) return;
+    // Wait for the fd to be closed, so the caller's cleanup (and an unmount) sees no open file.
+    const closed = once(this.#out, 'close').catch(() => undefined);
     this.#out.destroy();
+    await closed;
   }
 }

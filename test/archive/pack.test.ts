@@ -8,7 +8,7 @@ import { parseDigests } from '../../src/archive/digests.js';
 import { MarError } from '../../src/errors.js';
 import { checkZipEverywhere } from '../helpers/zip-checkers.js';
 import { run, tempDir } from '../helpers/util.js';
-import { HANDLER_PY, makeModelDir, sha256, writeFiles } from './fixture-model.js';
+import { HANDLER_PY, makeModelDir, pseudoRandom, sha256, writeFiles } from './fixture-model.js';
 
 const EPOCH = 1_700_000_000; // 2023-11-14 22:13:20 UTC
 
@@ -428,6 +428,30 @@ describe('createArchive: failures leave nothing behind', () => {
       (err) => err === reason,
     );
     assert.deepEqual(await readdir(out), []);
+  });
+
+  it('a full disk (ENOSPC) fails every format cleanly and leaves nothing behind', async (t) => {
+    const tmp = await tempDir(t);
+    const full = join(tmp, 'small-fs');
+    await mkdir(full);
+    // A 1 MiB tmpfs needs root and mount rights; skip elsewhere.
+    const mounted = await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', full]);
+    if (mounted.code !== 0) {
+      t.skip('cannot mount a small tmpfs here');
+      return;
+    }
+    try {
+      const model = join(tmp, 'model');
+      await writeFiles(model, { 'handler.py': HANDLER_PY, 'weights.bin': pseudoRandom(3_000_000, 5) });
+      for (const archiveFormat of ['default', 'zip-store', 'tgz', 'no-archive'] as const) {
+        await rejectsWith(createArchive(base(model, full, { archiveFormat })), 'OUTPUT_FAILED', /no space left on device/);
+        assert.deepEqual(await readdir(full), [], archiveFormat);
+      }
+    } finally {
+      // Unmount before tempDir's cleanup removes the mount point; it fails if we leaked an open fd there.
+      const umount = await run('umount', [full]);
+      assert.equal(umount.code, 0, `umount failed (leaked fd?): ${umount.stderr}`);
+    }
   });
 
   it('an existing archive is an error without force', async (t) => {
