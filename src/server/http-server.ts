@@ -44,6 +44,15 @@ export class HttpListener {
     this.#server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
       void this.#onRequest(req, res);
     });
+    // `Expect: 100-continue` (curl does it for large uploads): refuse an oversized body before it is sent
+    this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      if (Number(req.headers['content-length']) > api.config.maxRequestSize) {
+        sendTooLarge(res);
+        return;
+      }
+      res.writeContinue();
+      void this.#onRequest(req, res);
+    });
   }
 
   /** The address actually bound (the real port when 0 was asked for). */

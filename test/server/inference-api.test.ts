@@ -222,6 +222,11 @@ test('inference API: routes, statuses, messages and headers as MMS', async (t) =
       `POST /predictions/noop HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${(70_000).toString(16)}\r\n${'a'.repeat(70_000)}\r\n${(70_000).toString(16)}\r\n${'a'.repeat(70_000)}\r\n0\r\n\r\n`,
     );
     assert.match(raw, /^HTTP\/1\.1 413 Request Entity Too Large\r\n/);
+    // Expect: 100-continue: refused before the body is sent; accepted ones get 100 Continue first
+    const refused = await rawRequest(I, 'POST /predictions/noop HTTP/1.1\r\nHost: x\r\nContent-Length: 100001\r\nExpect: 100-continue\r\n\r\n');
+    assert.match(refused, /^HTTP\/1\.1 413 /);
+    const accepted = await http(I, 'POST', '/predictions/noop', Buffer.alloc(1000), { expect: '100-continue' });
+    assert.equal(accepted.text, 'OK');
   });
 
   await t.test('ping on the management port is not an API there', async () => {
