@@ -35,6 +35,8 @@ export interface ProgressBarOptions {
   label: string;
   /** Redraw at most this often. */
   intervalMs?: number;
+  /** Do not draw before this much time has passed (default 300 ms). */
+  delayMs?: number;
   now?: () => number;
 }
 
@@ -46,6 +48,7 @@ export class ProgressBar {
   readonly #stream: NodeJS.WriteStream;
   readonly #label: string;
   readonly #intervalMs: number;
+  readonly #delayMs: number;
   readonly #now: () => number;
   readonly #start: number;
   #lastDraw = 0;
@@ -55,6 +58,7 @@ export class ProgressBar {
     this.#stream = options.stream;
     this.#label = options.label;
     this.#intervalMs = options.intervalMs ?? 100;
+    this.#delayMs = options.delayMs ?? 300;
     this.#now = options.now ?? (() => performance.now());
     this.#start = this.#now();
   }
@@ -75,6 +79,8 @@ export class ProgressBar {
 
   update(p: CreateProgress): void {
     const t = this.#now();
+    // Nothing for the first moments: quick runs stay clean and the first rate/ETA is meaningful.
+    if (t - this.#start < this.#delayMs) return;
     if (this.#drawn && t - this.#lastDraw < this.#intervalMs) return;
     this.#lastDraw = t;
     this.#drawn = true;

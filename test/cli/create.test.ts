@@ -135,6 +135,24 @@ describe('model-archiver create: flag styles', () => {
     assert.match(r.stderr, /TorchServe built-in/);
   });
 
+  it('shows a progress bar on a TTY for large inputs and clears it before the summary', async (t) => {
+    const { dir, out } = await model(t);
+    const hasScript = (await run('sh', ['-c', 'command -v script'])).code === 0;
+    if (!hasScript) {
+      t.skip('util-linux `script` (to get a pty) is not installed');
+      return;
+    }
+    await writeFile(join(dir, 'big.bin'), '');
+    await truncate(join(dir, 'big.bin'), 2 ** 30); // sparse zeros: quick, but long enough for a few frames
+    const cmd = [process.execPath, ARCHIVER_BIN, '--model-name', 'p', '--model-path', dir, '--handler', 'handler', '--export-path', out]
+      .map((a) => `'${a}'`)
+      .join(' ');
+    const r = await run('script', ['-qec', cmd, '/dev/null']);
+    assert.equal(r.code, 0, r.stdout);
+    assert.match(r.stdout, /\rp \[[= >]+\] +\d+% [\d.]+ [kMG]?B\/1\.1 GB [\d.]+ [kMG]?B\/s ETA /);
+    assert.match(r.stdout, /\r\x1b\[Kcreated .*p\.mar/);
+  });
+
   it('help lists the create flags; root help still works', async () => {
     const sub = await archiver(['create', '--help']);
     assert.equal(sub.code, 0);
