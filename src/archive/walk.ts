@@ -119,6 +119,12 @@ export async function walkDirectory(root: string, options: WalkOptions): Promise
         const childRel = rel === '' ? name : `${rel}/${name}`;
         if (skip.has(childAbs)) continue;
         const shown = join(root, childRel);
+        if (name.includes('\uFFFD')) {
+          // readdir decoded invalid UTF-8 bytes: the path cannot even be stat'ed by this name, and Java readers
+          // reject non-UTF-8 zip names. Excluded is fine; anything else is an error.
+          if (ignore.isIgnored(childRel, false) || ignore.isIgnored(childRel, true)) continue;
+          throw new MarError('INPUT_INVALID', `${JSON.stringify(shown)} has a name that is not valid UTF-8; rename it or exclude it with --exclude`);
+        }
         const cst = await statFollowing(childAbs, shown);
         if (cst.isDirectory()) {
           if (isSkippedDirName(name)) continue;

@@ -332,6 +332,17 @@ describe('createArchive: inputs', () => {
     await rejectsWith(createArchive(base(model, join(tmp, 'out4'))), 'SYMLINK_CYCLE', /self/);
   });
 
+  it('a file name that is not valid UTF-8 is an error naming it, unless excluded', async (t) => {
+    const tmp = await tempDir(t);
+    const model = join(tmp, 'model');
+    await writeFiles(model, { 'handler.py': HANDLER_PY });
+    const made = await run('python3', ['-c', 'import os,sys; open(os.path.join(sys.argv[1].encode(), b"caf\\xe9.txt"), "w").close()', model]);
+    assert.equal(made.code, 0, made.stderr);
+    await rejectsWith(createArchive(base(model, join(tmp, 'out'))), 'INPUT_INVALID', /not valid UTF-8/);
+    const r = await createArchive(base(model, join(tmp, 'out'), { exclude: ['caf*.txt'] }));
+    assert.deepEqual(r.entries.map((e) => e.archivePath).slice(0, -2), ['handler.py']);
+  });
+
   it('validates the name, the model path, the handler and the config before writing anything', async (t) => {
     const tmp = await tempDir(t);
     const model = join(tmp, 'model');
