@@ -39,7 +39,7 @@ sys.dont_write_bytecode = True
 
 from _mms_compat.context import Context, RequestProcessor  # noqa: E402
 from _mms_compat.errors import prediction_error_of  # noqa: E402
-from _mms_compat.metrics import MetricsStore  # noqa: E402
+from _mms_compat.metrics import _HOSTNAME, MetricsStore  # noqa: E402
 from _mms_compat import simple_yaml  # noqa: E402
 
 logger = logging.getLogger("mms_worker")
@@ -47,6 +47,7 @@ logger = logging.getLogger("mms_worker")
 _INT = struct.Struct("!i")
 _NEG1 = _INT.pack(-1)
 _ZERO = _INT.pack(0)
+_DEFAULT_META = _ZERO + _INT.pack(200) + _ZERO + _ZERO
 MAX_MESSAGE_CHARS = 1000
 PREDICTION_METRIC = "PredictionTime"
 
@@ -169,15 +170,23 @@ def encode_predict_response(ret, requests, message, code, context=None):
     """
     out = bytearray(_INT.pack(code))
     _put_str(out, message)
+    processors = context.request_processor if context is not None else None
     for idx, req in enumerate(requests):
         _put_bytes(out, req.id_bytes)
+        processor = None if processors is None else processors[idx]
         if context is None:
             out += _ZERO  # content type
             out += _INT.pack(code)
             out += _ZERO  # reason phrase
             out += _ZERO  # headers
+        elif (
+            type(processor) is RequestProcessor
+            and not processor._response_header
+            and processor._reason_phrase is None
+            and processor._status_code == 200
+        ):
+            out += _DEFAULT_META  # untouched processor (the common case): no content type, 200, "", no headers
         else:
-            processor = context.request_processor[idx]
             headers = processor.get_response_headers() or {}
             content_type = headers.get("content-type")
             if content_type:
@@ -471,13 +480,26 @@ def load_model(model_name, model_path, batch_size, handler, gpu_id):
 # The connection loop
 
 
-def emit_metrics(store):
-    """Prints the store's metrics as `[METRICS]...` lines (one write: they are on the hot path)."""
+def emit_metrics(store, extra=None):
+    """Prints the store's metrics as `[METRICS]...` lines, then `extra` (one write: they are on the hot path)."""
     end_lines()
     metrics = getattr(store, "store", None)
-    if metrics:
-        sys.stdout.write("".join("[METRICS]{}\n".format(m) for m in metrics))
+    text = "".join("[METRICS]{}\n".format(m) for m in metrics) if metrics else ""
+    if extra:
+        text += extra
+    if text:
+        sys.stdout.write(text)
         sys.stdout.flush()
+
+
+def prediction_time_line(store, duration_ms):
+    """The line `store.add_time(PredictionTime, duration_ms)` then printing would give, for an EMPTY store of
+    ours, without building the Metric and Dimension objects (every request pays for this line)."""
+    req_id = store._get_req(None)
+    text = "[METRICS]{}.Milliseconds:{}|#ModelName:{},Level:Model|#hostname:{},{}".format(
+        PREDICTION_METRIC, duration_ms, store.model_name, _HOSTNAME, int(time.time())
+    )
+    return text + ("," + str(req_id) + "\n" if req_id else "\n")
 
 
 class Worker(object):
@@ -544,6 +566,7 @@ class Worker(object):
         request_ids = {idx: req.request_id for idx, req in enumerate(requests)}
         metrics = MetricsStore(request_ids, context.model_name)
         response = None
+        prediction_line = None
         try:
             data, processors = build_batch(requests, self.decode)
             context.request_ids = request_ids
@@ -579,14 +602,19 @@ class Worker(object):
                 )
                 response = encode_predict_response(None, requests, "number of batch response mismatched", 503)
             else:
-                metrics.add_time(PREDICTION_METRIC, duration_ms)
+                if type(metrics) is MetricsStore and not metrics.store:
+                    prediction_line = prediction_time_line(metrics, duration_ms)
+                else:
+                    metrics.add_time(PREDICTION_METRIC, duration_ms)
                 try:
                     response = encode_predict_response(ret, requests, "Prediction success", 200, context)
                 except Exception:
                     logger.warning("Unable to serialize model output.", exc_info=True)
                     response = encode_predict_response(None, requests, "Unsupported model output data type.", 503)
-        emit_metrics(metrics)
+        # The reply first, then the metrics lines (MMS's worker loop prints them after sending): the
+        # frontend can start the next batch while it reads them.
         self.send(response)
+        emit_metrics(metrics, prediction_line)
 
 
 # --------------------------------------------------------------------------------------------
