@@ -18,8 +18,8 @@ import { TarGzWriter } from './tar-writer.js';
 import { IGNORE_FILE, fileMode, isReservedPath, statInputFile, walkDirectory, type SourceEntry } from './walk.js';
 import { ZipWriter } from './zip-writer.js';
 
-export const ARCHIVE_FORMATS = ['default', 'zip-store', 'tgz', 'no-archive'] as const;
-export type ArchiveFormat = (typeof ARCHIVE_FORMATS)[number];
+import { ARCHIVE_FORMATS, type ArchiveFormat } from './formats.js';
+export { ARCHIVE_FORMATS, type ArchiveFormat };
 
 export interface CreateArchiveOptions {
   /** `--model-name`: full match of MODEL_NAME_PATTERN; also the output file name. */

@@ -1,13 +1,29 @@
 import { readFileSync } from 'node:fs';
-import { Ajv, type ErrorObject } from 'ajv';
+import { createRequire } from 'node:module';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { MarError } from '../errors.js';
 import { packagePath } from '../util/package-info.js';
 import type { Manifest } from './manifest.js';
 
-// Compiled once at import: every create/inspect/verify/load shares it.
-const schema = JSON.parse(readFileSync(packagePath('schemas', 'manifest.schema.json'), 'utf8')) as object;
-const ajv = new Ajv({ allErrors: true, strict: false });
-const validateFn = ajv.compile(schema);
+const require = createRequire(import.meta.url);
+
+/** Compiles the schema with Ajv at run time (used when the build's precompiled validator is absent). */
+export function compileSchemaValidator(): ValidateFunction {
+  const { Ajv } = require('ajv') as typeof import('ajv');
+  const schema = JSON.parse(readFileSync(packagePath('schemas', 'manifest.schema.json'), 'utf8')) as object;
+  return new Ajv({ allErrors: true, strict: false }).compile(schema);
+}
+
+/** The build precompiles the schema (scripts/build-validator.js), which saves the CLIs the Ajv compiler at start-up. */
+function loadValidator(): ValidateFunction {
+  try {
+    return require(packagePath('dist', 'manifest-validator.cjs')) as ValidateFunction;
+  } catch {
+    return compileSchemaValidator();
+  }
+}
+
+let validateFn: ValidateFunction | undefined;
 
 export interface ManifestValidation {
   valid: boolean;
@@ -28,6 +44,7 @@ function describe(e: ErrorObject): string {
 }
 
 export function validateManifest(manifest: unknown): ManifestValidation {
+  validateFn ??= loadValidator();
   const valid = validateFn(manifest) as boolean;
   return { valid, errors: valid ? [] : (validateFn.errors ?? []).map(describe) };
 }

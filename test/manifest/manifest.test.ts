@@ -76,3 +76,24 @@ test('entry points parse as MMS reads them', () => {
   assert.deepEqual(moduleCandidates(parseEntryPoint('pkg.h'), 'python3'), ['pkg/h.py', 'pkg/h/__init__.py']);
   assert.deepEqual(moduleCandidates(parseEntryPoint('h:f'), 'node'), ['h.js', 'h.mjs', 'h.cjs']);
 });
+
+test('the build-time precompiled validator answers exactly like a fresh Ajv compile of the schema', async () => {
+  const { createRequire } = await import('node:module');
+  const { packagePath } = await import('../../src/util/package-info.js');
+  const { compileSchemaValidator } = await import('../../src/manifest/validate.js');
+  const precompiled = createRequire(import.meta.url)(packagePath('dist', 'manifest-validator.cjs')) as (m: unknown) => boolean;
+  const fresh = compileSchemaValidator();
+  const samples: unknown[] = [
+    { runtime: 'python', model: { modelName: 'a', handler: 'h' } },
+    { runtime: 'python9', model: { modelName: 'bad\n', handler: '' } },
+    { createdOn: '1/1/2020 00:00:00', runtime: 'node', model: { modelName: 'x', handler: 'h', modelVersion: '' } },
+    { runtime: 'LSP', model: { modelName: 'x', handler: 'h', extensions: [] }, engine: {} },
+    null,
+    [],
+  ];
+  for (const s of samples) {
+    assert.equal(precompiled(s), fresh(s), JSON.stringify(s));
+    const errs = (v: { errors?: unknown }) => JSON.stringify(v.errors ?? null);
+    assert.equal(errs(precompiled as unknown as { errors?: unknown }), errs(fresh), JSON.stringify(s));
+  }
+});

@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander';
 import { MarError } from '../../errors.js';
 import { CREATE_RUNTIMES } from '../../manifest/manifest.js';
-import { ARCHIVE_FORMATS, createArchive, type ArchiveFormat, type CreateArchiveOptions, type CreateResult } from '../../archive/pack.js';
+import { ARCHIVE_FORMATS, type ArchiveFormat } from '../../archive/formats.js';
+import type { CreateArchiveOptions, CreateResult } from '../../archive/pack.js';
 import { isDebug, printError } from '../run.js';
 import { PROGRESS_MIN_BYTES, ProgressBar, formatBytes, formatDuration } from '../../archive/progress.js';
 
@@ -92,6 +93,8 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
   };
   let result: CreateResult;
   try {
+    // Loaded on use: the writers and the schema compiler are not needed by inspect/verify/extract.
+    const { createArchive } = await import('../../archive/pack.js');
     result = await createArchive(options);
   } catch (err) {
     if (err !== interrupted) throw err;
