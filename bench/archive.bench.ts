@@ -18,6 +18,9 @@ const BENCH = packagePath('.bench');
 const MODEL = join(BENCH, 'model');
 const OUT = join(BENCH, 'out');
 const DONE = join(BENCH, 'model.complete');
+/** A 5 GiB archive (one STORED sparse weights file) for the inspect target: it must not read entry data. */
+const BIG_MODEL = join(BENCH, 'big-model');
+const BIG_MAR = join(BENCH, 'big', 'big5g.mar');
 const ARCHIVER = packagePath('bin', 'model-archiver.js');
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
 const HAS_TIME = existsSync('/usr/bin/time');
@@ -53,6 +56,20 @@ async function generate(): Promise<void> {
     await writeFile(join(dir, `f${i}.txt`), lines.join('\n') + '\n');
   }
   await writeFile(DONE, new Date().toISOString());
+}
+
+async function generateBig(): Promise<void> {
+  if (existsSync(BIG_MAR)) return;
+  process.stderr.write('generating .bench/big/big5g.mar (5 GiB, zip-store; written once)...\n');
+  await rm(BIG_MODEL, { recursive: true, force: true });
+  await mkdir(BIG_MODEL, { recursive: true });
+  await writeFile(join(BIG_MODEL, 'handler.py'), 'def handle(data, context):\n    return data\n');
+  const fh = await open(join(BIG_MODEL, 'weights.bin'), 'w');
+  await fh.truncate(5 * 2 ** 30);
+  await fh.close();
+  const r = await measure(process.execPath, [ARCHIVER, '--model-name', 'big5g', '--model-path', BIG_MODEL, '--handler', 'handler', '--archive-format', 'zip-store', '--export-path', join(BENCH, 'big'), '-f', '-q'], BENCH);
+  if (r.code !== 0) throw new Error(`could not build the 5 GiB archive: ${r.stderr}`);
+  await rm(BIG_MODEL, { recursive: true, force: true });
 }
 
 interface Measurement {
@@ -115,6 +132,8 @@ const cases: Case[] = [
   { name: 'create no-archive', output: join(OUT, 'bench'), cmd: node, args: create('no-archive', 'bench'), cwd: BENCH },
   { name: 'inspect bench.mar', cmd: node, args: [ARCHIVER, 'inspect', join(OUT, 'bench.mar')], cwd: BENCH },
   { name: 'verify bench.mar', cmd: node, args: [ARCHIVER, 'verify', join(OUT, 'bench.mar')], cwd: BENCH },
+  { name: 'inspect big5g.mar (5 GiB)', cmd: node, args: [ARCHIVER, 'inspect', BIG_MAR], cwd: BENCH },
+  { name: 'node -e 0 (start-up floor)', cmd: node, args: ['-e', '0'], cwd: BENCH },
 ];
 
 function median(xs: number[]): number {
@@ -124,6 +143,7 @@ function median(xs: number[]): number {
 
 async function main(): Promise<void> {
   await generate();
+  await generateBig();
   await mkdir(OUT, { recursive: true });
   // Warm the page cache so the first case does not pay for cold reads.
   await measure('sh', ['-c', `cat ${join(MODEL, 'weights.bin')} ${join(MODEL, 'zeros.bin')} > /dev/null`], BENCH);
