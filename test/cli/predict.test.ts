@@ -102,6 +102,17 @@ describe('model-server predict', () => {
     assert.equal(echoed.params.body.type, 'str');
   });
 
+  it('an answer with a status >= 400 set by the handler is printed but fails the run (exit 1, status on stderr)', async () => {
+    // Input 2 is answered 404 with an empty phrase by the fixture (the reference handle_status example).
+    const r = await server(onDir('status_headers', '--data', '{"status": 400, "phrase": "Bad Features"}', '--data', 'x', '-q'));
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stdout, 'custom\n{\n  "a": 1\n}\n', 'both answers are still printed');
+    assert.match(r.stderr, /^error: 400 Bad Features \(input 1: .*\)\nerror: 404 \(status set by the handler\) \(input 2: .*\)\n$/);
+    const empty = await server(onDir('status_headers', '--data', '{"status": 422}', '-q'));
+    assert.equal(empty.code, 1);
+    assert.equal(empty.stderr, 'error: 422 (status set by the handler)\n');
+  });
+
   it('--json shows per-request status and headers; a non-UTF-8 body is base64; raw mode writes the exact bytes', async (t) => {
     const json = await server(onDir('status_headers', '--data', 'x', '--json', '-q'));
     assert.equal(json.code, 0, json.stderr);

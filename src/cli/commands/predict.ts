@@ -179,14 +179,22 @@ async function predict(source: string, opts: PredictOptions, sources: readonly I
     }
     if (chunks.length > 0) process.stdout.write(Buffer.concat(chunks));
   }
+  // An answer with an error status (set by the handler, e.g. 400 for a malformed input) fails the run like a
+  // handler error does: an HTTP client would get that status, and CI scripts test the exit code.
   let failed = false;
   results.forEach((r, i) => {
-    if (r.status !== 'rejected') return;
+    const which = results.length > 1 ? ` (input ${i + 1}: ${inputs[i]!.label})` : '';
+    if (r.status === 'fulfilled') {
+      if (r.value.statusCode < 400) return;
+      failed = true;
+      const phrase = r.value.reasonPhrase || '(status set by the handler)';
+      process.stderr.write(`error: ${r.value.statusCode} ${phrase}${which}\n`);
+      return;
+    }
     failed = true;
     const err = r.reason as unknown;
     const status = isMarError(err) ? err.httpStatus : 500;
     const message = err instanceof Error ? err.message : String(err);
-    const which = results.length > 1 ? ` (input ${i + 1}: ${inputs[i]!.label})` : '';
     process.stderr.write(`error: ${status} ${message}${which}\n`);
   });
   if (failed) process.exitCode = 1;
