@@ -165,11 +165,16 @@ export class Job {
 
   /** AbortSignal listener. A queued job leaves the queue; any job is answered at once with REQUEST_CANCELLED. */
   handleEvent(): void {
+    this.cancel(this.signal?.reason);
+  }
+
+  /** The client went away: as an abort of the signal (without needing one, which is cheaper per request). */
+  cancel(reason?: unknown): void {
     if (this.#state === JobState.Done) return;
     if (this.#state === JobState.Queued) this.onAbort?.(this);
     this.reject(
       new MarError('REQUEST_CANCELLED', `Request ${this.request.requestId} was cancelled by the client.`, {
-        cause: this.signal?.reason,
+        cause: reason,
       }),
     );
   }

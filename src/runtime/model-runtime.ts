@@ -65,6 +65,15 @@ export interface ScaleResult {
 
 const MAX_TIMER_MS = 2_147_483_647;
 
+/** A submitted request and the way to withdraw it (see ModelRuntime.submitCancellable). */
+export interface CancellablePrediction {
+  readonly promise: Promise<PredictionResult>;
+  /** A queued job leaves the queue; the promise rejects REQUEST_CANCELLED unless it settled already. */
+  cancel(reason?: unknown): void;
+}
+
+const noop = (): void => {};
+
 const DEFAULTS = {
   batchSize: 1,
   maxBatchDelayMs: 100,
@@ -258,6 +267,21 @@ export class ModelRuntime {
       job.watchAbort();
     }
     return promise;
+  }
+
+  /**
+   * `submit` for callers that learn about a client going away from an event of their own (the HTTP server):
+   * `cancel()` does what aborting `submit`'s signal does, without an AbortController per request.
+   */
+  submitCancellable(request: InferenceRequest): CancellablePrediction {
+    if (this.#closed || this.#pool.size === 0) return { promise: Promise.reject(this.#noWorker('SERVICE_UNAVAILABLE')), cancel: noop };
+    let job!: Job;
+    const promise = new Promise<PredictionResult>((resolve, reject) => {
+      job = new Job(request, resolve, reject);
+    });
+    job.onAbort = this.#removeJob;
+    if (!this.#aggregator.add(job)) job.reject(this.#noWorker('QUEUE_FULL'));
+    return { promise, cancel: (reason?: unknown) => job.cancel(reason) };
   }
 
   workers(): WorkerInfo[] {

@@ -154,6 +154,8 @@ interface Pending {
   resolve: (reply: WorkerReply) => void;
   reject: (err: MarError) => void;
   timer: NodeJS.Timeout | null;
+  /** predict: the response timeout asked for (for the message). */
+  timeoutMs?: number;
 }
 
 export class WorkerProcess extends EventEmitter {
@@ -176,6 +178,33 @@ export class WorkerProcess extends EventEmitter {
   #resolveExited!: (info: WorkerExitInfo) => void;
   #workerPid: number | null = null;
   #drain: Promise<void> | null = null;
+  /**
+   * The predict response timeout: one timer, re-armed lazily when it fires before the current deadline, instead
+   * of a timer created and cleared per batch (the hot path). Unref'd: the socket keeps the process alive.
+   */
+  #watchdog: NodeJS.Timeout | null = null;
+  /** performance.now() when the armed watchdog fires. */
+  #watchdogAt = 0;
+  /** performance.now() deadline of the batch in flight (Infinity: none). */
+  #deadline = Infinity;
+  readonly #onWatchdog = (): void => {
+    this.#watchdog = null;
+    const pending = this.#pending;
+    if (!pending || pending.kind !== 'predict' || this.#deadline === Infinity) return;
+    const left = this.#deadline - performance.now();
+    if (left > 0) {
+      this.#setWatchdog(left);
+      return;
+    }
+    this.#pending = null;
+    pending.reject(
+      new MarError(
+        'WORKER_TIMEOUT',
+        `Backend worker did not respond in given time: model ${this.modelName} worker W-${this.id} took longer than ${pending.timeoutMs} ms and was killed`,
+      ),
+    );
+    void this.#terminate(0);
+  };
 
   /**
    * Spawns the worker, waits for its "started" line, connects and sends LOAD. Rejects MarError
@@ -292,22 +321,28 @@ export class WorkerProcess extends EventEmitter {
     }
     this.#state = 'busy';
     return new Promise<WorkerReply>((resolve, reject) => {
-      const pending: Pending = { kind: 'predict', resolve, reject, timer: null };
-      const delay = timerDelay(timeoutMs);
-      if (delay !== null) pending.timer = setTimeout(() => {
-        if (this.#pending !== pending) return;
-        this.#pending = null;
-        reject(
-          new MarError(
-            'WORKER_TIMEOUT',
-            `Backend worker did not respond in given time: model ${this.modelName} worker W-${this.id} took longer than ${timeoutMs} ms and was killed`,
-          ),
-        );
-        void this.#terminate(0);
-      }, delay);
-      this.#pending = pending;
+      this.#pending = { kind: 'predict', resolve, reject, timer: null, timeoutMs };
+      this.#armWatchdog(timerDelay(timeoutMs));
       this.#socket!.write(frame);
     });
+  }
+
+  #armWatchdog(delay: number | null): void {
+    if (delay === null) {
+      this.#deadline = Infinity;
+      return;
+    }
+    this.#deadline = performance.now() + delay;
+    // an armed timer that fires no later than the deadline re-checks then
+    if (this.#watchdog !== null && this.#watchdogAt <= this.#deadline) return;
+    if (this.#watchdog !== null) clearTimeout(this.#watchdog);
+    this.#setWatchdog(delay);
+  }
+
+  #setWatchdog(delay: number): void {
+    this.#watchdogAt = performance.now() + delay;
+    this.#watchdog = setTimeout(this.#onWatchdog, Math.min(Math.max(Math.ceil(delay), 1), 0x7fffffff));
+    this.#watchdog.unref();
   }
 
   /** Closes the socket (the worker exits on EOF), SIGTERM after graceMs, SIGKILL after another graceMs. */
@@ -495,6 +530,8 @@ export class WorkerProcess extends EventEmitter {
     if (this.#exitInfo) return;
     this.#exitInfo = { code, signal };
     if (this.#deathTimer) clearTimeout(this.#deathTimer);
+    if (this.#watchdog) clearTimeout(this.#watchdog);
+    this.#watchdog = null;
     if (this.#state !== 'dead') this.#state = 'stopping';
     const failPending = (): void => {
       const pending = this.#pending;

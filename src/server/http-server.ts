@@ -121,15 +121,17 @@ export class HttpListener {
 
   async #onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.#active++;
+    const rc: ResponseContext = { requestId: newRequestId(), keepAlive: !this.#closing && isKeepAlive(req), onAbort: null };
+    // one listener per request does all the bookkeeping (no AbortController: measurably slow per request)
     res.once('close', () => {
       this.#active--;
+      if (rc.onAbort && !res.writableFinished) rc.onAbort();
       if (this.#closing) {
         this.#server.closeIdleConnections();
         if (this.#active === 0) this.#idleWaiter?.();
       }
     });
     res.sendDate = false;
-    const rc: ResponseContext = { requestId: newRequestId(), keepAlive: !this.#closing && isKeepAlive(req) };
     try {
       const body = await readBody(req, this.#api.config.maxRequestSize);
       if (body === null) {

@@ -49,6 +49,8 @@ export interface ResponseContext {
   readonly requestId: string;
   /** False when the client asked to close or the server is shutting down. */
   keepAlive: boolean;
+  /** Called when the connection closes before the response was finished (a route withdraws its queued job). */
+  onAbort?: (() => void) | null;
 }
 
 export function newRequestId(): string {

@@ -73,20 +73,17 @@ async function predict(
   }
   if (!entry) throw modelNotFound(modelName);
   // a client that goes away takes its queued job with it
-  const abort = new AbortController();
-  const onClose = (): void => {
-    if (!res.writableFinished) abort.abort();
-  };
-  res.once('close', onClose);
+  const submitted = entry.runtime.submitCancellable(input);
+  rc.onAbort = submitted.cancel;
   let result: PredictionResult;
   try {
-    result = await entry.runtime.submit(input, abort.signal);
+    result = await submitted.promise;
   } catch (err) {
     if (isMarError(err) && err.code === 'REQUEST_CANCELLED') return;
     sendError(res, rc, err, api.log);
     return;
   } finally {
-    res.off('close', onClose);
+    rc.onAbort = null;
   }
   sendPrediction(res, rc, result, api.log);
 }
