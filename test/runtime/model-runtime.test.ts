@@ -122,6 +122,20 @@ describe('ModelRuntime with real Python workers', () => {
     assert.equal((await busy).body.toString(), 'OK');
   });
 
+  it('submitCancellable: cancel() takes a queued request out of the queue; cancelling an answered one changes nothing', async (t) => {
+    const rt = await runtimeFor(t, 'slow');
+    const busy = rt.submitCancellable(textRequest('200'));
+    const queued = rt.submitCancellable(textRequest('1'));
+    assert.equal(rt.queueLength, 1);
+    queued.cancel();
+    await assert.rejects(queued.promise, isMar('REQUEST_CANCELLED'));
+    assert.equal(rt.queueLength, 0);
+    assert.equal((await busy.promise).body.toString(), 'OK');
+    busy.cancel();
+    const next = rt.submitCancellable(textRequest('1'));
+    assert.equal((await next.promise).body.toString(), 'OK', 'the worker still serves after the cancels');
+  });
+
   it('close() lets the in-flight batch finish and answers queued requests with 503: none is left pending', async (t) => {
     const rt = await runtimeFor(t, 'slow');
     const inFlight = rt.submit(textRequest('300'));

@@ -366,3 +366,18 @@ test('a worker that closes its connection but stays alive is killed and reported
   assert.ok(Date.now() - t0 < 10_000);
   assert.equal((await worker.exited).signal, 'SIGKILL');
 });
+
+test('the response timeout counts from each batch: slow batches under it pass, one over it is killed at its own deadline', async (t) => {
+  const { worker } = await start(t, 'python', 'slow:handle');
+  // Each batch takes ~60% of the timeout: the timer armed for the first must not end the second.
+  for (let i = 0; i < 3; i++) {
+    const reply = await worker.predict([body('150')], 250);
+    assert.equal(reply.code, 200);
+  }
+  // a deadline earlier than the timer armed for a previous batch still applies
+  assert.equal((await worker.predict([body('1')], 60_000)).code, 200);
+  const t0 = performance.now();
+  await assert.rejects(worker.predict([body('5000')], 300), isMar('WORKER_TIMEOUT', (e) => /longer than 300 ms/.test(e.message)));
+  const waited = performance.now() - t0;
+  assert.ok(waited >= 290 && waited < 2000, `timed out after ${Math.round(waited)} ms`);
+});
