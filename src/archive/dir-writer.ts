@@ -2,7 +2,7 @@ import { mkdir, open, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { MarError, describeFsError } from '../errors.js';
 import type { ArchiveSink, BytesCallback, EntryMeta, WrittenEntry } from './archive-sink.js';
-import { ContentDigest, openSource, readChunks, readWholeFile, type FileDigest } from './read-source.js';
+import { ContentDigest, digestBuffer, openSource, readChunks, sourceSize, readWholeFile, type FileDigest } from './read-source.js';
 import type { SourceEntry } from './walk.js';
 
 export interface DirWriterOptions {
@@ -93,9 +93,7 @@ export class DirWriter implements ArchiveSink<PreparedDirData> {
   }
 
   async addBuffer(meta: EntryMeta, data: Buffer): Promise<WrittenEntry> {
-    const d = new ContentDigest();
-    d.update(data);
-    return this.#writeKnown(meta, data, { size: d.size, crc32: d.crc32, sha256: d.sha256() });
+    return this.#writeKnown(meta, data, digestBuffer(data));
   }
 
   async addStreamed(meta: EntryMeta, entry: SourceEntry, onBytes: BytesCallback): Promise<WrittenEntry> {
@@ -103,12 +101,7 @@ export class DirWriter implements ArchiveSink<PreparedDirData> {
     const shown = entry.sourcePath;
     const src = await openSource(entry.sourcePath, shown);
     try {
-      let size: number;
-      try {
-        size = (await src.stat()).size;
-      } catch (err) {
-        throw new MarError('INPUT_INVALID', `cannot read ${shown}: ${describeFsError(err)}`, { cause: err });
-      }
+      const size = await sourceSize(src, shown);
       const { fh, path } = await this.#openTarget(meta);
       const digest = new ContentDigest();
       try {

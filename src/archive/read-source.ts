@@ -40,12 +40,28 @@ export interface FileDigest {
   sha256: string;
 }
 
+/** The digest of an entry we generate in memory (manifest, digest list, small files read whole). */
+export function digestBuffer(data: Buffer): FileDigest {
+  const d = new ContentDigest();
+  d.update(data);
+  return { size: d.size, crc32: d.crc32, sha256: d.sha256() };
+}
+
 export async function openSource(path: string, shown: string): Promise<FileHandle> {
   try {
     return await open(path, 'r');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new MarError(code === 'ENOENT' ? 'INPUT_NOT_FOUND' : 'INPUT_INVALID', `cannot read ${shown}: ${describeFsError(err)}`, { cause: err });
+  }
+}
+
+/** Size of an opened input, or a one-line INPUT_INVALID error naming it. */
+export async function sourceSize(fh: FileHandle, shown: string): Promise<number> {
+  try {
+    return (await fh.stat()).size;
+  } catch (err) {
+    throw new MarError('INPUT_INVALID', `cannot read ${shown}: ${describeFsError(err)}`, { cause: err });
   }
 }
 

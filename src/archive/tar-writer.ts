@@ -4,7 +4,7 @@ import { constants as zc, crc32, createDeflateRaw, type DeflateRaw } from 'node:
 import { MarError, describeFsError } from '../errors.js';
 import type { ArchiveSink, BytesCallback, EntryMeta, WrittenEntry } from './archive-sink.js';
 import { DEFAULT_LEVEL, chooseFromSamples, sampleFile } from './compression-policy.js';
-import { ChunkFeeder, ContentDigest, openSource, readChunks, readWholeFile, type FileDigest } from './read-source.js';
+import { ChunkFeeder, ContentDigest, digestBuffer, openSource, readChunks, sourceSize, readWholeFile, type FileDigest } from './read-source.js';
 import type { SourceEntry } from './walk.js';
 
 const BLOCK = 512;
@@ -270,9 +270,7 @@ export class TarGzWriter implements ArchiveSink<PreparedTarData> {
   }
 
   async addBuffer(meta: EntryMeta, data: Buffer): Promise<WrittenEntry> {
-    const d = new ContentDigest();
-    d.update(data);
-    return this.#writeKnown(meta, data, { size: d.size, crc32: d.crc32, sha256: d.sha256() }, true);
+    return this.#writeKnown(meta, data, digestBuffer(data), true);
   }
 
   async addStreamed(meta: EntryMeta, entry: SourceEntry, onBytes: BytesCallback): Promise<WrittenEntry> {
@@ -280,12 +278,7 @@ export class TarGzWriter implements ArchiveSink<PreparedTarData> {
     const shown = entry.sourcePath;
     const fh = await openSource(entry.sourcePath, shown);
     try {
-      let size: number;
-      try {
-        size = (await fh.stat()).size;
-      } catch (err) {
-        throw new MarError('INPUT_INVALID', `cannot read ${shown}: ${describeFsError(err)}`, { cause: err });
-      }
+      const size = await sourceSize(fh, shown);
       const choice = await sampleFile(fh, size, shown);
       await this.#compressible(this.#header(meta, size));
       const digest = new ContentDigest();

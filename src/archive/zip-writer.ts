@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { MarError, describeFsError } from '../errors.js';
 import type { ArchiveSink, BytesCallback, EntryMeta, WrittenEntry } from './archive-sink.js';
 import { DEFAULT_LEVEL, sampleFile, type MethodChoice } from './compression-policy.js';
-import { ContentDigest, openSource, readChunks, readWholeFile, type FileDigest } from './read-source.js';
+import { ContentDigest, digestBuffer, openSource, readChunks, sourceSize, readWholeFile, type FileDigest } from './read-source.js';
 import type { SourceEntry } from './walk.js';
 import {
   MAX_32,
@@ -159,10 +159,8 @@ export class ZipWriter implements ArchiveSink<PreparedZipData> {
   }
 
   async addBuffer(meta: EntryMeta, data: Buffer): Promise<WrittenEntry> {
-    const digest = new ContentDigest();
-    digest.update(data);
     const encoded = await this.#encodeSmall(data);
-    return this.#writeKnown(meta, encoded.method, encoded.data, { size: digest.size, crc32: digest.crc32, sha256: digest.sha256() });
+    return this.#writeKnown(meta, encoded.method, encoded.data, digestBuffer(data));
   }
 
   /** Streams a file of any size: header placeholder, data (stored or deflated on the fly), then the header patch. */
@@ -171,12 +169,7 @@ export class ZipWriter implements ArchiveSink<PreparedZipData> {
     const shown = entry.sourcePath;
     const fh = await openSource(entry.sourcePath, shown);
     try {
-      let size: number;
-      try {
-        size = (await fh.stat()).size;
-      } catch (err) {
-        throw new MarError('INPUT_INVALID', `cannot read ${shown}: ${describeFsError(err)}`, { cause: err });
-      }
+      const size = await sourceSize(fh, shown);
       const choice: MethodChoice = this.#policy === 'store' ? { method: 'stored' } : await sampleFile(fh, size, shown);
       const method = choice.method === 'deflated' ? METHOD_DEFLATED : METHOD_STORED;
       const zip64 = needsZip64(size, method);
