@@ -13,7 +13,7 @@ import { compareArchivePaths, formatDigests } from './digests.js';
 import { DirWriter } from './dir-writer.js';
 import { IgnoreRules } from './ignore-rules.js';
 import type { CreateProgress, ProgressCallback } from './progress.js';
-import { SMALL_FILE_BYTES } from './read-source.js';
+import { SMALL_FILE_BYTES, digestBuffer } from './read-source.js';
 import { TarGzWriter } from './tar-writer.js';
 import { IGNORE_FILE, fileMode, isReservedPath, statInputFile, walkDirectory, type SourceEntry } from './walk.js';
 import { ZipWriter } from './zip-writer.js';
@@ -486,7 +486,7 @@ export async function createArchive(options: CreateArchiveOptions): Promise<Crea
 
     const metaTime = fixedTime ?? now;
     const digestLines = written.map((w) => ({ sha256: w.sha256, size: w.size, path: w.archivePath }));
-    digestLines.push({ sha256: createHash('sha256').update(manifestBytes).digest('hex'), size: manifestBytes.length, path: MANIFEST_PATH });
+    digestLines.push({ sha256: digestBuffer(manifestBytes).sha256, size: manifestBytes.length, path: MANIFEST_PATH });
     const digestBytes = formatDigests(digestLines);
     written.push(await s.addBuffer({ archivePath: DIGESTS_PATH, mtime: metaTime, mode: 0o644 }, digestBytes));
     progress.entriesDone++;
