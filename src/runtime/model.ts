@@ -23,7 +23,7 @@ import {
   parseManifestJson,
   type Manifest,
 } from '../manifest/manifest.js';
-import { parseModelConfig, type ModelConfig } from '../manifest/model-config.js';
+import type { ModelConfig } from '../manifest/model-config.js';
 import { resolveRuntime, type WorkerRuntime } from './launchers.js';
 
 export interface OpenedModel {
@@ -169,6 +169,8 @@ async function describeModel(
     if (text === null) {
       throw new MarError('CONFIG_INVALID', `model.configFile ${configFile} named in the manifest is missing from ${source}; rebuild the archive`);
     }
+    // loaded only here: the YAML parser costs ~25 ms of startup that models without a config file don't need
+    const { parseModelConfig } = await import('../manifest/model-config.js');
     config = parseModelConfig(text.toString('utf8'), configFile);
   }
 

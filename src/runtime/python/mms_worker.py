@@ -14,7 +14,6 @@ appended LAST to sys.path so a model's own modules always win.
 
 import argparse
 import importlib
-import inspect
 import json
 import logging
 import os
@@ -24,7 +23,6 @@ import struct
 import sys
 import time
 import traceback
-import uuid
 
 _HERE = os.path.dirname(os.path.realpath(__file__))
 _COMPAT_DIR = os.path.join(_HERE, "compat")
@@ -40,7 +38,6 @@ sys.dont_write_bytecode = True
 from _mms_compat.context import Context, RequestProcessor  # noqa: E402
 from _mms_compat.errors import prediction_error_of  # noqa: E402
 from _mms_compat.metrics import _HOSTNAME, MetricsStore  # noqa: E402
-from _mms_compat import simple_yaml  # noqa: E402
 
 logger = logging.getLogger("mms_worker")
 
@@ -418,6 +415,8 @@ def read_model_yaml_config(model_dir, manifest):
 
             parsed = yaml.safe_load(text)
         except ImportError:
+            from _mms_compat import simple_yaml  # only for models with a config file (startup time)
+
             parsed = simple_yaml.loads(text)
     except Exception as e:  # any parser error: the handler still loads
         logger.warning("model_yaml_config left empty: cannot parse %s: %s", config_file, _one_line(e))
@@ -425,7 +424,18 @@ def read_model_yaml_config(model_dir, manifest):
     return parsed if isinstance(parsed, dict) else {}
 
 
+def _uuid4():
+    """str(uuid.uuid4()) without importing uuid (worker startup time)."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return "{}-{}-{}-{}-{}".format(h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+
+
 def list_classes_from_module(module):
+    import inspect  # ~7 ms of worker startup, only needed for class entry points
+
     return [
         cls
         for _, cls in inspect.getmembers(module, inspect.isclass)
@@ -448,7 +458,7 @@ def load_model(model_name, model_path, batch_size, handler, gpu_id):
     version = os.environ.get("MAR_SERVER_VERSION") or "1.0"
     context = Context(model_name, model_dir, manifest, batch_size, gpu, version)
     context.model_yaml_config = read_model_yaml_config(model_dir, manifest)
-    context.metrics = MetricsStore(str(uuid.uuid4()), model_name)
+    context.metrics = MetricsStore(_uuid4(), model_name)
 
     importlib.invalidate_caches()
     module = importlib.import_module(module_name)
