@@ -30,6 +30,14 @@ export function isMetricLine(line: string): boolean {
   return line.startsWith(METRICS_PREFIX);
 }
 
+/** Whether parseMetricLine(line) would succeed, without building the result (no consumer for metrics). */
+export function isWellFormedMetricLine(line: string): boolean {
+  const text = line.startsWith('INFO > ') ? line.slice(7) : line;
+  if (!text.startsWith(METRICS_PREFIX)) return false;
+  const m = METRIC_RE.exec(text.slice(METRICS_PREFIX.length));
+  return m !== null && Number.isFinite(Number(m[3]!.replace(/,/g, ''))) && Number.isFinite(Number(m[7]));
+}
+
 /** Parses one worker stdout line; null if it is not a well-formed metrics line. */
 export function parseMetricLine(line: string): MetricLine | null {
   // TorchServe's Java regexes allow an "INFO > " logging prefix.

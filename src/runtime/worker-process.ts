@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { MarError } from '../errors.js';
 import { ReplyDecoder } from './frame-decoder.js';
 import { launchSpec, unixSocketPath, type WorkerSocket } from './launchers.js';
-import { isMetricLine, parseMetricLine, type MetricLine } from './metrics.js';
+import { isMetricLine, isWellFormedMetricLine, parseMetricLine, type MetricLine } from './metrics.js';
 import type { OpenedModel } from './model.js';
 import { DEFAULT_MAX_FRAME_BYTES, encodeLoad, encodePredict, type InferenceRequest, type WorkerReply } from './protocol.js';
 
@@ -628,10 +628,15 @@ export class WorkerProcess extends EventEmitter {
       }
     }
     if (isMetricLine(line)) {
-      const metric = parseMetricLine(line);
-      if (metric) {
-        this.#options.onMetric?.(metric);
-        return;
+      const onMetric = this.#options.onMetric;
+      if (onMetric === undefined) {
+        if (isWellFormedMetricLine(line)) return; // dropped, as before, without building the object
+      } else {
+        const metric = parseMetricLine(line);
+        if (metric) {
+          onMetric(metric);
+          return;
+        }
       }
     }
     this.#log({ modelName: this.modelName, workerId: this.id, stream, line });

@@ -123,7 +123,7 @@ export class HttpListener {
     this.#active++;
     const rc: ResponseContext = { requestId: newRequestId(), keepAlive: !this.#closing && isKeepAlive(req), onAbort: null };
     // one listener per request does all the bookkeeping (no AbortController: measurably slow per request)
-    res.once('close', () => {
+    res.on('close', () => { // 'close' is emitted once: no once() wrapper
       this.#active--;
       if (rc.onAbort && !res.writableFinished) rc.onAbort();
       if (this.#closing) {

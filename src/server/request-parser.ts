@@ -19,14 +19,31 @@ function decodePath(raw: string): string {
   }
 }
 
+/** The query is parsed on first use: /predictions/{model} never reads it (URLSearchParams costs per request). */
+class LazyParsedUrl implements ParsedUrl {
+  readonly path: string;
+  readonly segments: string[];
+  readonly #rawQuery: string;
+  #query: URLSearchParams | null = null;
+  constructor(path: string, segments: string[], rawQuery: string) {
+    this.path = path;
+    this.segments = segments;
+    this.#rawQuery = rawQuery;
+  }
+  get query(): URLSearchParams {
+    return (this.#query ??= new URLSearchParams(this.#rawQuery));
+  }
+}
+
 export function parseUrl(rawUrl: string | undefined): ParsedUrl {
   const url = rawUrl ?? '/';
   const q = url.indexOf('?');
-  const path = decodePath(q < 0 ? url : url.slice(0, q));
-  const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+  const rawPath = q < 0 ? url : url.slice(0, q);
+  // most paths have no escapes: skip decodeURIComponent's work (and its try/catch) for them
+  const path = rawPath.includes('%') ? decodePath(rawPath) : rawPath;
   const segments = path.split('/');
   while (segments.length > 0 && segments[segments.length - 1] === '') segments.pop();
-  return { path, segments, query };
+  return new LazyParsedUrl(path, segments, q < 0 ? '' : url.slice(q + 1));
 }
 
 /** The MIME type without parameters, lower-cased (Netty HttpUtil.getMimeType), or null. */

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatMetricLine, parseMetricLine } from '../../src/runtime/metrics.js';
+import { formatMetricLine, isWellFormedMetricLine, parseMetricLine } from '../../src/runtime/metrics.js';
 
 test('parses the MMS line of the reference (verified PredictionTime with two request ids)', () => {
   const line = '[METRICS]PredictionTime.Milliseconds:0.06|#ModelName:probe,Level:Model|#hostname:vm,1795550332,req-1,req-2';
@@ -38,4 +38,19 @@ test('formatMetricLine writes what parseMetricLine reads', () => {
   assert.equal(line, '[METRICS]Requests.Count:3|#ModelName:m,Level:Model|#hostname:h,1700000000,a,b');
   const back = parseMetricLine(line)!;
   assert.deepEqual([back.name, back.unit, back.value, back.dimensions, back.hostname, back.timestamp, back.requestIds], Object.values(m));
+});
+
+test('isWellFormedMetricLine agrees with parseMetricLine (the worker drops well-formed lines nobody consumes, logs the rest)', () => {
+  for (const line of [
+    '[METRICS]PredictionTime.Milliseconds:0.06|#ModelName:probe,Level:Model|#hostname:vm,1795550332,req-1,req-2',
+    '[METRICS]Oops.unit:1|#Level:Error|#hostname:h,1700000000',
+    'INFO > [METRICS]HandlerTime.ms:12.5|#ModelName:m,Level:Model|#type:GAUGE|#hostname:h,1700000000,abc',
+    '[METRICS]A.B:1-2|#d|#hostname:h,1',
+    '[METRICS]A.B:1|#d|#hostname:h,soon',
+    '[METRICS]A.B:x|#d|#hostname:h,1',
+    '[METRICS]no value here',
+    'hello',
+  ]) {
+    assert.equal(isWellFormedMetricLine(line), parseMetricLine(line) !== null, line);
+  }
 });
