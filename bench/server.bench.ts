@@ -4,7 +4,8 @@
  *   npm run build && node dist/bench/server.bench.js [--seconds 10] [--connections 32]
  *
  * Rows: a bare node:http "OK" server; a minimal node:http server forwarding each request over one unix socket
- * to a trivial Python echo process (4-byte length framing); `model-server` with the noop Python handler and 1
+ * to a trivial Python echo process (4-byte length framing), then the same with one request in flight at a time
+ * (informational: the ceiling MMS's one-batch-per-worker rule leaves); `model-server` with the noop Python handler and 1
  * worker, then 2 workers; the Node noop handler with 1 worker; slow.py (fixed 2 ms per batch) with batch_size 1 and 8 (1 worker each). Then cold start
  * (process start to the first successful prediction) and frontend RSS with one model loaded.
  * Every server runs in its own process; autocannon runs in this one.
@@ -88,6 +89,50 @@ echo.stdout.once('data', () => {
       const head = Buffer.alloc(4); head.writeInt32BE(body.length);
       pending.push(res);
       sock.write(Buffer.concat([head, body]));
+    });
+  });
+  s.listen(0, '127.0.0.1', () => console.log('PORT ' + s.address().port));
+});
+process.on('SIGTERM', () => { echo.kill(); process.exit(0); });
+`;
+
+// The same hop with MMS's constraint (one request in flight on the socket, the next written when the reply is
+// back): what a minimal frontend reaches with one worker that answers one message at a time. Informational only;
+// the percentages stay relative to the pipelined forwarding baseline above.
+const FORWARD_SERIAL_SERVER = `
+const http = require('http'), net = require('net'), { spawn } = require('child_process');
+const [py, echoFile, sockPath] = process.argv.slice(1);
+const echo = spawn(py, [echoFile, sockPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+echo.stdout.once('data', () => {
+  const sock = net.connect(sockPath);
+  const waiting = [];
+  let inFlight = null;
+  let buf = Buffer.alloc(0);
+  const next = () => {
+    if (inFlight || waiting.length === 0) return;
+    const [res, body] = waiting.shift();
+    inFlight = res;
+    const head = Buffer.alloc(4); head.writeInt32BE(body.length);
+    sock.write(Buffer.concat([head, body]));
+  };
+  sock.on('data', (d) => {
+    buf = buf.length ? Buffer.concat([buf, d]) : d;
+    while (buf.length >= 4) {
+      const n = buf.readInt32BE(0);
+      if (buf.length < 4 + n) break;
+      const res = inFlight;
+      inFlight = null;
+      next();
+      res.end(buf.subarray(4, 4 + n));
+      buf = buf.subarray(4 + n);
+    }
+  });
+  const s = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      waiting.push([res, Buffer.concat(chunks)]);
+      next();
     });
   });
   s.listen(0, '127.0.0.1', () => console.log('PORT ' + s.address().port));
@@ -197,6 +242,14 @@ async function main(): Promise<void> {
     const fwdPort = /PORT (\d+)/.exec(await lineWaiter(fwd)(/PORT/))![1];
     rows.push(await load('node:http -> unix socket -> Python echo', `http://127.0.0.1:${fwdPort}/`));
     fwd.kill('SIGTERM');
+    await new Promise((r) => fwd.once('exit', r));
+    const serial = spawn(process.execPath, ['-e', FORWARD_SERIAL_SERVER, 'python3', echoFile, join(dir, 'echo-serial.sock')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    children.push(serial);
+    const serialPort = /PORT (\d+)/.exec(await lineWaiter(serial)(/PORT/))![1];
+    rows.push(await load('same, one request in flight (MMS: one batch per worker)', `http://127.0.0.1:${serialPort}/`));
+    serial.kill('SIGTERM');
 
     // 3. model-server, noop Python handler, 1 then 2 workers
     const s = await startModelServer(dir, '');
