@@ -668,6 +668,10 @@ class LineStream(object):
         for line in lines:
             self.write(line)
 
+    def flush(self):
+        # defined here, not through __getattr__ (a failed lookup first): it runs after every message
+        return self._stream.flush()
+
     def end_line(self):
         if not self.at_line_start:
             self.write("\n")
