@@ -622,7 +622,9 @@ class Worker(object):
                     logger.warning("Unable to serialize model output.", exc_info=True)
                     response = encode_predict_response(None, requests, "Unsupported model output data type.", 503)
         # The reply first, then the metrics lines (MMS's worker loop prints them after sending): the
-        # frontend can start the next batch while it reads them.
+        # frontend wakes once per message instead of twice (noop, 1 worker: +28% req/s on 2 cores). Measured
+        # cost: when the frontend then preempts us on a shared core to write many responses (batch 8 of a
+        # 2 ms handler), our next batch starts ~0.2 ms later (-10% there; 7.3x over batch 1 remains).
         self.send(response)
         emit_metrics(metrics, prediction_line)
 
