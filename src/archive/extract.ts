@@ -4,7 +4,7 @@
  * the limits, CRCs are checked, and only a complete result is renamed into place.
  */
 import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
@@ -166,6 +166,18 @@ async function writeEntry(root: string, segments: readonly string[], rawPath: st
   await pipeline(data, createWriteStream(target, { flags: 'wx', mode: fileMode(mode) }));
 }
 
+/** --force removes the old dest: refuse when that would delete the archive being read or the current directory. */
+async function refuseToReplaceAncestor(dest: string, archivePath: string): Promise<void> {
+  const realDest = await realpath(dest);
+  const contains = (p: string): boolean => p === realDest || p.startsWith(realDest.endsWith(sep) ? realDest : realDest + sep);
+  if (contains(await realpath(archivePath))) {
+    throw new MarError('USAGE', `${archivePath} is inside ${dest}, which --force would delete; extract to another -o`);
+  }
+  if (contains(process.cwd())) {
+    throw new MarError('USAGE', `${dest} contains the current directory, which --force would delete; extract to another -o`);
+  }
+}
+
 async function isEmptyDir(path: string): Promise<boolean> {
   return (await readdir(path)).length === 0;
 }
@@ -194,9 +206,12 @@ export async function extractArchive(archivePath: string, destDir: string, optio
   try {
     const st = await stat(dest);
     destExists = true;
-    if (!options.force && !(st.isDirectory() && (await isEmptyDir(dest)))) {
+    // --force replaces a directory, never a file the user may still need.
+    if (!st.isDirectory()) throw new MarError('OUTPUT_EXISTS', `${dest} already exists and is not a directory; choose another -o`);
+    if (!options.force && !(await isEmptyDir(dest))) {
       throw new MarError('OUTPUT_EXISTS', `${dest} already exists and is not an empty directory; pass --force to replace it`);
     }
+    if (options.force) await refuseToReplaceAncestor(dest, archivePath);
   } catch (err) {
     if (err instanceof MarError) throw err;
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw outputError(dest, err);

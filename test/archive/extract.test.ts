@@ -184,3 +184,34 @@ test('parent directories created for the target are removed again when extractio
   await extractArchive(paths.mms, join(work, 'a', 'b', 'out'));
   assert.ok(existsSync(join(work, 'a', 'b', 'out', 'model_handler.py')));
 });
+
+test('--force never deletes the archive being read, the current directory or a file in the way', async () => {
+  const work = await workDir();
+  // A model store holding the archive and other models: replacing it would delete them all.
+  const store = join(work, 'store');
+  await mkdir(store);
+  const inStore = join(store, 'model.mar');
+  await writeFile(inStore, await readFile(paths.torchserve));
+  await writeFile(join(store, 'other.mar'), 'other model');
+  await assert.rejects(extractArchive(inStore, store, { force: true }), isCode('USAGE', /inside .*--force would delete/));
+  assert.deepEqual((await readdir(store)).sort(), ['model.mar', 'other.mar']);
+  // The current directory (or one of its ancestors).
+  const cwd = process.cwd();
+  const here = join(work, 'here');
+  await mkdir(join(here, 'deeper'), { recursive: true });
+  process.chdir(join(here, 'deeper'));
+  try {
+    await assert.rejects(extractArchive(paths.torchserve, here, { force: true }), isCode('USAGE', /current directory/));
+  } finally {
+    process.chdir(cwd);
+  }
+  assert.ok(existsSync(join(here, 'deeper')));
+  // A file is not an output directory, with or without --force.
+  const weights = join(work, 'model.pt');
+  await writeFile(weights, 'weights');
+  for (const force of [false, true]) {
+    await assert.rejects(extractArchive(paths.torchserve, weights, { force }), isCode('OUTPUT_EXISTS', /not a directory/));
+  }
+  assert.equal(await readFile(weights, 'utf8'), 'weights');
+  assert.deepEqual((await readdir(work)).sort(), ['here', 'model.pt', 'store']);
+});
