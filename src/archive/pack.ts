@@ -259,7 +259,8 @@ async function collectInputs(o: CreateArchiveOptions, runtime: string, skipPaths
  * at the root (TorchServe: `--handler path/h.py[:fn]`), or a TorchServe built-in name. Returns the manifest value.
  */
 async function resolveHandler(raw: string, runtime: string, set: EntrySet, notes: string[]): Promise<string> {
-  const handler = raw.trim();
+  // A Windows-style path (`code\h.py`) means the same file; a backslash in the manifest breaks MMS's import.
+  const handler = raw.trim().replace(/\\/g, '/');
   if (handler === '') throw new MarError('USAGE', '--handler must not be empty');
   const entry = parseEntryPoint(handler);
   const candidates = moduleCandidates(entry, runtime);

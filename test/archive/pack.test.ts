@@ -371,6 +371,19 @@ describe('createArchive: inputs', () => {
     assert.deepEqual(b.entries.map((e) => e.archivePath).slice(0, -2), ['code/h.py', 'pkg/serve/__init__.py']);
   });
 
+  it('a Windows-style handler path is read with / separators, so no backslash reaches the manifest', async (t) => {
+    const tmp = await tempDir(t);
+    const model = join(tmp, 'model');
+    await writeFiles(model, { 'code/h.py': HANDLER_PY });
+    await writeFiles(tmp, { 'src/disk_handler.py': HANDLER_PY });
+    const a = await createArchive(base(model, tmp, { handler: 'code\\h:infer' }));
+    assert.equal(a.manifest.model.handler, 'code/h:infer');
+    // A handler file on disk given with backslashes is found and added at the root, as with /.
+    const b = await createArchive({ modelName: 'b', handler: join(tmp, 'src').replace(/\//g, '\\') + '\\disk_handler.py', exportPath: tmp });
+    assert.equal(b.manifest.model.handler, 'disk_handler.py');
+    assert.deepEqual(b.entries.map((e) => e.archivePath).slice(0, -2), ['disk_handler.py']);
+  });
+
   it('accepts TorchServe built-in handlers and python2 with a note, and node handlers', async (t) => {
     const tmp = await tempDir(t);
     const model = join(tmp, 'model');
