@@ -70,15 +70,7 @@ export function parseMetricLine(line: string): MetricLine | null {
 }
 
 /** Formats a metric line exactly as the MMS MetricsStore prints it (used by the Node worker). */
-export function formatMetricLine(m: {
-  name: string;
-  unit: string;
-  value: number;
-  dimensions: Array<[string, string]>;
-  hostname: string;
-  timestamp: number;
-  requestIds: string[];
-}): string {
+export function formatMetricLine(m: Omit<MetricLine, 'raw' | 'type'>): string {
   const dims = m.dimensions.map(([k, v]) => `${k}:${v}`).join(',');
   const ids = m.requestIds.length ? ',' + m.requestIds.join(',') : '';
   return `${METRICS_PREFIX}${m.name}.${m.unit}:${m.value}|#${dims}|#hostname:${m.hostname},${m.timestamp}${ids}`;
