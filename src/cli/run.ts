@@ -41,7 +41,9 @@ export async function runProgram(program: Command, argv: readonly string[]): Pro
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      // Help asked for (`help`) is a success; help shown because no command was given is a usage error.
+      if (err.code === 'commander.help') return err.exitCode === 0 ? 0 : 2;
       if (err.exitCode === 0) return 0;
       if (!/^\(outputHelp\)$/.test(err.message)) process.stderr.write(`Run with --help for usage.\n`);
       return 2;

@@ -181,6 +181,16 @@ describe('model-archiver create: errors', () => {
     }
   });
 
+  it('no arguments at all is a usage error (exit 2, help on stderr); `help` itself succeeds', async () => {
+    const bare = await archiver([]);
+    assert.equal(bare.code, 2, bare.stderr);
+    assert.match(bare.stderr, /Usage: model-archiver/);
+    assert.equal(bare.stdout, '');
+    const help = await archiver(['help']);
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /Usage: model-archiver/);
+  });
+
   it('bad inputs exit 1 with one line and create nothing', async (t) => {
     const { tmp, dir, out } = await model(t);
     const cases: Array<[string[], RegExp]> = [
