@@ -71,7 +71,8 @@ export function parseModelConfig(text: string, source: string): ModelConfig {
   try {
     config = parseYaml(text);
   } catch (err) {
-    const msg = (err as Error).message.split('\n')[0];
+    // The yaml library ends its first line with ':' before a code excerpt we do not print.
+    const msg = (err as Error).message.split('\n')[0]!.replace(/:\s*$/, '');
     throw new MarError('CONFIG_INVALID', `${source} is not valid YAML: ${msg}`, { cause: err });
   }
   const problems = checkModelConfig(config);

@@ -64,6 +64,8 @@ test('model config: YAML errors and wrong types of TorchServe keys are reported'
   assert.deepEqual(parseModelConfig('minWorkers: 1\nhandler:\n  topk: 3\n', 'c.yaml'), { minWorkers: 1, handler: { topk: 3 } });
   assert.throws(() => parseModelConfig('batchSize: "eight"\n', 'c.yaml'), /batchSize must be an integer/);
   assert.throws(() => parseModelConfig('a: [1,\n', 'c.yaml'), /c\.yaml is not valid YAML/);
+  // One complete line: no dangling ':' where the library's code excerpt was cut off.
+  assert.throws(() => parseModelConfig('minWorkers: [\n', 'c.yaml'), (e: Error) => /at line \d+, column \d+$/.test(e.message) && !e.message.includes('\n'));
 });
 
 test('entry points parse as MMS reads them', () => {
