@@ -405,7 +405,15 @@ export async function createArchive(options: CreateArchiveOptions): Promise<Crea
   const suffix = randomBytes(6).toString('hex');
   const tmp = join(exportDir, `.${basename(target)}.tmp-${suffix}`);
 
-  // Fail fast on an existing output, before reading any input.
+  // Fail fast on an unusable export path or an existing output, before reading any input.
+  const exportSt = await stat(exportDir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined; // created below
+    if (err.code === 'ENOTDIR') return null;
+    throw new MarError('OUTPUT_FAILED', `cannot use --export-path ${exportDir}: ${describeFsError(err)}`, { cause: err });
+  });
+  if (exportSt === null || (exportSt && !exportSt.isDirectory())) {
+    throw new MarError('OUTPUT_FAILED', `--export-path ${exportDir} is not a directory (a file is in the way); choose a directory`);
+  }
   const existing = await pathExists(target);
   if (existing && !force) throw new MarError('OUTPUT_EXISTS', `${target} already exists; use -f/--force to overwrite it`);
   if (existing && format !== 'no-archive' && existing.isDirectory()) {

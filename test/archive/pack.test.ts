@@ -371,6 +371,16 @@ describe('createArchive: inputs', () => {
     assert.deepEqual(b.entries.map((e) => e.archivePath).slice(0, -2), ['code/h.py', 'pkg/serve/__init__.py']);
   });
 
+  it('an --export-path that is a file (or below one) is named as the problem, and left alone', async (t) => {
+    const tmp = await tempDir(t);
+    const model = join(tmp, 'model');
+    await writeFiles(model, { 'handler.py': HANDLER_PY });
+    for (const exportPath of [join(model, 'handler.py'), join(model, 'handler.py', 'sub')]) {
+      await rejectsWith(createArchive(base(model, exportPath)), 'OUTPUT_FAILED', /^--export-path .* is not a directory/);
+    }
+    assert.equal(await readFile(join(model, 'handler.py'), 'utf8'), HANDLER_PY);
+  });
+
   it('a Windows-style handler path is read with / separators, so no backslash reaches the manifest', async (t) => {
     const tmp = await tempDir(t);
     const model = join(tmp, 'model');
