@@ -125,7 +125,14 @@ export async function walkDirectory(root: string, options: WalkOptions): Promise
           if (ignore.isIgnored(childRel, false) || ignore.isIgnored(childRel, true)) continue;
           throw new MarError('INPUT_INVALID', `${JSON.stringify(shown)} has a name that is not valid UTF-8; rename it or exclude it with --exclude`);
         }
-        const cst = await statFollowing(childAbs, shown);
+        let cst: Stats;
+        try {
+          cst = await statFollowing(childAbs, shown);
+        } catch (err) {
+          // A broken link (dangling, looping) the user excluded, or one MMS would skip, is not our business.
+          if (ignore.isIgnored(childRel, false) || ignore.isIgnored(childRel, true) || isSkippedFileName(name)) continue;
+          throw err;
+        }
         if (cst.isDirectory()) {
           if (isSkippedDirName(name)) continue;
           if (ignore.isIgnored(childRel, true)) continue;

@@ -332,6 +332,20 @@ describe('createArchive: inputs', () => {
     await rejectsWith(createArchive(base(model, join(tmp, 'out4'))), 'SYMLINK_CYCLE', /self/);
   });
 
+  it('a dangling or looping link that is excluded (or skipped as MMS does) is left out, not an error', async (t) => {
+    const tmp = await tempDir(t);
+    const model = join(tmp, 'model');
+    await writeFiles(model, { 'handler.py': HANDLER_PY, '.marignore': 'latest\n' });
+    await symlink(join(tmp, 'checkpoint-gone'), join(model, 'latest')); // via .marignore
+    await symlink(join(tmp, 'nowhere'), join(model, 'scratch')); // via --exclude
+    await symlink(join(model, 'self'), join(model, 'self')); // a loop, via --exclude
+    await symlink(join(tmp, 'gone.pyc'), join(model, 'old.pyc')); // skipped by name
+    const r = await createArchive(base(model, join(tmp, 'out'), { exclude: ['scratch', 'self'] }));
+    assert.deepEqual(r.entries.map((e) => e.archivePath).slice(0, -2), ['handler.py']);
+    // Not excluded: still the error naming the link.
+    await rejectsWith(createArchive(base(model, join(tmp, 'out2'), { exclude: ['self'] })), 'SYMLINK_DANGLING', /scratch/);
+  });
+
   it('a file name that is not valid UTF-8 is an error naming it, unless excluded', async (t) => {
     const tmp = await tempDir(t);
     const model = join(tmp, 'model');
