@@ -76,6 +76,11 @@ async function main() {
   ].join('\n'));
   const server = await startServer(configFile);
   const exited = new Promise((r) => server.child.once('exit', (code, signal) => r({ code, signal })));
+  // Never leave the server behind: not when the demo is interrupted, nor when its output pipe closes (`| head`).
+  const stopServer = () => server.child.exitCode === null && server.child.kill('SIGTERM');
+  process.once('exit', stopServer);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(sig, () => { stopServer(); process.exit(130); });
+  process.stdout.on('error', () => { stopServer(); process.exit(1); });
   try {
     step('Register the models (Management API)');
     for (const q of ['url=example.mar&initial_workers=1&synchronous=true',

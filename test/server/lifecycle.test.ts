@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -179,7 +180,10 @@ test('--start runs the server in the background with a pid file; --stop stops it
   assert.equal(twice.code, 1);
   assert.match(twice.stderr, /already running/);
 
-  const stopped = await server(['--stop', '--model-store', store], { cwd: dir });
+  // The printed stop command works from anywhere (the default pid file depends on the cwd and --model-store).
+  const hint = /stop with: model-server (--stop --pid-file \S+)/.exec(started.stdout)?.[1];
+  assert.ok(hint, started.stdout);
+  const stopped = await server(hint.split(' '), { cwd: tmpdir() });
   assert.equal(stopped.code, 0, stopped.stderr);
   assert.match(stopped.stdout, /Model server stopped\./);
   assert.equal(existsSync(pidFile), false);

@@ -66,7 +66,7 @@ function writePidFile(file: string): void {
   if (existing !== null && existing !== process.pid && isAlive(existing)) {
     throw new MarError(
       'OUTPUT_EXISTS',
-      `Model server is already running (pid ${existing}, pid file ${file}); stop it with: model-server --stop`,
+      `Model server is already running (pid ${existing}, pid file ${file}); stop it with: ${stopHint(file)}`,
     );
   }
   const tmp = `${file}.${process.pid}.tmp`;
@@ -127,12 +127,17 @@ async function runForeground(o: StartOptions): Promise<void> {
   }
 }
 
+/** The exact `--stop` command for a pid file: the default location depends on --model-store and the cwd. */
+function stopHint(pidFile: string): string {
+  return `model-server --stop --pid-file ${pidFile}`;
+}
+
 /** --start: a detached foreground server whose logs go to a file; returns once it listens (or failed). */
 async function runBackground(o: StartOptions): Promise<void> {
   const pidFile = pidFilePath(o);
   const existing = readPid(pidFile);
   if (existing !== null && isAlive(existing)) {
-    throw new MarError('OUTPUT_EXISTS', `Model server is already running (pid ${existing}); stop it with: model-server --stop`);
+    throw new MarError('OUTPUT_EXISTS', `Model server is already running (pid ${existing}); stop it with: ${stopHint(pidFile)}`);
   }
   const logFile = o.logFile ? resolve(o.logFile) : join(dirname(pidFile), 'model_server.log');
   const args = [packagePath('bin', 'model-server.js'), 'start', '--foreground', '--start', '--pid-file', pidFile];
@@ -154,7 +159,7 @@ async function runBackground(o: StartOptions): Promise<void> {
   child.disconnect();
   child.unref();
   for (const l of outcome.listeners ?? []) process.stdout.write(`${l.api} API: ${l.url}\n`);
-  process.stdout.write(`Model server started (pid ${child.pid}); logs: ${logFile}; stop with: model-server --stop\n`);
+  process.stdout.write(`Model server started (pid ${child.pid}); logs: ${logFile}; stop with: ${stopHint(pidFile)}\n`);
 }
 
 /** --stop: SIGTERM to the pid in the pid file, then wait until that process is gone. */
@@ -178,7 +183,7 @@ async function runStop(o: StartOptions): Promise<void> {
 export function registerStart(program: Command): void {
   program
     .command('start')
-    .description('Run the MMS-compatible model server (Inference API :8080, Management API :8081)')
+    .description('run the MMS-compatible model server (Inference API :8080, Management API :8081)')
     .option('--model-store <dir>', 'model store directory (overrides model_store)')
     .option('--models <name=url...>', 'models to load at startup: [name=]file.mar ..., or ALL (overrides load_models)')
     .option('--config <file>', 'config.properties file (default: $MMS_CONFIG_FILE, else ./config.properties)')
