@@ -243,6 +243,16 @@ function readCentralDirectory(zip: yauzl.ZipFile): Promise<yauzl.Entry[]> {
   });
 }
 
+/**
+ * Where the servers' unzip (`new File(dest, name)`) puts an entry: `./` and empty segments vanish, so
+ * `./MAR-INF/MANIFEST.json` is the manifest. Backslashes stay literal, as on a Linux server.
+ */
+function zipServerPath(name: string, isDirectory: boolean): string {
+  const joined = name.split('/').filter((s) => s !== '' && s !== '.').join('/');
+  if (joined === '') return name;
+  return isDirectory ? joined + '/' : joined;
+}
+
 function zipEntryInfo(e: yauzl.Entry, index: number): ArchiveEntryInfo {
   const rawName = e.fileName as unknown as Buffer;
   const { name, validUtf8 } = decodeZipName(rawName);
@@ -254,7 +264,7 @@ function zipEntryInfo(e: yauzl.Entry, index: number): ArchiveEntryInfo {
   const isDirectory = name.endsWith('/') || (mode !== undefined && (mode & S_IFMT) === S_IFDIR);
   const info: ArchiveEntryInfo = {
     index,
-    path: name,
+    path: zipServerPath(name, isDirectory),
     rawPath: name,
     type: isSymlink ? 'symlink' : isDirectory ? 'directory' : 'file',
     isDirectory,

@@ -4,6 +4,7 @@ import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkPythonEntryPoint, hasNodeExport, parseDigestFile, verifyArchive, type ProblemCode } from '../../src/archive/verify.js';
 import { MarError } from '../../src/errors.js';
+import { run } from '../helpers/util.js';
 import { BAD_SHAPES, buildReferenceArchives, GOOD_SHAPES, suiteDir, type ReferenceShape } from '../helpers/reference-archives.js';
 
 const dir = await suiteDir();
@@ -228,4 +229,21 @@ test("the zip rules verify enforces are the ones Java's ZipInputStream (MMS, Tor
     assert.equal(r.code, 1, shape);
     assert.match(r.stdout, why);
   }
+});
+
+test('zip names with ./ or doubled slashes are found where the servers unzip them (no false "missing")', async () => {
+  const zipPath = join(dir, 'dot-slash.mar');
+  const made = await run('python3', ['-c', `
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED) as z:
+    z.writestr('./', '')
+    z.writestr('./model_handler.py', 'def handle(data, context):\\n    return data\\n')
+    z.writestr('./MAR-INF/MANIFEST.json', '{"runtime": "python", "model": {"modelName": "d", "handler": "model_handler:handle", "serializedFile": "w.bin"}, "modelServerVersion": "1.0", "implementationVersion": "1.0", "specificationVersion": "1.0"}')
+    z.writestr('data//w.bin', 'w')
+    z.writestr('w.bin', 'w')
+`, zipPath]);
+  assert.equal(made.code, 0, made.stderr);
+  const r = await verifyArchive(zipPath);
+  assert.deepEqual(r.problems, [], JSON.stringify(r.problems));
+  assert.equal(r.manifestKind, 'mar-inf');
 });
