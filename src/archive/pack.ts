@@ -386,6 +386,10 @@ export async function createArchive(options: CreateArchiveOptions): Promise<Crea
       `model name ${JSON.stringify(modelName)} is invalid: it must match ^[A-Za-z0-9][A-Za-z0-9_\\-.]*$ (letters, digits, _ - .; no spaces or newlines)`,
     );
   }
+  // Like the name, the version ends up in URLs (/models/<name>/<version>) and log lines: no newline may slip in.
+  if (options.modelVersion !== undefined && /[\x00-\x1f\x7f]/.test(options.modelVersion)) {
+    throw new MarError('INPUT_INVALID', `model version ${JSON.stringify(options.modelVersion)} has a control character (a newline?); remove it`);
+  }
   const runtime = options.runtime ?? 'python';
   if (!(CREATE_RUNTIMES as readonly string[]).includes(runtime)) {
     throw new MarError('INPUT_INVALID', `runtime "${runtime}" is not supported; use one of ${CREATE_RUNTIMES.join(', ')}`);

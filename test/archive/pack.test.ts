@@ -395,6 +395,18 @@ describe('createArchive: inputs', () => {
     assert.equal(await readFile(join(model, 'handler.py'), 'utf8'), HANDLER_PY);
   });
 
+  it('a model version with a newline or other control character is refused before anything is written', async (t) => {
+    const tmp = await tempDir(t);
+    const model = join(tmp, 'model');
+    await writeFiles(model, { 'handler.py': HANDLER_PY });
+    for (const modelVersion of ['1.0\n', '1.0\r', 'a\tb']) {
+      await rejectsWith(createArchive(base(model, join(tmp, 'out'), { modelVersion })), 'INPUT_INVALID', /model version .* control character/);
+    }
+    await assert.rejects(stat(join(tmp, 'out')), { code: 'ENOENT' });
+    const ok = await createArchive(base(model, join(tmp, 'out'), { modelVersion: '1.0-rc.1+build 7' }));
+    assert.equal(ok.manifest.model.modelVersion, '1.0-rc.1+build 7');
+  });
+
   it('a Windows-style handler path is read with / separators, so no backslash reaches the manifest', async (t) => {
     const tmp = await tempDir(t);
     const model = join(tmp, 'model');
