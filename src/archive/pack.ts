@@ -263,6 +263,11 @@ async function resolveHandler(raw: string, runtime: string, set: EntrySet, notes
   const handler = raw.trim().replace(/\\/g, '/');
   if (handler === '') throw new MarError('USAGE', '--handler must not be empty');
   const entry = parseEntryPoint(handler);
+  if (handler.endsWith(':')) {
+    // MMS and TorchServe then look up an attribute named '' and fall back to a class: not what "h:" suggests.
+    const base = handler.slice(0, -1);
+    throw new MarError('USAGE', `--handler ${handler} has an empty function name after ':'; write ${base} (function handle) or ${base}:<function>`);
+  }
   const candidates = moduleCandidates(entry, runtime);
   // `dir/h` found in that dir of the archive: MMS style, written as given.
   const dirPrefix = entry.dir.replace(/^\.\//, '') + '/';

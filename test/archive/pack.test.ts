@@ -407,6 +407,16 @@ describe('createArchive: inputs', () => {
     assert.equal(ok.manifest.model.modelVersion, '1.0-rc.1+build 7');
   });
 
+  it('a handler with an empty function name ("h:") is a usage error naming both spellings that work', async (t) => {
+    const tmp = await tempDir(t);
+    const model = join(tmp, 'model');
+    await writeFiles(model, { 'handler.py': HANDLER_PY });
+    await rejectsWith(createArchive(base(model, join(tmp, 'out'), { handler: 'handler:' })), 'USAGE', /empty function name.*write handler \(function handle\) or handler:<function>/);
+    await writeFiles(model, { 'h.py': HANDLER_PY });
+    await rejectsWith(createArchive(base(model, join(tmp, 'out'), { handler: 'h:' })), 'USAGE', /--handler h: has an empty function name/);
+    await assert.rejects(stat(join(tmp, 'out')), { code: 'ENOENT' });
+  });
+
   it('a Windows-style handler path is read with / separators, so no backslash reaches the manifest', async (t) => {
     const tmp = await tempDir(t);
     const model = join(tmp, 'model');
