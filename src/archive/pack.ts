@@ -15,7 +15,7 @@ import { IgnoreRules } from './ignore-rules.js';
 import type { CreateProgress, ProgressCallback } from './progress.js';
 import { SMALL_FILE_BYTES, digestBuffer } from './read-source.js';
 import { TarGzWriter } from './tar-writer.js';
-import { IGNORE_FILE, fileMode, isReservedPath, statInputFile, walkDirectory, type SourceEntry } from './walk.js';
+import { IGNORE_FILE, fileMode, isReservedPath, isSkippedDirName, isSkippedFileName, statInputFile, walkDirectory, type SourceEntry } from './walk.js';
 import { ZipWriter } from './zip-writer.js';
 
 import { ARCHIVE_FORMATS, type ArchiveFormat } from './formats.js';
@@ -132,8 +132,12 @@ async function expandExtra(item: string): Promise<string[]> {
   } catch (err) {
     throw new MarError('INPUT_NOT_FOUND', `--extra-files ${item}: cannot list ${dir}: ${describeFsError(err)}`, { cause: err });
   }
+  // As Python's glob (TorchServe) and the shell: `*` does not match hidden names unless the pattern starts with '.'.
+  // What a directory walk skips (__pycache__, *.pyc, .DS_Store, *.mar) is not picked up by a wildcard either.
+  const hiddenOk = base.startsWith('.');
+  const skipped = (n: string): boolean => (n.startsWith('.') ? !hiddenOk : isSkippedDirName(n)) || isSkippedFileName(n);
   return names
-    .filter((n) => rules.isIgnored(n, false))
+    .filter((n) => rules.isIgnored(n, false) && !skipped(n))
     .sort()
     .map((n) => (dir === '.' && !item.startsWith('./') ? n : join(dir, n)));
 }

@@ -417,6 +417,25 @@ describe('createArchive: inputs', () => {
     await assert.rejects(stat(join(tmp, 'out')), { code: 'ENOENT' });
   });
 
+  it('an --extra-files wildcard skips hidden names (as Python glob and the shell) and what MMS skips', async (t) => {
+    const tmp = await tempDir(t);
+    const conf = join(tmp, 'conf');
+    await writeFiles(conf, {
+      'labels.txt': 'a',
+      '.env': 'SECRET=1',
+      '.git/config': '[core]',
+      '__pycache__/x.txt': 'x',
+      'old.pyc': 'c',
+      'sub/k.txt': 'k',
+    });
+    await writeFiles(tmp, { 'handler.py': HANDLER_PY });
+    const r = await createArchive({ modelName: 'g', handler: join(tmp, 'handler.py'), exportPath: join(tmp, 'out'), extraFiles: join(conf, '*') });
+    assert.deepEqual(r.entries.map((e) => e.archivePath).slice(0, -2), ['handler.py', 'k.txt', 'labels.txt']);
+    // A pattern that asks for hidden names gets them.
+    const h = await createArchive({ modelName: 'h', handler: join(tmp, 'handler.py'), exportPath: join(tmp, 'out'), extraFiles: join(conf, '.e*') });
+    assert.deepEqual(h.entries.map((e) => e.archivePath).slice(0, -2), ['.env', 'handler.py']);
+  });
+
   it('a Windows-style handler path is read with / separators, so no backslash reaches the manifest', async (t) => {
     const tmp = await tempDir(t);
     const model = join(tmp, 'model');
