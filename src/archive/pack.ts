@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { link, lstat, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readFile, readdir, realpath, rename, rm, stat, unlink } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { MarError, describeFsError } from '../errors.js';
@@ -333,6 +333,20 @@ async function sha256OfFile(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/**
+ * no-archive --force deletes the old output dir: refuse when it holds the model dir, an input or the cwd
+ * (what the walk skipped there, such as .git or excluded files, would be lost).
+ */
+async function refuseToReplaceInputs(target: string, modelPath: string | undefined, entries: readonly SourceEntry[]): Promise<void> {
+  const realTarget = await realpath(target).catch(() => target);
+  const inside = (p: string): boolean => p === realTarget || p.startsWith(realTarget + '/');
+  const modelReal = modelPath === undefined ? undefined : await realpath(modelPath).catch(() => resolve(modelPath));
+  const hit = [modelReal, process.cwd(), ...entries.map((e) => e.realPath)].find((p) => p !== undefined && inside(p));
+  if (hit !== undefined) {
+    throw new MarError('USAGE', `--force would replace ${target}, which holds ${hit} (an input or the current directory); choose another --export-path or --model-name`);
+  }
+}
+
 /** Moves the finished temp file into place: no-clobber (link) unless forced (rename replaces atomically). */
 async function publishFile(tmp: string, target: string, force: boolean): Promise<void> {
   try {
@@ -436,6 +450,7 @@ export async function createArchive(options: CreateArchiveOptions): Promise<Crea
   // Never archive our own output (an export path inside the model dir).
   const collected = await collectInputs(options, runtime, new Set([target, tmp]));
   for (const n of collected.notes) note(n);
+  if (existing?.isDirectory()) await refuseToReplaceInputs(target, options.modelPath, collected.entries);
   const createdOn = fixedTime ?? now;
   const manifest = buildManifest({
     modelName,

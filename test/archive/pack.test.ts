@@ -436,6 +436,28 @@ describe('createArchive: inputs', () => {
     assert.deepEqual(h.entries.map((e) => e.archivePath).slice(0, -2), ['.env', 'handler.py']);
   });
 
+  it('no-archive --force never replaces a directory that holds the model dir or an input (data loss)', async (t) => {
+    const tmp = await tempDir(t);
+    const store = join(tmp, 'store');
+    const model = join(store, 'm'); // the model dir is where the output would go
+    await writeFiles(model, { 'handler.py': HANDLER_PY, '.git/HEAD': 'ref', 'notes.pyc': 'x' });
+    await rejectsWith(createArchive(base(model, store, { archiveFormat: 'no-archive', force: true })), 'USAGE', /--force would replace .*store\/m.*choose another/);
+    assert.equal(await readFile(join(model, '.git', 'HEAD'), 'utf8'), 'ref');
+    assert.deepEqual((await readdir(store)).sort(), ['m']);
+    // An input file inside the old output dir counts too.
+    await writeFiles(tmp, { 'src/handler.py': HANDLER_PY });
+    const out = join(tmp, 'out');
+    await createArchive({ modelName: 'x', handler: join(tmp, 'src', 'handler.py'), exportPath: out, archiveFormat: 'no-archive' });
+    await rejectsWith(
+      createArchive({ modelName: 'x', handler: join(out, 'x', 'handler.py'), exportPath: out, archiveFormat: 'no-archive', force: true }),
+      'USAGE',
+      /holds .*x\/handler\.py/,
+    );
+    // Replacing an unrelated old output still works.
+    const again = await createArchive({ modelName: 'x', handler: join(tmp, 'src', 'handler.py'), exportPath: out, archiveFormat: 'no-archive', force: true });
+    assert.equal(again.entryCount, 3);
+  });
+
   it('a Windows-style handler path is read with / separators, so no backslash reaches the manifest', async (t) => {
     const tmp = await tempDir(t);
     const model = join(tmp, 'model');
