@@ -343,7 +343,7 @@ async function refuseToReplaceInputs(target: string, modelPath: string | undefin
   const modelReal = modelPath === undefined ? undefined : await realpath(modelPath).catch(() => resolve(modelPath));
   const hit = [modelReal, process.cwd(), ...entries.map((e) => e.realPath)].find((p) => p !== undefined && inside(p));
   if (hit !== undefined) {
-    throw new MarError('USAGE', `--force would replace ${target}, which holds ${hit} (an input or the current directory); choose another --export-path or --model-name`);
+    throw new MarError('USAGE', `--force would replace ${target}, ${hit === realTarget ? 'which is' : 'which holds'} ${hit} (an input or the current directory); choose another --export-path or --model-name`);
   }
 }
 

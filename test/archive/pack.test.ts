@@ -441,7 +441,7 @@ describe('createArchive: inputs', () => {
     const store = join(tmp, 'store');
     const model = join(store, 'm'); // the model dir is where the output would go
     await writeFiles(model, { 'handler.py': HANDLER_PY, '.git/HEAD': 'ref', 'notes.pyc': 'x' });
-    await rejectsWith(createArchive(base(model, store, { archiveFormat: 'no-archive', force: true })), 'USAGE', /--force would replace .*store\/m.*choose another/);
+    await rejectsWith(createArchive(base(model, store, { archiveFormat: 'no-archive', force: true })), 'USAGE', /--force would replace .*store\/m, which is .*store\/m .*choose another/);
     assert.equal(await readFile(join(model, '.git', 'HEAD'), 'utf8'), 'ref');
     assert.deepEqual((await readdir(store)).sort(), ['m']);
     // An input file inside the old output dir counts too.
