@@ -82,6 +82,8 @@ export interface CreateResult {
   notes: string[];
 }
 
+/** Leaves room for `.tar.gz` and the `.<name>.tmp-<12 hex>` temp name within the usual 255-byte file name limit. */
+const MODEL_NAME_MAX = 200;
 const EXTENSIONS: Record<ArchiveFormat, string> = { default: '.mar', 'zip-store': '.mar', tgz: '.tar.gz', 'no-archive': '' };
 /** How many small files are read (and compressed) ahead of the writer. */
 const PREFETCH_WINDOW = 16;
@@ -407,6 +409,12 @@ export async function createArchive(options: CreateArchiveOptions): Promise<Crea
     throw new MarError(
       'NAME_INVALID',
       `model name ${JSON.stringify(modelName)} is invalid: it must match ^[A-Za-z0-9][A-Za-z0-9_\\-.]*$ (letters, digits, _ - .; no spaces or newlines)`,
+    );
+  }
+  if (modelName.length > MODEL_NAME_MAX) {
+    throw new MarError(
+      'NAME_INVALID',
+      `model name is ${modelName.length} characters long; use at most ${MODEL_NAME_MAX} (it names the output file, and file names stop at 255 bytes)`,
     );
   }
   // Like the name, the version ends up in URLs (/models/<name>/<version>) and log lines: no newline may slip in.

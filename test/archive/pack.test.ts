@@ -458,6 +458,18 @@ describe('createArchive: inputs', () => {
     assert.equal(again.entryCount, 3);
   });
 
+  it('a model name too long for a file name is refused up front with the limit, not an ENAMETOOLONG on a temp file', async (t) => {
+    const tmp = await tempDir(t);
+    const model = join(tmp, 'model');
+    await writeFiles(model, { 'handler.py': HANDLER_PY });
+    await rejectsWith(createArchive(base(model, join(tmp, 'out'), { modelName: 'a'.repeat(240) })), 'NAME_INVALID', /240 characters long; use at most 200/);
+    await assert.rejects(stat(join(tmp, 'out')), { code: 'ENOENT' });
+    for (const archiveFormat of ['tgz', 'no-archive'] as const) {
+      const r = await createArchive(base(model, join(tmp, 'out'), { modelName: 'a'.repeat(200), archiveFormat }));
+      assert.ok(r.path.endsWith('a'.repeat(200) + (archiveFormat === 'tgz' ? '.tar.gz' : '')));
+    }
+  });
+
   it('a Windows-style handler path is read with / separators, so no backslash reaches the manifest', async (t) => {
     const tmp = await tempDir(t);
     const model = join(tmp, 'model');
