@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { packagePath } from '../src/util/package-info.js';
+import { PYTHON_ECHO_SOURCE } from './python-echo.js';
 
 interface AutocannonResult {
   requests: { average: number; total: number };
@@ -44,24 +45,7 @@ const s = http.createServer((req, res) => { req.resume(); req.on('end', () => re
 s.listen(0, '127.0.0.1', () => console.log('PORT ' + s.address().port));
 `;
 
-const ECHO_PY = `
-import socket, struct, sys
-srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-srv.bind(sys.argv[1]); srv.listen(1)
-print("ready", flush=True)
-conn, _ = srv.accept()
-def recvall(n):
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = conn.recv(n - len(buf))
-        if not chunk:
-            sys.exit(0)
-        buf += chunk
-    return bytes(buf)
-while True:
-    n = struct.unpack("!i", recvall(4))[0]
-    conn.sendall(struct.pack("!i", n) + recvall(n))
-`;
+const ECHO_PY = PYTHON_ECHO_SOURCE;
 
 // node:http -> one unix socket -> Python echo; replies come back in order, so a FIFO of responses suffices
 const FORWARD_SERVER = `

@@ -18,30 +18,13 @@ import { openModel } from '../src/runtime/model.js';
 import { encodePredict, type InferenceRequest } from '../src/runtime/protocol.js';
 import { WorkerProcess } from '../src/runtime/worker-process.js';
 import { packagePath } from '../src/util/package-info.js';
+import { PYTHON_ECHO_SOURCE } from './python-echo.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' }, 'body-bytes': { type: 'string', default: '64' } } });
 const SECONDS = Number(values.seconds);
 const BODY_BYTES = Number(values['body-bytes']);
 
-const ECHO_PY = `
-import socket, struct, sys
-srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-srv.bind(sys.argv[1]); srv.listen(1)
-print("ready", flush=True)
-conn, _ = srv.accept()
-conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
-def recvall(n):
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = conn.recv(n - len(buf))
-        if not chunk:
-            sys.exit(0)
-        buf += chunk
-    return bytes(buf)
-while True:
-    n = struct.unpack("!i", recvall(4))[0]
-    conn.sendall(struct.pack("!i", n) + recvall(n))
-`;
+const ECHO_PY = PYTHON_ECHO_SOURCE;
 
 interface Row {
   name: string;
