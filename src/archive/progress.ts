@@ -11,16 +11,9 @@ export type ProgressCallback = (p: CreateProgress) => void;
 /** Inputs smaller than this finish too fast for a bar to help. */
 export const PROGRESS_MIN_BYTES = 50 * 1024 * 1024;
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1000 && u < units.length - 1) {
-    v /= 1000;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[u]}`;
-}
+import { formatBytes } from '../util/format.js';
+
+export { formatBytes };
 
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)}ms`;

@@ -81,7 +81,7 @@ describe('progress bar', () => {
     let now = 0;
     const bar = new ProgressBar({ stream: process.stderr, label: 'm', now: () => now });
     now = 2000;
-    const line = bar.render({ bytesDone: 500_000_000, bytesTotal: 1_000_000_000, entriesDone: 1, entriesTotal: 3 }, 10);
-    assert.equal(line, 'm [====>     ]  50% 500 MB/1.0 GB 250 MB/s ETA 2.0s');
+    const line = bar.render({ bytesDone: 512 * 2 ** 20, bytesTotal: 2 ** 30, entriesDone: 1, entriesTotal: 3 }, 10);
+    assert.equal(line, 'm [====>     ]  50% 512 MiB/1 GiB 256 MiB/s ETA 2.0s');
   });
 });

@@ -149,7 +149,7 @@ describe('model-archiver create: flag styles', () => {
       .join(' ');
     const r = await run('script', ['-qec', cmd, '/dev/null']);
     assert.equal(r.code, 0, r.stdout);
-    assert.match(r.stdout, /\rp \[[= >]+\] +\d+% [\d.]+ [kMG]?B\/1\.1 GB [\d.]+ [kMG]?B\/s ETA /);
+    assert.match(r.stdout, /\rp \[[= >]+\] +\d+% [\d.]+ (?:[KMG]i)?B\/1(?:\.0)? GiB [\d.]+ (?:[KMG]i)?B\/s ETA /);
     assert.match(r.stdout, /\r\x1b\[Kcreated .*p\.mar/);
   });
 

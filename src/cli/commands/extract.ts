@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import type { ExtractLimits } from '../../archive/extract.js';
-import { formatBytes } from './inspect.js';
+import { formatBytes } from '../../util/format.js';
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 

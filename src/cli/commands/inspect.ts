@@ -1,19 +1,8 @@
 import type { Command } from 'commander';
 import chalk from 'chalk';
 import type { InspectReport } from '../../archive/inspect.js';
+import { formatBytes } from '../../util/format.js';
 
-/** 1536 -> "1.5 KiB"; exact bytes below 1 KiB. */
-export function formatBytes(n: number): string {
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  if (n < 1024) return `${n} B`;
-  let v = n;
-  let u = -1;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v >= 100 || Number.isInteger(v) ? v.toFixed(0) : v.toFixed(1)} ${units[u]}`;
-}
 
 const FORMAT_LABEL = { zip: 'zip (.mar)', tgz: 'gzipped tar (.tar.gz)', dir: 'directory (no-archive)' } as const;
 
