@@ -4,6 +4,7 @@ import { rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { MarError, describeFsError } from '../errors.js';
 import { isTorchServeBuiltin, moduleCandidates, parseEntryPoint } from '../handler/entry-point.js';
+import { checkPythonEntryPoint, hasNodeExport } from '../handler/entry-point-check.js';
 import { CREATE_RUNTIMES, DIGESTS_PATH, MANIFEST_PATH, MODEL_NAME_PATTERN, buildManifest, serializeManifest, type Manifest } from '../manifest/manifest.js';
 import { parseModelConfig } from '../manifest/model-config.js';
 import { assertValidManifest } from '../manifest/validate.js';
@@ -177,6 +178,10 @@ class EntrySet {
     return this.#byPath.has(path);
   }
 
+  get(path: string): SourceEntry | undefined {
+    return this.#byPath.get(path);
+  }
+
   sorted(): SourceEntry[] {
     return [...this.#byPath.values()].sort((a, b) => compareArchivePaths(a.archivePath, b.archivePath));
   }
@@ -257,7 +262,31 @@ async function collectInputs(o: CreateArchiveOptions, runtime: string, skipPaths
   }
 
   const handler = await resolveHandler(o.handler, runtime, set, notes);
+  await warnOnEntryPoint(handler, runtime, set, notes);
   return { entries: set.sorted(), manifestFields, handler, notes };
+}
+
+/**
+ * A handler module that exists but has no entry point the workers can resolve (no `handle`, two classes, ...)
+ * archives fine and fails at load; say so now. A warning, not an error: the check reads source, it runs nothing.
+ */
+async function warnOnEntryPoint(handler: string, runtime: string, set: EntrySet, notes: string[]): Promise<void> {
+  const entry = parseEntryPoint(handler);
+  if (isTorchServeBuiltin(entry)) return;
+  const found = moduleCandidates(entry, runtime)
+    .map((c) => set.get(c))
+    .find((e) => e !== undefined);
+  if (!found || found.size > SMALL_FILE_BYTES) return;
+  // An unreadable file is reported by the write pass, with the one-line error that stops the run.
+  const source = await readFile(found.sourcePath, 'utf8').catch(() => null);
+  if (source === null) return;
+  const why =
+    runtime === 'node'
+      ? hasNodeExport(source, entry.functionName)
+        ? null
+        : `${found.archivePath} exports no ${entry.functionName} (nor a default function or a class)`
+      : checkPythonEntryPoint(source, entry.functionName);
+  if (why) notes.push(`warning: handler "${handler}" will not load: ${why}`);
 }
 
 /**

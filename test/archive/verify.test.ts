@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkPythonEntryPoint, hasNodeExport, parseDigestFile, verifyArchive, type ProblemCode } from '../../src/archive/verify.js';
+import { parseDigestFile, verifyArchive, type ProblemCode } from '../../src/archive/verify.js';
+import { checkPythonEntryPoint, hasNodeExport } from '../../src/handler/entry-point-check.js';
 import { MarError } from '../../src/errors.js';
 import { run } from '../helpers/util.js';
 import { BAD_SHAPES, buildReferenceArchives, GOOD_SHAPES, suiteDir, type ReferenceShape } from '../helpers/reference-archives.js';
@@ -168,6 +169,12 @@ test('Node handlers must export the function in any usual spelling', () => {
   }
   assert.equal(hasNodeExport('function handle() {}\nexport function handler() {}', 'handle'), false);
   assert.equal(hasNodeExport('export const handled = 1;', 'handle'), false);
+  // The Node worker's class entry point and a default-exported function are resolvable too.
+  assert.equal(hasNodeExport('export default class Model { async handle() {} }', 'handle'), true);
+  assert.equal(hasNodeExport('module.exports = class Model {}', 'handle'), true);
+  assert.equal(hasNodeExport('export default async function (data, ctx) {}', 'handle'), true);
+  assert.equal(hasNodeExport('class Model {}\nmodule.exports = Model;\n', 'handle'), true);
+  assert.equal(hasNodeExport('const x = 1;\nmodule.exports = x;\n', 'handle'), false);
 });
 
 test('digest files: "<sha256>  <size>  <path>" and "<sha256>  <path>" lines', () => {

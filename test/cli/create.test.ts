@@ -127,6 +127,21 @@ describe('model-archiver create: flag styles', () => {
     assert.match(oneErrorLine(bad.stderr), /SOURCE_DATE_EPOCH/);
   });
 
+  it('warns (and still archives) when the handler module has no entry point the server can resolve', async (t) => {
+    const { dir, out } = await model(t);
+    const ok = await archiver(['--model-name', 'good', '--model-path', dir, '--handler', 'handler:handle', '--export-path', out]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.doesNotMatch(ok.stderr, /warning/);
+    await writeFile(join(dir, 'two.py'), 'class A:\n    pass\n\nclass B:\n    pass\n');
+    const r = await archiver(['--model-name', 'two', '--model-path', dir, '--handler', 'two:handle', '--export-path', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^warning: handler "two:handle" will not load: it defines no top-level function handle\(\) and 2 classes \(A, B\)/m);
+    await writeFile(join(dir, 'h.mjs'), 'export function predict(data) { return data; }\n');
+    const n = await archiver(['--model-name', 'n', '--model-path', dir, '--handler', 'h:handle', '--runtime', 'node', '--export-path', out]);
+    assert.equal(n.code, 0, n.stderr);
+    assert.match(n.stderr, /warning: handler "h:handle" will not load: h\.mjs exports no handle/);
+  });
+
   it('prints notes for python2 and TorchServe built-in handlers on stderr', async (t) => {
     const { dir, out } = await model(t);
     const r = await archiver(['--model-name', 'b', '--model-path', dir, '--handler', 'text_classifier', '--runtime', 'python2', '--export-path', out]);
