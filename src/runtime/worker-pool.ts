@@ -123,6 +123,8 @@ class WorkerSlot implements BatchTarget<Job> {
   finished = false;
   retryTimer: NodeJS.Timeout | null = null;
   killTimer: NodeJS.Timeout | null = null;
+  /** Cancels the start attempt under way (kills its process), null when none is. */
+  cancelStart: (() => void) | null = null;
   readonly backoff: Backoff;
   /** Waiters for the end of the current start attempt. */
   startWaiters: Array<(o: StartOutcome) => void> = [];
@@ -259,14 +261,23 @@ export class WorkerPool {
     slot.status = 'STARTING';
     slot.id = workerId(slot.port);
     const t0 = performance.now();
+    const cancel = new AbortController();
+    slot.cancelStart = () => cancel.abort();
     WorkerProcess.start({
       ...this.#opts.workerOptions,
       id: slot.id,
       model: this.#opts.model,
       batchSize: this.#opts.batchSize,
+      signal: cancel.signal,
     }).then(
-      (proc) => this.#started(slot, proc, performance.now() - t0),
-      (err: unknown) => this.#startFailed(slot, err),
+      (proc) => {
+        slot.cancelStart = null;
+        this.#started(slot, proc, performance.now() - t0);
+      },
+      (err: unknown) => {
+        slot.cancelStart = null;
+        this.#startFailed(slot, err);
+      },
     );
   }
 
@@ -401,8 +412,8 @@ export class WorkerPool {
       this.#finish(slot, null);
     } else if (slot.status === 'STARTING') {
       slot.status = 'UNLOADING'; // #started / #startFailed stop the process and finish
-      // A start cannot be cancelled (a LOAD may hang up to its timeout): don't make close() wait past the grace.
-      if (Number.isFinite(graceMs)) slot.killTimer = setTimeout(() => this.#finish(slot, null), Math.min(Math.max(0, graceMs), MAX_TIMER_MS));
+      // A LOAD may hang up to its timeout: past the grace, cancel the start (the process is killed, #startFailed finishes).
+      if (Number.isFinite(graceMs)) slot.killTimer = setTimeout(() => slot.cancelStart?.(), Math.min(Math.max(0, graceMs), MAX_TIMER_MS));
     } else if (slot.batch !== null) {
       slot.status = 'UNLOADING';
       if (Number.isFinite(graceMs)) {

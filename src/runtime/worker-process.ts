@@ -33,6 +33,8 @@ export interface WorkerExitInfo {
 export type WorkerState = 'starting' | 'ready' | 'busy' | 'stopping' | 'dead';
 
 export interface WorkerProcessOptions {
+  /** Aborting it cancels a start that is still under way (e.g. a LOAD that hangs): the process is killed. */
+  signal?: AbortSignal;
   /** Worker id, shown in logs as W-<id>. */
   id: string;
   model: OpenedModel;
@@ -244,6 +246,13 @@ export class WorkerProcess extends EventEmitter {
       });
     }
     const worker = new WorkerProcess(options, child, socket, sockDir, spec.command);
+    // Cancelling kills the process whatever phase the start is in; its exit then fails the start.
+    const onAbort = (): void => {
+      worker.#fail(new MarError('WORKER_START_FAILED', `start of worker W-${options.id} of model ${options.model.name} was cancelled`));
+      worker.#signal('SIGKILL');
+    };
+    if (options.signal?.aborted) onAbort();
+    else options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await worker.#startup();
       return worker;
@@ -256,6 +265,8 @@ export class WorkerProcess extends EventEmitter {
         cause: err,
         details: { pid: worker.pid },
       });
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
     }
   }
 

@@ -5,7 +5,8 @@ import { MarError } from '../../src/errors.js';
 import { openModel } from '../../src/runtime/model.js';
 import { ModelRuntime, type ModelRuntimeOptions } from '../../src/runtime/model-runtime.js';
 import type { InferenceRequest } from '../../src/runtime/protocol.js';
-import { FIXTURES } from '../helpers/util.js';
+import { FIXTURES, tempDir } from '../helpers/util.js';
+import { writeFile } from 'node:fs/promises';
 
 const HANDLERS = join(FIXTURES, 'handlers', 'python');
 let seq = 0;
@@ -165,6 +166,33 @@ describe('ModelRuntime with real Python workers', () => {
     await rt.close({ graceMs: 200 });
     await stuck;
     assert.ok(performance.now() - t0 < 5000);
+  });
+
+  it('close() cancels a start stuck in LOAD after the grace: the worker process is killed, not orphaned', async (t) => {
+    const dir = await tempDir(t);
+    await writeFile(
+      join(dir, 'stuck.py'),
+      'import os, time\n\ndef handle(data, context):\n    if data is None:\n        print("stuck-init pid=%d" % os.getpid(), flush=True)\n        time.sleep(600)\n    return data\n',
+    );
+    const model = await openModel(dir, { modelName: 'stuck', handler: 'stuck:handle' });
+    t.after(() => model.release());
+    let seenPid!: (pid: number) => void;
+    const pid = new Promise<number>((resolve) => (seenPid = resolve));
+    const rt = new ModelRuntime({
+      model,
+      onEvent: () => {},
+      log: (l) => {
+        const m = /stuck-init pid=(\d+)/.exec(l.line);
+        if (m) seenPid(Number(m[1]));
+      },
+    });
+    const started = rt.start({ synchronous: true });
+    const workerPid = await pid;
+    const t0 = performance.now();
+    await rt.close({ graceMs: 200 });
+    assert.ok(performance.now() - t0 < 5000, 'close() does not wait for the 120 s load timeout');
+    assert.throws(() => process.kill(workerPid, 0), { code: 'ESRCH' }, 'the worker stuck in LOAD is gone when close() returns');
+    assert.equal((await started).failed, 1);
   });
 
   it('close() under load: every one of many concurrent requests gets an answer', async (t) => {
