@@ -88,19 +88,25 @@ function defaultLog(l: WorkerLogLine): void {
 
 /** Socket dirs of live workers, removed synchronously if this process exits without stopping them. */
 const liveSockDirs = new Set<string>();
+/** Worker processes not yet exited (starting ones included), killed if this process exits without stopping them. */
+const liveChildren = new Set<ChildProcess>();
 let exitHookInstalled = false;
 let staleSwept = false;
 
 const SOCK_DIR_PREFIX = 'mar-w-';
 
+/** Whatever way this process ends (a second SIGTERM, process.exit, a crash), no worker outlives it. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const c of liveChildren) c.kill('SIGKILL');
+    for (const d of liveSockDirs) rmSync(d, { recursive: true, force: true });
+  });
+}
+
 /** Private 0700 dir for one worker's socket, named after our pid so a later process can sweep it if we die. */
 async function makeSockDir(): Promise<string> {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once('exit', () => {
-      for (const d of liveSockDirs) rmSync(d, { recursive: true, force: true });
-    });
-  }
   if (!staleSwept) {
     staleSwept = true;
     await sweepStaleSockDirs();
@@ -233,9 +239,11 @@ export class WorkerProcess extends EventEmitter {
       ...(options.python !== undefined ? { python: options.python } : {}),
       ...(options.env !== undefined ? { env: options.env } : {}),
     });
+    installExitHook();
     let child: ChildProcess;
     try {
       child = spawn(spec.command, spec.args, { cwd: spec.cwd, env: spec.env, stdio: ['ignore', 'pipe', 'pipe'] });
+      liveChildren.add(child);
     } catch (err) {
       if (sockDir) {
         liveSockDirs.delete(sockDir);
@@ -540,6 +548,7 @@ export class WorkerProcess extends EventEmitter {
   #onExit(code: number | null, signal: NodeJS.Signals | null): void {
     if (this.#exitInfo) return;
     this.#exitInfo = { code, signal };
+    liveChildren.delete(this.#child);
     if (this.#deathTimer) clearTimeout(this.#deathTimer);
     if (this.#watchdog) clearTimeout(this.#watchdog);
     this.#watchdog = null;

@@ -212,20 +212,6 @@ export class ModelRegistry {
     await Promise.all([...this.#closing]);
   }
 
-  /** For an immediate exit (second signal): SIGKILL every worker process so none is orphaned. */
-  killAllWorkers(): void {
-    for (const runtime of this.#live) {
-      for (const w of runtime.workers()) {
-        if (w.pid === null) continue;
-        try {
-          process.kill(w.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }
-  }
-
   #track<T>(p: Promise<T>): Promise<T> {
     this.#closing.add(p);
     void p.finally(() => this.#closing.delete(p));

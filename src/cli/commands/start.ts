@@ -96,8 +96,8 @@ async function runForeground(o: StartOptions): Promise<void> {
     onSignal = (sig) => {
       signalled++;
       if (signalled > 1) {
+        // The runtime's exit hook SIGKILLs every worker process, starting ones included.
         defaultLog(`${sig} received again: exiting now`);
-        server.registry.killAllWorkers();
         if (pidFile) removePidFile(pidFile);
         process.exit(130);
       }
