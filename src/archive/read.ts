@@ -9,7 +9,7 @@ import { lstat, open as openFile, readdir, readlink, stat } from 'node:fs/promis
 import { join } from 'node:path';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { crc32, createGunzip } from 'node:zlib';
-import { Parser, type ReadEntry } from 'tar';
+import type { ReadEntry } from 'tar';
 import yauzl from 'yauzl';
 import { describeFsError, MarError } from '../errors.js';
 import { checkEntryPath } from './safe-path.js';
@@ -362,11 +362,13 @@ interface TarMember {
  * One streaming pass over a .tar.gz. The visitor gets each member in order and must consume its data
  * (pipe or resume); visits are serialised, so the next member waits (with backpressure) until the visitor resolves.
  */
-export function scanTgz(
+export async function scanTgz(
   path: string,
   visit: (member: TarMember, data: ReadEntry) => Promise<void>,
   options: TgzScanOptions = {},
 ): Promise<void> {
+  // Loaded on use: zips and directories never need it, and it costs every CLI start ~30 ms.
+  const { Parser } = await import('tar');
   return new Promise((resolvePromise, reject) => {
     let failed = false;
     let chain: Promise<void> = Promise.resolve();
