@@ -72,3 +72,15 @@ export const STATUS_REPLY: WorkerReply = {
   ],
 };
 
+/**
+ * MMS's error table (worker-protocol.md §5.3): fixture function in errors.py / errors.js -> the reply code and
+ * message every request of the batch gets. Both workers must answer exactly this.
+ */
+export const ERROR_ROWS: ReadonlyArray<readonly [string, number, string]> = [
+  ['return_none', 503, 'Invalid model predict output'],
+  ['wrong_length', 503, 'number of batch response mismatched'],
+  ['raise_error', 503, 'Prediction failed'],
+  ['prediction_exception', 599, 'Some Prediction Error'],
+  ['memory_error', 507, 'Out of resources'],
+  ['unserialisable', 503, 'Unsupported model output data type.'],
+];

@@ -16,6 +16,7 @@ import { ReplyDecoder } from '../../src/runtime/frame-decoder.js';
 import { parseMetricLine } from '../../src/runtime/metrics.js';
 import { packagePath } from '../../src/util/package-info.js';
 import { FIXTURES, run, tempDir } from '../helpers/util.js';
+import { ERROR_ROWS } from './otf-samples.js';
 
 const WORKER = packagePath('src', 'runtime', 'python', 'mms_worker.py');
 const PY_HANDLERS = join(FIXTURES, 'handlers', 'python');
@@ -329,14 +330,7 @@ test('results: bytes raw, str UTF-8, anything else JSON with indent 2; per-reque
 });
 
 test('error table: each handler failure answers the whole batch with its code and message, and the worker survives', async (t) => {
-  const rows: Array<[string, number, string]> = [
-    ['return_none', 503, 'Invalid model predict output'],
-    ['wrong_length', 503, 'number of batch response mismatched'],
-    ['raise_error', 503, 'Prediction failed'],
-    ['prediction_exception', 599, 'Some Prediction Error'],
-    ['memory_error', 507, 'Out of resources'],
-    ['unserialisable', 503, 'Unsupported model output data type.'],
-  ];
+  const rows = ERROR_ROWS;
   await Promise.all(
     rows.map(async ([fn, code, message]) => {
       const w = await loaded(t, `errors:${fn}`);

@@ -17,7 +17,7 @@ import { packagePath, TOOL_VERSION } from '../../src/util/package-info.js';
 import { parseEntryPoint } from '../../src/handler/entry-point.js';
 import { launchSpec, NODE_WORKER_SCRIPT, PYTHON_COMPAT_DIR, PYTHON_WORKER_SCRIPT, pythonLaunch } from '../../src/runtime/launchers.js';
 import { FIXTURES, run, tempDir } from '../helpers/util.js';
-import { PREDICT_BATCH, STATUS_REPLY } from './otf-samples.js';
+import { ERROR_ROWS, PREDICT_BATCH, STATUS_REPLY } from './otf-samples.js';
 
 type Runtime = 'python' | 'node';
 
@@ -70,15 +70,6 @@ function processGone(pid: number): boolean {
   }
 }
 
-/** Error-table entry names per runtime (Node fixtures use the same names). */
-const ERROR_ROWS: Array<[string, number, string]> = [
-  ['return_none', 503, 'Invalid model predict output'],
-  ['wrong_length', 503, 'number of batch response mismatched'],
-  ['raise_error', 503, 'Prediction failed'],
-  ['prediction_exception', 599, 'Some Prediction Error'],
-  ['memory_error', 507, 'Out of resources'],
-  ['unserialisable', 503, 'Unsupported model output data type.'],
-];
 
 for (const runtime of ['python', 'node'] as const) {
   test(`${runtime}: start, LOAD and PREDICT through the noop handler`, async (t) => {
