@@ -16,34 +16,16 @@ import { ReplyDecoder } from '../../src/runtime/frame-decoder.js';
 import { parseMetricLine } from '../../src/runtime/metrics.js';
 import { packagePath } from '../../src/util/package-info.js';
 import { FIXTURES, run, tempDir } from '../helpers/util.js';
-import { ERROR_ROWS } from './otf-samples.js';
+import { ERROR_ROWS, hex, PREDICT_HEX, PREDICT_REPLY_HEX, STATUS_REPLY_HEX } from './otf-samples.js';
 
 const WORKER = packagePath('src', 'runtime', 'python', 'mms_worker.py');
 const PY_HANDLERS = join(FIXTURES, 'handlers', 'python');
 const PYTHON = process.env['MAR_TEST_PYTHON'] ?? 'python3';
 
-const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
-
-// worker-protocol.md §2.4
-const PREDICT_209 = hex(`
-49 00 00 00 05 72 65 71 2d 31 00 00 00 0c 43 6f 6e 74 65 6e 74 2d 54 79 70 65 00 00 00 10 61 70
-70 6c 69 63 61 74 69 6f 6e 2f 6a 73 6f 6e 00 00 00 08 58 2d 43 75 73 74 6f 6d 00 00 00 03 61 62
-63 ff ff ff ff 00 00 00 04 62 6f 64 79 00 00 00 10 61 70 70 6c 69 63 61 74 69 6f 6e 2f 6a 73 6f
-6e 00 00 00 08 7b 22 78 22 3a 20 31 7d ff ff ff ff 00 00 00 05 72 65 71 2d 32 00 00 00 0c 43 6f
-6e 74 65 6e 74 2d 54 79 70 65 00 00 00 0a 74 65 78 74 2f 70 6c 61 69 6e ff ff ff ff 00 00 00 04
-62 6f 64 79 00 00 00 0a 74 65 78 74 2f 70 6c 61 69 6e 00 00 00 05 68 65 6c 6c 6f 00 00 00 01 71
-00 00 00 00 00 00 00 01 76 ff ff ff ff ff ff ff ff`);
-const REPLY_92 = hex(`
-00 00 00 c8 00 00 00 12 50 72 65 64 69 63 74 69 6f 6e 20 73 75 63 63 65 73 73 00 00 00 05 72 65
-71 2d 31 00 00 00 00 00 00 00 c8 00 00 00 00 00 00 00 00 00 00 00 02 4f 4b 00 00 00 05 72 65 71
-2d 32 00 00 00 00 00 00 00 c8 00 00 00 00 00 00 00 00 00 00 00 02 4f 4b ff ff ff ff`);
-const REPLY_180 = hex(`
-0000 00c8 0000 0012 5072 6564 6963 7469 6f6e 2073 7563 6365 7373 0000 0005 7265
-712d 3100 0000 0a74 6578 742f 706c 6169 6e00 0000 c900 0000 0d43 7265 6174 6564
-2054 6869 6e67 0000 0002 0000 000c 636f 6e74 656e 742d 7479 7065 0000 000a 7465
-7874 2f70 6c61 696e 0000 0005 582d 466f 6f00 0000 0362 6172 0000 000b 0001 7261
-772d 6279 7465 7300 0000 0572 6571 2d32 0000 0000 0000 0194 0000 0000 0000 0000
-0000 000c 7b0a 2020 2261 223a 2031 0a7d ffff ffff`);
+// worker-protocol.md §2.4: the 209-byte PREDICT, the 92-byte reply and the 180-byte status/headers reply.
+const PREDICT_209 = hex(PREDICT_HEX);
+const REPLY_92 = hex(PREDICT_REPLY_HEX);
+const REPLY_180 = hex(STATUS_REPLY_HEX);
 // TorchServe / classic MMS LOAD reply for model "probe": code 200, "loaded model probe", -1.
 const LOAD_REPLY_PROBE = Buffer.concat([hex('000000c8 00000012'), Buffer.from('loaded model probe'), hex('ffffffff')]);
 
