@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { link, lstat, mkdir, open, readFile, readdir, realpath, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readFile, readdir, realpath, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { MarError, describeFsError } from '../errors.js';
@@ -425,6 +425,18 @@ async function publishDir(tmp: string, target: string, force: boolean, suffix: s
  * each file once (digest + CRC + write), writes to a temp path beside the target and renames it into place.
  * On any failure the temp output is removed and an existing target is left as it was.
  */
+/** Removes `dir` and its parents up to `top` (inclusive) while they are empty: what a failed run created. */
+async function removeEmptyDirs(dir: string, top: string): Promise<void> {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    try {
+      await rmdir(d);
+    } catch {
+      return; // not empty (someone else wrote there) or already gone: keep it and its parents
+    }
+    if (d === resolve(top) || d === dirname(d)) return;
+  }
+}
+
 export async function createArchive(options: CreateArchiveOptions): Promise<CreateResult> {
   const started = performance.now();
   const notes: string[] = [];
@@ -502,8 +514,10 @@ export async function createArchive(options: CreateArchiveOptions): Promise<Crea
   assertValidManifest(manifest, MANIFEST_PATH);
   const manifestBytes = serializeManifest(manifest);
 
+  // The first directory this run creates (undefined if the export path existed): removed again on failure.
+  let createdDir: string | undefined;
   try {
-    await mkdir(exportDir, { recursive: true });
+    createdDir = await mkdir(exportDir, { recursive: true });
   } catch (err) {
     throw new MarError('OUTPUT_FAILED', `cannot create --export-path ${exportDir}: ${describeFsError(err)}`, { cause: err });
   }
@@ -599,6 +613,7 @@ export async function createArchive(options: CreateArchiveOptions): Promise<Crea
     await sink?.abort().catch(() => undefined);
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
     liveTemps.delete(tmp);
+    if (createdDir !== undefined) await removeEmptyDirs(exportDir, createdDir);
     if (err instanceof MarError || (signal?.aborted && err === signal.reason)) throw err;
     // Safety net: an fs/stream error that no writer wrapped still becomes one actionable line.
     throw new MarError('OUTPUT_FAILED', `cannot write ${target}: ${describeFsError(err)}`, { cause: err });

@@ -535,8 +535,22 @@ describe('createArchive: failures leave nothing behind', () => {
     const out = join(tmp, 'out');
     for (const archiveFormat of ['default', 'tgz', 'no-archive'] as const) {
       await rejectsWith(createArchive(base(model, out, { archiveFormat })), 'INPUT_INVALID', /zz-status\.txt changed while it was being archived/);
-      assert.deepEqual(await readdir(out), [], archiveFormat);
+      assert.deepEqual(await readdir(tmp), ['model'], `${archiveFormat}: the export dir this run created is removed again`);
     }
+  });
+
+  it('a failed run removes the export dirs it created, and only those', async (t) => {
+    const tmp = await tempDir(t);
+    const model = join(tmp, 'model');
+    await writeFiles(model, { 'handler.py': HANDLER_PY });
+    await symlink('/proc/self/status', join(model, 'zz-status.txt'));
+    const fail = (out: string): Promise<unknown> =>
+      rejectsWith(createArchive(base(model, out)), 'INPUT_INVALID', /zz-status\.txt changed while it was being archived/);
+    await fail(join(tmp, 'a', 'b', 'c'));
+    assert.deepEqual(await readdir(tmp), ['model'], 'a/b/c created by the run, all removed');
+    await writeFiles(join(tmp, 'keep'), { 'note.txt': 'mine' });
+    await fail(join(tmp, 'keep', 'b', 'c'));
+    assert.deepEqual(await readdir(join(tmp, 'keep')), ['note.txt'], 'the existing parent and its file stay');
   });
 
   it('an aborted run removes its temp output', async (t) => {
@@ -550,7 +564,7 @@ describe('createArchive: failures leave nothing behind', () => {
       createArchive(base(model, out, { signal: controller.signal, onProgress: () => controller.abort(reason) })),
       (err) => err === reason,
     );
-    assert.deepEqual(await readdir(out), []);
+    assert.deepEqual(await readdir(tmp), ['model']);
   });
 
   it('a full disk (ENOSPC) fails every format cleanly and leaves nothing behind', async (t) => {

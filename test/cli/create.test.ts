@@ -238,13 +238,13 @@ describe('model-archiver create: errors', () => {
   });
 
   it('a file that fails mid-run: exit 1, one line, no partial archive', async (t) => {
-    const { dir, out } = await model(t);
+    const { tmp, dir, out } = await model(t);
     await symlink('/proc/self/status', join(dir, 'zz-proc.txt'));
     for (const format of ['default', 'tgz', 'no-archive']) {
       const r = await archiver(['--model-name', 'x', '--model-path', dir, '--handler', 'handler', '--export-path', out, '--archive-format', format]);
       assert.equal(r.code, 1);
       assert.match(oneErrorLine(r.stderr), /zz-proc\.txt changed while it was being archived/);
-      assert.deepEqual(await readdir(out), [], format);
+      assert.deepEqual(await readdir(tmp), ['model'], `${format}: the export dir this run created is removed again`);
     }
   });
 
