@@ -41,7 +41,8 @@ export class HttpListener {
     this.#api = api;
     this.#address = address;
     this.apis = apis;
-    this.#server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+    // Netty answers requests without a Host header (HTTP/1.1 clients written by hand often omit it); node would 400
+    this.#server = createServer({ keepAliveTimeout: 60_000, requireHostHeader: false }, (req, res) => {
       void this.#onRequest(req, res);
     });
     // `Expect: 100-continue` (curl does it for large uploads): refuse an oversized body before it is sent

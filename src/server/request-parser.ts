@@ -117,7 +117,7 @@ export function requestHeaders(req: IncomingMessage): Array<[string, string]> {
 
 /**
  * Builds the handler input like MMS's InferenceRequestHandler#parseRequest: query parameters first (only when
- * `query` is given: /invocations, /models/{m}/invoke, legacy /{m}/predict; first value of each, no content type),
+ * `query` is given: /invocations, /models/{m}/invoke, legacy /{m}/predict; every value, grouped by name, no content type),
  * then one entry per form field for multipart/form-data and x-www-form-urlencoded bodies, else the whole body
  * as `body` with the request's MIME type (without parameters).
  */
@@ -129,11 +129,16 @@ export function buildInferenceRequest(
 ): InferenceRequest {
   const params: RequestParam[] = [];
   if (query !== null) {
-    const seen = new Set<string>();
+    // Netty's QueryStringDecoder.parameters(): names in order of first appearance, each with all its values;
+    // MMS sends every value, so a handler sees the last one of a repeated name (the worker builds a dict)
+    const grouped = new Map<string, string[]>();
     for (const [name, value] of query) {
-      if (seen.has(name)) continue;
-      seen.add(name);
-      params.push({ name, contentType: null, value: Buffer.from(value, 'utf8') });
+      const values = grouped.get(name);
+      if (values) values.push(value);
+      else grouped.set(name, [value]);
+    }
+    for (const [name, values] of grouped) {
+      for (const value of values) params.push({ name, contentType: null, value: Buffer.from(value, 'utf8') });
     }
   }
   const contentType = req.headers['content-type'];

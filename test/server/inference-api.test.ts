@@ -72,6 +72,10 @@ test('inference API: routes, statuses, messages and headers as MMS', async (t) =
     const raw = await rawRequest(I, 'GET /predictions/noop HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     assert.match(raw, /^HTTP\/1\.1 200 \r\n/);
     assert.match(raw, /\r\nconnection: close\r\n/);
+    // no Host header (hand-written HTTP/1.1 clients): Netty answers, so do we
+    const noHost = await rawRequest(I, 'GET /ping HTTP/1.1\r\nConnection: close\r\n\r\n');
+    assert.match(noHost, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.ok(noHost.endsWith('{\n  "status": "Healthy"\n}\n'), noHost);
   });
 
   await t.test('any method but OPTIONS predicts; extra path segments are ignored', async () => {
@@ -112,9 +116,10 @@ test('inference API: routes, statuses, messages and headers as MMS', async (t) =
   });
 
   await t.test('query params reach the handler on /invocations, /models/{m}/invoke and legacy /{m}/predict', async () => {
-    const inv = (await http(I, 'POST', '/invocations?model_name=echo&a=1&a=2', 'b', { 'content-type': 'text/plain' })).json();
-    assert.deepEqual(inv.param_names, ['model_name', 'a', 'body']);
-    assert.equal(inv.params.a.value, '1');
+    const inv = (await http(I, 'POST', '/invocations?model_name=echo&a=1&z=3&a=2', 'b', { 'content-type': 'text/plain' })).json();
+    assert.deepEqual(inv.param_names, ['model_name', 'a', 'z', 'body']);
+    // MMS's parseRequest sends every value of a repeated name, so the handler's dict holds the last one
+    assert.equal(inv.params.a.value, '2');
     assert.equal(inv.params.a.content_type, ''); // a null content type travels as length 0
     assert.deepEqual(inv.params.body, { type: 'str', value: 'b', content_type: 'text/plain' });
     const invoke = (await http(I, 'POST', '/models/echo/invoke?q=v', 'b')).json();
@@ -185,6 +190,24 @@ test('inference API: routes, statuses, messages and headers as MMS', async (t) =
     const r = await http(I, 'POST', '/invocations', 'x');
     assert.equal(r.status, 400);
     assert.deepEqual(r.json(), { code: 400, type: 'BadRequestException', message: 'Parameter model_name is required.' });
+    // an empty model_name is not "missing" in MMS: it is looked up (and not found)
+    const empty = await http(I, 'POST', '/invocations?model_name=', 'x');
+    assert.deepEqual([empty.status, empty.json()], [404, { code: 404, type: 'ModelNotFoundException', message: 'Model not found: ' }]);
+  });
+
+  await t.test('/invocations takes model_name from a form field when the query has none (as MMS)', async () => {
+    const u = await http(I, 'POST', '/invocations', 'model_name=echo&x=1', { 'content-type': 'application/x-www-form-urlencoded' });
+    assert.equal(u.status, 200);
+    assert.deepEqual(u.json().param_names, ['model_name', 'x']);
+    const boundary = 'b0undary';
+    const mp =
+      `--${boundary}\r\nContent-Disposition: form-data; name="model_name"\r\n\r\necho\r\n` +
+      `--${boundary}\r\nContent-Disposition: form-data; name="data"; filename="d.bin"\r\n\r\nabc\r\n--${boundary}--\r\n`;
+    const m = await http(I, 'POST', '/invocations', mp, { 'content-type': `multipart/form-data; boundary=${boundary}` });
+    assert.equal(m.status, 200);
+    assert.equal(m.json().params.data.value, 'abc');
+    const nf = await http(I, 'POST', '/invocations', 'model_name=nosuch', { 'content-type': 'application/x-www-form-urlencoded' });
+    assert.deepEqual([nf.status, nf.json().message], [404, 'Model not found: nosuch']);
   });
 
   await t.test('OPTIONS / and /api-description: OpenAPI of this listener; OPTIONS /predictions/{m}: per-model doc', async () => {

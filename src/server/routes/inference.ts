@@ -42,7 +42,8 @@ export async function handleInference(
       const invocations = segments.length === 2 && segments[1] === 'invocations';
       if (!invocations && !(segments.length === 4 && segments[1] === 'models' && segments[3] === 'invoke')) throw notFound();
       let name: string | null = invocations ? url.query.get('model_name') : segments[2]!;
-      if (name === null || name === '') name = api.startupModels.size === 1 ? [...api.startupModels][0]! : null;
+      // MMS: an empty or missing name means the only startup model; an empty one otherwise stays '' (404)
+      if ((name === null || name === '') && api.startupModels.size === 1) name = [...api.startupModels][0]!;
       return predict(api, req, res, rc, body, url.query, name);
     }
     case 'predictions':
@@ -64,7 +65,12 @@ async function predict(
   modelName: string | null,
 ): Promise<void> {
   const input = buildInferenceRequest(rc.requestId, req, body, query);
-  if (modelName === null) throw badRequest('Parameter model_name is required.');
+  if (modelName === null) {
+    // MMS then looks for a model_name input: a form field of a multipart or urlencoded body
+    const field = input.params.find((p) => p.name === 'model_name');
+    if (field === undefined) throw badRequest('Parameter model_name is required.');
+    modelName = field.value.toString('utf8');
+  }
   const entry = api.registry.get(modelName);
   if (req.method === 'OPTIONS') {
     if (!entry) throw modelNotFound(modelName);
