@@ -559,3 +559,21 @@ test('the Python unit tests of the worker and the compat package pass (handler s
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stderr, /^OK/m);
 });
+
+test('a PredictionException code that does not fit the wire (int32) is answered as 500 with its message; the worker survives', async (t) => {
+  const modelDir = await tempDir(t, 'pyw-model-');
+  await writeFile(
+    join(modelDir, 'bigcode.py'),
+    'from mms.service import PredictionException\n' +
+      'def handle(data, context):\n' +
+      '    if data is None:\n' +
+      '        return None\n' +
+      '    raise PredictionException("code out of range", 2 ** 40)\n',
+  );
+  const w = await loaded(t, 'bigcode', modelDir);
+  for (let round = 0; round < 2; round++) {
+    const r = await w.predict([req('a')]);
+    assert.deepEqual([r.code, r.message, r.predictions[0]!.statusCode], [500, 'code out of range', 500]);
+  }
+  assert.equal(w.child.exitCode, null);
+});

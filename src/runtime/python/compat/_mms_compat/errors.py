@@ -27,7 +27,9 @@ def prediction_error_of(exc):
             message = exc.args[0] if exc.args else ""
         try:
             code = int(code)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             code = 500
+        if not -(2**31) <= code < 2**31:
+            code = 500  # cannot go on the wire (int32): encoding it used to kill the worker
         return code, str(message)
     return None
