@@ -32,6 +32,8 @@ export interface LaunchOptions {
   decodeInputRequest?: boolean;
   /** Base environment (default process.env); the launcher's variables are layered on top. */
   env?: NodeJS.ProcessEnv;
+  /** Largest length field the Python worker accepts in a message (its own default: 256 MiB). */
+  maxFieldBytes?: number;
 }
 
 export const PYTHON_WORKER_SCRIPT = packagePath('src', 'runtime', 'python', 'mms_worker.py');
@@ -89,6 +91,7 @@ export function pythonLaunch(o: LaunchOptions): LaunchSpec {
     PYTHONUNBUFFERED: base['PYTHONUNBUFFERED'] ?? '1',
     OMP_NUM_THREADS: base['OMP_NUM_THREADS'] ?? '1',
   };
+  if (o.maxFieldBytes !== undefined) env['MAR_WORKER_MAX_FIELD_BYTES'] = String(o.maxFieldBytes);
   return { command: o.python ?? 'python3', args: [PYTHON_WORKER_SCRIPT, ...socketArgs(o.socket)], env, cwd: o.modelDir };
 }
 

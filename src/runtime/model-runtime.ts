@@ -34,6 +34,11 @@ export interface ModelRuntimeOptions {
   onMetric?: PoolWorkerOptions['onMetric'];
   /** Largest length field accepted in a worker reply (bytes); MMS max_response_size. */
   maxResponseBytes?: number;
+  /**
+   * Largest request body that will be submitted (MMS max_request_size; `predict`: the largest input). The Python
+   * worker refuses a bigger length field as a corrupt frame instead of allocating it. Default: the worker's 256 MiB.
+   */
+  maxRequestBytes?: number;
   /** Extra environment for the worker processes. */
   env?: NodeJS.ProcessEnv;
   /** How long a worker may take to answer LOAD (ms). Default: WorkerProcess's (120 s). */
@@ -161,6 +166,7 @@ export class ModelRuntime {
     if (options.onMetric !== undefined) workerOptions.onMetric = options.onMetric;
     if (options.maxResponseBytes !== undefined) workerOptions.maxResponseBytes = options.maxResponseBytes;
     if (options.env !== undefined) workerOptions.env = options.env;
+    if (options.maxRequestBytes !== undefined) workerOptions.maxRequestBytes = options.maxRequestBytes;
     this.#pool = new WorkerPool({
       model: options.model,
       batchSize: this.batchSize,

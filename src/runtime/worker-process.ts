@@ -60,6 +60,11 @@ export interface WorkerProcessOptions {
   onMetric?: (metric: MetricLine) => void;
   /** Cap on any length field in a reply (default 6553500, MMS max_response_size). */
   maxResponseBytes?: number;
+  /**
+   * The largest request body the frontend sends (MMS max_request_size). The Python worker refuses a length field
+   * over it plus slack instead of allocating it (a corrupt frame); unset, the worker's own cap is 256 MiB.
+   */
+  maxRequestBytes?: number;
 }
 
 const DEFAULT_START_TIMEOUT_MS = 120_000;
@@ -75,6 +80,11 @@ const MAX_LINE_CHARS = 64 * 1024;
 
 const STARTED_LINES = new Set(['MMS worker started.', 'MXNet worker started.']);
 const PID_LINE = /^\[PID\]\s?(\d+)$/;
+
+/** The worker's field cap for a given max request size: some slack (never below MMS's default), int32 at most. */
+export function workerFieldCap(maxRequestBytes: number): number {
+  return Math.min(Math.max(Math.ceil(maxRequestBytes) + 65_536, DEFAULT_MAX_FRAME_BYTES), 0x7fffffff);
+}
 
 /** setTimeout fires at once for delays over 2^31-1 ms (and for Infinity): clamp; null = no timer. */
 function timerDelay(ms: number | undefined): number | null {
@@ -238,6 +248,7 @@ export class WorkerProcess extends EventEmitter {
       decodeInputRequest: options.decodeInputRequest ?? true,
       ...(options.python !== undefined ? { python: options.python } : {}),
       ...(options.env !== undefined ? { env: options.env } : {}),
+      ...(options.maxRequestBytes !== undefined ? { maxFieldBytes: workerFieldCap(options.maxRequestBytes) } : {}),
     });
     installExitHook();
     let child: ChildProcess;

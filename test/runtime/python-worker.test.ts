@@ -577,3 +577,35 @@ test('a PredictionException code that does not fit the wire (int32) is answered 
   }
   assert.equal(w.child.exitCode, null);
 });
+
+test('a corrupt length field is refused, not allocated: over the cap the worker says so and exits 1', async (t) => {
+  // PREDICT with one request whose parameter value claims 2^31-1 bytes (the worker would wait for them in a 2 GB buffer).
+  const huge = Buffer.concat([
+    Buffer.from('I'),
+    hex('00000001'), Buffer.from('a'), hex('ffffffff'),
+    hex('00000004'), Buffer.from('body'), hex('00000000'), hex('7fffffff'),
+  ]);
+  const w = await loaded(t, 'noop');
+  w.socket!.write(huge);
+  assert.deepEqual(await w.exited, { code: 1, signal: null });
+  assert.ok(
+    w.lines.some((l) => l.startsWith('Malformed message from the frontend: a parameter value of 2147483647 bytes is over the limit of 268435456 bytes')),
+    w.lines.join('\n'),
+  );
+
+  // LOAD with a model name of 2^31-1 bytes.
+  const { worker: w2 } = await startWorker(t);
+  w2.socket!.write(Buffer.concat([Buffer.from('L'), hex('7fffffff')]));
+  assert.deepEqual(await w2.exited, { code: 1, signal: null });
+  assert.ok(w2.lines.some((l) => l.includes('a LOAD field of 2147483647 bytes is over the limit')), w2.lines.join('\n'));
+});
+
+test('MAR_WORKER_MAX_FIELD_BYTES sets the cap: a value within it is served, one over it ends the worker', async (t) => {
+  const { worker } = await startWorker(t, { env: { MAR_WORKER_MAX_FIELD_BYTES: '100000' } });
+  assert.equal((await worker.load('echo')).reply.code, 200);
+  const ok = await worker.predict([req('a', [['body', null, Buffer.alloc(90_000, 1)]])]);
+  assert.equal(ok.code, 200);
+  worker.socket!.write(encodePredict([req('b', [['body', null, Buffer.alloc(100_001, 1)]])]));
+  assert.deepEqual(await worker.exited, { code: 1, signal: null });
+  assert.ok(worker.lines.some((l) => l.includes('a parameter value of 100001 bytes is over the limit of 100000 bytes')));
+});

@@ -146,6 +146,8 @@ async function predict(source: string, opts: PredictOptions, sources: readonly I
       maxBatchDelayMs: 100,
       jobQueueSize: Math.max(100, inputs.length),
       responseTimeoutMs: opts.timeout * 1000,
+      // The worker refuses length fields over its cap (a corrupt frame); local inputs may be large files.
+      maxRequestBytes: Math.max(...inputs.map((i) => i.value.length)),
       minWorkers: 1,
       maxWorkers: 1,
       ...(opts.python !== undefined ? { python: opts.python } : {}),

@@ -46,6 +46,21 @@ _NEG1 = _INT.pack(-1)
 _ZERO = _INT.pack(0)
 _DEFAULT_META = _ZERO + _INT.pack(200) + _ZERO + _ZERO
 MAX_MESSAGE_CHARS = 1000
+# Largest length field accepted from the frontend. A field is received into a buffer of its announced size, so
+# a corrupt length must not make us allocate gigabytes. The frontend passes its max_request_size (plus slack)
+# in MAR_WORKER_MAX_FIELD_BYTES; without it, 256 MiB (MMS's default max_request_size is 6.5 MB).
+DEFAULT_MAX_FIELD_BYTES = 256 * 1024 * 1024
+
+
+def _max_field_bytes():
+    try:
+        value = int(os.environ.get("MAR_WORKER_MAX_FIELD_BYTES", ""))
+    except ValueError:
+        return DEFAULT_MAX_FIELD_BYTES
+    return value if 0 < value < 2**31 else DEFAULT_MAX_FIELD_BYTES
+
+
+MAX_FIELD_BYTES = _max_field_bytes()
 PREDICTION_METRIC = "PredictionTime"
 
 
@@ -130,6 +145,8 @@ class Reader(object):
         length = self.read_int()
         if length < 0:
             raise ValueError("negative length {} in message".format(length))
+        if length > MAX_FIELD_BYTES:
+            raise ValueError(_too_long(length, "a LOAD field"))
         return self.read_exact(length)
 
     def read_str(self):
@@ -232,6 +249,20 @@ def read_load(reader):
     return model_name, model_path, batch_size, handler, gpu_id
 
 
+def _too_long(length, what):
+    return "{} of {} bytes is over the limit of {} bytes (MAR_WORKER_MAX_FIELD_BYTES)".format(
+        what, length, MAX_FIELD_BYTES
+    )
+
+
+def _short(need, length, what):
+    """The _Short to raise when a field runs past the buffer, unless its length is over the cap (only
+    checked here, off the hot path: a field that fits in the buffer was allocated by someone already)."""
+    if length > MAX_FIELD_BYTES:
+        raise ValueError(_too_long(length, what))
+    return _Short(need)
+
+
 def parse_predict(buf, pos):
     """Parses a PREDICT body (after the command byte) from buf at pos -> (requests, end position).
 
@@ -249,7 +280,7 @@ def parse_predict(buf, pos):
             if length < 0 or pos + length > end:
                 if length < 0:
                     raise ValueError("negative request id length {}".format(length))
-                raise _Short(pos + length)
+                raise _short(pos + length, length, "a request id")
             req = Request(buf[pos : pos + length])
             pos += length
             headers = req.headers
@@ -261,7 +292,7 @@ def parse_predict(buf, pos):
                 if length < 0:
                     raise ValueError("negative header name length {}".format(length))
                 if pos + length + 4 > end:
-                    raise _Short(pos + length + 4)
+                    raise _short(pos + length + 4, length, "a header name")
                 name = buf[pos : pos + length].decode("utf-8", errors="replace")
                 pos += length
                 (length,) = unpack_from(buf, pos)
@@ -269,7 +300,7 @@ def parse_predict(buf, pos):
                 if length < 0:
                     raise ValueError("negative header value length {}".format(length))
                 if pos + length > end:
-                    raise _Short(pos + length)
+                    raise _short(pos + length, length, "a header value")
                 headers.append((name, buf[pos : pos + length].decode("utf-8", errors="replace")))
                 pos += length
             params = req.params
@@ -281,7 +312,7 @@ def parse_predict(buf, pos):
                 if length < 0:
                     raise ValueError("negative parameter name length {}".format(length))
                 if pos + length + 4 > end:
-                    raise _Short(pos + length + 4)
+                    raise _short(pos + length + 4, length, "a parameter name")
                 name = buf[pos : pos + length].decode("utf-8", errors="replace")
                 pos += length
                 (length,) = unpack_from(buf, pos)
@@ -289,7 +320,7 @@ def parse_predict(buf, pos):
                 if length < 0:
                     raise ValueError("negative content type length {}".format(length))
                 if pos + length + 4 > end:
-                    raise _Short(pos + length + 4)
+                    raise _short(pos + length + 4, length, "a content type")
                 content_type = buf[pos : pos + length].decode("utf-8", errors="replace")
                 pos += length
                 (length,) = unpack_from(buf, pos)
@@ -297,7 +328,7 @@ def parse_predict(buf, pos):
                 if length < 0:
                     raise ValueError("negative value length {}".format(length))
                 if pos + length > end:
-                    raise _Short(pos + length)
+                    raise _short(pos + length, length, "a parameter value")
                 params.append((name, content_type, buf[pos : pos + length]))
                 pos += length
             requests.append(req)
