@@ -58,6 +58,15 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     assert.equal((await http(M, 'GET', '/models/ignored')).status, 404);
   });
 
+  await t.test('a JSON register body is read leniently, as Gson does (the body of MMS\'s own test)', async () => {
+    const body = "{'url':'py', 'model_name':'lenient', handler: 'noop:handle', /* as MMS */ 'initial_workers':'1', 'synchronous':'true'}";
+    const r = await http(M, 'POST', '/models', body, { 'content-type': 'application/json' });
+    assert.deepEqual([r.status, r.json()], [200, { status: 'Workers scaled' }]);
+    assert.equal((await http(I, 'POST', '/predictions/lenient', 'x')).text, 'OK');
+    const broken = await http(M, 'POST', '/models', "{'url': 'py'", { 'content-type': 'application/json' });
+    assert.deepEqual([broken.status, broken.json()], [400, bad('Invalid JSON request body.')]);
+  });
+
   await t.test('register errors: url, runtime, store escapes, unknown file, duplicate, remote urls off', async () => {
     assert.deepEqual((await register(s, {})).json(), bad('Parameter url is required.'));
     const rt = await register(s, { url: 'py', model_name: 'r', handler: 'noop:handle', runtime: 'java' });

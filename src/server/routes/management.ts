@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MarError } from '../../errors.js';
 import type { ApiContext } from '../api-context.js';
+import { parseLenientJson } from '../lenient-json.js';
 import type { ModelEntry } from '../model-registry.js';
 import { intParam, mimeType, parseJavaBoolean, parseJavaInt } from '../request-parser.js';
 import type { ParsedUrl } from '../request-parser.js';
@@ -104,11 +105,14 @@ async function registerModel(
 ): Promise<void> {
   let json: Record<string, unknown> | null = null;
   if (mimeType(req.headers['content-type'])?.toLowerCase() === 'application/json') {
+    const text = body.toString('utf8');
     let parsed: unknown;
     try {
-      parsed = JSON.parse(body.toString('utf8') || 'null');
+      parsed = JSON.parse(text || 'null');
     } catch {
-      throw badRequest('Invalid JSON request body.');
+      // MMS's Gson is lenient: single quotes, unquoted names, comments
+      parsed = parseLenientJson(text);
+      if (parsed === undefined) throw badRequest('Invalid JSON request body.');
     }
     if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) throw badRequest('Invalid JSON request body.');
     json = (parsed as Record<string, unknown> | null) ?? {};
