@@ -134,6 +134,11 @@ test('config: environment overrides, bad values fail before listening', async (t
   const https = await server(['start'], { cwd: dir, env: { MMS_INFERENCE_ADDRESS: 'https://127.0.0.1:0', MMS_CONFIG_FILE: '' } });
   assert.equal(https.code, 1);
   assert.match(https.stderr, /https is not supported/);
+  // --start reports the config error itself (it said only "the server exited with code 1")
+  const bg = await server(['--start', '--config', join(dir, 'config.properties'), '--pid-file', join(dir, 'bg.pid')]);
+  assert.equal(bg.code, 1);
+  assert.equal(bg.stderr.trim().split('\n').length, 1, bg.stderr);
+  assert.match(bg.stderr, /^error: invalid config value max_request_size="lots"/);
 });
 
 test('unix socket listener; equal addresses give one listener serving both APIs', async (t) => {

@@ -134,6 +134,8 @@ function stopHint(pidFile: string): string {
 
 /** --start: a detached foreground server whose logs go to a file; returns once it listens (or failed). */
 async function runBackground(o: StartOptions): Promise<void> {
+  // a bad config fails here with its own one-line message, not as "the server exited with code 1"
+  loadConfig(configOptions(o));
   const pidFile = pidFilePath(o);
   const existing = readPid(pidFile);
   if (existing !== null && isAlive(existing)) {
@@ -150,7 +152,7 @@ async function runBackground(o: StartOptions): Promise<void> {
   const outcome = await new Promise<{ type: string; message?: string; listeners?: Array<{ api: string; url: string }> }>(
     (resolveOutcome) => {
       child.once('message', (m) => resolveOutcome(m as { type: string }));
-      child.once('exit', (code) => resolveOutcome({ type: 'failed', message: `the server exited with code ${code}; see ${logFile}` }));
+      child.once('exit', (code) => resolveOutcome({ type: 'failed', message: `the server exited with code ${code}` }));
     },
   );
   if (outcome.type !== 'ready') {
