@@ -173,3 +173,21 @@ test('data.map(async ...) works: promise elements are awaited, a rejected one fa
   const bad = await worker.predict([req('a', 'x'), req('b', 'bad')], 10_000);
   assert.deepEqual([bad.code, bad.message], [503, 'Prediction failed']);
 });
+
+test('an error code that does not fit the wire is answered 500 with its message, and the worker keeps answering', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(
+    join(dir, 'bigcode.mjs'),
+    'export function handle(d) {\n' +
+      '  if (d === null) return null;\n' +
+      '  if (d[0].body === "big") throw Object.assign(new Error("code out of range"), { statusCode: 2 ** 40 });\n' +
+      '  return d.map(() => "ok");\n' +
+      '}\n',
+  );
+  const worker = await startNode(t, dir, 'bigcode');
+  for (let round = 0; round < 2; round++) {
+    const reply = await worker.predict([req('a', 'big')], 10_000);
+    assert.deepEqual([reply.code, reply.message], [500, 'code out of range']);
+    assert.equal((await worker.predict([req('b', 'x')], 10_000)).code, 200, 'the next batch is still answered');
+  }
+});

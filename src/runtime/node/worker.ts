@@ -176,7 +176,9 @@ function serialise(v: unknown): Buffer | null {
 
 function statusOf(err: unknown): number | null {
   const code = (err as { statusCode?: unknown } | null)?.statusCode;
-  return typeof code === 'number' && Number.isInteger(code) ? code : null;
+  if (typeof code !== 'number' || !Number.isInteger(code)) return null;
+  // A code that cannot go on the wire (int32) is answered 500 with the message, as the Python worker does.
+  return code >= -0x80000000 && code <= 0x7fffffff ? code : 500;
 }
 
 async function predict(h: LoadedHandler, batch: InferenceRequest[]): Promise<WorkerReply> {
@@ -228,6 +230,19 @@ function serve(conn: Socket): void {
     new Promise((resolve) => {
       conn.write(encodeReply(reply), () => resolve());
     });
+  /** A batch is always answered: a failure of the worker's own code (encoding included) is a 503, not a silence. */
+  const answer = async (batch: InferenceRequest[]): Promise<void> => {
+    if (!handler) return send(errorReply(batch, 503, 'Model not loaded'));
+    let frame: Buffer;
+    try {
+      frame = encodeReply(await predict(handler, batch));
+    } catch (err) {
+      out(`Prediction failed in the worker: ${(err as Error)?.stack ?? String(err)}`);
+      frame = encodeReply(errorReply(batch, 503, 'Prediction failed'));
+    }
+    await new Promise<void>((resolve) => conn.write(frame, () => resolve()));
+    printMetrics();
+  };
   const printMetrics = (): void => {
     if (handler) for (const line of handler.context.metrics.lines()) out(line);
   };
@@ -256,14 +271,10 @@ function serve(conn: Socket): void {
           }
           return;
         }
-        if (!handler) {
-          await send(errorReply(msg.batch, 503, 'Model not loaded'));
-          return;
-        }
-        const reply = await predict(handler, msg.batch);
-        await send(reply);
-        printMetrics();
+        await answer(msg.batch);
       });
+      // Whatever happened, the next message is still served (a rejected chain would skip every later one).
+      chain = chain.catch((err: unknown) => out(`Worker error: ${(err as Error)?.stack ?? String(err)}`));
     }
   });
   conn.on('error', () => {});
