@@ -191,3 +191,22 @@ test('an error code that does not fit the wire is answered 500 with its message,
     assert.equal((await worker.predict([req('b', 'x')], 10_000)).code, 200, 'the next batch is still answered');
   }
 });
+
+test('a partial line written by the handler is completed before the worker prints its [METRICS] lines', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(
+    join(dir, 'partial.mjs'),
+    'export function handle(d, context) {\n' +
+      '  if (d === null) return null;\n' +
+      '  process.stdout.write("progress...");\n' +
+      '  return d.map(() => "ok");\n' +
+      '}\n',
+  );
+  const metrics: MetricLine[] = [];
+  const logs: WorkerLogLine[] = [];
+  const worker = await startNode(t, dir, 'partial', { metrics, logs });
+  assert.equal((await worker.predict([req('a', 'x')], 10_000)).code, 200);
+  await worker.stop(500);
+  assert.ok(metrics.some((m) => m.name === 'PredictionTime'), JSON.stringify(logs.map((l) => l.line)));
+  assert.ok(logs.some((l) => l.line === 'progress...'), JSON.stringify(logs.map((l) => l.line)));
+});

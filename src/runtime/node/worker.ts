@@ -21,8 +21,23 @@ type HandleFn = (data: unknown, context: Context) => unknown;
 const ACCEPT_TIMEOUT_MS = 30_000;
 const DECODE = (process.env['MMS_DECODE_INPUT_REQUEST'] ?? 'true') === 'true';
 
+/**
+ * The frontend reads stdout line by line ([METRICS] lines): a handler's `process.stdout.write('...')` without a
+ * newline must not glue our next line onto its text, so stdout writes are watched and `out` completes the line.
+ */
+let stdoutMidLine = false;
+const rawStdoutWrite = process.stdout.write.bind(process.stdout) as (...args: unknown[]) => boolean;
+process.stdout.write = ((chunk: unknown, ...rest: unknown[]): boolean => {
+  if (typeof chunk === 'string') {
+    if (chunk.length > 0) stdoutMidLine = chunk.charCodeAt(chunk.length - 1) !== 10;
+  } else if (chunk instanceof Uint8Array && chunk.length > 0) {
+    stdoutMidLine = chunk[chunk.length - 1] !== 10;
+  }
+  return rawStdoutWrite(chunk, ...rest);
+}) as typeof process.stdout.write;
+
 function out(line: string): void {
-  process.stdout.write(line + '\n');
+  process.stdout.write(stdoutMidLine ? '\n' + line + '\n' : line + '\n');
 }
 
 function parseArgs(argv: string[]): Map<string, string> {
