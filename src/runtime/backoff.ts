@@ -1,6 +1,7 @@
 /**
  * Restart delays for a supervised worker. MMS retries after BACK_OFF[++idx] seconds from a Fibonacci table
- * ({0,1,1,2,3,5,8,...}), so the first retry waits 1 s; the index resets after a successful load.
+ * ({0,1,1,2,3,5,8,...}), so the first retry waits 1 s. MMS resets the index after a successful load; the pool
+ * resets it once the worker proved healthy (a reply, or a long enough uptime), so a crash loop after LOAD backs off.
  */
 
 /** Delays in ms for consecutive restarts: 1, 1, 2, 3, 5, 8, 13, 21, 34, 55 s, then the cap. */

@@ -66,6 +66,13 @@ export interface WorkerPoolOptions {
 /** setTimeout's largest delay. */
 const MAX_TIMER_MS = 2_147_483_647;
 
+/**
+ * A worker that stayed up this long after its LOAD was healthy: its death restarts the backoff from the first step.
+ * (So does any reply to a batch.) MMS resets at every successful LOAD instead, so a handler that loads and then
+ * crashes on each batch is restarted every second forever; here that crash loop backs off 1, 1, 2, 3, 5, ... s.
+ */
+const HEALTHY_UPTIME_MS = 60_000;
+
 /** Grace for a worker to exit on EOF before SIGTERM/SIGKILL when we stop it. */
 const STOP_GRACE_MS = 2000;
 
@@ -130,6 +137,8 @@ class WorkerSlot implements BatchTarget<Job> {
   startWaiters: Array<(o: StartOutcome) => void> = [];
   lastError: MarError | null = null;
   restarts = 0;
+  /** performance.now() of the current process's successful LOAD. */
+  loadedAt = 0;
   readonly retired: Promise<void>;
   resolveRetired!: () => void;
   // Bound once per slot: the hot path creates no closures per batch.
@@ -294,7 +303,8 @@ export class WorkerPool {
       this.#stopAndFinish(slot);
       return;
     }
-    slot.backoff.reset();
+    // The backoff is not reset here: only a reply or a healthy uptime proves the worker works (see HEALTHY_UPTIME_MS).
+    slot.loadedAt = performance.now();
     slot.restarts = 0;
     slot.status = 'READY';
     proc.once('exit', () => this.#exited(slot, proc));
@@ -316,6 +326,12 @@ export class WorkerPool {
     this.#emit({ type: 'start-failed', workerId: slot.id, error, retryInMs: delay });
   }
 
+  /** Restart after the death of a loaded process: from the first backoff step if it had been up long enough. */
+  #restartAfterDeath(slot: WorkerSlot): number {
+    if (performance.now() - slot.loadedAt >= HEALTHY_UPTIME_MS) slot.backoff.reset();
+    return this.#scheduleRestart(slot);
+  }
+
   #scheduleRestart(slot: WorkerSlot): number {
     const delay = slot.backoff.next();
     slot.restarts++;
@@ -335,7 +351,7 @@ export class WorkerPool {
       this.#finish(slot, proc.pid);
       return;
     }
-    const delay = this.#scheduleRestart(slot);
+    const delay = this.#restartAfterDeath(slot);
     this.#emit({ type: 'died', workerId: slot.id, pid: proc.pid, error, inFlight: 0, retryInMs: delay });
   }
 
@@ -350,7 +366,7 @@ export class WorkerPool {
         const error = new MarError('WORKER_DIED', `Worker ${slot.id} (pid ${proc.pid}) is no longer running.`);
         slot.lastError = error;
         if (!slot.retiring) {
-          const delay = this.#scheduleRestart(slot);
+          const delay = this.#restartAfterDeath(slot);
           this.#emit({ type: 'died', workerId: slot.id, pid: proc.pid, error, inFlight: 0, retryInMs: delay });
         }
       }
@@ -372,6 +388,7 @@ export class WorkerPool {
   #done(slot: WorkerSlot, reply: WorkerReply): void {
     const batch = slot.batch!;
     slot.batch = null;
+    slot.backoff.reset(); // it answered: a later death starts the backoff over
     completeBatch(batch, reply);
     this.#opts.onBatchDone?.();
     if (slot.retiring) {
@@ -398,7 +415,7 @@ export class WorkerPool {
       void stopped.then(() => this.#finish(slot, pid));
       return;
     }
-    const delay = this.#scheduleRestart(slot);
+    const delay = this.#restartAfterDeath(slot);
     this.#emit({ type: 'died', workerId: slot.id, pid: pid ?? 0, error: slot.lastError, inFlight: batch.length, retryInMs: delay });
   }
 

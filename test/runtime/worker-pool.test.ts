@@ -150,6 +150,23 @@ describe('WorkerPool supervision with real Python workers', () => {
     assert.ok(died && died.type === 'died' && died.inFlight === 1 && died.retryInMs === 50);
   });
 
+  it('a worker that loads but dies on every batch backs off step by step; a reply starts the backoff over', async (t) => {
+    const dir = await crashyDir(t);
+    const { rt, events, log } = await harness(t, dir, 'crashy', { backoffMs: [50, 150, 300] });
+    const delays = (): Array<number | null> => log.flatMap((e) => (e.type === 'died' ? [e.retryInMs] : []));
+    for (let i = 0; i < 3; i++) {
+      const restarted = once(events, 'started');
+      await assert.rejects(rt.submit(textRequest('crash')), diedWith(500));
+      await restarted;
+    }
+    assert.deepEqual(delays(), [50, 150, 300], 'a successful LOAD alone does not reset the backoff');
+    assert.equal((await rt.submit(textRequest('fine'))).body.toString(), 'fine');
+    const restarted = once(events, 'started');
+    await assert.rejects(rt.submit(textRequest('crash')), diedWith(500));
+    await restarted;
+    assert.deepEqual(delays(), [50, 150, 300, 50], 'after a reply the next death waits the first step again');
+  });
+
   it('kill -9 of a busy worker: its callers get "Worker died." and the next request is served', async (t) => {
     const dir = await crashyDir(t);
     const { rt, events } = await harness(t, dir, 'crashy');
