@@ -647,7 +647,8 @@ export class WorkerProcess extends EventEmitter {
   }
 
   #onLine(stream: 'stdout' | 'stderr', line: string): void {
-    if (this.#state === 'starting' && stream === 'stdout') {
+    // Only the worker's own handshake counts: during LOAD the handler's output may say anything.
+    if (stream === 'stdout' && this.#pending?.kind === 'start') {
       const pid = PID_LINE.exec(line);
       if (pid) {
         this.#workerPid = Number(pid[1]);

@@ -372,3 +372,21 @@ test('the response timeout counts from each batch: slow batches under it pass, o
   const waited = performance.now() - t0;
   assert.ok(waited >= 290 && waited < 2000, `timed out after ${Math.round(waited)} ms`);
 });
+
+test('handshake lines printed by the handler during LOAD are only logged: the pid stays the real one', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(
+    join(dir, 'liar.py'),
+    'print("[PID] 1", flush=True)\nprint("MMS worker started.", flush=True)\n' +
+      'def handle(data, context):\n    return None if data is None else ["OK"] * len(data)\n',
+  );
+  const model = await openModel(dir, { modelName: 'liar', handler: 'liar' });
+  t.after(() => model.release());
+  const logs: WorkerLogLine[] = [];
+  const worker = await WorkerProcess.start({ id: '1', model, batchSize: 1, log: (l) => logs.push(l) });
+  t.after(() => worker.stop(500));
+  assert.notEqual(worker.pid, 1);
+  assert.ok(worker.memoryUsage() > 0, 'memory of the real process');
+  assert.equal((await worker.predict([body('x')], 10_000)).code, 200);
+  assert.ok(logs.some((l) => l.line === '[PID] 1'), 'the line reaches the log');
+});
