@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { lstat, unlink } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { MarError } from '../errors.js';
 import type { ApiContext } from './api-context.js';
 import type { ListenAddress } from './config.js';
@@ -46,6 +46,8 @@ export class HttpListener {
       void this.#onRequest(req, res);
     });
     // `Expect: 100-continue` (curl does it for large uploads): refuse an oversized body before it is sent
+    // every pipelined request on a connection listens for its close (see #onRequest)
+    this.#server.on('connection', (socket: Socket) => socket.setMaxListeners(0));
     this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
       if (Number(req.headers['content-length']) > api.config.maxRequestSize) {
         sendTooLarge(res);
@@ -123,15 +125,24 @@ export class HttpListener {
   async #onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.#active++;
     const rc: ResponseContext = { requestId: newRequestId(), keepAlive: !this.#closing && isKeepAlive(req), onAbort: null };
-    // one listener per request does all the bookkeeping (no AbortController: measurably slow per request)
-    res.on('close', () => { // 'close' is emitted once: no once() wrapper
+    // one function per request does all the bookkeeping (no AbortController: measurably slow per request).
+    // A pipelined request queued behind a response that closed the connection (any status >= 400) never
+    // gets 'close' on its response, so the socket's 'close' ends it too (else shutdown waited the whole grace).
+    const socket = req.socket;
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      socket.off('close', end);
       this.#active--;
       if (rc.onAbort && !res.writableFinished) rc.onAbort();
       if (this.#closing) {
         this.#server.closeIdleConnections();
         if (this.#active === 0) this.#idleWaiter?.();
       }
-    });
+    };
+    res.on('close', end);
+    socket.on('close', end);
     res.sendDate = false;
     try {
       const body = await readBody(req, this.#api.config.maxRequestSize);

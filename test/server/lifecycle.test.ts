@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { cp, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FIXTURES, server, tempDir } from '../helpers/util.js';
@@ -199,4 +200,29 @@ test('--start runs the server in the background with a pid file; --stop stops it
   const again = await server(['--stop', '--model-store', store], { cwd: dir });
   assert.equal(again.code, 1);
   assert.match(again.stderr, /not currently running/);
+});
+
+test('a pipelined request dropped behind an error response does not hold up shutdown', async (t) => {
+  const s = await startServer(t, { props: { shutdown_timeout: 120 } });
+  assert.equal((await register(s, { url: 'py', model_name: 'noop', handler: 'noop:handle', initial_workers: 1 })).status, 200);
+  // the 404 closes the connection (as MMS), so node never answers or closes the third request's response
+  const url = new URL(s.inference);
+  const raw = await new Promise<string>((resolve, reject) => {
+    const sock = connect(Number(url.port), url.hostname, () =>
+      sock.write(
+        'GET /ping HTTP/1.1\r\nHost: x\r\n\r\nGET /nosuch HTTP/1.1\r\nHost: x\r\n\r\nPOST /predictions/noop HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx',
+      ),
+    );
+    let text = '';
+    sock.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    sock.on('close', () => resolve(text));
+    sock.on('error', reject);
+  });
+  assert.equal(raw.match(/^HTTP\/1\.1 /gm)?.length, 2, raw);
+  assert.match(raw, /HTTP\/1\.1 404 Not Found\r\n/);
+  const start = performance.now();
+  const { code } = await s.stop();
+  assert.equal(code, 0);
+  // it waited for the lost request until shutdown_timeout (120 s here)
+  assert.ok(performance.now() - start < 20_000, `shutdown took ${Math.round(performance.now() - start)} ms`);
 });
