@@ -119,7 +119,12 @@ function inferencePaths(): Json {
       post: {
         description: 'A generic invocation entry point for all models. Query parameters are passed to the handler.',
         operationId: 'invocations',
-        parameters: [queryParam('model_name', 'Name of model; may be omitted when exactly one model was loaded at startup.')],
+        parameters: [
+          queryParam(
+            'model_name',
+            'Name of model; without it, the only model loaded at startup, else a model_name field of a form body (multipart or urlencoded).',
+          ),
+        ],
         requestBody: predictionBody('Input data format is defined by each model.'),
         responses: { ...predictionResponses(), '400': err('Parameter model_name is required.') },
       },
@@ -186,6 +191,25 @@ function managementPaths(): Json {
           queryParam('synchronous', 'Wait for the workers to start.', 'boolean', true),
           queryParam('response_timeout', 'Worker response timeout in seconds (default: default_response_timeout).', 'integer'),
         ],
+        requestBody: {
+          description: 'Instead of the query string (which is then ignored): the same keys in a JSON object, with Content-Type: application/json.',
+          required: false,
+          content: json({
+            type: 'object',
+            required: ['url'],
+            properties: {
+              url: { type: 'string' },
+              model_name: { type: 'string' },
+              handler: { type: 'string' },
+              runtime: { type: 'string', enum: ['python', 'python2', 'python3', 'node'] },
+              batch_size: { type: 'integer', default: 1 },
+              max_batch_delay: { type: 'integer', default: 100 },
+              initial_workers: { type: 'integer' },
+              synchronous: { type: 'boolean', default: true },
+              response_timeout: { type: 'integer' },
+            },
+          }),
+        },
         responses: {
           '200': status('Model registered / workers scaled.'),
           '202': status('Processing worker updates...'),

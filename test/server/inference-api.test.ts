@@ -230,6 +230,9 @@ test('inference API: routes, statuses, messages and headers as MMS', async (t) =
     assert.deepEqual(Object.keys(mgmt.paths), ['/', '/api-description', '/models', '/models/{model_name}']);
     const register = mgmt.paths['/models'].post.parameters.map((p: { name: string }) => p.name);
     assert.ok(register.includes('url') && !register.includes('model_url'));
+    // the JSON body form of register is documented with the same keys
+    const jsonKeys = Object.keys(mgmt.paths['/models'].post.requestBody.content['application/json'].schema.properties);
+    assert.deepEqual(jsonKeys, register);
   });
 
   await t.test('a body over max_request_size gets a bare 413 and the connection closes', async () => {
