@@ -144,7 +144,8 @@ export function buildInferenceRequest(
   const contentType = req.headers['content-type'];
   const mime = mimeType(contentType);
   const lower = mime?.toLowerCase();
-  if (lower === 'multipart/form-data') {
+  // without a boundary Netty's isMultipart() is false: the body goes to the handler whole, as `body`
+  if (lower === 'multipart/form-data' && multipartBoundary(contentType!) !== null) {
     params.push(...parseMultipart(body, contentType!));
   } else if (lower === 'application/x-www-form-urlencoded') {
     for (const [name, value] of new URLSearchParams(body.toString('utf8'))) {
@@ -159,14 +160,19 @@ export function buildInferenceRequest(
 const CRLF = Buffer.from('\r\n');
 const HEADER_END = Buffer.from('\r\n\r\n');
 
+/** The boundary parameter of a multipart Content-Type, or null. */
+function multipartBoundary(contentType: string): string | null {
+  const m = /;\s*boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  return m?.[1] ?? m?.[2] ?? null;
+}
+
 /**
  * A strict multipart/form-data parser (RFC 7578). Plain fields get a null content type; file fields keep
  * their part Content-Type (default application/octet-stream), as Netty's decoder reports them.
  */
 export function parseMultipart(body: Buffer, contentType: string): RequestParam[] {
-  const m = /;\s*boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
-  const boundary = m?.[1] ?? m?.[2];
-  if (!boundary) throw badRequest('Invalid multipart/form-data request: missing boundary.');
+  const boundary = multipartBoundary(contentType);
+  if (boundary === null) throw badRequest('Invalid multipart/form-data request: missing boundary.');
   const delimiter = Buffer.from(`--${boundary}`);
   const params: RequestParam[] = [];
   let pos = body.indexOf(delimiter);

@@ -144,6 +144,10 @@ test('inference API: routes, statuses, messages and headers as MMS', async (t) =
     assert.equal(r.params.text.content_type, '');
     assert.equal(r.params.data.base64, 'AAEC');
     assert.equal(r.params.data.content_type, 'image/png');
+    // no boundary: not multipart for Netty either; the handler gets the whole body
+    const nb = await http(I, 'POST', '/predictions/echo', 'raw', { 'content-type': 'multipart/form-data' });
+    assert.equal(nb.status, 200);
+    assert.deepEqual(nb.json().params.body, { type: 'bytearray', value: 'raw', base64: 'cmF3', content_type: 'multipart/form-data' });
     const u = (await http(I, 'POST', '/predictions/echo', 'a=1&b=x+y', { 'content-type': 'application/x-www-form-urlencoded' })).json();
     assert.deepEqual(u.param_names, ['a', 'b']);
     assert.equal(u.params.b.value, 'x y');
