@@ -153,6 +153,8 @@ export class HttpListener {
       if (this.#closing) rc.keepAlive = false;
       await this.#dispatch(req, res, rc, body);
     } catch (err) {
+      // the client went away while sending its body: nobody to answer, nothing to log
+      if ((err as NodeJS.ErrnoException | null)?.code === 'ECONNRESET') return;
       sendError(res, rc, err, this.#api.log);
     }
   }

@@ -226,3 +226,21 @@ test('a pipelined request dropped behind an error response does not hold up shut
   // it waited for the lost request until shutdown_timeout (120 s here)
   assert.ok(performance.now() - start < 20_000, `shutdown took ${Math.round(performance.now() - start)} ms`);
 });
+
+test('a client that disconnects in the middle of its body leaves no stack trace in the log', async (t) => {
+  const s = await startServer(t);
+  const url = new URL(s.inference);
+  for (const head of ['Content-Length: 1000', 'Transfer-Encoding: chunked']) {
+    await new Promise<void>((resolve, reject) => {
+      const sock = connect(Number(url.port), url.hostname, () => {
+        sock.write(`POST /predictions/x HTTP/1.1\r\nHost: x\r\n${head}\r\n\r\n${head.startsWith('Content') ? 'abc' : '3\r\nabc\r\n'}`, () => sock.destroy());
+      });
+      sock.on('close', () => resolve());
+      sock.on('error', reject);
+    });
+  }
+  // the server is still fine, then stops cleanly
+  assert.equal((await http(s.inference, 'GET', '/ping')).status, 200);
+  assert.equal((await s.stop()).code, 0);
+  assert.deepEqual(s.lines.filter((l) => /unexpected error|    at /.test(l)), []);
+});
