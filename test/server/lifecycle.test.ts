@@ -1,6 +1,7 @@
 import { tmpdir } from 'node:os';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { cp, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -243,4 +244,31 @@ test('a client that disconnects in the middle of its body leaves no stack trace 
   assert.equal((await http(s.inference, 'GET', '/ping')).status, 200);
   assert.equal((await s.stop()).code, 0);
   assert.deepEqual(s.lines.filter((l) => /unexpected error|    at /.test(l)), []);
+});
+
+test('--stop never signals another program whose pid is in a stale pid file; --start is not refused by it', async (t) => {
+  const dir = await tempDir(t);
+  const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+  t.after(() => other.kill('SIGKILL'));
+  await once(other, 'spawn');
+  const pidFile = join(dir, 'stale.pid');
+  await writeFile(pidFile, `${other.pid}\n`);
+  const stop = await server(['--stop', '--pid-file', pidFile]);
+  assert.equal(stop.code, 1);
+  assert.match(stop.stderr, /not currently running/);
+  assert.equal(other.exitCode, null);
+  assert.equal(other.signalCode, null);
+  assert.ok(isAlive(other.pid!), 'the other program was signalled');
+  assert.equal(existsSync(pidFile), false, 'the stale pid file is removed');
+  await writeFile(pidFile, `${other.pid}\n`);
+  await writeFile(join(dir, 'config.properties'), 'inference_address=http://127.0.0.1:0\nmanagement_address=http://127.0.0.1:0\n');
+  const started = await server(['--start', '--config', join(dir, 'config.properties'), '--pid-file', pidFile], { cwd: dir });
+  assert.equal(started.code, 0, started.stderr);
+  const daemonPid = Number(/pid (\d+)/.exec(started.stdout)?.[1]);
+  t.after(() => {
+    if (isAlive(daemonPid)) process.kill(daemonPid, 'SIGTERM');
+  });
+  assert.equal(readFileSync(pidFile, 'utf8').trim(), String(daemonPid));
+  assert.equal((await server(['--stop', '--pid-file', pidFile])).code, 0);
+  assert.ok(isAlive(other.pid!));
 });

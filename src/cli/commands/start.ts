@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { openSync, closeSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { openSync, closeSync, existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { MarError } from '../../errors.js';
@@ -61,9 +61,24 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/**
+ * A live model server: after a crash the pid in a stale pid file may belong to another program by now,
+ * which --stop must not signal and --start must not take for a running server. Without /proc: alive is enough.
+ */
+function isServerProcess(pid: number): boolean {
+  if (!isAlive(pid)) return false;
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ENOENT' || !existsSync('/proc/self');
+  }
+  return cmdline.includes('model-server');
+}
+
 function writePidFile(file: string): void {
   const existing = readPid(file);
-  if (existing !== null && existing !== process.pid && isAlive(existing)) {
+  if (existing !== null && existing !== process.pid && isServerProcess(existing)) {
     throw new MarError(
       'OUTPUT_EXISTS',
       `Model server is already running (pid ${existing}, pid file ${file}); stop it with: ${stopHint(file)}`,
@@ -138,7 +153,7 @@ async function runBackground(o: StartOptions): Promise<void> {
   loadConfig(configOptions(o));
   const pidFile = pidFilePath(o);
   const existing = readPid(pidFile);
-  if (existing !== null && isAlive(existing)) {
+  if (existing !== null && isServerProcess(existing)) {
     throw new MarError('OUTPUT_EXISTS', `Model server is already running (pid ${existing}); stop it with: ${stopHint(pidFile)}`);
   }
   const logFile = o.logFile ? resolve(o.logFile) : join(dirname(pidFile), 'model_server.log');
@@ -168,7 +183,7 @@ async function runBackground(o: StartOptions): Promise<void> {
 async function runStop(o: StartOptions): Promise<void> {
   const pidFile = pidFilePath(o);
   const pid = readPid(pidFile);
-  if (pid === null || !isAlive(pid)) {
+  if (pid === null || !isServerProcess(pid)) {
     if (pid !== null) unlinkSync(pidFile);
     throw new MarError('INPUT_NOT_FOUND', `Model server is not currently running (no live pid in ${pidFile}).`);
   }
