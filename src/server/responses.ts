@@ -1,4 +1,3 @@
-import { STATUS_CODES } from 'node:http';
 import type { ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { MarError, isMarError } from '../errors.js';
@@ -33,11 +32,32 @@ const NO_CACHE_HEADERS = [
   'Thu, 01 Jan 1970 00:00:00 UTC',
 ];
 
-/** The reason phrase Netty uses for a status: the standard one, else "Server Error (599)" style. */
+/**
+ * Netty 4.1's HttpResponseStatus phrases (MMS answers errors with HttpResponseStatus.valueOf(code)). They differ
+ * from node's STATUS_CODES: 413, 414, 416, 425, and node knows codes Netty does not (418, 451, 508, ...).
+ */
+const NETTY_REASONS: Readonly<Record<number, string>> = {
+  100: 'Continue', 101: 'Switching Protocols', 102: 'Processing',
+  200: 'OK', 201: 'Created', 202: 'Accepted', 203: 'Non-Authoritative Information', 204: 'No Content',
+  205: 'Reset Content', 206: 'Partial Content', 207: 'Multi-Status',
+  300: 'Multiple Choices', 301: 'Moved Permanently', 302: 'Found', 303: 'See Other', 304: 'Not Modified',
+  305: 'Use Proxy', 307: 'Temporary Redirect', 308: 'Permanent Redirect',
+  400: 'Bad Request', 401: 'Unauthorized', 402: 'Payment Required', 403: 'Forbidden', 404: 'Not Found',
+  405: 'Method Not Allowed', 406: 'Not Acceptable', 407: 'Proxy Authentication Required', 408: 'Request Timeout',
+  409: 'Conflict', 410: 'Gone', 411: 'Length Required', 412: 'Precondition Failed', 413: 'Request Entity Too Large',
+  414: 'Request-URI Too Long', 415: 'Unsupported Media Type', 416: 'Requested Range Not Satisfiable',
+  417: 'Expectation Failed', 421: 'Misdirected Request', 422: 'Unprocessable Entity', 423: 'Locked',
+  424: 'Failed Dependency', 425: 'Unordered Collection', 426: 'Upgrade Required', 428: 'Precondition Required',
+  429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable',
+  504: 'Gateway Timeout', 505: 'HTTP Version Not Supported', 506: 'Variant Also Negotiates',
+  507: 'Insufficient Storage', 510: 'Not Extended', 511: 'Network Authentication Required',
+};
+
+/** The reason phrase Netty uses for a status: its standard one, else "Server Error (599)" style. */
 export function reasonPhrase(status: number): string {
   if (status === 210) return 'Partial Success';
-  if (status === 413) return 'Request Entity Too Large';
-  const known = STATUS_CODES[status];
+  const known = NETTY_REASONS[status];
   if (known) return known;
   const cls =
     status < 200 ? 'Informational' : status < 300 ? 'Successful' : status < 400 ? 'Redirection' : status < 500 ? 'Client Error' : 'Server Error';

@@ -100,6 +100,11 @@ test('reason phrases as Netty: standard ones, MMS 210, class fallback for unknow
   assert.equal(reasonPhrase(413), 'Request Entity Too Large');
   assert.equal(reasonPhrase(599), 'Server Error (599)');
   assert.equal(reasonPhrase(299), 'Successful (299)');
+  // Netty's phrases, not node's: MMS answers a PredictionException(code) with HttpResponseStatus.valueOf(code)
+  assert.equal(reasonPhrase(418), 'Client Error (418)');
+  assert.equal(reasonPhrase(425), 'Unordered Collection');
+  assert.equal(reasonPhrase(414), 'Request-URI Too Long');
+  assert.equal(reasonPhrase(508), 'Server Error (508)');
 });
 
 test('parseUrl: Java split semantics, decoding, query', () => {

@@ -52,6 +52,7 @@ test('inference API: routes, statuses, messages and headers as MMS', async (t) =
       ['pexc', 'errors:prediction_exception'],
       ['none', 'errors:return_none'],
       ['oom', 'errors:memory_error'],
+      ['mmsimp', 'mms_imports:handle'],
     ]) {
       const r = await registerPy(s, name!, handler!);
       assert.equal(r.status, 200, r.text);
@@ -170,6 +171,9 @@ test('inference API: routes, statuses, messages and headers as MMS', async (t) =
     // the worker survives a handler error
     assert.equal((await http(I, 'POST', '/predictions/fail', 'x')).status, 503);
     assert.equal((await http(I, 'POST', '/predictions/pexc', 'x')).statusMessage, 'Server Error (599)');
+    // Netty's reason phrase for a code it has no name for (node would say "I'm a Teapot")
+    const teapot = await http(I, 'POST', '/predictions/mmsimp', '{"fail": "no tea"}', { 'content-type': 'application/json' });
+    assert.deepEqual([teapot.status, teapot.statusMessage, teapot.json().message], [418, 'Client Error (418)', 'no tea']);
   });
 
   await t.test('404 and 405 routing as MMS', async () => {
