@@ -27,6 +27,7 @@ export function printError(err: unknown, debug: boolean): void {
  */
 export async function runProgram(program: Command, argv: readonly string[]): Promise<number> {
   const debug = isDebug(argv);
+  installStdoutErrorHandler(debug);
   const configure = (cmd: Command): void => {
     cmd.exitOverride();
     cmd.configureOutput({
@@ -52,4 +53,21 @@ export async function runProgram(program: Command, argv: readonly string[]): Pro
     if (isMarError(err)) return err.exitCode;
     return 1;
   }
+}
+
+let stdoutHandled = false;
+
+/**
+ * `model-archiver ... | head`: the reader closing the pipe is not our error, so EPIPE ends the process quietly
+ * with the status so far (node ignores SIGPIPE, so without this the write error surfaces as a stack trace).
+ * Any other stdout failure is one line and exit 1.
+ */
+function installStdoutErrorHandler(debug: boolean): void {
+  if (stdoutHandled) return;
+  stdoutHandled = true;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+    printError(new Error(`cannot write to standard output: ${err.message}`), debug);
+    process.exit(1);
+  });
 }
