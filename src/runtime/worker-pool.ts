@@ -250,7 +250,8 @@ export class WorkerPool {
   /** Retires every worker (in-flight batches get `graceMs` to finish) and refuses new ones. */
   async close(graceMs = 30_000): Promise<void> {
     this.#closed = true;
-    await Promise.all(this.#slots.map((s) => this.#retire(s, graceMs)));
+    // A copy: #retire may #finish a slot at once (one waiting to restart), splicing #slots while we iterate.
+    await Promise.all([...this.#slots].map((s) => this.#retire(s, graceMs)));
   }
 
   #waitStart(slot: WorkerSlot): Promise<StartOutcome> {

@@ -167,6 +167,19 @@ describe('WorkerPool supervision with real Python workers', () => {
     assert.deepEqual(delays(), [50, 150, 300, 50], 'after a reply the next death waits the first step again');
   });
 
+  it('close() stops every worker even when one of them is waiting to restart (none is left running)', async (t) => {
+    const { rt, events } = await harness(t, HANDLERS, 'noop', { minWorkers: 2, backoffMs: [60_000] });
+    const [first, second] = rt.workers().map((w) => w.pid!);
+    t.after(() => void (isAlive(second!) && process.kill(second!, 'SIGKILL'))); // a regression fails, not hangs
+    const died = once(events, 'died');
+    process.kill(first!, 'SIGKILL');
+    await died;
+    assert.equal(rt.workers()[0]!.status, 'RESTARTING', 'the first slot waits for its restart');
+    await rt.close({ graceMs: 1000 });
+    assert.equal(isAlive(second!), false, 'the other worker was stopped too');
+    assert.deepEqual(rt.workers(), []);
+  });
+
   it('kill -9 of a busy worker: its callers get "Worker died." and the next request is served', async (t) => {
     const dir = await crashyDir(t);
     const { rt, events } = await harness(t, dir, 'crashy');
