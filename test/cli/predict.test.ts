@@ -192,4 +192,32 @@ describe('model-server predict', () => {
     assert.equal(r.code, 1);
     assert.equal(r.stderr, 'error: 500 Worker died.\n');
   });
+
+  it('a replacement worker that cannot load ends the run: the queued inputs report why instead of waiting for ever', async (t) => {
+    const dir = await tempDir(t);
+    // Crashes on its first batch, leaving a mark that makes every later LOAD fail.
+    await writeFile(
+      join(dir, 'once.py'),
+      [
+        'import os',
+        'MARK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crashed.mark")',
+        'def handle(data, context):',
+        '    if data is None:',
+        '        if os.path.exists(MARK):',
+        '            raise RuntimeError("cannot load after a crash")',
+        '        return None',
+        '    open(MARK, "w").close()',
+        '    os._exit(3)',
+        '',
+      ].join('\n'),
+    );
+    const r = await server(['predict', dir, '--model-name', 'm', '--handler', 'once', '--data', 'a', '--data', 'b', '--batch-size', '1', '-q'], {
+      timeoutMs: 20_000,
+    });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(
+      r.stderr,
+      'error: 500 Worker died. (input 1: --data)\nerror: 500 Failed to load model m: RuntimeError: cannot load after a crash (input 2: --data)\n',
+    );
+  });
 });

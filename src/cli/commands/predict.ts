@@ -140,7 +140,11 @@ async function predict(source: string, opts: PredictOptions, sources: readonly I
     const configured = opts.batchSize ?? (typeof model.config?.['batchSize'] === 'number' ? model.config['batchSize'] : undefined);
     const batchSize = Math.max(1, Math.min(inputs.length, configured ?? inputs.length));
     const quiet = opts.quiet === true;
-    const runtime = new ModelRuntime({
+    let initialStartDone = false;
+    // A replacement worker that cannot LOAD would leave the queued inputs waiting for ever (the server keeps
+    // retrying, a one-shot run must end): the run stops and those inputs report this error.
+    let restartError: MarError | null = null;
+    const runtime: ModelRuntime = new ModelRuntime({
       model,
       batchSize,
       maxBatchDelayMs: 100,
@@ -155,6 +159,10 @@ async function predict(source: string, opts: PredictOptions, sources: readonly I
       // A one-shot run never waits for restarts: only say that a worker died.
       onEvent: (e) => {
         if (!quiet && e.type === 'died') process.stderr.write(`[${model.name} W-${e.workerId}] worker died: ${e.error.message}\n`);
+        if (e.type === 'start-failed' && initialStartDone && restartError === null) {
+          restartError = e.error;
+          void runtime.close({ graceMs: 0 });
+        }
       },
     });
     try {
@@ -162,7 +170,15 @@ async function predict(source: string, opts: PredictOptions, sources: readonly I
       if (started.failed > 0) {
         throw started.error ?? new MarError('WORKER_START_FAILED', `the worker for model ${model.name} failed to start`);
       }
+      initialStartDone = true;
       results = await Promise.allSettled(inputs.map((input) => runtime.submit(toRequest(input, opts.header))));
+      const cause = restartError as MarError | null;
+      if (cause !== null) {
+        // "No worker is available" for the inputs the failed restart left queued: say why.
+        results = results.map((r) =>
+          r.status === 'rejected' && isMarError(r.reason) && r.reason.code === 'SERVICE_UNAVAILABLE' ? { status: 'rejected', reason: cause } : r,
+        );
+      }
     } finally {
       await runtime.close({ graceMs: 5_000 });
     }
