@@ -160,7 +160,8 @@ export class BatchAggregator<T> {
           this.#flush();
           continue;
         }
-        this.#timer = setTimeout(this.#onTimer, this.maxBatchDelayMs);
+        // setTimeout fires after 1 ms for delays over 2^31-1 ms: clamp (a delay that long never ends in practice).
+        this.#timer = setTimeout(this.#onTimer, Math.min(this.maxBatchDelayMs, 0x7fffffff));
         return;
       }
     } finally {

@@ -40,6 +40,19 @@ describe('BatchAggregator', () => {
     assert.equal(queue.length, 0);
   });
 
+  it('a max batch delay beyond the timer range (2^31-1 ms) keeps the batch forming instead of sending it at once', async () => {
+    const { agg } = setup(2, 3_000_000_000);
+    const w = new FakeWorker('w');
+    agg.ready(w);
+    agg.add('a');
+    // An overflowing setTimeout fires after 1 ms: several ms later, nothing may have left.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(w.batches.length, 0, 'still forming');
+    agg.add('b');
+    assert.deepEqual(w.batches, [['a', 'b']]);
+    agg.close();
+  });
+
   it('a full batch leaves at once, without waiting for the delay', () => {
     const { agg } = setup(3, 60_000);
     const w = new FakeWorker('w');
