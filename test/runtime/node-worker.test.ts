@@ -210,3 +210,23 @@ test('a partial line written by the handler is completed before the worker print
   assert.ok(metrics.some((m) => m.name === 'PredictionTime'), JSON.stringify(logs.map((l) => l.line)));
   assert.ok(logs.some((l) => l.line === 'progress...'), JSON.stringify(logs.map((l) => l.line)));
 });
+
+test('SIGINT (Ctrl-C reaches the whole process group) does not cut the batch in flight; the frontend decides when the worker stops', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(
+    join(dir, 'slow.mjs'),
+    'export async function handle(d) {\n' +
+      '  if (d === null) return null;\n' +
+      '  await new Promise((r) => setTimeout(r, 300));\n' +
+      '  return d.map(() => "done");\n' +
+      '}\n',
+  );
+  const worker = await startNode(t, dir, 'slow');
+  const reply = worker.predict([req('a', 'x')], 10_000);
+  process.kill(worker.pid, 'SIGINT');
+  const r = await reply;
+  assert.equal(r.code, 200);
+  assert.equal(r.predictions[0]!.body.toString(), 'done');
+  await worker.stop(1000);
+  assert.deepEqual(await worker.exited, { code: 0, signal: null });
+});

@@ -317,7 +317,10 @@ function main(): void {
     }
   };
   process.on('exit', cleanup);
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => process.exit(0));
+  process.on('SIGTERM', () => process.exit(0));
+  // Ctrl-C in a terminal reaches the whole process group: the frontend decides when we stop (it closes the
+  // connection and we exit on EOF), so a graceful shutdown can still finish the batch in flight (as mms_worker.py).
+  process.on('SIGINT', () => {});
 
   const acceptTimer = setTimeout(() => {
     out(`Backend worker did not receive connection in: ${ACCEPT_TIMEOUT_MS / 1000}`);
