@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
@@ -219,5 +221,44 @@ describe('model-server predict', () => {
       r.stderr,
       'error: 500 Worker died. (input 1: --data)\nerror: 500 Failed to load model m: RuntimeError: cannot load after a crash (input 2: --data)\n',
     );
+  });
+
+  it('Ctrl-C (SIGINT) ends the run with status 130 and takes the busy worker down with it', async (t) => {
+    const dir = await tempDir(t);
+    await writeFile(
+      join(dir, 'stuck.py'),
+      ['import os, time', 'def handle(data, context):', '    if data is None:', '        return None',
+        '    print("handler pid %d" % os.getpid(), flush=True)', '    while True:', '        time.sleep(3600)', ''].join('\n'),
+    );
+    const child = spawn(process.execPath, [SERVER_BIN, 'predict', dir, '--model-name', 'm', '--handler', 'stuck', '--data', 'x'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const exited = once(child, 'exit');
+    let stderr = '';
+    const workerPid = await new Promise<number>((resolve, reject) => {
+      child.stderr.setEncoding('utf8');
+      child.stderr.on('data', (chunk: string) => {
+        stderr += chunk;
+        const m = /handler pid (\d+)/.exec(stderr);
+        if (m) resolve(Number(m[1]));
+      });
+      child.on('exit', () => reject(new Error(`predict exited first:\n${stderr}`)));
+    });
+    // A zombie (reparented, not yet reaped) counts as gone.
+    const running = (pid: number): boolean => {
+      try {
+        return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return false;
+      }
+    };
+    t.after(() => void (running(workerPid) && process.kill(workerPid, 'SIGKILL')));
+    child.kill('SIGINT');
+    const [code] = await exited;
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /error: interrupted by SIGINT\n$/);
+    // SIGKILL was sent before predict exited; give the kernel a moment to carry it out.
+    for (let i = 0; i < 100 && running(workerPid); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(running(workerPid), false, 'the worker did not outlive predict');
   });
 });

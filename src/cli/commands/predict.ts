@@ -126,6 +126,26 @@ function resultJson(r: PromiseSettledResult<PredictionResult>): Record<string, u
   };
 }
 
+/**
+ * Runs `fn` with SIGINT/SIGTERM turned into process.exit: killed by a signal with no handler, Node skips its 'exit'
+ * hooks, which SIGKILL the workers (a busy one outlived us, reparented to init) and remove their socket dirs and
+ * the extracted archive.
+ */
+async function exitOnSignal(fn: () => Promise<void>): Promise<void> {
+  const onSignal = (signal: NodeJS.Signals): void => {
+    process.stderr.write(`error: interrupted by ${signal}\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await fn();
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
 async function predict(source: string, opts: PredictOptions, sources: readonly InputSource[]): Promise<void> {
   if (sources.length === 0) throw new MarError('USAGE', 'nothing to predict: give at least one --input FILE or --data STRING');
   const inputs = await readInputs(sources, opts.contentType);
@@ -251,6 +271,6 @@ Examples:
   model-server predict iris.mar --input a.json --input b.json --batch-size 2 --quiet`,
     )
     .action(async (source: string, opts: PredictOptions) => {
-      await predict(source, opts, sources);
+      await exitOnSignal(() => predict(source, opts, sources));
     });
 }
