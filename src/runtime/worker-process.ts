@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { MarError } from '../errors.js';
 import { ReplyDecoder } from './frame-decoder.js';
 import { launchSpec, unixSocketPath, type WorkerSocket } from './launchers.js';
-import { isMetricLine, isWellFormedMetricLine, parseMetricLine, type MetricLine } from './metrics.js';
+import { isWellFormedMetricLine, METRICS_PREFIX, parseMetricLine, type MetricLine } from './metrics.js';
 import type { OpenedModel } from './model.js';
 import { DEFAULT_MAX_FRAME_BYTES, encodeLoad, encodePredict, type InferenceRequest, type WorkerReply } from './protocol.js';
 
@@ -659,7 +659,15 @@ export class WorkerProcess extends EventEmitter {
         return;
       }
     }
-    if (isMetricLine(line)) {
+    let at = line.indexOf(METRICS_PREFIX);
+    if (at > 0 && stream === 'stdout') {
+      // Handler output that bypassed the worker's line tracking (os.write(1, ...), sys.stdout.buffer) can leave a
+      // partial line that the worker's next [METRICS] line is glued to: log the text, keep the metric.
+      this.#log({ modelName: this.modelName, workerId: this.id, stream, line: line.slice(0, at) });
+      line = line.slice(at);
+      at = 0;
+    }
+    if (at === 0) {
       const onMetric = this.#options.onMetric;
       if (onMetric === undefined) {
         if (isWellFormedMetricLine(line)) return; // dropped, as before, without building the object

@@ -390,3 +390,25 @@ test('handshake lines printed by the handler during LOAD are only logged: the pi
   assert.equal((await worker.predict([body('x')], 10_000)).code, 200);
   assert.ok(logs.some((l) => l.line === '[PID] 1'), 'the line reaches the log');
 });
+
+test('a [METRICS] line glued to handler output written past the line tracking (os.write) is still parsed', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(
+    join(dir, 'rawout.py'),
+    'import os\n' +
+      'def handle(data, context):\n' +
+      '    if data is None:\n' +
+      '        return None\n' +
+      '    os.write(1, b"raw write without newline")\n' +
+      '    return ["OK"] * len(data)\n',
+  );
+  const model = await openModel(dir, { modelName: 'raw', handler: 'rawout' });
+  t.after(() => model.release());
+  const logs: WorkerLogLine[] = [];
+  const metrics: MetricLine[] = [];
+  const worker = await WorkerProcess.start({ id: '1', model, batchSize: 1, log: (l) => logs.push(l), onMetric: (m) => metrics.push(m) });
+  assert.equal((await worker.predict([body('x')], 10_000)).code, 200);
+  await worker.stop(1000); // the output pipes are read to their end
+  assert.deepEqual(metrics.map((m) => m.name), ['PredictionTime']);
+  assert.ok(logs.some((l) => l.line === 'raw write without newline'), JSON.stringify(logs.map((l) => l.line)));
+});
