@@ -122,6 +122,7 @@ export class ModelRegistry {
         python: this.#config.python,
         decodeInputRequest: this.#config.decodeInputRequest,
         maxResponseBytes: this.#config.maxResponseSize,
+        maxRequestBytes: this.#config.maxRequestSize,
         ...this.#runtimeOptions,
         model,
         minWorkers: 0,
