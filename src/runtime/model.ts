@@ -54,6 +54,15 @@ export interface OpenModelOptions {
   runtime?: string;
   /** Cache root for extracted archives (default $MAR_CACHE_DIR or <tmpdir>/mar-tools-<uid>/models). */
   cacheDir?: string;
+  /** How the caller's user sets the overrides, for the hints in errors: CLI flags (default) or HTTP parameters. */
+  hintStyle?: HintStyle;
+}
+
+export type HintStyle = 'cli' | 'http';
+
+/** "--handler module:function" on the command line, "handler=module:function" for a register call. */
+function overrideHint(style: HintStyle | undefined, key: 'handler' | 'model_name', value: string): string {
+  return style === 'http' ? `${key}=${value}` : `--${key.replace('_', '-')} ${value}`;
 }
 
 export function defaultCacheDir(): string {
@@ -142,7 +151,7 @@ async function describeModel(
   if (!MODEL_NAME_PATTERN.test(name)) {
     throw new MarError(
       'NAME_INVALID',
-      `model name ${JSON.stringify(name)} is invalid: use letters, digits, '_', '-' and '.', starting with a letter or digit (pass --model-name)`,
+      `model name ${JSON.stringify(name)} is invalid: use letters, digits, '_', '-' and '.', starting with a letter or digit (pass ${overrideHint(options.hintStyle, 'model_name', 'NAME')})`,
     );
   }
 
@@ -152,13 +161,14 @@ async function describeModel(
     throw new MarError(
       'HANDLER_NOT_FOUND',
       manifest
-        ? `the manifest of ${source} names no model.handler; pass --handler module:function`
-        : `${source} has no ${MANIFEST_PATH}; pass --handler module:function (and --model-name) to run it`,
+        ? `the manifest of ${source} names no model.handler; pass ${overrideHint(options.hintStyle, 'handler', 'module:function')}`
+        : `${source} has no ${MANIFEST_PATH}; pass ${overrideHint(options.hintStyle, 'handler', 'module:function')} ` +
+          `(and ${overrideHint(options.hintStyle, 'model_name', 'NAME')}) to run it`,
     );
   }
   const runtime = resolveRuntime(options.runtime ?? (typeof manifest?.runtime === 'string' ? manifest.runtime : undefined));
   const entry = parseEntryPoint(handler);
-  await checkHandlerModule(dir, entry, runtime, source);
+  await checkHandlerModule(dir, entry, runtime, source, options.hintStyle);
 
   let config: ModelConfig | null = null;
   const configFile = typeof manifest?.model.configFile === 'string' ? manifest.model.configFile : undefined;
@@ -196,7 +206,7 @@ async function describeModel(
   return model;
 }
 
-async function checkHandlerModule(dir: string, entry: EntryPoint, runtime: WorkerRuntime, source: string): Promise<void> {
+async function checkHandlerModule(dir: string, entry: EntryPoint, runtime: WorkerRuntime, source: string, style?: HintStyle): Promise<void> {
   if (!entry.module) throw new MarError('HANDLER_NOT_FOUND', `handler ${JSON.stringify(entry.raw)} names no module; use module[:function]`);
   let candidates: string[];
   if (entry.dir && isAbsolute(entry.dir)) {
@@ -215,7 +225,7 @@ async function checkHandlerModule(dir: string, entry: EntryPoint, runtime: Worke
   const looked = candidates.map((c) => relative(dir, c) || c).join(', ');
   throw new MarError(
     'HANDLER_NOT_FOUND',
-    `handler module ${entry.module} not found in ${source} (looked for ${looked}); check the handler name (--handler) or add the file to the archive`,
+    `handler module ${entry.module} not found in ${source} (looked for ${looked}); check the handler name (${style === 'http' ? 'the handler parameter' : '--handler'}) or add the file to the archive`,
   );
 }
 

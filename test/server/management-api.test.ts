@@ -88,6 +88,13 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     assert.equal(remote.status, 404);
     assert.equal(remote.json().message, 'Given URL http://127.0.0.1:1/x.mar does not match any allowed URL(s)');
     assert.equal((await http(M, 'GET', '/models/esc')).status, 404);
+    // hints name the register parameters, not the command-line flags
+    const noHandler = await register(s, { url: 'py', model_name: 'nohandler' });
+    assert.equal(noHandler.status, 400);
+    assert.match(noHandler.json().message, /pass handler=module:function \(and model_name=NAME\) to run it$/);
+    const wrongModule = await register(s, { url: 'py', model_name: 'wrongmod', handler: 'nosuch:handle' });
+    assert.match(wrongModule.json().message, /check the handler name \(the handler parameter\)/);
+    assert.doesNotMatch(noHandler.text + wrongModule.text, /--handler|--model-name/);
   });
 
   await t.test('describe: MMS field order, workers with id, startTime, status, gpu, memoryUsage, pid', async () => {
