@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { MarError } from '../../src/errors.js';
 import type { MetricLine } from '../../src/runtime/metrics.js';
@@ -411,4 +413,35 @@ test('a [METRICS] line glued to handler output written past the line tracking (o
   await worker.stop(1000); // the output pipes are read to their end
   assert.deepEqual(metrics.map((m) => m.name), ['PredictionTime']);
   assert.ok(logs.some((l) => l.line === 'raw write without newline'), JSON.stringify(logs.map((l) => l.line)));
+});
+
+/** Gone, or a zombie nobody has reaped yet (the process no longer runs either way). */
+function notRunning(pid: number): boolean {
+  try {
+    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+test('a Python worker stuck in its handler exits by itself when the frontend is SIGKILLed (no orphan)', async (t) => {
+  const script =
+    `const { openModel } = await import(${JSON.stringify(packagePath('dist', 'src', 'runtime', 'model.js'))});\n` +
+    `const { WorkerProcess } = await import(${JSON.stringify(packagePath('dist', 'src', 'runtime', 'worker-process.js'))});\n` +
+    `const m = await openModel(${JSON.stringify(join(FIXTURES, 'handlers', 'python'))}, { modelName: 'x', handler: 'hang:handle' });\n` +
+    `let w;\n` +
+    `w = await WorkerProcess.start({ id: '1', model: m, batchSize: 1, log: (l) => { if (/sleeping forever/.test(l.line)) console.log('HUNG ' + w.pid); } });\n` +
+    `w.predict([{ requestId: 'r', headers: [], params: [{ name: 'body', contentType: null, value: Buffer.from('x') }] }], 600000).catch(() => {});\n`;
+  const frontend = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => frontend.kill('SIGKILL'));
+  const lines = createInterface({ input: frontend.stdout });
+  const [line] = (await once(lines, 'line')) as [string];
+  const pid = Number(/^HUNG (\d+)$/.exec(line)![1]);
+  t.after(() => void (notRunning(pid) || process.kill(pid, 'SIGKILL')));
+  frontend.kill('SIGKILL'); // no exit hook runs: only the worker itself can notice
+  await once(frontend, 'exit');
+  const deadline = Date.now() + 10_000;
+  // Condition wait: the worker checks its parent once a second.
+  while (!notRunning(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(notRunning(pid), `worker ${pid} outlived its frontend`);
 });

@@ -21,6 +21,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 import traceback
 
@@ -787,6 +788,7 @@ def main(argv=None):
             _remove(unix_path)
             unix_path = None
         conn.settimeout(None)
+        watch_parent()
         if conn.family == socket.AF_INET:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
@@ -799,6 +801,22 @@ def main(argv=None):
         if unix_path:
             _remove(unix_path)
         sys.stdout.flush()
+
+
+def watch_parent(interval=1.0):
+    """Exits when the frontend that started us is gone. If it was SIGKILLed while a handler hangs, the handler
+    never returns to see the closed connection, and the orphan would hold its memory (and GPU) for ever."""
+    parent = os.getppid()
+    if parent <= 1:
+        return
+
+    def run():
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)  # nothing to tell: our stdout and stderr went with the frontend
+
+    threading.Thread(target=run, name="parent-watch", daemon=True).start()
 
 
 def _remove(path):
