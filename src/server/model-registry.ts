@@ -12,6 +12,40 @@ import type { ModelRuntimeOptions, ScaleResult } from '../runtime/model-runtime.
 import type { ServerConfig } from './config.js';
 import { modelNotFound } from './responses.js';
 
+/** What a TorchServe model-config.yaml in the archive sets for serving (the keys its frontend reads). */
+export interface ModelConfigSettings {
+  batchSize?: number;
+  maxBatchDelayMs?: number;
+  responseTimeoutSeconds?: number;
+  jobQueueSize?: number;
+  /** minWorkers/maxWorkers: used instead of initial_workers (and of the startup worker count). */
+  workers?: { min: number; max: number };
+}
+
+/**
+ * TorchServe's rules: a positive batchSize, maxBatchDelay, responseTimeout or jobQueueSize wins over the register
+ * parameters and server defaults; minWorkers/maxWorkers count only as a valid pair (min > 0, max >= min).
+ */
+export function modelConfigSettings(config: Record<string, unknown> | null): ModelConfigSettings {
+  const out: ModelConfigSettings = {};
+  if (!config) return out;
+  const positive = (key: string): number | undefined => {
+    const v = config[key];
+    return Number.isInteger(v) && (v as number) > 0 ? (v as number) : undefined;
+  };
+  const set = <K extends keyof ModelConfigSettings>(key: K, value: ModelConfigSettings[K] | undefined): void => {
+    if (value !== undefined) out[key] = value;
+  };
+  set('batchSize', positive('batchSize'));
+  set('maxBatchDelayMs', positive('maxBatchDelay'));
+  set('responseTimeoutSeconds', positive('responseTimeout'));
+  set('jobQueueSize', positive('jobQueueSize'));
+  const min = positive('minWorkers');
+  const max = positive('maxWorkers');
+  if (min !== undefined && max !== undefined && max >= min) out.workers = { min, max };
+  return out;
+}
+
 /** Runtimes a register call may ask for: MMS's three plus ours. */
 export const REGISTER_RUNTIMES = ['python', 'python2', 'python3', 'node'];
 
@@ -36,6 +70,8 @@ export interface ModelEntry {
   readonly runtime: ModelRuntime;
   readonly responseTimeoutSeconds: number;
   readonly loadedAtStartup: boolean;
+  /** Workers the archive's model-config.yaml asks for, if it names a valid pair. */
+  readonly configWorkers?: { min: number; max: number };
 }
 
 export interface ModelRegistryOptions {
@@ -116,10 +152,18 @@ export class ModelRegistry {
       await model.release();
       throw conflict(name);
     }
+    const fromConfig = modelConfigSettings(model.config);
+    const applied = Object.entries(fromConfig).filter(([k]) => k !== 'workers');
+    if (applied.length > 0 || fromConfig.workers) {
+      const parts = applied.map(([k, v]) => `${k} ${String(v)}`);
+      if (fromConfig.workers) parts.push(`workers ${fromConfig.workers.min}..${fromConfig.workers.max}`);
+      this.#log(`Model ${name}: ${parts.join(', ')} from ${String(model.manifest?.model.configFile ?? 'the model config')}`);
+    }
+    const responseTimeoutSeconds = fromConfig.responseTimeoutSeconds ?? o.responseTimeoutSeconds;
     let runtime: ModelRuntime;
     try {
       runtime = new ModelRuntime({
-        jobQueueSize: this.#config.jobQueueSize,
+        jobQueueSize: fromConfig.jobQueueSize ?? this.#config.jobQueueSize,
         python: this.#config.python,
         decodeInputRequest: this.#config.decodeInputRequest,
         maxResponseBytes: this.#config.maxResponseSize,
@@ -128,9 +172,9 @@ export class ModelRegistry {
         model,
         minWorkers: 0,
         maxWorkers: 0,
-        batchSize: Math.max(1, o.batchSize),
-        maxBatchDelayMs: Math.max(0, o.maxBatchDelayMs),
-        responseTimeoutMs: Math.max(1, o.responseTimeoutSeconds) * 1000,
+        batchSize: Math.max(1, fromConfig.batchSize ?? o.batchSize),
+        maxBatchDelayMs: Math.max(0, fromConfig.maxBatchDelayMs ?? o.maxBatchDelayMs),
+        responseTimeoutMs: Math.max(1, responseTimeoutSeconds) * 1000,
       });
     } catch (err) {
       await model.release();
@@ -141,8 +185,9 @@ export class ModelRegistry {
       url: o.url,
       model,
       runtime,
-      responseTimeoutSeconds: o.responseTimeoutSeconds,
+      responseTimeoutSeconds,
       loadedAtStartup: o.loadedAtStartup ?? false,
+      ...(fromConfig.workers ? { configWorkers: fromConfig.workers } : {}),
     };
     this.#models.set(name, entry);
     this.#live.add(runtime);

@@ -130,9 +130,10 @@ export class ModelServer {
           loadedAtStartup: true,
         });
         this.#startupModels.add(entry.name);
-        const r = await this.registry.scale(entry.name, workers, workers, true);
-        if (r.failed > 0) this.#log(`Model ${entry.name}: ${r.failed} of ${workers} worker(s) failed to start: ${r.error?.message ?? ''}`);
-        else this.#log(`Model ${entry.name} loaded with ${workers} worker(s)`);
+        const { min, max } = entry.configWorkers ?? { min: workers, max: workers };
+        const r = await this.registry.scale(entry.name, min, max, true);
+        if (r.failed > 0) this.#log(`Model ${entry.name}: ${r.failed} of ${min} worker(s) failed to start: ${r.error?.message ?? ''}`);
+        else this.#log(`Model ${entry.name} loaded with ${min} worker(s)`);
       } catch (err) {
         this.#log(`Failed to load model ${name ?? defaultModelName(url)} from ${url}: ${err instanceof Error ? err.message : String(err)}`);
       }

@@ -7,9 +7,23 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempDir } from '../helpers/util.js';
 import { http, register, registerPy, startServer } from './server-helpers.js';
+import { modelConfigSettings } from '../../src/server/model-registry.js';
 
 const bad = (message: string) => ({ code: 400, type: 'BadRequestException', message });
 const notFound = (message: string) => ({ code: 404, type: 'ModelNotFoundException', message });
+
+test('model-config.yaml settings follow TorchServe: positive values win, workers only as a valid min/max pair', () => {
+  assert.deepEqual(modelConfigSettings(null), {});
+  assert.deepEqual(modelConfigSettings({ batchSize: 8, maxBatchDelay: 50, responseTimeout: 30, jobQueueSize: 10, minWorkers: 2, maxWorkers: 4 }), {
+    batchSize: 8,
+    maxBatchDelayMs: 50,
+    responseTimeoutSeconds: 30,
+    jobQueueSize: 10,
+    workers: { min: 2, max: 4 },
+  });
+  assert.deepEqual(modelConfigSettings({ batchSize: 0, maxBatchDelay: -1, minWorkers: 3, maxWorkers: 2, handler: { any: 1 } }), {});
+  assert.deepEqual(modelConfigSettings({ minWorkers: 1 }), {}, 'a lone minWorkers is not a valid pair');
+});
 
 test('management API: register, scale, describe, list, unregister with MMS statuses and messages', async (t) => {
   const s = await startServer(t);
@@ -95,6 +109,23 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     const wrongModule = await register(s, { url: 'py', model_name: 'wrongmod', handler: 'nosuch:handle' });
     assert.match(wrongModule.json().message, /check the handler name \(the handler parameter\)/);
     assert.doesNotMatch(noHandler.text + wrongModule.text, /--handler|--model-name/);
+  });
+
+  await t.test("TorchServe's model-config.yaml in the archive sets batching, timeout and workers (over the register parameters)", async () => {
+    const dir = join(s.store, 'configured');
+    await mkdir(join(dir, 'MAR-INF'), { recursive: true });
+    await writeFile(join(dir, 'noop.py'), 'def handle(d, c):\n    return None if d is None else ["OK"] * len(d)\n');
+    await writeFile(join(dir, 'model-config.yaml'), 'minWorkers: 1\nmaxWorkers: 2\nbatchSize: 4\nmaxBatchDelay: 20\nresponseTimeout: 7\n');
+    await writeFile(
+      join(dir, 'MAR-INF', 'MANIFEST.json'),
+      JSON.stringify({ runtime: 'python', model: { modelName: 'configured', handler: 'noop:handle', configFile: 'model-config.yaml' } }),
+    );
+    const r = await register(s, { url: 'configured', batch_size: '2', max_batch_delay: '500' });
+    assert.deepEqual([r.status, r.json()], [200, { status: 'Workers scaled' }]);
+    const d = (await http(M, 'GET', '/models/configured')).json();
+    assert.deepEqual([d.batchSize, d.maxBatchDelay, d.minWorkers, d.maxWorkers, d.workers.length], [4, 20, 1, 2, 1]);
+    assert.equal((await http(I, 'POST', '/predictions/configured', 'x')).text, 'OK');
+    assert.equal((await http(M, 'DELETE', '/models/configured')).status, 200);
   });
 
   await t.test('describe: MMS field order, workers with id, startTime, status, gpu, memoryUsage, pid', async () => {

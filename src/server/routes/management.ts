@@ -140,11 +140,13 @@ async function registerModel(
     maxBatchDelayMs: maxBatchDelay,
     responseTimeoutSeconds: responseTimeout,
   });
-  if (initialWorkers <= 0) {
+  // TorchServe: minWorkers/maxWorkers of the archive's model-config.yaml replace initial_workers
+  const workers = entry.configWorkers ?? { min: initialWorkers, max: initialWorkers };
+  if (workers.min <= 0) {
     sendStatus(res, rc, `Model "${entry.name}" registered`);
     return;
   }
-  await updateModelWorkers(api, res, rc, entry.name, initialWorkers, initialWorkers, synchronous, entry);
+  await updateModelWorkers(api, res, rc, entry.name, workers.min, workers.max, synchronous, entry);
 }
 
 /**
