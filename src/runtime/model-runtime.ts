@@ -136,6 +136,7 @@ export class ModelRuntime {
   #drainWaiter: (() => void) | null = null;
   readonly #removeJob = (job: Job): void => {
     this.#aggregator.removeJob(job);
+    this.#drainWaiter?.(); // a drain may have been waiting on just this job
   };
 
   constructor(options: ModelRuntimeOptions) {

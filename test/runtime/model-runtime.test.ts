@@ -159,6 +159,18 @@ describe('ModelRuntime with real Python workers', () => {
     for (const r of await Promise.all(all)) assert.equal(r.body.toString(), 'OK');
   });
 
+  it('close({drain: true}) ends as soon as the only job left waiting is cancelled, not at the grace', async (t) => {
+    // batch_size 8 with a long delay: the one job sits in a forming batch, so no batch completion would re-check
+    const rt = await runtimeFor(t, 'slow', { batchSize: 8, maxBatchDelayMs: 60_000 });
+    const waiting = rt.submitCancellable(textRequest('1'));
+    const t0 = performance.now();
+    const closed = rt.close({ graceMs: 60_000, drain: true });
+    waiting.cancel();
+    await assert.rejects(waiting.promise, isMar('REQUEST_CANCELLED'));
+    await closed;
+    assert.ok(performance.now() - t0 < 10_000, 'close waited for the grace');
+  });
+
   it('close() kills a batch that outlives the grace period; its callers get 500 "Worker died."', async (t) => {
     const rt = await runtimeFor(t, 'hang');
     const stuck = assert.rejects(rt.submit(textRequest('forever')), isMar('WORKER_DIED', 500, 'Worker died.'));
