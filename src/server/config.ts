@@ -33,6 +33,8 @@ export interface ServerConfig {
   readonly shutdownTimeoutSeconds: number;
   /** How long DELETE /models/{m} waits for in-flight batches before answering 408 (MMS unregister_model_timeout, seconds). */
   readonly unregisterModelTimeoutSeconds: number;
+  /** Directory for model_metrics.log (the workers' [METRICS] lines), or null: metrics are not kept. */
+  readonly metricsLocation: string | null;
   /** The config file read, if any. */
   readonly configFile: string | null;
 }
@@ -55,6 +57,7 @@ export const CONFIG_KEYS = [
   'python',
   'shutdown_timeout',
   'number_of_gpu',
+  'metrics_location',
 ] as const;
 
 export interface LoadConfigOptions {
@@ -164,6 +167,8 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
     const v = env[`MMS_${key.toUpperCase()}`];
     if (v !== undefined) props.set(key, v);
   }
+  // MMS's log4j configuration puts model_metrics.log under $METRICS_LOCATION
+  if (!props.has('metrics_location') && env['METRICS_LOCATION']) props.set('metrics_location', env['METRICS_LOCATION']);
   if (options.modelStore !== undefined) props.set('model_store', options.modelStore);
   if (options.models !== undefined && options.models.length > 0) props.set('load_models', options.models.join(','));
   return resolveConfig(props, { cwd, configFile });
@@ -205,6 +210,7 @@ export function resolveConfig(props: Map<string, string>, ctx: { cwd: string; co
     }
   }
   const python = props.get('python')?.trim() || 'python3';
+  const metricsRaw = props.get('metrics_location')?.trim();
   return Object.freeze({
     inferenceAddress,
     managementAddress,
@@ -221,6 +227,7 @@ export function resolveConfig(props: Map<string, string>, ctx: { cwd: string; co
     python,
     shutdownTimeoutSeconds: intValue(props, 'shutdown_timeout', 30, 0),
     unregisterModelTimeoutSeconds: intValue(props, 'unregister_model_timeout', 120, 0),
+    metricsLocation: metricsRaw ? resolve(ctx.cwd, metricsRaw) : null,
     configFile: ctx.configFile,
   });
 }

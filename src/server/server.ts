@@ -1,10 +1,12 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import type { MetricLine } from '../runtime/metrics.js';
 import type { ModelRuntimeOptions } from '../runtime/model-runtime.js';
 import type { ApiContext } from './api-context.js';
 import { isSameAddress } from './config.js';
 import type { ServerConfig } from './config.js';
 import { HttpListener } from './http-server.js';
+import { MetricsLog } from './metrics-log.js';
 import { ModelRegistry } from './model-registry.js';
 
 export interface ModelServerOptions {
@@ -41,15 +43,18 @@ export class ModelServer {
   readonly #log: (msg: string) => void;
   readonly #startupModels = new Set<string>();
   readonly #listeners: HttpListener[] = [];
+  #metrics: MetricsLog | null = null;
   #stopping: Promise<void> | null = null;
 
   constructor(options: ModelServerOptions) {
     this.config = options.config;
     this.#log = options.log ?? defaultLog;
+    // Only with metrics_location: without a consumer the workers' metric lines are dropped unparsed (hot path).
+    const onMetric = this.config.metricsLocation !== null ? { onMetric: (m: MetricLine) => this.#metrics?.write(m) } : {};
     this.registry = new ModelRegistry({
       config: this.config,
       log: this.#log,
-      ...(options.runtimeOptions ? { runtimeOptions: options.runtimeOptions } : {}),
+      runtimeOptions: { ...onMetric, ...options.runtimeOptions },
     });
   }
 
@@ -73,6 +78,10 @@ export class ModelServer {
       log: this.#log,
     };
     const c = this.config;
+    if (c.metricsLocation !== null) {
+      this.#metrics = MetricsLog.open(c.metricsLocation, this.#log);
+      this.#log(`Model metrics log: ${this.#metrics.path}`);
+    }
     if (isSameAddress(c.inferenceAddress, c.managementAddress)) {
       this.#listeners.push(new HttpListener(api, c.inferenceAddress, { inference: true, management: true }));
     } else {
@@ -150,6 +159,7 @@ export class ModelServer {
       await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
       const left = Math.max(0, graceMs - (performance.now() - start));
       await this.registry.closeAll(left);
+      await this.#metrics?.close();
     })();
     return this.#stopping;
   }
