@@ -61,7 +61,11 @@ test('errors: any thrown error with a numeric statusCode, cycles and rejected pr
     const reply = await worker.predict([req('a', 'x')], 10_000);
     assert.deepEqual([reply.code, reply.message], [code, message], fn);
     assert.equal(worker.state, 'ready');
-    if (fn === 'rejected') assert.ok(logs.some((l) => l.line.includes('TypeError: async failure')), 'the stack reaches the log');
+    if (fn === 'rejected') {
+      // stderr and the reply socket are two channels: the stack may arrive after the reply, so read stderr to its end
+      await worker.stop(2000);
+      assert.ok(logs.some((l) => l.line.includes('TypeError: async failure')), 'the stack reaches the log');
+    }
   }
 });
 
@@ -134,6 +138,7 @@ test('a stray unhandled rejection in handler code is logged and does not end the
   const worker = await startNode(t, dir, 'stray', { logs });
   assert.equal((await worker.predict([req('a', 'x')], 10_000)).code, 200);
   assert.equal((await worker.predict([req('b', 'x')], 10_000)).code, 200);
+  await worker.stop(2000); // stderr read to its end: the log line and the replies travel on different channels
   assert.ok(logs.some((l) => l.line.includes('Unhandled rejection') || l.line.includes('stray')));
 });
 
