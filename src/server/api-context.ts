@@ -1,4 +1,5 @@
 import type { ServerConfig } from './config.js';
+import type { LogFile } from './log-file.js';
 import type { ModelRegistry } from './model-registry.js';
 
 /** What the route handlers share: the config, the model table, and the models loaded at startup. */
@@ -9,4 +10,6 @@ export interface ApiContext {
   readonly startupModels: ReadonlySet<string>;
   /** One log line (server log, stdout). */
   readonly log: (msg: string) => void;
+  /** access_log.log when log_location is set, else null. */
+  readonly accessLog: LogFile | null;
 }

@@ -35,6 +35,8 @@ export interface ServerConfig {
   readonly unregisterModelTimeoutSeconds: number;
   /** Directory for model_metrics.log (the workers' [METRICS] lines), or null: metrics are not kept. */
   readonly metricsLocation: string | null;
+  /** Directory for access_log.log (one line per request, as MMS's ACCESS_LOG), or null: no access log. */
+  readonly logLocation: string | null;
   /** The config file read, if any. */
   readonly configFile: string | null;
 }
@@ -58,6 +60,7 @@ export const CONFIG_KEYS = [
   'shutdown_timeout',
   'number_of_gpu',
   'metrics_location',
+  'log_location',
 ] as const;
 
 export interface LoadConfigOptions {
@@ -167,8 +170,9 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
     const v = env[`MMS_${key.toUpperCase()}`];
     if (v !== undefined) props.set(key, v);
   }
-  // MMS's log4j configuration puts model_metrics.log under $METRICS_LOCATION
+  // MMS's log4j configuration puts model_metrics.log under $METRICS_LOCATION and access_log.log under $LOG_LOCATION
   if (!props.has('metrics_location') && env['METRICS_LOCATION']) props.set('metrics_location', env['METRICS_LOCATION']);
+  if (!props.has('log_location') && env['LOG_LOCATION']) props.set('log_location', env['LOG_LOCATION']);
   if (options.modelStore !== undefined) props.set('model_store', options.modelStore);
   if (options.models !== undefined && options.models.length > 0) props.set('load_models', options.models.join(','));
   return resolveConfig(props, { cwd, configFile });
@@ -211,6 +215,7 @@ export function resolveConfig(props: Map<string, string>, ctx: { cwd: string; co
   }
   const python = props.get('python')?.trim() || 'python3';
   const metricsRaw = props.get('metrics_location')?.trim();
+  const logRaw = props.get('log_location')?.trim();
   return Object.freeze({
     inferenceAddress,
     managementAddress,
@@ -228,6 +233,7 @@ export function resolveConfig(props: Map<string, string>, ctx: { cwd: string; co
     shutdownTimeoutSeconds: intValue(props, 'shutdown_timeout', 30, 0),
     unregisterModelTimeoutSeconds: intValue(props, 'unregister_model_timeout', 120, 0),
     metricsLocation: metricsRaw ? resolve(ctx.cwd, metricsRaw) : null,
+    logLocation: logRaw ? resolve(ctx.cwd, logRaw) : null,
     configFile: ctx.configFile,
   });
 }

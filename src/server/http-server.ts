@@ -129,11 +129,21 @@ export class HttpListener {
     // A pipelined request queued behind a response that closed the connection (any status >= 400) never
     // gets 'close' on its response, so the socket's 'close' ends it too (else shutdown waited the whole grace).
     const socket = req.socket;
+    const accessLog = this.#api.accessLog;
+    // MMS's access log line: remote address as Java prints it, request line, status, milliseconds
+    const access = accessLog && {
+      from: `/${socket.remoteAddress ?? ''}:${socket.remotePort ?? ''}`,
+      started: performance.now(),
+    };
     let ended = false;
     const end = (): void => {
       if (ended) return;
       ended = true;
       socket.off('close', end);
+      if (access && res.headersSent) {
+        const ms = Math.round(performance.now() - access.started);
+        accessLog!.write(`${access.from} "${req.method} ${req.url} HTTP/${req.httpVersion}" ${res.statusCode} ${ms}`);
+      }
       this.#active--;
       if (rc.onAbort && !res.writableFinished) rc.onAbort();
       if (this.#closing) {

@@ -6,7 +6,7 @@ import type { ApiContext } from './api-context.js';
 import { isSameAddress } from './config.js';
 import type { ServerConfig } from './config.js';
 import { HttpListener } from './http-server.js';
-import { MetricsLog } from './metrics-log.js';
+import { LogFile } from './log-file.js';
 import { ModelRegistry } from './model-registry.js';
 
 export interface ModelServerOptions {
@@ -43,14 +43,15 @@ export class ModelServer {
   readonly #log: (msg: string) => void;
   readonly #startupModels = new Set<string>();
   readonly #listeners: HttpListener[] = [];
-  #metrics: MetricsLog | null = null;
+  #metrics: LogFile | null = null;
+  #accessLog: LogFile | null = null;
   #stopping: Promise<void> | null = null;
 
   constructor(options: ModelServerOptions) {
     this.config = options.config;
     this.#log = options.log ?? defaultLog;
     // Only with metrics_location: without a consumer the workers' metric lines are dropped unparsed (hot path).
-    const onMetric = this.config.metricsLocation !== null ? { onMetric: (m: MetricLine) => this.#metrics?.write(m) } : {};
+    const onMetric = this.config.metricsLocation !== null ? { onMetric: (m: MetricLine) => this.#metrics?.write(m.raw) } : {};
     this.registry = new ModelRegistry({
       config: this.config,
       log: this.#log,
@@ -71,17 +72,22 @@ export class ModelServer {
   }
 
   async start(): Promise<ListenerInfo[]> {
+    const c = this.config;
+    if (c.metricsLocation !== null) {
+      this.#metrics = LogFile.open(c.metricsLocation, 'model_metrics.log', 'metrics_location', this.#log);
+      this.#log(`Model metrics log: ${this.#metrics.path}`);
+    }
+    if (c.logLocation !== null) {
+      this.#accessLog = LogFile.open(c.logLocation, 'access_log.log', 'log_location', this.#log);
+      this.#log(`Access log: ${this.#accessLog.path}`);
+    }
     const api: ApiContext = {
       config: this.config,
       registry: this.registry,
       startupModels: this.#startupModels,
       log: this.#log,
+      accessLog: this.#accessLog,
     };
-    const c = this.config;
-    if (c.metricsLocation !== null) {
-      this.#metrics = MetricsLog.open(c.metricsLocation, this.#log);
-      this.#log(`Model metrics log: ${this.#metrics.path}`);
-    }
     if (isSameAddress(c.inferenceAddress, c.managementAddress)) {
       this.#listeners.push(new HttpListener(api, c.inferenceAddress, { inference: true, management: true }));
     } else {
@@ -159,7 +165,7 @@ export class ModelServer {
       await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
       const left = Math.max(0, graceMs - (performance.now() - start));
       await this.registry.closeAll(left);
-      await this.#metrics?.close();
+      await Promise.all([this.#metrics?.close(), this.#accessLog?.close()]);
     })();
     return this.#stopping;
   }

@@ -25,6 +25,22 @@ test("metrics_location: the workers' metrics go to model_metrics.log, one line p
   }
 });
 
+test('log_location: access_log.log has one line per request, as MMS writes it', async (t) => {
+  const s = await startServer(t, { props: { log_location: 'logs' } });
+  await s.waitLine(/Access log: .*access_log\.log/);
+  assert.equal((await http(s.inference, 'GET', '/ping')).status, 200);
+  assert.equal((await http(s.inference, 'POST', '/predictions/nosuch?x=1', 'x')).status, 404);
+  assert.equal((await http(s.management, 'GET', '/models')).status, 200);
+  assert.equal((await s.stop()).code, 0);
+  const lines = (await readFile(join(s.dir, 'logs', 'access_log.log'), 'utf8')).trimEnd().split('\n');
+  assert.equal(lines.length, 3, lines.join('\n'));
+  const shape = (request: string, status: number): RegExp =>
+    new RegExp(`^\\d{4}-[\\d-]+T[\\d:.]+Z - /127\\.0\\.0\\.1:\\d+ "${request.replace(/[?.]/g, '\\$&')} HTTP/1\\.1" ${status} \\d+$`);
+  assert.match(lines[0]!, shape('GET /ping', 200));
+  assert.match(lines[1]!, shape('POST /predictions/nosuch?x=1', 404));
+  assert.match(lines[2]!, shape('GET /models', 200));
+});
+
 test('metrics_location that cannot be created: one line, exit 1, before listening', async (t) => {
   const dir = await tempDir(t);
   await writeFile(join(dir, 'blocker'), 'a file, not a directory');
