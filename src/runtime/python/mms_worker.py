@@ -264,74 +264,52 @@ def _short(need, length, what):
     return _Short(need)
 
 
+def _field(buf, pos, end, what, after=0, may_end=False):
+    """One length-prefixed field at pos -> (its bytes, the position after it), or (None, pos after the
+    length) for the -1 terminator where `may_end`. `after` = bytes that must follow (the next length field),
+    so a short buffer is detected before anything is decoded. struct.error if the length itself is cut."""
+    (length,) = _INT.unpack_from(buf, pos)
+    pos += 4
+    if length < 0:
+        if length == -1 and may_end:
+            return None, pos
+        raise ValueError("negative {} length {}".format(what, length))
+    stop = pos + length
+    if stop + after > end:
+        raise _short(stop + after, length, "a " + what)
+    return buf[pos:stop], stop
+
+
 def parse_predict(buf, pos):
     """Parses a PREDICT body (after the command byte) from buf at pos -> (requests, end position).
 
     Raises _Short if buf ends first, ValueError on a negative length other than the -1 terminators.
     """
-    unpack_from = _INT.unpack_from
     end = len(buf)
     requests = []
     try:
         while True:
-            (length,) = unpack_from(buf, pos)
-            pos += 4
-            if length == -1:
+            request_id, pos = _field(buf, pos, end, "request id", 0, True)
+            if request_id is None:
                 return requests, pos
-            if length < 0 or pos + length > end:
-                if length < 0:
-                    raise ValueError("negative request id length {}".format(length))
-                raise _short(pos + length, length, "a request id")
-            req = Request(buf[pos : pos + length])
-            pos += length
+            req = Request(request_id)
             headers = req.headers
             while True:
-                (length,) = unpack_from(buf, pos)
-                pos += 4
-                if length == -1:
+                name, pos = _field(buf, pos, end, "header name", 4, True)
+                if name is None:
                     break
-                if length < 0:
-                    raise ValueError("negative header name length {}".format(length))
-                if pos + length + 4 > end:
-                    raise _short(pos + length + 4, length, "a header name")
-                name = buf[pos : pos + length].decode("utf-8", errors="replace")
-                pos += length
-                (length,) = unpack_from(buf, pos)
-                pos += 4
-                if length < 0:
-                    raise ValueError("negative header value length {}".format(length))
-                if pos + length > end:
-                    raise _short(pos + length, length, "a header value")
-                headers.append((name, buf[pos : pos + length].decode("utf-8", errors="replace")))
-                pos += length
+                value, pos = _field(buf, pos, end, "header value")
+                headers.append((name.decode("utf-8", errors="replace"), value.decode("utf-8", errors="replace")))
             params = req.params
             while True:
-                (length,) = unpack_from(buf, pos)
-                pos += 4
-                if length == -1:
+                name, pos = _field(buf, pos, end, "parameter name", 4, True)
+                if name is None:
                     break
-                if length < 0:
-                    raise ValueError("negative parameter name length {}".format(length))
-                if pos + length + 4 > end:
-                    raise _short(pos + length + 4, length, "a parameter name")
-                name = buf[pos : pos + length].decode("utf-8", errors="replace")
-                pos += length
-                (length,) = unpack_from(buf, pos)
-                pos += 4
-                if length < 0:
-                    raise ValueError("negative content type length {}".format(length))
-                if pos + length + 4 > end:
-                    raise _short(pos + length + 4, length, "a content type")
-                content_type = buf[pos : pos + length].decode("utf-8", errors="replace")
-                pos += length
-                (length,) = unpack_from(buf, pos)
-                pos += 4
-                if length < 0:
-                    raise ValueError("negative value length {}".format(length))
-                if pos + length > end:
-                    raise _short(pos + length, length, "a parameter value")
-                params.append((name, content_type, buf[pos : pos + length]))
-                pos += length
+                content_type, pos = _field(buf, pos, end, "content type", 4)
+                value, pos = _field(buf, pos, end, "parameter value")
+                params.append(
+                    (name.decode("utf-8", errors="replace"), content_type.decode("utf-8", errors="replace"), value)
+                )
             requests.append(req)
     except struct.error:
         raise _Short(pos + 4)
