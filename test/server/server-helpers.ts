@@ -62,16 +62,26 @@ export function http(
 interface LineLog {
   lines: string[];
   push(line: string): void;
-  /** Resolves with the first line (from now on or already seen) matching re; rejects once `ended` settles first. */
+  /** Resolves with the first line (from now on or already seen) matching re; rejects if the lines end first. */
   waitLine(re: RegExp): Promise<string>;
-  /** No more lines will come: waiters still pending reject (after already-buffered lines had their chance). */
+  /** No more lines will come (the server stopped or its process exited): pending and later waits reject. */
   end(why: string): void;
 }
 
 function lineLog(): LineLog {
+  type Waiter = { re: RegExp; resolve: (line: string) => void; reject: (err: Error) => void };
   const lines: string[] = [];
-  const waiters: Array<{ re: RegExp; resolve: (line: string) => void; reject: (err: Error) => void }> = [];
+  const waiters: Waiter[] = [];
   let ended: string | null = null;
+  // lines already buffered (a process's last output after its 'exit') get their chance first
+  const rejectSoon = (w: Waiter): void => {
+    setImmediate(() => {
+      const i = waiters.indexOf(w);
+      if (i < 0) return;
+      waiters.splice(i, 1);
+      w.reject(new Error(`${ended} before a line matched ${w.re}:\n${lines.join('\n')}`));
+    });
+  };
   return {
     lines,
     push(line) {
@@ -87,15 +97,15 @@ function lineLog(): LineLog {
     waitLine(re) {
       const seen = lines.find((l) => re.test(l));
       if (seen !== undefined) return Promise.resolve(seen);
-      if (ended !== null) return Promise.reject(new Error(`${ended} before a line matched ${re}:\n${lines.join('\n')}`));
-      return new Promise<string>((resolve, reject) => waiters.push({ re, resolve, reject }));
+      return new Promise<string>((resolve, reject) => {
+        const w = { re, resolve, reject };
+        waiters.push(w);
+        if (ended !== null) rejectSoon(w);
+      });
     },
     end(why) {
       ended = why;
-      // give already-buffered lines a chance first
-      setImmediate(() => {
-        for (const w of waiters.splice(0)) w.reject(new Error(`${why} before a line matched ${w.re}:\n${lines.join('\n')}`));
-      });
+      for (const w of waiters) rejectSoon(w);
     },
   };
 }
