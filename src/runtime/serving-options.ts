@@ -14,17 +14,21 @@
  *
  * What each layer sets (model-config.yaml values count only when positive, workers only as a valid pair):
  *
- * | setting            | model-config.yaml          | register parameter   | predict flag     | config.properties                      | defaults: register / predict |
- * |--------------------|----------------------------|----------------------|------------------|----------------------------------------|------------------------------|
- * | batch size         | batchSize                  | batch_size           | --batch-size     |                                        | 1 / the number of inputs     |
- * | max batch delay    | maxBatchDelay (ms)         | max_batch_delay      |                  |                                        | 100 ms / 100 ms              |
- * | response timeout   | responseTimeout (s)        | response_timeout > 0 | --timeout        | default_response_timeout(_seconds)     | (always set) / 120 s         |
- * | job queue size     | jobQueueSize               |                      |                  | job_queue_size                         | (always set) / 100           |
- * | min/max workers    | minWorkers + maxWorkers    | initial_workers      |                  | default_workers_per_model; startup: that, else the CPU count | (always set) / 1 |
- * | python interpreter |                            |                      | --python         | python                                 | python3 (ModelRuntime's)     |
- * | decode inputs      |                            |                      |                  | decode_input_request                   | true (ModelRuntime's)        |
- * | max request bytes  |                            |                      | (largest input)  | max_request_size                       | the worker's 256 MiB         |
- * | max response bytes |                            |                      |                  | max_response_size                      | the worker's                 |
+ * | setting            | model-config.yaml     | register param       | predict flag    | config.properties            | predict default      |
+ * |--------------------|-----------------------|----------------------|-----------------|------------------------------|----------------------|
+ * | batch size         | batchSize             | batch_size           | --batch-size    |                              | the number of inputs |
+ * | max batch delay    | maxBatchDelay (ms)    | max_batch_delay      |                 |                              | 100 ms               |
+ * | response timeout   | responseTimeout (s)   | response_timeout > 0 | --timeout       | default_response_timeout *   | 120 s                |
+ * | job queue size     | jobQueueSize          |                      |                 | job_queue_size               | 100                  |
+ * | min/max workers    | minWorkers+maxWorkers | initial_workers      |                 | default_workers_per_model ** | 1                    |
+ * | python interpreter |                       |                      | --python        | python                       | python3              |
+ * | decode inputs      |                       |                      |                 | decode_input_request         | true                 |
+ * | max request bytes  |                       |                      | (largest input) | max_request_size             |                      |
+ * | max response bytes |                       |                      |                 | max_response_size            | the worker's         |
+ *
+ * (*) or default_response_timeout_seconds. (**) startup models: default_workers_per_model, else the CPU count.
+ * Register and startup defaults: batch size 1 and max batch delay 100 ms (MMS's); config.properties, with its own
+ * defaults, sets the rest.
  *
  * Then the bounds: batch size >= 1, max batch delay >= 0, workers >= 0. Predict also submits all its inputs at
  * once and runs them only once, so its batch size is at most the number of inputs, its job queue at least that,
@@ -150,6 +154,12 @@ interface LayerValues {
   maxResponseBytes?: number | undefined;
 }
 
+/**
+ * The numbers of the last layer: MMS's register defaults (batch 1, 100 ms) and predict's (100 ms, 120 s, a queue of
+ * 100, one worker). ModelRuntime uses the same ones for library callers that leave an option out.
+ */
+export const SERVING_DEFAULTS = { batchSize: 1, maxBatchDelayMs: 100, responseTimeoutSeconds: 120, jobQueueSize: 100, workers: 1 } as const;
+
 const same = (n: number | undefined): { min: number; max: number } | undefined => (n === undefined ? undefined : { min: n, max: n });
 
 /** The second table above, as data: what each layer sets for this caller. */
@@ -160,11 +170,17 @@ function layers(inputs: ServingInputs): Record<Layer, LayerValues> {
       ? {
           batchSize: r.batchSize,
           maxBatchDelayMs: r.maxBatchDelayMs,
-          responseTimeoutSeconds: r.responseTimeoutSeconds !== undefined && r.responseTimeoutSeconds > 0 ? r.responseTimeoutSeconds : undefined,
+          // MMS: a response_timeout of 0 or less means the server default
+          responseTimeoutSeconds: (r.responseTimeoutSeconds ?? 0) > 0 ? r.responseTimeoutSeconds : undefined,
           workers: same(r.initialWorkers),
         }
       : r.caller === 'predict'
-        ? { batchSize: r.batchSize, responseTimeoutSeconds: r.responseTimeoutSeconds, python: r.python, maxRequestBytes: r.largestInputBytes }
+        ? {
+            batchSize: r.batchSize,
+            responseTimeoutSeconds: r.responseTimeoutSeconds,
+            python: r.python,
+            maxRequestBytes: r.largestInputBytes,
+          }
         : {};
   const server: LayerValues = s
     ? {
@@ -179,8 +195,14 @@ function layers(inputs: ServingInputs): Record<Layer, LayerValues> {
     : {};
   const defaults: LayerValues =
     r.caller === 'predict'
-      ? { batchSize: r.inputCount, maxBatchDelayMs: 100, responseTimeoutSeconds: 120, jobQueueSize: 100, workers: same(1) }
-      : { batchSize: 1, maxBatchDelayMs: 100 };
+      ? {
+          batchSize: r.inputCount,
+          maxBatchDelayMs: SERVING_DEFAULTS.maxBatchDelayMs,
+          responseTimeoutSeconds: SERVING_DEFAULTS.responseTimeoutSeconds,
+          jobQueueSize: SERVING_DEFAULTS.jobQueueSize,
+          workers: same(SERVING_DEFAULTS.workers),
+        }
+      : { batchSize: SERVING_DEFAULTS.batchSize, maxBatchDelayMs: SERVING_DEFAULTS.maxBatchDelayMs };
   return { request, 'model-config': modelConfigSettings(inputs.modelConfig), server, default: defaults };
 }
 
@@ -235,5 +257,6 @@ export function modelConfigNote(model: Pick<OpenedModel, 'name' | 'manifest'>, f
     .filter((k) => values[k] !== undefined)
     .map((k) => `${k} ${String(values[k])}`);
   if (workers) parts.push(`workers ${workers.min}..${workers.max}`);
-  return parts.length > 0 ? `Model ${model.name}: ${parts.join(', ')} from ${String(model.manifest?.model.configFile ?? 'the model config')}` : null;
+  const file = String(model.manifest?.model.configFile ?? 'the model config');
+  return parts.length > 0 ? `Model ${model.name}: ${parts.join(', ')} from ${file}` : null;
 }

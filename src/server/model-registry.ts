@@ -115,8 +115,9 @@ export class ModelRegistry {
       await model.release();
       throw conflict(name);
     }
-    const { options: serving, fromModelConfig } = resolveServingOptions({ modelConfig: model.config, server: this.#config, request: o.request });
-    const note = modelConfigNote(model, fromModelConfig);
+    const resolved = resolveServingOptions({ modelConfig: model.config, server: this.#config, request: o.request });
+    const serving = resolved.options;
+    const note = modelConfigNote(model, resolved.fromModelConfig);
     if (note !== null) this.#log(note);
     let runtime: ModelRuntime;
     try {

@@ -271,7 +271,7 @@ export function registerPredict(program: Command): void {
     .option('--runtime <runtime>', "override the manifest's runtime (python, python3, node)")
     .option('--python <path>', 'Python interpreter for python models', undefined)
     .option('--batch-size <n>', 'most inputs per batch (default: the model config batchSize, else all of them)', positiveInt('batch size'))
-    .option('--timeout <seconds>', 'how long the worker may take per batch (default: the model config responseTimeout, else 120)', positiveNumber)
+    .option('--timeout <seconds>', 'seconds the worker may take per batch (default: the model config responseTimeout, else 120)', positiveNumber)
     .option('-H, --header <header>', "a request header 'Name: value' (repeatable)", parseHeader, [] as Array<[string, string]>)
     .option('-q, --quiet', "don't forward the worker's log lines to stderr")
     .addHelpText(
