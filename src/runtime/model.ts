@@ -76,9 +76,6 @@ export async function openModel(source: string, options: OpenModelOptions = {}):
   }
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// Describing a model directory.
-
 async function readOptional(path: string): Promise<Buffer | null> {
   try {
     return await readFile(path);

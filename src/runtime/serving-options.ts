@@ -206,7 +206,7 @@ function layers(inputs: ServingInputs): Record<Layer, LayerValues> {
   return { request, 'model-config': modelConfigSettings(inputs.modelConfig), server, default: defaults };
 }
 
-/** The decision, and where each setting came from. */
+/** The decision, and the part of it model-config.yaml made. */
 export interface ResolvedServing {
   options: ServingOptions;
   /** The settings model-config.yaml decided, with the file's values (what the server logs). */
