@@ -3,6 +3,7 @@ import { BatchAggregator } from './batch-aggregator.js';
 import { Job, JobQueue } from './job-queue.js';
 import type { OpenedModel } from './model.js';
 import type { InferenceRequest, PredictionResult } from './protocol.js';
+import { SERVING_DEFAULTS } from './serving-options.js';
 import { WorkerPool } from './worker-pool.js';
 import type { PoolEvent, PoolWorkerOptions, StartOutcome, WorkerInfo } from './worker-pool.js';
 
@@ -80,11 +81,11 @@ export interface CancellablePrediction {
 const noop = (): void => {};
 
 const DEFAULTS = {
-  batchSize: 1,
-  maxBatchDelayMs: 100,
-  jobQueueSize: 100,
-  responseTimeoutMs: 120_000,
-  minWorkers: 1,
+  batchSize: SERVING_DEFAULTS.batchSize,
+  maxBatchDelayMs: SERVING_DEFAULTS.maxBatchDelayMs,
+  jobQueueSize: SERVING_DEFAULTS.jobQueueSize,
+  responseTimeoutMs: SERVING_DEFAULTS.responseTimeoutSeconds * 1000,
+  minWorkers: SERVING_DEFAULTS.workers,
 };
 
 function checkInt(name: string, v: number, min: number): number {

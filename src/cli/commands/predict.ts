@@ -5,6 +5,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { MarError, describeFsError, isMarError } from '../../errors.js';
 import { openModel } from '../../runtime/model.js';
 import { ModelRuntime } from '../../runtime/model-runtime.js';
+import { modelConfigNote, resolveServingOptions } from '../../runtime/serving-options.js';
 import type { InferenceRequest, PredictionResult } from '../../runtime/protocol.js';
 
 interface PredictOptions {
@@ -15,7 +16,7 @@ interface PredictOptions {
   runtime?: string;
   python?: string;
   batchSize?: number;
-  timeout: number;
+  timeout?: number;
   header: Array<[string, string]>;
   quiet?: boolean;
 }
@@ -156,25 +157,36 @@ async function predict(source: string, opts: PredictOptions, sources: readonly I
   });
   let results: Array<PromiseSettledResult<PredictionResult>>;
   try {
-    // All inputs go as one batch unless a batch size (option, else the model config's) caps it.
-    const configured = opts.batchSize ?? (typeof model.config?.['batchSize'] === 'number' ? model.config['batchSize'] : undefined);
-    const batchSize = Math.max(1, Math.min(inputs.length, configured ?? inputs.length));
     const quiet = opts.quiet === true;
+    // All inputs go as one batch unless a batch size (--batch-size, else the model config's) caps it.
+    const { options: serving, fromModelConfig } = resolveServingOptions({
+      modelConfig: model.config,
+      request: {
+        caller: 'predict',
+        inputCount: inputs.length,
+        largestInputBytes: Math.max(...inputs.map((i) => i.value.length)),
+        batchSize: opts.batchSize,
+        responseTimeoutSeconds: opts.timeout,
+        python: opts.python,
+      },
+    });
+    const note = modelConfigNote(model, fromModelConfig);
+    if (note !== null && !quiet) process.stderr.write(`${note}\n`);
     let initialStartDone = false;
     // A replacement worker that cannot LOAD would leave the queued inputs waiting for ever (the server keeps
     // retrying, a one-shot run must end): the run stops and those inputs report this error.
     let restartError: MarError | null = null;
     const runtime: ModelRuntime = new ModelRuntime({
       model,
-      batchSize,
-      maxBatchDelayMs: 100,
-      jobQueueSize: Math.max(100, inputs.length),
-      responseTimeoutMs: opts.timeout * 1000,
+      batchSize: serving.batchSize,
+      maxBatchDelayMs: serving.maxBatchDelayMs,
+      jobQueueSize: serving.jobQueueSize,
+      responseTimeoutMs: serving.responseTimeoutSeconds * 1000,
       // The worker refuses length fields over its cap (a corrupt frame); local inputs may be large files.
-      maxRequestBytes: Math.max(...inputs.map((i) => i.value.length)),
-      minWorkers: 1,
-      maxWorkers: 1,
-      ...(opts.python !== undefined ? { python: opts.python } : {}),
+      maxRequestBytes: serving.maxRequestBytes,
+      minWorkers: serving.minWorkers,
+      maxWorkers: serving.maxWorkers,
+      ...(serving.python !== undefined ? { python: serving.python } : {}),
       ...(quiet ? { log: () => {} } : {}),
       // A one-shot run never waits for restarts: only say that a worker died.
       onEvent: (e) => {
@@ -258,8 +270,8 @@ export function registerPredict(program: Command): void {
     .option('--model-name <name>', "override the manifest's model name")
     .option('--runtime <runtime>', "override the manifest's runtime (python, python3, node)")
     .option('--python <path>', 'Python interpreter for python models', undefined)
-    .option('--batch-size <n>', 'most inputs per batch (default: all of them, or the model config batchSize)', positiveInt('batch size'))
-    .option('--timeout <seconds>', 'how long the worker may take per batch', positiveNumber, 120)
+    .option('--batch-size <n>', 'most inputs per batch (default: the model config batchSize, else all of them)', positiveInt('batch size'))
+    .option('--timeout <seconds>', 'seconds the worker may take per batch (default: the model config responseTimeout, else 120)', positiveNumber)
     .option('-H, --header <header>', "a request header 'Name: value' (repeatable)", parseHeader, [] as Array<[string, string]>)
     .option('-q, --quiet', "don't forward the worker's log lines to stderr")
     .addHelpText(
