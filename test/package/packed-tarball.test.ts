@@ -84,8 +84,9 @@ test("a build script imports 'mar-tools': creates, inspects and verifies an arch
   const script = join(project, 'build.mjs');
   await writeFile(
     script,
-    `import { createArchive, inspectArchive, verifyArchive, openModel, ModelRuntime, isMarError, MarError, ERROR_CODES } from 'mar-tools';
-const out = new URL('./out/', import.meta.url).pathname;
+    `import { fileURLToPath } from 'node:url';
+import { createArchive, inspectArchive, verifyArchive, openModel, ModelRuntime, isMarError, MarError, ERROR_CODES } from 'mar-tools';
+const out = fileURLToPath(new URL('./out/', import.meta.url));
 const created = await createArchive({ modelName: 'example', handler: 'any_batch_handler:handle', runtime: 'python3', modelPath: ${JSON.stringify(join(FIXTURES, 'models', 'example'))}, exportPath: out });
 const report = await inspectArchive(created.path);
 const verified = await verifyArchive(created.path);
