@@ -36,7 +36,8 @@ export type {
 export { ModelRuntime } from './runtime/model-runtime.js';
 export type { InferenceRequest, PredictionResult, RequestParam } from './runtime/protocol.js';
 
-// LEAD: add H1's programmatic predict here, e.g. `export { predict } from './runtime/predict.js';` and its option/result types.
+export type { PredictInput, PredictOptions, PredictOutcome } from './runtime/predict.js';
+export { predict } from './runtime/predict.js';
 
 // The MMS-compatible model server: startModelServer(options), or a ModelServer built from a loadConfig() result.
 

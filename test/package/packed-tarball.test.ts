@@ -80,12 +80,12 @@ test('the tarball holds what runs and nothing else: compiled src with declaratio
   }
 });
 
-test("a build script imports 'mar-tools': creates, inspects and verifies an archive, runs it, and gets MarErrors", async () => {
+test("a build script imports 'mar-tools': creates, inspects and verifies an archive, runs it, predicts, and gets MarErrors", async () => {
   const script = join(project, 'build.mjs');
   await writeFile(
     script,
     `import { fileURLToPath } from 'node:url';
-import { createArchive, inspectArchive, verifyArchive, openModel, ModelRuntime, isMarError, MarError, ERROR_CODES } from 'mar-tools';
+import { createArchive, inspectArchive, verifyArchive, openModel, ModelRuntime, predict, isMarError, MarError, ERROR_CODES } from 'mar-tools';
 const out = fileURLToPath(new URL('./out/', import.meta.url));
 const created = await createArchive({ modelName: 'example', handler: 'any_batch_handler:handle', runtime: 'python3', modelPath: ${JSON.stringify(join(FIXTURES, 'models', 'example'))}, exportPath: out });
 const report = await inspectArchive(created.path);
@@ -96,6 +96,7 @@ const started = await runtime.start();
 const reply = await runtime.submit({ requestId: 'r1', headers: [], params: [{ name: 'body', contentType: 'text/plain', value: Buffer.from('hi') }] });
 await runtime.close();
 await model.release();
+const outcomes = await predict(created.path, [{ body: 'a', contentType: 'text/plain' }, { body: Buffer.from('b') }]);
 let error;
 try { await inspectArchive(out + 'missing.mar'); } catch (err) { error = err; }
 console.log(JSON.stringify({
@@ -103,6 +104,7 @@ console.log(JSON.stringify({
   inspected: { modelName: report.modelName, handler: report.handler, runtime: report.runtime },
   verified: { ok: verified.ok, problems: verified.problems },
   predicted: { started: started.started, status: reply.statusCode, body: reply.body.toString() },
+  oneShot: outcomes.map((o) => ({ ok: o.ok, status: o.status, body: o.ok ? o.result.body.toString() : o.error.message })),
   error: { isMarError: isMarError(error), instance: error instanceof MarError, code: error.code, known: error.code in ERROR_CODES },
 }));
 `,
@@ -114,6 +116,10 @@ console.log(JSON.stringify({
     inspected: { modelName: 'example', handler: 'any_batch_handler:handle', runtime: 'python3' },
     verified: { ok: true, problems: [] },
     predicted: { started: 1, status: 200, body: 'OK' },
+    oneShot: [
+      { ok: true, status: 200, body: 'OK' },
+      { ok: true, status: 200, body: 'OK' },
+    ],
     error: { isMarError: true, instance: true, code: 'INPUT_NOT_FOUND', known: true },
   });
 });
