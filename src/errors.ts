@@ -78,7 +78,12 @@ export interface MarErrorOptions {
  * passes any code on), else 500. So 42, 1000, -1 or NaN never reach writeHead.
  */
 export function handlerStatus(code: number): number {
-  return Number.isInteger(code) && code >= 100 && code <= 999 ? code : 500;
+  return isHttpStatus(code) ? code : 500;
+}
+
+/** Whether an HTTP response can carry this status: an integer from 100 to 999 (what node's writeHead accepts). */
+export function isHttpStatus(code: number): boolean {
+  return Number.isInteger(code) && code >= 100 && code <= 999;
 }
 
 /** The only error type that crosses module boundaries. Its message is one line a user can act on. */
