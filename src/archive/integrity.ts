@@ -98,6 +98,7 @@ export function entryDataError(archive: string, entry: ArchiveEntryInfo, err: un
   });
 }
 
+/** A CRC-32 as 8 hex digits, for messages. */
 export function hex8(n: number): string {
   return (n >>> 0).toString(16).padStart(8, '0');
 }

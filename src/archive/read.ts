@@ -48,6 +48,7 @@ export async function detectArchiveKind(path: string): Promise<ArchiveKind> {
   );
 }
 
+/** A read-only view of one archive (zip, tgz or directory); every byte of entry data read through it is checked. */
 export class ArchiveReader {
   readonly path: string;
   readonly kind: ArchiveKind;

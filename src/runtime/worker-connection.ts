@@ -86,6 +86,7 @@ export async function allocateEndpoint(type: 'unix' | 'tcp'): Promise<{ socket: 
   return { socket: { type: 'unix', path: unixSocketPath(sockDir) }, sockDir };
 }
 
+/** Removes a worker's socket dir (no-op for TCP). */
 export async function releaseEndpoint(sockDir: string | null): Promise<void> {
   if (!sockDir) return;
   liveSockDirs.delete(sockDir);
@@ -124,6 +125,7 @@ export interface ConnectionOptions {
   onClose(): void;
 }
 
+/** The socket to one worker and the one request in flight on it. */
 export class WorkerConnection {
   readonly #opts: ConnectionOptions;
   readonly #decoder: ReplyDecoder;
