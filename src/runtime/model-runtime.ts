@@ -254,7 +254,7 @@ export class ModelRuntime {
    * Queues one request and resolves with its prediction (the worker answered 200 for the batch). Rejects with
    * MarError: 503 QUEUE_FULL / SERVICE_UNAVAILABLE "No worker is available to serve request for model: <m>.
    * Consider increasing job queue size." (queue full, or no workers configured, or closing);
-   * PREDICTION_FAILED with the worker's code and message; WORKER_DIED 500 "Worker died." (507 on exit 137);
+   * PREDICTION_FAILED with the worker's code and message; WORKER_DIED 500 "Worker died." (WORKER_OUT_OF_MEMORY 507 on exit 137);
    * REQUEST_CANCELLED when `signal` aborts first (a queued job leaves the queue).
    */
   submit(request: InferenceRequest, signal?: AbortSignal): Promise<PredictionResult> {
