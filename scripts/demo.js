@@ -4,8 +4,8 @@
 // Everything goes through the real CLIs, as a user would run them.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -14,11 +14,17 @@ const archiverBin = join(root, 'bin', 'model-archiver.js');
 const serverBin = join(root, 'bin', 'model-server.js');
 
 const bold = (s) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
-const step = (s) => console.log(`\n${bold('==> ' + s)}`);
+const step = (s) => console.log(`\n${bold(`==> ${s}`)}`);
+
+/** model-archiver for fixtures/models/<name> with its model_handler.py, into out/. */
+function archive(name, ...extra) {
+  const model = ['--model-name', name, '--model-path', `fixtures/models/${name}`];
+  cli(archiverBin, [...model, '--handler', 'model_handler:handle', '--runtime', 'python3', '--export-path', 'out', '--force', ...extra]);
+}
 
 function cli(bin, args) {
   const shown = `${bin === archiverBin ? 'model-archiver' : 'model-server'} ${args.join(' ')}`;
-  console.log(`$ ${shown.replaceAll(root + '/', '')}`);
+  console.log(`$ ${shown.replaceAll(`${root}/`, '')}`);
   const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`${shown} exited with ${r.status}`);
 }
@@ -51,11 +57,9 @@ function startServer(configFile) {
 async function main() {
   mkdirSync(out, { recursive: true });
 
-  step('Archive the example model (the MMS documentation\'s custom service) and a small numpy iris classifier');
-  cli(archiverBin, ['--model-name', 'example', '--handler', 'model_handler:handle', '--runtime', 'python3',
-    '--model-path', 'fixtures/models/example', '--export-path', 'out', '--force']);
-  cli(archiverBin, ['--model-name', 'iris', '--handler', 'model_handler:handle', '--runtime', 'python3', '-v', '1.0',
-    '--model-path', 'fixtures/models/iris', '--export-path', 'out', '--force', '--description', 'Iris softmax classifier (numpy)']);
+  step("Archive the example model (the MMS documentation's custom service) and a small numpy iris classifier");
+  archive('example');
+  archive('iris', '-v', '1.0', '--description', 'Iris softmax classifier (numpy)');
 
   step('Inspect and verify');
   cli(archiverBin, ['inspect', 'out/iris.mar', '--files']);
@@ -67,24 +71,33 @@ async function main() {
 
   step('Start the model server on free loopback ports');
   const configFile = join(out, 'demo-config.properties');
-  writeFileSync(configFile, [
-    'inference_address=http://127.0.0.1:0',
-    'management_address=http://127.0.0.1:0',
-    `model_store=${out}`,
-    'default_workers_per_model=1',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    configFile,
+    [
+      'inference_address=http://127.0.0.1:0',
+      'management_address=http://127.0.0.1:0',
+      `model_store=${out}`,
+      'default_workers_per_model=1',
+      '',
+    ].join('\n'),
+  );
   const server = await startServer(configFile);
   const exited = new Promise((r) => server.child.once('exit', (code, signal) => r({ code, signal })));
   // Never leave the server behind: not when the demo is interrupted, nor when its output pipe closes (`| head`).
   const stopServer = () => server.child.exitCode === null && server.child.kill('SIGTERM');
   process.once('exit', stopServer);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(sig, () => { stopServer(); process.exit(130); });
-  process.stdout.on('error', () => { stopServer(); process.exit(1); });
+  const bail = (code) => {
+    stopServer();
+    process.exit(code);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(sig, () => bail(130));
+  process.stdout.on('error', () => bail(1));
   try {
     step('Register the models (Management API)');
-    for (const q of ['url=example.mar&initial_workers=1&synchronous=true',
-      'url=iris.mar&initial_workers=1&batch_size=4&max_batch_delay=200&synchronous=true']) {
+    for (const q of [
+      'url=example.mar&initial_workers=1&synchronous=true',
+      'url=iris.mar&initial_workers=1&batch_size=4&max_batch_delay=200&synchronous=true',
+    ]) {
       const r = await http('POST', `${server.management}/models?${q}`);
       console.log(`POST /models?${q}\n  -> ${r.status} ${r.text.replace(/\s+/g, ' ')}`);
     }
@@ -96,9 +109,17 @@ async function main() {
     console.log(`POST /predictions/example  -> ${plain.status} ${plain.text}`);
 
     step('A batch: 4 concurrent requests to iris (batch_size=4, max_batch_delay=200 ms): the worker gets them as one batch');
-    const flowers = [[5.1, 3.5, 1.4, 0.2], [6.4, 3.2, 4.5, 1.5], [6.3, 3.3, 6.0, 2.5], [4.9, 3.0, 1.4, 0.2]];
-    const answers = await Promise.all(flowers.map((f) =>
-      http('POST', `${server.inference}/predictions/iris`, JSON.stringify({ features: f }), { 'content-type': 'application/json' })));
+    const flowers = [
+      [5.1, 3.5, 1.4, 0.2],
+      [6.4, 3.2, 4.5, 1.5],
+      [6.3, 3.3, 6.0, 2.5],
+      [4.9, 3.0, 1.4, 0.2],
+    ];
+    const answers = await Promise.all(
+      flowers.map((f) =>
+        http('POST', `${server.inference}/predictions/iris`, JSON.stringify({ features: f }), { 'content-type': 'application/json' }),
+      ),
+    );
     answers.forEach((a, i) => {
       const parsed = JSON.parse(a.text);
       console.log(`  features ${JSON.stringify(flowers[i])} -> ${a.status} ${parsed.class}  ${JSON.stringify(parsed.probabilities)}`);
@@ -107,7 +128,7 @@ async function main() {
     const ping = await http('GET', `${server.inference}/ping`);
     console.log(`GET /ping -> ${ping.status} ${ping.text.replace(/\s+/g, ' ')}`);
     const describe = await http('GET', `${server.management}/models/iris`);
-    console.log(`GET /models/iris\n${describe.text.split('\n').map((l) => '  ' + l).join('\n')}`);
+    console.log(`GET /models/iris\n${describe.text.replace(/^/gm, '  ')}`);
   } finally {
     step('Stop the server (SIGTERM: finish in-flight requests, stop workers, clean up)');
     server.child.kill('SIGTERM');

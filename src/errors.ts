@@ -40,6 +40,8 @@ export const ERROR_CODES = {
   WORKER_START_FAILED: spec(1, 500, 'InternalServerException'),
   WORKER_LOAD_FAILED: spec(1, 500, 'InternalServerException'),
   WORKER_DIED: spec(1, 500, 'InternalServerException'),
+  // a worker killed from outside (exit 137, or SIGKILL we did not send: the OOM killer); MMS answers its batch 507
+  WORKER_OUT_OF_MEMORY: spec(1, 507, 'InternalServerException'),
   WORKER_TIMEOUT: spec(1, 500, 'InternalServerException'),
   FRAME_TOO_LARGE: spec(1, 500, 'InternalServerException'),
   FRAME_CORRUPT: spec(1, 500, 'InternalServerException'),
@@ -66,8 +68,22 @@ export interface MarErrorOptions {
   cause?: unknown;
   /** Extra machine-readable facts (e.g. a list of problems for `verify`). */
   details?: unknown;
-  /** Overrides the registry's HTTP status (e.g. a handler's PredictionException code). */
+  /** Overrides the registry's HTTP status with a code a handler or worker chose; see handlerStatus. */
   httpStatus?: number;
+}
+
+/**
+ * The one rule for a status chosen by a handler or worker (PredictionException's code, set_response_status, a
+ * LOAD or PREDICT reply's code): kept when an HTTP response can carry it (an integer from 100 to 999, as MMS
+ * passes any code on), else 500. So 42, 1000, -1 or NaN never reach writeHead.
+ */
+export function handlerStatus(code: number): number {
+  return isHttpStatus(code) ? code : 500;
+}
+
+/** Whether an HTTP response can carry this status: an integer from 100 to 999 (what node's writeHead accepts). */
+export function isHttpStatus(code: number): boolean {
+  return Number.isInteger(code) && code >= 100 && code <= 999;
 }
 
 /** The only error type that crosses module boundaries. Its message is one line a user can act on. */
@@ -81,7 +97,7 @@ export class MarError extends Error {
     this.name = 'MarError';
     this.code = code;
     this.details = options.details;
-    this.#httpStatus = options.httpStatus;
+    this.#httpStatus = options.httpStatus === undefined ? undefined : handlerStatus(options.httpStatus);
   }
 
   get exitCode(): 1 | 2 {

@@ -3,13 +3,8 @@
  * plus its manifest entry). Manifest problems are reported, never fatal.
  */
 import { MarError } from '../errors.js';
-import {
-  LEGACY_MANIFEST_PATH,
-  MANIFEST_PATH,
-  migrateLegacyManifest,
-  parseManifestJson,
-  type Manifest,
-} from '../manifest/manifest.js';
+import { discoverManifest } from '../manifest/discover.js';
+import { MANIFEST_PATH, type Manifest } from '../manifest/manifest.js';
 import { validateManifest } from '../manifest/validate.js';
 import { withArchive, type ArchiveKind, type ArchiveReader, type EntryMethod, type EntryType } from './read.js';
 
@@ -30,22 +25,17 @@ export interface LoadedManifest {
 
 /** Finds and parses the manifest the way the servers look for it: MAR-INF/MANIFEST.json, then a legacy root one. */
 export async function loadManifest(reader: ArchiveReader): Promise<LoadedManifest> {
-  const modern = reader.find(MANIFEST_PATH);
-  const legacy = modern ? undefined : reader.find(LEGACY_MANIFEST_PATH);
-  const entry = modern ?? legacy;
-  if (!entry) return { kind: 'none', manifest: null, schemaErrors: [] };
-  const kind: InspectManifestKind = modern ? 'mar-inf' : 'legacy';
-  let parsed: unknown;
-  try {
-    parsed = parseManifestJson(await reader.readEntry(entry, MANIFEST_MAX_BYTES), entry.path);
-  } catch (err) {
-    return { kind, manifest: null, error: err instanceof Error ? err.message : String(err), schemaErrors: [] };
+  const found = await discoverManifest(async (path) => {
+    const entry = reader.find(path);
+    return entry ? reader.readEntry(entry, MANIFEST_MAX_BYTES) : null;
+  });
+  if (found.kind === 'none') return { kind: 'none', manifest: null, schemaErrors: [] };
+  const { kind, json } = found;
+  if (found.error) return { kind, manifest: null, error: found.error.message, schemaErrors: [] };
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+    return { kind, manifest: null, error: `${found.path} is not a JSON object`, schemaErrors: [] };
   }
-  const manifest = kind === 'legacy' ? migrateLegacyManifest(parsed) : (parsed as Manifest);
-  if (manifest === null || typeof manifest !== 'object' || Array.isArray(manifest)) {
-    return { kind, manifest: null, error: `${entry.path} is not a JSON object`, schemaErrors: [] };
-  }
-  return { kind, manifest, schemaErrors: validateManifest(manifest).errors };
+  return { kind, manifest: json as Manifest, schemaErrors: validateManifest(json).errors };
 }
 
 /** A manifest one or more directories down (`model/MAR-INF/MANIFEST.json`): the archive was made from the parent dir. */

@@ -6,7 +6,9 @@
 import { checkPythonEntryPoint, hasNodeExport } from '../handler/entry-point-check.js';
 import { createHash } from 'node:crypto';
 import { MarError } from '../errors.js';
-import { isTorchServeBuiltin, moduleCandidates, parseEntryPoint } from '../handler/entry-point.js';
+import { parseEntryPoint } from '../handler/entry-point.js';
+import { locateHandler } from '../handler/locate.js';
+import { handlerLanguage } from '../handler/runtimes.js';
 import { DIGESTS_PATH, MANIFEST_PATH, type Manifest } from '../manifest/manifest.js';
 import { parseModelConfig } from '../manifest/model-config.js';
 import { findNestedManifest, loadManifest, type InspectManifestKind } from './inspect.js';
@@ -202,29 +204,27 @@ async function checkContent(reader: ArchiveReader, manifest: Manifest, out: Coll
   const handler = typeof model['handler'] === 'string' ? (model['handler'] as string) : '';
   if (handler) {
     const entry = parseEntryPoint(handler);
-    if (runtime === 'LSP') {
-      out.warn('HANDLER_NOT_CHECKED', `runtime LSP: handler ${q(handler)} is a native library and is not checked`);
+    const location = await locateHandler(entry, runtime, (path) => reader.has(path));
+    if (location.kind === 'not-source') {
+      out.warn('HANDLER_NOT_CHECKED', `runtime ${runtime}: handler ${q(handler)} is a native library and is not checked`);
+    } else if (location.kind === 'builtin') {
+      out.warn('HANDLER_BUILTIN', `handler ${q(handler)} is a TorchServe built-in: only TorchServe ships it, MMS and model-server cannot run it`);
+    } else if (location.kind === 'missing') {
+      out.problem('HANDLER_MISSING', `handler module ${q(entry.module)} is not in the archive (looked for ${location.looked.join(', ')}); add it or fix model.handler`);
     } else {
-      const candidates = moduleCandidates(entry, runtime);
-      const found = candidates.find((c) => reader.has(c));
-      if (!found && isTorchServeBuiltin(entry)) {
-        out.warn('HANDLER_BUILTIN', `handler ${q(handler)} is a TorchServe built-in: only TorchServe ships it, MMS and model-server cannot run it`);
-      } else if (!found) {
-        out.problem('HANDLER_MISSING', `handler module ${q(entry.module)} is not in the archive (looked for ${candidates.join(', ')}); add it or fix model.handler`);
-      } else {
-        try {
-          const source = (await reader.readEntry(found, SOURCE_MAX_BYTES)).toString('utf8');
-          if (runtime === 'node') {
-            if (!hasNodeExport(source, entry.functionName)) {
-              out.problem('HANDLER_ENTRY_POINT', `${found} does not export ${entry.functionName}; export it (export function ${entry.functionName}(...)) or fix model.handler`, found);
-            }
-          } else {
-            const why = checkPythonEntryPoint(source, entry.functionName);
-            if (why) out.problem('HANDLER_ENTRY_POINT', `handler ${q(handler)} cannot be resolved: ${why}`, found);
+      const found = location.path;
+      try {
+        const source = (await reader.readEntry(found, SOURCE_MAX_BYTES)).toString('utf8');
+        if (handlerLanguage(runtime) === 'node') {
+          if (!hasNodeExport(source, entry.functionName)) {
+            out.problem('HANDLER_ENTRY_POINT', `${found} does not export ${entry.functionName}; export it (export function ${entry.functionName}(...)) or fix model.handler`, found);
           }
-        } catch (err) {
-          out.problem('DATA_UNREADABLE', `handler source cannot be read: ${(err as Error).message}`, found);
+        } else {
+          const why = checkPythonEntryPoint(source, entry.functionName);
+          if (why) out.problem('HANDLER_ENTRY_POINT', `handler ${q(handler)} cannot be resolved: ${why}`, found);
         }
+      } catch (err) {
+        out.problem('DATA_UNREADABLE', `handler source cannot be read: ${(err as Error).message}`, found);
       }
     }
   }

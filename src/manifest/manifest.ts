@@ -1,12 +1,5 @@
 import { MarError } from '../errors.js';
 
-/** Runtimes a manifest may name. `node` is ours; `LSP` is TorchServe's and only inspected, never run. */
-export const RUNTIMES = ['python', 'python2', 'python3', 'node', 'LSP'] as const;
-export type Runtime = (typeof RUNTIMES)[number];
-
-/** Runtimes the archiver accepts on `--runtime`. */
-export const CREATE_RUNTIMES = ['python', 'python2', 'python3', 'node'] as const;
-
 export const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_\-.]*$/;
 
 export interface ManifestModel {

@@ -5,11 +5,9 @@
  */
 
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
-import { MarError } from '../errors.js';
 import { packagePath, TOOL_VERSION } from '../util/package-info.js';
 import type { EntryPoint } from '../handler/entry-point.js';
-
-export type WorkerRuntime = 'python' | 'python3' | 'node';
+import { launcherOf, resolveRuntime, type HandlerLanguage } from '../handler/runtimes.js';
 
 /** Where the worker listens: a unix socket path or 127.0.0.1:port. */
 export type WorkerSocket = { type: 'unix'; path: string } | { type: 'tcp'; host: string; port: number };
@@ -39,29 +37,6 @@ export interface LaunchOptions {
 export const PYTHON_WORKER_SCRIPT = packagePath('src', 'runtime', 'python', 'mms_worker.py');
 export const PYTHON_COMPAT_DIR = packagePath('src', 'runtime', 'python', 'compat');
 export const NODE_WORKER_SCRIPT = packagePath('dist', 'src', 'runtime', 'node', 'worker.js');
-
-/** Maps a manifest/CLI runtime to one we run, refusing the ones we cannot. */
-export function resolveRuntime(runtime: string | undefined): WorkerRuntime {
-  const r = (runtime ?? 'python').trim();
-  switch (r) {
-    case '':
-    case 'python':
-      return 'python';
-    case 'python3':
-      return 'python3';
-    case 'node':
-      return 'node';
-    case 'python2':
-      throw new MarError(
-        'RUNTIME_UNSUPPORTED',
-        'runtime python2 is not supported: Python 2 reached end of life in 2020; port the handler and use python3 (--runtime python3)',
-      );
-    case 'LSP':
-      throw new MarError('RUNTIME_UNSUPPORTED', 'runtime LSP (TorchServe large model service) is not supported: use python3 or node');
-    default:
-      throw new MarError('RUNTIME_UNSUPPORTED', `runtime ${JSON.stringify(r)} is not supported: use python, python3 or node`);
-  }
-}
 
 function socketArgs(socket: WorkerSocket): string[] {
   return socket.type === 'unix'
@@ -105,8 +80,12 @@ export function nodeLaunch(o: LaunchOptions): LaunchSpec {
   return { command: process.execPath, args: [NODE_WORKER_SCRIPT, ...socketArgs(o.socket)], env, cwd: o.modelDir };
 }
 
+/** The launcher of each handler language; the runtime table (handler/runtimes.ts) says which runtime uses which. */
+const LAUNCHERS: Record<HandlerLanguage, (o: LaunchOptions) => LaunchSpec> = { python: pythonLaunch, node: nodeLaunch };
+
+/** The command line of a worker for `o.runtime`; throws RUNTIME_UNSUPPORTED for a runtime we do not run. */
 export function launchSpec(o: LaunchOptions): LaunchSpec {
-  return resolveRuntime(o.runtime) === 'node' ? nodeLaunch(o) : pythonLaunch(o);
+  return LAUNCHERS[launcherOf(resolveRuntime(o.runtime))](o);
 }
 
 /** Socket path inside a private directory; kept short because unix socket paths are limited to ~107 bytes. */

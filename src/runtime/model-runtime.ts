@@ -3,6 +3,7 @@ import { BatchAggregator } from './batch-aggregator.js';
 import { Job, JobQueue } from './job-queue.js';
 import type { OpenedModel } from './model.js';
 import type { InferenceRequest, PredictionResult } from './protocol.js';
+import { SERVING_DEFAULTS } from './serving-options.js';
 import { WorkerPool } from './worker-pool.js';
 import type { PoolEvent, PoolWorkerOptions, StartOutcome, WorkerInfo } from './worker-pool.js';
 
@@ -80,11 +81,11 @@ export interface CancellablePrediction {
 const noop = (): void => {};
 
 const DEFAULTS = {
-  batchSize: 1,
-  maxBatchDelayMs: 100,
-  jobQueueSize: 100,
-  responseTimeoutMs: 120_000,
-  minWorkers: 1,
+  batchSize: SERVING_DEFAULTS.batchSize,
+  maxBatchDelayMs: SERVING_DEFAULTS.maxBatchDelayMs,
+  jobQueueSize: SERVING_DEFAULTS.jobQueueSize,
+  responseTimeoutMs: SERVING_DEFAULTS.responseTimeoutSeconds * 1000,
+  minWorkers: SERVING_DEFAULTS.workers,
 };
 
 function checkInt(name: string, v: number, min: number): number {
@@ -253,7 +254,7 @@ export class ModelRuntime {
    * Queues one request and resolves with its prediction (the worker answered 200 for the batch). Rejects with
    * MarError: 503 QUEUE_FULL / SERVICE_UNAVAILABLE "No worker is available to serve request for model: <m>.
    * Consider increasing job queue size." (queue full, or no workers configured, or closing);
-   * PREDICTION_FAILED with the worker's code and message; WORKER_DIED 500 "Worker died." (507 on exit 137);
+   * PREDICTION_FAILED with the worker's code and message; WORKER_DIED 500 "Worker died." (WORKER_OUT_OF_MEMORY 507 on exit 137);
    * REQUEST_CANCELLED when `signal` aborts first (a queued job leaves the queue).
    */
   submit(request: InferenceRequest, signal?: AbortSignal): Promise<PredictionResult> {

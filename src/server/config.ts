@@ -70,6 +70,8 @@ export interface LoadConfigOptions {
   modelStore?: string;
   /** CLI --models, overrides load_models. */
   models?: readonly string[];
+  /** config.properties keys set from code (e.g. `{ inference_address: 'http://127.0.0.1:0' }`); they override the file and the environment. */
+  properties?: Readonly<Record<string, string | number | boolean>>;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
 }
@@ -146,7 +148,7 @@ function substituteEnv(value: string, env: NodeJS.ProcessEnv): string {
 }
 
 /**
- * Builds the server configuration: defaults < config file < MMS_<KEY> environment variables < CLI options.
+ * Builds the server configuration: defaults < config file < MMS_<KEY> environment variables < `properties` < CLI options.
  * Throws a one-line MarError for a bad value or an unreadable file, before anything listens.
  */
 export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
@@ -173,6 +175,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
   // MMS's log4j configuration puts model_metrics.log under $METRICS_LOCATION and access_log.log under $LOG_LOCATION
   if (!props.has('metrics_location') && env['METRICS_LOCATION']) props.set('metrics_location', env['METRICS_LOCATION']);
   if (!props.has('log_location') && env['LOG_LOCATION']) props.set('log_location', env['LOG_LOCATION']);
+  for (const [k, v] of Object.entries(options.properties ?? {})) props.set(k, String(v));
   if (options.modelStore !== undefined) props.set('model_store', options.modelStore);
   if (options.models !== undefined && options.models.length > 0) props.set('load_models', options.models.join(','));
   return resolveConfig(props, { cwd, configFile });

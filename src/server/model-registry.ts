@@ -7,47 +7,12 @@ import { pipeline } from 'node:stream/promises';
 import { MarError, isMarError } from '../errors.js';
 import { openModel } from '../runtime/model.js';
 import type { OpenedModel } from '../runtime/model.js';
+import { REGISTER_RUNTIMES } from '../handler/runtimes.js';
 import { ModelRuntime } from '../runtime/model-runtime.js';
 import type { ModelRuntimeOptions, ScaleResult } from '../runtime/model-runtime.js';
+import { modelConfigNote, resolveServingOptions, type ServingOptions, type ServingRequest } from '../runtime/serving-options.js';
 import type { ServerConfig } from './config.js';
 import { modelNotFound } from './responses.js';
-
-/** What a TorchServe model-config.yaml in the archive sets for serving (the keys its frontend reads). */
-export interface ModelConfigSettings {
-  batchSize?: number;
-  maxBatchDelayMs?: number;
-  responseTimeoutSeconds?: number;
-  jobQueueSize?: number;
-  /** minWorkers/maxWorkers: used instead of initial_workers (and of the startup worker count). */
-  workers?: { min: number; max: number };
-}
-
-/**
- * TorchServe's rules: a positive batchSize, maxBatchDelay, responseTimeout or jobQueueSize wins over the register
- * parameters and server defaults; minWorkers/maxWorkers count only as a valid pair (min > 0, max >= min).
- */
-export function modelConfigSettings(config: Record<string, unknown> | null): ModelConfigSettings {
-  const out: ModelConfigSettings = {};
-  if (!config) return out;
-  const positive = (key: string): number | undefined => {
-    const v = config[key];
-    return Number.isInteger(v) && (v as number) > 0 ? (v as number) : undefined;
-  };
-  const set = <K extends keyof ModelConfigSettings>(key: K, value: ModelConfigSettings[K] | undefined): void => {
-    if (value !== undefined) out[key] = value;
-  };
-  set('batchSize', positive('batchSize'));
-  set('maxBatchDelayMs', positive('maxBatchDelay'));
-  set('responseTimeoutSeconds', positive('responseTimeout'));
-  set('jobQueueSize', positive('jobQueueSize'));
-  const min = positive('minWorkers');
-  const max = positive('maxWorkers');
-  if (min !== undefined && max !== undefined && max >= min) out.workers = { min, max };
-  return out;
-}
-
-/** Runtimes a register call may ask for: MMS's three plus ours. */
-export const REGISTER_RUNTIMES = ['python', 'python2', 'python3', 'node'];
 
 export interface RegisterOptions {
   /** `url` as the client sent it: a file/dir in model_store, or an http(s) URL matching allowed_urls. */
@@ -55,9 +20,8 @@ export interface RegisterOptions {
   modelName?: string;
   handler?: string;
   runtime?: string;
-  batchSize: number;
-  maxBatchDelayMs: number;
-  responseTimeoutSeconds: number;
+  /** The register call's serving parameters, or a startup model's (none); see runtime/serving-options.ts. */
+  request: Extract<ServingRequest, { caller: 'register' | 'startup' }>;
   loadedAtStartup?: boolean;
 }
 
@@ -68,10 +32,9 @@ export interface ModelEntry {
   readonly url: string;
   readonly model: OpenedModel;
   readonly runtime: ModelRuntime;
-  readonly responseTimeoutSeconds: number;
+  /** The settings it runs with (minWorkers/maxWorkers: the workers to start after registering). */
+  readonly serving: ServingOptions;
   readonly loadedAtStartup: boolean;
-  /** Workers the archive's model-config.yaml asks for, if it names a valid pair. */
-  readonly configWorkers?: { min: number; max: number };
 }
 
 export interface ModelRegistryOptions {
@@ -152,43 +115,31 @@ export class ModelRegistry {
       await model.release();
       throw conflict(name);
     }
-    const fromConfig = modelConfigSettings(model.config);
-    const applied = Object.entries(fromConfig).filter(([k]) => k !== 'workers');
-    if (applied.length > 0 || fromConfig.workers) {
-      const parts = applied.map(([k, v]) => `${k} ${String(v)}`);
-      if (fromConfig.workers) parts.push(`workers ${fromConfig.workers.min}..${fromConfig.workers.max}`);
-      this.#log(`Model ${name}: ${parts.join(', ')} from ${String(model.manifest?.model.configFile ?? 'the model config')}`);
-    }
-    const responseTimeoutSeconds = fromConfig.responseTimeoutSeconds ?? o.responseTimeoutSeconds;
+    const resolved = resolveServingOptions({ modelConfig: model.config, server: this.#config, request: o.request });
+    const serving = resolved.options;
+    const note = modelConfigNote(model, resolved.fromModelConfig);
+    if (note !== null) this.#log(note);
     let runtime: ModelRuntime;
     try {
       runtime = new ModelRuntime({
-        jobQueueSize: fromConfig.jobQueueSize ?? this.#config.jobQueueSize,
-        python: this.#config.python,
-        decodeInputRequest: this.#config.decodeInputRequest,
-        maxResponseBytes: this.#config.maxResponseSize,
-        maxRequestBytes: this.#config.maxRequestSize,
+        jobQueueSize: serving.jobQueueSize,
+        python: serving.python,
+        decodeInputRequest: serving.decodeInputRequest,
+        maxResponseBytes: serving.maxResponseBytes,
+        maxRequestBytes: serving.maxRequestBytes,
         ...this.#runtimeOptions,
         model,
         minWorkers: 0,
         maxWorkers: 0,
-        batchSize: Math.max(1, fromConfig.batchSize ?? o.batchSize),
-        maxBatchDelayMs: Math.max(0, fromConfig.maxBatchDelayMs ?? o.maxBatchDelayMs),
-        responseTimeoutMs: Math.max(1, responseTimeoutSeconds) * 1000,
+        batchSize: serving.batchSize,
+        maxBatchDelayMs: serving.maxBatchDelayMs,
+        responseTimeoutMs: serving.responseTimeoutSeconds * 1000,
       });
     } catch (err) {
       await model.release();
       throw err;
     }
-    const entry: ModelEntry = {
-      name,
-      url: o.url,
-      model,
-      runtime,
-      responseTimeoutSeconds,
-      loadedAtStartup: o.loadedAtStartup ?? false,
-      ...(fromConfig.workers ? { configWorkers: fromConfig.workers } : {}),
-    };
+    const entry: ModelEntry = { name, url: o.url, model, runtime, serving, loadedAtStartup: o.loadedAtStartup ?? false };
     this.#models.set(name, entry);
     this.#live.add(runtime);
     this.#log(`Model ${name} registered from ${o.url}`);

@@ -4,6 +4,8 @@
  * reads (e.g. `url`, not MMS's documented `model_url`; `initial_workers`; limit capped at 100).
  */
 
+import { REGISTER_RUNTIMES } from '../handler/runtimes.js';
+
 type Json = Record<string, unknown>;
 
 const errorSchema: Json = {
@@ -184,7 +186,7 @@ function managementPaths(): Json {
           queryParam('url', 'Model archive (.mar, .tar.gz) or directory inside model_store, or an http(s) URL matching allowed_urls.', 'string', undefined, true),
           queryParam('model_name', 'Name of model; overrides the manifest.'),
           queryParam('handler', 'Handler entry point module[:function]; overrides the manifest.'),
-          { ...queryParam('runtime', 'Runtime; overrides the manifest.'), schema: { type: 'string', enum: ['python', 'python2', 'python3', 'node'] } },
+          { ...queryParam('runtime', 'Runtime; overrides the manifest.'), schema: { type: 'string', enum: [...REGISTER_RUNTIMES] } },
           queryParam('batch_size', 'Inference batch size.', 'integer', 1),
           queryParam('max_batch_delay', 'Maximum delay for batch aggregation in ms.', 'integer', 100),
           queryParam('initial_workers', 'Number of initial workers (default: default_workers_per_model, else 0).', 'integer'),
@@ -201,7 +203,7 @@ function managementPaths(): Json {
               url: { type: 'string' },
               model_name: { type: 'string' },
               handler: { type: 'string' },
-              runtime: { type: 'string', enum: ['python', 'python2', 'python3', 'node'] },
+              runtime: { type: 'string', enum: [...REGISTER_RUNTIMES] },
               batch_size: { type: 'integer', default: 1 },
               max_batch_delay: { type: 'integer', default: 100 },
               initial_workers: { type: 'integer' },

@@ -133,19 +133,17 @@ export class ModelServer {
         return { name: undefined, url: item };
       });
     }
-    const workers = c.startupWorkersPerModel;
     for (const { name, url } of entries) {
       try {
         const entry = await this.registry.register({
           url,
           ...(name !== undefined ? { modelName: name } : {}),
-          batchSize: 1,
-          maxBatchDelayMs: 100,
-          responseTimeoutSeconds: c.defaultResponseTimeoutSeconds,
+          request: { caller: 'startup' },
           loadedAtStartup: true,
         });
         this.#startupModels.add(entry.name);
-        const { min, max } = entry.configWorkers ?? { min: workers, max: workers };
+        // startup workers, or the pair of the archive's model-config.yaml
+        const { minWorkers: min, maxWorkers: max } = entry.serving;
         const r = await this.registry.scale(entry.name, min, max, true);
         if (r.failed > 0) this.#log(`Model ${entry.name}: ${r.failed} of ${min} worker(s) failed to start: ${r.error?.message ?? ''}`);
         else this.#log(`Model ${entry.name} loaded with ${min} worker(s)`);

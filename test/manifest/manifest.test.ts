@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { buildManifest, formatCreatedOn, migrateLegacyManifest, parseManifestJson, serializeManifest } from '../../src/manifest/manifest.js';
 import { validateManifest } from '../../src/manifest/validate.js';
 import { parseModelConfig } from '../../src/manifest/model-config.js';
-import { parseEntryPoint, moduleCandidates } from '../../src/handler/entry-point.js';
+import { parseEntryPoint } from '../../src/handler/entry-point.js';
+import { moduleCandidates } from '../../src/handler/locate.js';
 import { MarError } from '../../src/errors.js';
 
 test('createdOn uses TorchServe day-first format in UTC', () => {

@@ -162,7 +162,7 @@ test('a worker killed by SIGKILL from outside (the OOM killer) answers 507 "Work
   const worker = await startNode(t, dir, 'oom');
   await assert.rejects(
     worker.predict([req('a', 'x')], 10_000),
-    (e: unknown) => e instanceof MarError && e.code === 'WORKER_DIED' && e.message === 'Worker died.' && e.httpStatus === 507,
+    (e: unknown) => e instanceof MarError && e.code === 'WORKER_OUT_OF_MEMORY' && e.message === 'Worker died.' && e.httpStatus === 507,
   );
 });
 

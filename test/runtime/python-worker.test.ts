@@ -485,6 +485,21 @@ test('the model dir and the handler dir come first on sys.path: user modules sha
   assert.deepEqual([failed.code, failed.message], [451, 'own class']);
 });
 
+test("user modules named like the worker's own modules and directories are the user's (main, codec, serve, tests, compat)", async (t) => {
+  const modelDir = await tempDir(t, 'pyw-model-');
+  const names = ['codec', 'inputs', 'loading', 'serve', 'stdio', 'tests', 'compat'];
+  for (const name of names) await writeFile(join(modelDir, `${name}.py`), `OWNER = "user ${name}"\n`);
+  await writeFile(
+    join(modelDir, 'main.py'),
+    `import ${names.join(', ')}\n` +
+      'def handle(data, context):\n' +
+      '    if data is None:\n        return None\n' +
+      `    return [[m.OWNER for m in (${names.join(', ')})]] * len(data)\n`,
+  );
+  const w = await loaded(t, 'main:handle', modelDir);
+  assert.deepEqual(bodyJson(await w.predict([req('a')]), 0), names.map((n) => `user ${n}`));
+});
+
 test('a partial line printed by the handler is completed before the worker prints its own lines', async (t) => {
   const modelDir = await tempDir(t, 'pyw-model-');
   await writeFile(

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { tempDir } from '../helpers/util.js';
 import { http, register, registerPy, startServer, type RunningServer } from './server-helpers.js';
-import { modelConfigSettings } from '../../src/server/model-registry.js';
+import { modelConfigSettings } from '../../src/runtime/serving-options.js';
 
 const bad = (message: string) => ({ code: 400, type: 'BadRequestException', message });
 const notFound = (message: string) => ({ code: 404, type: 'ModelNotFoundException', message });

@@ -7,8 +7,8 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
-import { loadConfig } from '../../src/server/config.js';
-import { ModelServer } from '../../src/server/server.js';
+import type { ModelServer } from '../../src/server/server.js';
+import { startModelServer } from '../../src/server/start-server.js';
 import { FIXTURES, SERVER_BIN, tempDir } from '../helpers/util.js';
 
 export interface HttpResult {
@@ -150,16 +150,18 @@ export interface RunningServer {
 }
 
 /**
- * Starts a ModelServer in this process on free loopback ports (port 0), configured the way `model-server start`
- * is (a config.properties file read by loadConfig, cwd = the temp dir), over a fresh model store with the fixture
+ * Starts the model server in this process (startModelServer) on free loopback ports (port 0), configured the way
+ * `model-server start` is (a config.properties file, cwd = the temp dir), over a fresh model store with the fixture
  * handlers. Stopped after the test. Tests of the CLI, signals and pid files use startServerProcess instead.
  */
 export async function startServer(t: TestContext, options: StartServerOptions = {}): Promise<RunningServer> {
   const { dir, store, configFile } = await serverDir(t, options.props);
   const log = lineLog();
-  const config = loadConfig({ configFile, cwd: dir, env: { ...process.env, ...options.env } });
-  const server = new ModelServer({
-    config,
+  // the public API's way in: config file + MMS_* environment read by loadConfig, as `model-server start` does
+  const server = await startModelServer({
+    configFile,
+    cwd: dir,
+    env: { ...process.env, ...options.env },
     log: (msg) => log.push(msg),
     runtimeOptions: {
       log: (l) => log.push(`[${l.modelName} W-${l.workerId}] ${l.line}`),
@@ -173,8 +175,7 @@ export async function startServer(t: TestContext, options: StartServerOptions = 
   };
   // A request a test left hanging gets 2 s, not shutdown_timeout (as the process helper's SIGKILL after 10 s).
   t.after(() => stop(2000));
-  const listeners = await server.start();
-  const url = (api: 'inference' | 'management'): string => listeners.find((l) => l.api === api || l.api === 'both')!.url;
+  const url = (api: 'inference' | 'management'): string => server.listeners.find((l) => l.api === api || l.api === 'both')!.url;
   return { server, inference: url('inference'), management: url('management'), dir, store, lines: log.lines, waitLine: log.waitLine, stop: () => stop() };
 }
 

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { MarError } from '../../errors.js';
-import { CREATE_RUNTIMES } from '../../manifest/manifest.js';
+import { CREATE_RUNTIMES } from '../../handler/runtimes.js';
 import { ARCHIVE_FORMATS, type ArchiveFormat } from '../../archive/formats.js';
 import type { CreateArchiveOptions, CreateResult } from '../../archive/pack.js';
 import { isDebug, printError } from '../run.js';

@@ -1,11 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { MarError, describeFsError, isMarError } from '../../errors.js';
-import { openModel } from '../../runtime/model.js';
-import { ModelRuntime } from '../../runtime/model-runtime.js';
-import type { InferenceRequest, PredictionResult } from '../../runtime/protocol.js';
+import { MarError, describeFsError } from '../../errors.js';
+import { predict, type PredictOutcome } from '../../runtime/predict.js';
 
 interface PredictOptions {
   json?: boolean;
@@ -15,7 +12,7 @@ interface PredictOptions {
   runtime?: string;
   python?: string;
   batchSize?: number;
-  timeout: number;
+  timeout?: number;
   header: Array<[string, string]>;
   quiet?: boolean;
 }
@@ -95,15 +92,6 @@ async function readInputs(sources: readonly InputSource[], contentType: string |
   return inputs;
 }
 
-function toRequest(input: Input, headers: ReadonlyArray<[string, string]>): InferenceRequest {
-  return {
-    requestId: randomUUID(),
-    // Like an HTTP client would send: the handler can read Content-Type with get_request_header.
-    headers: [['Content-Type', input.contentType], ...headers],
-    params: [{ name: 'body', contentType: input.contentType, value: input.value }],
-  };
-}
-
 /** Body as UTF-8 text when it decodes cleanly, else base64. */
 function bodyJson(body: Buffer): { body: string; encoding?: 'base64' } {
   const text = body.toString('utf8');
@@ -111,12 +99,9 @@ function bodyJson(body: Buffer): { body: string; encoding?: 'base64' } {
   return { body: body.toString('base64'), encoding: 'base64' };
 }
 
-function resultJson(r: PromiseSettledResult<PredictionResult>): Record<string, unknown> {
-  if (r.status === 'rejected') {
-    const err = r.reason as unknown;
-    return isMarError(err) ? { status: err.httpStatus, error: err.message } : { status: 500, error: String(err) };
-  }
-  const p = r.value;
+function resultJson(r: PredictOutcome): Record<string, unknown> {
+  if (!r.ok) return { status: r.status, error: r.error.message };
+  const p = r.result;
   return {
     status: p.statusCode,
     reasonPhrase: p.reasonPhrase,
@@ -146,73 +131,31 @@ async function exitOnSignal(fn: () => Promise<void>): Promise<void> {
   }
 }
 
-async function predict(source: string, opts: PredictOptions, sources: readonly InputSource[]): Promise<void> {
+async function runPredict(source: string, opts: PredictOptions, sources: readonly InputSource[]): Promise<void> {
   if (sources.length === 0) throw new MarError('USAGE', 'nothing to predict: give at least one --input FILE or --data STRING');
   const inputs = await readInputs(sources, opts.contentType);
-  const model = await openModel(source, {
-    ...(opts.modelName !== undefined ? { modelName: opts.modelName } : {}),
-    ...(opts.handler !== undefined ? { handler: opts.handler } : {}),
-    ...(opts.runtime !== undefined ? { runtime: opts.runtime } : {}),
-  });
-  let results: Array<PromiseSettledResult<PredictionResult>>;
-  try {
-    // All inputs go as one batch unless a batch size (option, else the model config's) caps it.
-    const configured = opts.batchSize ?? (typeof model.config?.['batchSize'] === 'number' ? model.config['batchSize'] : undefined);
-    const batchSize = Math.max(1, Math.min(inputs.length, configured ?? inputs.length));
-    const quiet = opts.quiet === true;
-    let initialStartDone = false;
-    // A replacement worker that cannot LOAD would leave the queued inputs waiting for ever (the server keeps
-    // retrying, a one-shot run must end): the run stops and those inputs report this error.
-    let restartError: MarError | null = null;
-    const runtime: ModelRuntime = new ModelRuntime({
-      model,
-      batchSize,
-      maxBatchDelayMs: 100,
-      jobQueueSize: Math.max(100, inputs.length),
-      responseTimeoutMs: opts.timeout * 1000,
-      // The worker refuses length fields over its cap (a corrupt frame); local inputs may be large files.
-      maxRequestBytes: Math.max(...inputs.map((i) => i.value.length)),
-      minWorkers: 1,
-      maxWorkers: 1,
+  const results = await predict(
+    source,
+    inputs.map((i) => ({ body: i.value, contentType: i.contentType })),
+    {
+      ...(opts.modelName !== undefined ? { modelName: opts.modelName } : {}),
+      ...(opts.handler !== undefined ? { handler: opts.handler } : {}),
+      ...(opts.runtime !== undefined ? { runtime: opts.runtime } : {}),
       ...(opts.python !== undefined ? { python: opts.python } : {}),
-      ...(quiet ? { log: () => {} } : {}),
-      // A one-shot run never waits for restarts: only say that a worker died.
-      onEvent: (e) => {
-        if (!quiet && e.type === 'died') process.stderr.write(`[${model.name} W-${e.workerId}] worker died: ${e.error.message}\n`);
-        if (e.type === 'start-failed' && initialStartDone && restartError === null) {
-          restartError = e.error;
-          void runtime.close({ graceMs: 0 });
-        }
-      },
-    });
-    try {
-      const started = await runtime.start({ synchronous: true });
-      if (started.failed > 0) {
-        throw started.error ?? new MarError('WORKER_START_FAILED', `the worker for model ${model.name} failed to start`);
-      }
-      initialStartDone = true;
-      results = await Promise.allSettled(inputs.map((input) => runtime.submit(toRequest(input, opts.header))));
-      const cause = restartError as MarError | null;
-      if (cause !== null) {
-        // "No worker is available" for the inputs the failed restart left queued: say why.
-        results = results.map((r) =>
-          r.status === 'rejected' && isMarError(r.reason) && r.reason.code === 'SERVICE_UNAVAILABLE' ? { status: 'rejected', reason: cause } : r,
-        );
-      }
-    } finally {
-      await runtime.close({ graceMs: 5_000 });
-    }
-  } finally {
-    await model.release();
-  }
+      ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
+      ...(opts.timeout !== undefined ? { timeoutSeconds: opts.timeout } : {}),
+      headers: opts.header,
+      ...(opts.quiet ? {} : { log: (line: string) => process.stderr.write(`${line}\n`) }),
+    },
+  );
 
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(results.map(resultJson), null, 2)}\n`);
   } else {
     const chunks: Buffer[] = [];
     for (const r of results) {
-      if (r.status !== 'fulfilled') continue;
-      chunks.push(r.value.body);
+      if (!r.ok) continue;
+      chunks.push(r.result.body);
       if (results.length > 1) chunks.push(Buffer.from('\n'));
     }
     if (chunks.length > 0) process.stdout.write(Buffer.concat(chunks));
@@ -222,18 +165,15 @@ async function predict(source: string, opts: PredictOptions, sources: readonly I
   let failed = false;
   results.forEach((r, i) => {
     const which = results.length > 1 ? ` (input ${i + 1}: ${inputs[i]!.label})` : '';
-    if (r.status === 'fulfilled') {
-      if (r.value.statusCode < 400) return;
+    if (r.ok) {
+      if (r.status < 400) return;
       failed = true;
-      const phrase = r.value.reasonPhrase || '(status set by the handler)';
-      process.stderr.write(`error: ${r.value.statusCode} ${phrase}${which}\n`);
+      const phrase = r.result.reasonPhrase || '(status set by the handler)';
+      process.stderr.write(`error: ${r.status} ${phrase}${which}\n`);
       return;
     }
     failed = true;
-    const err = r.reason as unknown;
-    const status = isMarError(err) ? err.httpStatus : 500;
-    const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`error: ${status} ${message}${which}\n`);
+    process.stderr.write(`error: ${r.status} ${r.error.message}${which}\n`);
   });
   if (failed) process.exitCode = 1;
 }
@@ -258,8 +198,8 @@ export function registerPredict(program: Command): void {
     .option('--model-name <name>', "override the manifest's model name")
     .option('--runtime <runtime>', "override the manifest's runtime (python, python3, node)")
     .option('--python <path>', 'Python interpreter for python models', undefined)
-    .option('--batch-size <n>', 'most inputs per batch (default: all of them, or the model config batchSize)', positiveInt('batch size'))
-    .option('--timeout <seconds>', 'how long the worker may take per batch', positiveNumber, 120)
+    .option('--batch-size <n>', 'most inputs per batch (default: the model config batchSize, else all of them)', positiveInt('batch size'))
+    .option('--timeout <seconds>', 'seconds the worker may take per batch (default: the model config responseTimeout, else 120)', positiveNumber)
     .option('-H, --header <header>', "a request header 'Name: value' (repeatable)", parseHeader, [] as Array<[string, string]>)
     .option('-q, --quiet', "don't forward the worker's log lines to stderr")
     .addHelpText(
@@ -271,6 +211,6 @@ Examples:
   model-server predict iris.mar --input a.json --input b.json --batch-size 2 --quiet`,
     )
     .action(async (source: string, opts: PredictOptions) => {
-      await exitOnSignal(() => predict(source, opts, sources));
+      await exitOnSignal(() => runPredict(source, opts, sources));
     });
 }

@@ -4,6 +4,7 @@
  */
 
 import { hostname } from 'node:os';
+import { isHttpStatus } from '../../errors.js';
 import { formatMetricLine } from '../metrics.js';
 import type { InferenceRequest } from '../protocol.js';
 
@@ -202,7 +203,7 @@ export class Context {
 
   /** Note the JS argument order: index first (Python's is code, phrase, idx). */
   setResponseStatus(idx: number, code: number, phrase = ''): void {
-    if (!Number.isInteger(code) || code < 100 || code > 999) throw new RangeError(`status code must be an integer 100-999, got ${code}`);
+    if (!isHttpStatus(code)) throw new RangeError(`status code must be an integer 100-999, got ${code}`);
     const r = this.#req(idx);
     r.status = code;
     r.phrase = phrase ?? '';

@@ -7,11 +7,14 @@
 
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
-import { isAbsolute, join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { moduleCandidates, parseEntryPoint } from '../../handler/entry-point.js';
+import { parseEntryPoint } from '../../handler/entry-point.js';
+import { locateHandler } from '../../handler/locate.js';
+import { discoverManifest } from '../../manifest/discover.js';
 import { RequestDecoder } from '../frame-decoder.js';
 import { encodeReply, type InferenceRequest, type LoadRequest, type PredictionResult, type WorkerReply } from '../protocol.js';
 import { Context } from './context.js';
@@ -63,12 +66,10 @@ interface LoadedHandler {
   context: Context;
 }
 
-function readManifest(modelDir: string): Record<string, unknown> | null {
-  try {
-    return JSON.parse(readFileSync(join(modelDir, 'MAR-INF', 'MANIFEST.json'), 'utf8')) as Record<string, unknown>;
-  } catch {
-    return null;
-  }
+/** context.manifest: MAR-INF/MANIFEST.json, as the Python worker (MMS) shows it; null without one (a legacy root one too). */
+async function readManifest(modelDir: string): Promise<Record<string, unknown> | null> {
+  const found = await discoverManifest((path) => readFile(join(modelDir, path)).catch(() => null));
+  return found.kind === 'mar-inf' && found.error === undefined ? (found.json as Record<string, unknown>) : null;
 }
 
 function readYamlConfig(modelDir: string, manifest: Record<string, unknown> | null): Record<string, unknown> {
@@ -84,15 +85,15 @@ function readYamlConfig(modelDir: string, manifest: Record<string, unknown> | nu
 
 async function loadHandler(load: LoadRequest): Promise<LoadedHandler> {
   const entry = parseEntryPoint(load.handler);
-  const candidates =
-    entry.dir && isAbsolute(entry.dir)
-      ? moduleCandidates({ ...entry, dir: '' }, 'node').map((c) => join(entry.dir, c))
-      : moduleCandidates(entry, 'node').map((c) => join(load.modelPath, c));
-  const file = candidates.find((c) => existsSync(c));
-  if (!file) throw new Error(`handler module ${entry.module} not found (looked for ${candidates.join(', ')})`);
+  const location = await locateHandler(entry, 'node', (path) => existsSync(resolve(load.modelPath, path)));
+  if (location.kind !== 'found') {
+    const looked = location.kind === 'missing' ? location.looked.map((c) => resolve(load.modelPath, c)) : [];
+    throw new Error(`handler module ${entry.module} not found (looked for ${looked.join(', ')})`);
+  }
+  const file = resolve(load.modelPath, location.path);
   const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
 
-  const manifest = readManifest(load.modelPath);
+  const manifest = await readManifest(load.modelPath);
   const context = new Context({
     modelName: load.modelName,
     manifest,

@@ -97,9 +97,12 @@ async function predict(
 // headers we compute ourselves, as MMS overwrites them after copying the handler's
 const OWN_HEADERS = new Set(['content-length', 'connection', 'transfer-encoding', 'keep-alive', 'x-request-id']);
 
-/** Answers with the handler's status, reason phrase (possibly empty), content type and headers. */
+/**
+ * Answers with the handler's status (already made valid by the runtime, see handlerStatus), reason phrase
+ * (possibly empty), content type and headers.
+ */
 export function sendPrediction(res: ServerResponse, rc: ResponseContext, r: PredictionResult, log: (m: string) => void): void {
-  const status = r.statusCode >= 100 && r.statusCode <= 999 ? r.statusCode : 500;
+  const status = r.statusCode;
   // node refuses control characters in a status line
   const phrase = r.reasonPhrase === '' ? '' : r.reasonPhrase.replace(/[^\t\x20-\x7e\x80-\xff]/g, '');
   let contentType: string | null = r.contentType !== null && r.contentType !== '' ? r.contentType : null;

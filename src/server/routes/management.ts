@@ -123,30 +123,32 @@ async function registerModel(
   const modelName = p.str('model_name') || undefined;
   const handler = p.str('handler') || undefined;
   const runtime = p.str('runtime');
-  const batchSize = p.int('batch_size', 1);
-  const maxBatchDelay = p.int('max_batch_delay', 100);
-  const initialWorkers = p.int('initial_workers', api.config.defaultWorkersPerModel);
+  // Parameters not given stay undefined: their defaults are rows of the precedence table (runtime/serving-options.ts).
+  const given = (key: string): number | undefined => {
+    const n = p.int(key, NaN);
+    return Number.isNaN(n) ? undefined : n;
+  };
+  const batchSize = given('batch_size');
+  const maxBatchDelayMs = given('max_batch_delay');
+  const initialWorkers = given('initial_workers');
   const synchronous = p.bool('synchronous', true);
   // seconds, from the query and from JSON (MMS multiplies a query value by 60; we do not)
-  let responseTimeout = p.int('response_timeout', -1);
-  if (responseTimeout <= 0) responseTimeout = api.config.defaultResponseTimeoutSeconds;
+  const responseTimeoutSeconds = given('response_timeout');
 
   const entry = await api.registry.register({
     url,
     ...(modelName !== undefined ? { modelName } : {}),
     ...(handler !== undefined ? { handler } : {}),
     ...(runtime !== undefined ? { runtime } : {}),
-    batchSize,
-    maxBatchDelayMs: maxBatchDelay,
-    responseTimeoutSeconds: responseTimeout,
+    request: { caller: 'register', batchSize, maxBatchDelayMs, responseTimeoutSeconds, initialWorkers },
   });
-  // TorchServe: minWorkers/maxWorkers of the archive's model-config.yaml replace initial_workers
-  const workers = entry.configWorkers ?? { min: initialWorkers, max: initialWorkers };
-  if (workers.min <= 0) {
+  // initial_workers, or (TorchServe) the minWorkers/maxWorkers pair of the archive's model-config.yaml
+  const { minWorkers, maxWorkers } = entry.serving;
+  if (minWorkers <= 0) {
     sendStatus(res, rc, `Model "${entry.name}" registered`);
     return;
   }
-  await updateModelWorkers(api, res, rc, entry.name, workers.min, workers.max, synchronous, entry);
+  await updateModelWorkers(api, res, rc, entry.name, minWorkers, maxWorkers, synchronous, entry);
 }
 
 /**

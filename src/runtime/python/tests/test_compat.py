@@ -14,7 +14,8 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(PYDIR, "compat"))
 sys.path.insert(0, PYDIR)
 
-import mms_worker  # noqa: E402
+import mms_worker  # noqa: E402,F401 (puts the worker package and compat on sys.path as the worker does)
+from _mar_worker import codec, loading  # noqa: E402
 from _mms_compat import simple_yaml  # noqa: E402
 from _mms_compat.errors import PredictionException, prediction_error_of  # noqa: E402
 from mms.context import Context, RequestProcessor  # noqa: E402
@@ -27,11 +28,11 @@ import ts.utils.util  # noqa: E402
 
 class HandlerStringTest(unittest.TestCase):
     def test_parse_handler_as_mms(self):
-        self.assertEqual(mms_worker.parse_handler("model_handler:handle"), (None, "model_handler", "handle"))
-        self.assertEqual(mms_worker.parse_handler("model_handler.py"), (None, "model_handler", "handle"))
-        self.assertEqual(mms_worker.parse_handler("code/sub/h.py:run"), ("code/sub", "h", "run"))
-        self.assertEqual(mms_worker.parse_handler("/abs/dir/h:run"), ("/abs/dir", "h", "run"))
-        self.assertEqual(mms_worker.parse_handler("/h"), ("/", "h", "handle"))
+        self.assertEqual(loading.parse_handler("model_handler:handle"), (None, "model_handler", "handle"))
+        self.assertEqual(loading.parse_handler("model_handler.py"), (None, "model_handler", "handle"))
+        self.assertEqual(loading.parse_handler("code/sub/h.py:run"), ("code/sub", "h", "run"))
+        self.assertEqual(loading.parse_handler("/abs/dir/h:run"), ("/abs/dir", "h", "run"))
+        self.assertEqual(loading.parse_handler("/h"), ("/", "h", "handle"))
 
 
 # worker-protocol.md §2.4
@@ -63,7 +64,7 @@ class ChunkedSocket(object):
 
 class ReaderTest(unittest.TestCase):
     def read_all(self, data, size):
-        reader = mms_worker.Reader(ChunkedSocket(data, size))
+        reader = codec.Reader(ChunkedSocket(data, size))
         out = []
         while True:
             cmd = reader.read_command()
@@ -92,7 +93,7 @@ class ReaderTest(unittest.TestCase):
         message += struct.pack("!i", 4) + b"body" + struct.pack("!i", 0) + struct.pack("!i", len(body)) + body
         message += struct.pack("!i", -1) + struct.pack("!i", -1)
         sock = ChunkedSocket(message, 65536)
-        reader = mms_worker.Reader(sock)
+        reader = codec.Reader(sock)
         self.assertEqual(reader.read_command(), b"I")
         (req,) = reader.read_predict()
         self.assertEqual(len(req.params[0][2]), len(body))
@@ -100,13 +101,13 @@ class ReaderTest(unittest.TestCase):
         self.assertIsNone(reader.read_command())
 
     def test_eof_inside_a_message_and_bad_lengths(self):
-        reader = mms_worker.Reader(ChunkedSocket(PREDICT_209[:100], 10))
+        reader = codec.Reader(ChunkedSocket(PREDICT_209[:100], 10))
         reader.read_command()
-        with self.assertRaises(mms_worker.PeerClosed):
+        with self.assertRaises(codec.PeerClosed):
             reader.read_predict()
         bad = struct.pack("!i", -5)
         with self.assertRaises(ValueError):
-            mms_worker.parse_predict(bad, 0)
+            codec.parse_predict(bad, 0)
 
 
 class SimpleYamlTest(unittest.TestCase):

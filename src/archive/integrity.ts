@@ -1,0 +1,104 @@
+/**
+ * The checks every read of entry data goes through, whatever the archive format: the recorded size and CRC-32
+ * (a corrupt or hostile archive is caught as it streams, before it inflates further) and the cap on what is
+ * read into memory.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { crc32 } from 'node:zlib';
+import { MarError } from '../errors.js';
+import type { ArchiveEntryInfo } from './sources/source.js';
+
+/** What ArchiveReader.readEntry reads into memory at most, unless the caller says otherwise. */
+export const DEFAULT_READ_ENTRY_MAX_BYTES = 64 << 20;
+
+/** Collects a stream into one buffer, refusing to grow past maxBytes. */
+export async function readAll(stream: AsyncIterable<Buffer> & { destroy(): unknown }, maxBytes: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    total += chunk.length;
+    if (total > maxBytes) {
+      stream.destroy();
+      throw new MarError('ARCHIVE_LIMIT', `${what} is larger than ${maxBytes} bytes; it is too large to read into memory`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Passes data through while computing CRC-32 and counting bytes; at the end compares them with what the
+ * archive recorded (zip: CRC and size; tar/dir: size). Errors are ARCHIVE_CORRUPT naming the entry.
+ */
+export class IntegrityCheck extends Transform {
+  readonly #entry: ArchiveEntryInfo;
+  readonly #archive: string;
+  readonly #onChunk: ((chunk: Buffer) => void) | undefined;
+  #crc = 0;
+  #bytes = 0;
+
+  constructor(archive: string, entry: ArchiveEntryInfo, onChunk?: (chunk: Buffer) => void) {
+    super();
+    this.#archive = archive;
+    this.#entry = entry;
+    this.#onChunk = onChunk;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  get crc(): number {
+    return this.#crc;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.#bytes += chunk.length;
+    // Stop inflating as soon as an entry outgrows its recorded size: no trusting headers, no bombs.
+    if (this.#bytes > this.#entry.size) {
+      cb(this.#mismatch(`inflates to more than the recorded ${this.#entry.size} bytes`));
+      return;
+    }
+    if (this.#entry.crc32 !== undefined) this.#crc = crc32(chunk, this.#crc);
+    try {
+      this.#onChunk?.(chunk);
+    } catch (err) {
+      cb(err as Error);
+      return;
+    }
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.#bytes !== this.#entry.size) {
+      cb(this.#mismatch(`has ${this.#bytes} bytes of data but the archive records ${this.#entry.size}`));
+      return;
+    }
+    if (this.#entry.crc32 !== undefined && this.#crc >>> 0 !== this.#entry.crc32 >>> 0) {
+      cb(this.#mismatch(`CRC-32 is ${hex8(this.#crc)} but the archive records ${hex8(this.#entry.crc32)}`));
+      return;
+    }
+    cb();
+  }
+
+  #mismatch(what: string): MarError {
+    return new MarError('ARCHIVE_CORRUPT', `${this.#archive}: entry ${this.#entry.rawPath} ${what}; the archive is corrupt: rebuild or re-download it`, {
+      details: { path: this.#entry.rawPath, kind: what.startsWith('CRC') ? 'crc' : 'size' },
+    });
+  }
+}
+
+/** An entry whose data cannot be read (a broken deflate stream, a truncated file): ARCHIVE_CORRUPT naming it. */
+export function entryDataError(archive: string, entry: ArchiveEntryInfo, err: unknown): MarError {
+  if (err instanceof MarError) return err;
+  const msg = (err as Error)?.message ?? String(err);
+  return new MarError('ARCHIVE_CORRUPT', `${archive}: entry ${entry.rawPath} cannot be read (${msg}); the archive is corrupt or truncated: rebuild or re-download it`, {
+    cause: err,
+    details: { path: entry.rawPath, kind: 'data' },
+  });
+}
+
+/** A CRC-32 as 8 hex digits, for messages. */
+export function hex8(n: number): string {
+  return (n >>> 0).toString(16).padStart(8, '0');
+}

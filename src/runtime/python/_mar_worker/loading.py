@@ -1,0 +1,148 @@
+"""Loading a model (worker-protocol.md §5.1): the handler string, the manifest, TorchServe's
+model_yaml_config, then importing the handler module and initialising its entry point."""
+
+import importlib
+import json
+import logging
+import os
+import sys
+
+from _mms_compat.context import Context
+from _mms_compat.metrics import MetricsStore
+
+logger = logging.getLogger("mms_worker")
+
+MAX_MESSAGE_CHARS = 1000
+
+
+class LoadedModel(object):
+    def __init__(self, context, entry):
+        self.context = context
+        self.entry = entry
+
+
+def _one_line(text):
+    text = " ".join(str(text).split())
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[: MAX_MESSAGE_CHARS - 3] + "..."
+    return text
+
+
+def parse_handler(handler):
+    """'dir/module[.py][:function]' -> (handler dir or None, module, function)."""
+    module_part, _, function_name = handler.partition(":")
+    function_name = function_name or "handle"
+    handler_dir = None
+    if "/" in module_part:
+        handler_dir, _, module_part = module_part.rpartition("/")
+        handler_dir = handler_dir or "/"
+    if module_part.endswith(".py"):
+        module_part = module_part[:-3]
+    return handler_dir, module_part, function_name
+
+
+def read_manifest(model_dir):
+    path = os.path.join(model_dir, "MAR-INF", "MANIFEST.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError) as e:
+        logger.warning("Could not read %s: %s", path, e)
+        return None
+
+
+def read_model_yaml_config(model_dir, manifest):
+    """TorchServe's context.model_yaml_config: the manifest's configFile parsed with PyYAML when it is
+    installed (as TorchServe does), else with our reader of the simple subset model configs use; {} if
+    there is no config file or it cannot be read."""
+    try:
+        config_file = manifest["model"]["configFile"]
+    except (TypeError, KeyError):
+        return {}
+    if not isinstance(config_file, str) or not config_file:
+        return {}
+    path = os.path.join(model_dir, config_file)
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        logger.warning("model_yaml_config left empty: cannot read %s: %s", config_file, e)
+        return {}
+    try:
+        try:
+            import yaml  # optional, as in TorchServe
+
+            parsed = yaml.safe_load(text)
+        except ImportError:
+            from _mms_compat import simple_yaml  # only for models with a config file (startup time)
+
+            parsed = simple_yaml.loads(text)
+    except Exception as e:  # any parser error: the handler still loads
+        logger.warning("model_yaml_config left empty: cannot parse %s: %s", config_file, _one_line(e))
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _uuid4():
+    """str(uuid.uuid4()) without importing uuid (worker startup time)."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return "{}-{}-{}-{}-{}".format(h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+
+
+def list_classes_from_module(module):
+    import inspect  # ~7 ms of worker startup, only needed for class entry points
+
+    return [
+        cls
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if cls.__module__ == module.__name__
+    ]
+
+
+def load_model(model_name, model_path, batch_size, handler, gpu_id):
+    model_dir = os.path.realpath(model_path)
+    handler_dir, module_name, function_name = parse_handler(handler)
+    # handler dir first, then the model dir (MMS's PYTHONPATH order); compat stays last.
+    for entry in ([model_dir] + ([os.path.join(model_dir, handler_dir)] if handler_dir else [])):
+        if entry in sys.path:
+            sys.path.remove(entry)
+        sys.path.insert(0, entry)
+    os.chdir(model_dir)
+
+    manifest = read_manifest(model_dir)
+    gpu = None if gpu_id < 0 else gpu_id
+    version = os.environ.get("MAR_SERVER_VERSION") or "1.0"
+    context = Context(model_name, model_dir, manifest, batch_size, gpu, version)
+    context.model_yaml_config = read_model_yaml_config(model_dir, manifest)
+    context.metrics = MetricsStore(_uuid4(), model_name)
+
+    importlib.invalidate_caches()
+    module = importlib.import_module(module_name)
+    entry = getattr(module, function_name, None)
+    if entry is not None:
+        if not callable(entry):
+            raise ValueError("'{}' in module '{}' is not a function".format(function_name, module_name))
+        entry(None, context)  # MMS initialises a function entry point with data=None
+    else:
+        classes = list_classes_from_module(module)
+        if len(classes) != 1:
+            raise ValueError(
+                "Expected only one class in custom service code or a function entry point: "
+                "module '{}' has no function '{}' and defines {} classes ({})".format(
+                    module_name, function_name, len(classes), ", ".join(c.__name__ for c in classes) or "none"
+                )
+            )
+        service = classes[0]()
+        entry = getattr(service, "handle", None)
+        if entry is None:
+            raise AttributeError("class {} has no handle(data, context) method".format(classes[0].__name__))
+        initialize = getattr(service, "initialize", None)
+        if initialize is not None:
+            initialize(context)  # exceptions propagate: a failed load (as TorchServe)
+    return LoadedModel(context, entry)
+

@@ -1,0 +1,119 @@
+"""Process start: arguments, bind and accept ONE connection, signals, the parent watch; then serve."""
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+from _mar_worker.serve import Worker
+from _mar_worker.stdio import setup_logging
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description="MMS-compatible Python backend worker (mar-tools)")
+    parser.add_argument("--sock-type", required=True, choices=["unix", "tcp"])
+    parser.add_argument("--sock-name", help="unix socket path")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", help="tcp port")
+    parser.add_argument("--accept-timeout", type=float, default=30.0, help="seconds to wait for the connection")
+    # --handler, --model-path, --model-name, --preload-model, --tmp-dir, ... (MMS) are accepted and ignored.
+    args, _unknown = parser.parse_known_args(argv)
+    if args.sock_type == "unix" and not args.sock_name:
+        parser.error("--sock-name is required with --sock-type unix")
+    if args.sock_type == "tcp" and args.port is None:
+        parser.error("--port is required with --sock-type tcp")
+    return args
+
+
+def bind(args):
+    if args.sock_type == "unix":
+        if os.path.exists(args.sock_name):
+            os.remove(args.sock_name)  # stale socket of a dead worker, as MMS does
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(args.sock_name)
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((args.host, int(args.port)))
+    sock.listen(1)
+    return sock
+
+
+def _on_sigterm(signum, frame):
+    raise SystemExit(0)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    setup_logging()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides when we stop (it closes
+    # the connection, and we exit on EOF), so an in-flight request is not cut short here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    unix_path = args.sock_name if args.sock_type == "unix" else None
+    sock = None
+    try:
+        try:
+            sock = bind(args)
+        except (OSError, ValueError, OverflowError) as e:
+            where = args.sock_name if unix_path else "{}:{}".format(args.host, args.port)
+            print("Cannot listen on {}: {}".format(where, e), flush=True)
+            unix_path = None  # not ours to remove
+            return 1
+        print("[PID] {}".format(os.getpid()), flush=True)
+        print("MMS worker started.", flush=True)
+        print("Python runtime: {}".format(".".join(str(v) for v in sys.version_info[:3])), flush=True)
+        sock.settimeout(args.accept_timeout)
+        try:
+            conn, _ = sock.accept()
+        except socket.timeout:
+            print("Backend worker did not receive connection in: {:g} s; exiting.".format(args.accept_timeout), flush=True)
+            return 1
+        sock.close()
+        sock = None
+        if unix_path:
+            # One connection per process: the path is not needed any more, even if a handler crashes later.
+            _remove(unix_path)
+            unix_path = None
+        conn.settimeout(None)
+        watch_parent()
+        if conn.family == socket.AF_INET:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            return Worker(conn).serve()
+        finally:
+            conn.close()
+    finally:
+        if sock is not None:
+            sock.close()
+        if unix_path:
+            _remove(unix_path)
+        sys.stdout.flush()
+
+
+def watch_parent(interval=1.0):
+    """Exits when the frontend that started us is gone. If it was SIGKILLed while a handler hangs, the handler
+    never returns to see the closed connection, and the orphan would hold its memory (and GPU) for ever."""
+    parent = os.getppid()
+    if parent <= 1:
+        return
+
+    def run():
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)  # nothing to tell: our stdout and stderr went with the frontend
+
+    threading.Thread(target=run, name="parent-watch", daemon=True).start()
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+

@@ -1,0 +1,157 @@
+"""The connection loop: LOAD and PREDICT in, replies out, then the [METRICS] lines (worker-protocol.md §4-5)."""
+
+import logging
+import sys
+import time
+import traceback
+
+from _mms_compat.errors import prediction_error_of
+from _mms_compat.metrics import _HOSTNAME, MetricsStore
+
+from _mar_worker.codec import PeerClosed, Reader, encode_load_response, encode_predict_response, read_load
+from _mar_worker.inputs import build_batch, decoding_enabled
+from _mar_worker.loading import _one_line, load_model
+from _mar_worker.stdio import end_lines
+
+logger = logging.getLogger("mms_worker")
+
+PREDICTION_METRIC = "PredictionTime"
+
+
+def emit_metrics(store, extra=None):
+    """Prints the store's metrics as `[METRICS]...` lines, then `extra` (one write: they are on the hot path)."""
+    end_lines()
+    metrics = getattr(store, "store", None)
+    text = "".join("[METRICS]{}\n".format(m) for m in metrics) if metrics else ""
+    if extra:
+        text += extra
+    if text:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def prediction_time_line(store, duration_ms):
+    """The line `store.add_time(PredictionTime, duration_ms)` then printing would give, for an EMPTY store of
+    ours, without building the Metric and Dimension objects (every request pays for this line)."""
+    req_id = store._get_req(None)
+    text = "[METRICS]{}.Milliseconds:{}|#ModelName:{},Level:Model|#hostname:{},{}".format(
+        PREDICTION_METRIC, duration_ms, store.model_name, _HOSTNAME, int(time.time())
+    )
+    return text + ("," + str(req_id) + "\n" if req_id else "\n")
+
+
+class Worker(object):
+    def __init__(self, conn):
+        self.conn = conn
+        self.reader = Reader(conn)
+        self.model = None
+        self.decode = decoding_enabled()  # the environment is fixed for the process
+
+    def serve(self):
+        """Serves until EOF; returns the process exit code."""
+        while True:
+            try:
+                cmd = self.reader.read_command()
+                if cmd is None:
+                    logger.info("Frontend disconnected.")
+                    return 0
+                if cmd == b"I":
+                    self.handle_predict(self.reader.read_predict())
+                elif cmd == b"L":
+                    if not self.handle_load(*read_load(self.reader)):
+                        return 1
+                else:
+                    logger.error("Unknown command byte 0x%02x: closing the connection", cmd[0])
+                    return 1
+            except PeerClosed:
+                logger.info("Frontend disconnected in the middle of a message.")
+                return 0
+            except (BrokenPipeError, ConnectionResetError):
+                logger.info("Frontend disconnected (connection reset).")
+                return 0
+            except (ValueError, UnicodeDecodeError) as e:
+                logger.error("Malformed message from the frontend: %s", e)
+                return 1
+
+    def send(self, data):
+        self.conn.sendall(data)
+
+    def handle_load(self, model_name, model_path, batch_size, handler, gpu_id):
+        logger.info("Loading model %s from %s with handler %s (batch size %d)", model_name, model_path, handler, batch_size)
+        try:
+            self.model = load_model(model_name, model_path, batch_size, handler, gpu_id)
+        except BaseException as e:  # noqa: B902 - any failure at load is a failed load, reported
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            end_lines()
+            code = 507 if isinstance(e, MemoryError) else 500
+            message = _one_line("Failed to load model {}: {}: {}".format(model_name, type(e).__name__, e))
+            logger.error("%s", message)
+            for line in traceback.format_exc().rstrip("\n").split("\n"):
+                logger.error("%s", line)
+            self.send(encode_load_response(code, message))
+            return False
+        emit_metrics(self.model.context.metrics)
+        self.send(encode_load_response(200, "loaded model {}".format(model_name)))
+        return True
+
+    def handle_predict(self, requests):
+        if self.model is None:
+            logger.error("PREDICT before LOAD: no model loaded")
+            self.send(encode_predict_response(None, requests, "No model loaded: send LOAD first", 500))
+            return
+        context = self.model.context
+        request_ids = {idx: req.request_id for idx, req in enumerate(requests)}
+        metrics = MetricsStore(request_ids, context.model_name)
+        response = None
+        prediction_line = None
+        try:
+            data, processors = build_batch(requests, self.decode)
+            context.request_ids = request_ids
+            context.request_processor = processors
+            context.metrics = metrics
+            start = time.time()
+            try:
+                ret = self.model.entry(data, context)
+            finally:
+                end_lines()  # the handler's output ends before ours starts
+            duration_ms = round((time.time() - start) * 1000, 2)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as e:  # includes MemoryError; a handler error never ends the worker
+            pe = prediction_error_of(e)
+            if pe is not None:
+                logger.error("The handler raised PredictionException(%s, %r)", pe[0], pe[1], exc_info=True)
+                response = encode_predict_response(None, requests, pe[1], pe[0])
+            elif isinstance(e, MemoryError):
+                logger.error("System out of memory", exc_info=True)
+                response = encode_predict_response(None, requests, "Out of resources", 507)
+            else:
+                logger.warning("The handler raised an exception: answering 503 Prediction failed", exc_info=True)
+                response = encode_predict_response(None, requests, "Prediction failed", 503)
+        if response is None:
+            if not isinstance(ret, list):
+                logger.warning("model: %s, Invalid return type: %s.", context.model_name, type(ret))
+                response = encode_predict_response(None, requests, "Invalid model predict output", 503)
+            elif len(ret) != len(requests):
+                logger.warning(
+                    "model: %s, number of batch response mismatched, expect: %d, got: %d.",
+                    context.model_name, len(requests), len(ret),
+                )
+                response = encode_predict_response(None, requests, "number of batch response mismatched", 503)
+            else:
+                if type(metrics) is MetricsStore and not metrics.store:
+                    prediction_line = prediction_time_line(metrics, duration_ms)
+                else:
+                    metrics.add_time(PREDICTION_METRIC, duration_ms)
+                try:
+                    response = encode_predict_response(ret, requests, "Prediction success", 200, context)
+                except Exception:
+                    logger.warning("Unable to serialize model output.", exc_info=True)
+                    response = encode_predict_response(None, requests, "Unsupported model output data type.", 503)
+        # The reply first, then the metrics lines (MMS's worker loop prints them after sending): the
+        # frontend wakes once per message instead of twice (noop, 1 worker: +28% req/s on 2 cores). Measured
+        # cost: when the frontend then preempts us on a shared core to write many responses (batch 8 of a
+        # 2 ms handler), our next batch starts ~0.2 ms later (-10% there; 7.3x over batch 1 remains).
+        self.send(response)
+        emit_metrics(metrics, prediction_line)

@@ -1,0 +1,60 @@
+"""Line-safe stdout/stderr (LineStream, end_lines) and the worker's log format."""
+
+import logging
+import sys
+
+
+class LineStream(object):
+    """Wraps sys.stdout/sys.stderr to know whether a partial line is pending.
+
+    The frontend reads our output line by line ([METRICS] lines, the started line): a handler's
+    `print(..., end="")` must not glue the next line of ours onto its text, so end_line() completes it.
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.at_line_start = True
+
+    def write(self, text):
+        n = self._stream.write(text)
+        if text:
+            self.at_line_start = text[-1] == "\n"
+        return n
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        # defined here, not through __getattr__ (a failed lookup first): it runs after every message
+        return self._stream.flush()
+
+    def end_line(self):
+        if not self.at_line_start:
+            self.write("\n")
+        self._stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def end_lines():
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, LineStream):
+            stream.end_line()
+
+
+def setup_logging():
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            stream.reconfigure(line_buffering=True)
+        except AttributeError:
+            pass
+        setattr(sys, name, LineStream(stream))
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
