@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// Runs every compiled dist/test/**/*.test.js with node's test runner (Node 20 has no glob support for --test).
+// Runs the compiled dist/test/**/*.test.js with node's test runner (Node 20 has no glob support for --test).
+//   node scripts/run-tests.js [--slow | --all] [path substrings...]
+// By default *.slow.test.js (the > 4 GiB archive tests) are skipped; --slow runs only those, --all runs both.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -14,9 +16,17 @@ function find(dir) {
   return out;
 }
 
-const filter = process.argv.slice(2);
+const args = process.argv.slice(2);
+const set = args.includes('--all') ? 'all' : args.includes('--slow') ? 'slow' : 'fast';
+const filter = args.filter((a) => a !== '--slow' && a !== '--all');
+const isSlow = (f) => f.endsWith('.slow.test.js');
 const files = find('dist/test')
+  .filter((f) => set === 'all' || (set === 'slow') === isSlow(f))
   .filter((f) => filter.length === 0 || filter.some((s) => f.includes(s)))
   .sort();
+if (files.length === 0) {
+  console.error(`no test files match (${set}${filter.length ? `: ${filter.join(' ')}` : ''})`);
+  process.exit(1);
+}
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
 process.exitCode = r.status ?? 1;

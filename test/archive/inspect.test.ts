@@ -1,8 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { inspectArchive } from '../../src/archive/inspect.js';
 import { MarError } from '../../src/errors.js';
 import { buildReferenceArchives, suiteDir } from '../helpers/reference-archives.js';
+
+/** Bytes this process got from read(2)-like calls so far (Linux /proc/self/io `rchar`, every thread counted). */
+function bytesReadByThisProcess(): number {
+  return Number(/^rchar: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))![1]);
+}
 
 const dir = await suiteDir();
 const paths = await buildReferenceArchives(dir, [
@@ -93,13 +99,15 @@ test('schema errors are listed, not fatal; a missing manifest is reported as non
   assert.equal(none.fileCount, 1);
 });
 
-test('a 5 GiB zip64 archive inspects in well under a second (central directory + manifest only)', async () => {
-  const t0 = performance.now();
+test('a 5 GiB zip64 archive is inspected from its central directory and manifest alone (MiBs read, not GiBs)', async () => {
+  // How fast that is lives in bench/archive.bench.ts. Here: reading the 5 GiB entry would show in rchar; the zip
+  // reader's 1 MiB read window around the central directory and the manifest is all that may be read.
+  const before = bytesReadByThisProcess();
   const r = await inspectArchive(paths['sparse-5g']);
-  const ms = performance.now() - t0;
+  const read = bytesReadByThisProcess() - before;
   assert.equal(r.totalSize, 5 * 1024 ** 3 + 452 + 204);
   assert.equal(r.modelName, 'edge');
-  assert.ok(ms < 500, `inspect took ${ms.toFixed(0)} ms`);
+  assert.ok(read < 16 << 20, `inspect read ${read} bytes`);
 });
 
 test('a truncated archive is a one-line ARCHIVE_CORRUPT error', async () => {

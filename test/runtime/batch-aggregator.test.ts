@@ -1,20 +1,14 @@
 import assert from 'node:assert/strict';
-import { EventEmitter, once } from 'node:events';
-import { describe, it } from 'node:test';
+import { describe, it, type MockTimers, type TestContext } from 'node:test';
 import { BatchAggregator, type BatchTarget } from '../../src/runtime/batch-aggregator.js';
 import { JobQueue } from '../../src/runtime/job-queue.js';
 
-/** A stand-in worker for these units only: records batches and signals each one. */
-class FakeWorker extends EventEmitter implements BatchTarget<string> {
+/** A stand-in worker for these units only: records the batches it was given. */
+class FakeWorker implements BatchTarget<string> {
   readonly batches: string[][] = [];
-  readonly times: number[] = [];
-  constructor(readonly name: string) {
-    super();
-  }
+  constructor(readonly name: string) {}
   runBatch(batch: string[]): void {
     this.batches.push(batch);
-    this.times.push(performance.now());
-    this.emit('batch', batch);
   }
 }
 
@@ -22,6 +16,12 @@ function setup(batchSize: number, maxBatchDelayMs: number, capacity = 100) {
   const queue = new JobQueue<string>(capacity);
   const agg = new BatchAggregator<string>(queue, { batchSize, maxBatchDelayMs });
   return { queue, agg };
+}
+
+/** The aggregator's timers run on node:test's mock clock: `tick(ms)` moves time, nothing waits for real. */
+function mockClock(t: TestContext): MockTimers {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  return t.mock.timers;
 }
 
 describe('BatchAggregator', () => {
@@ -40,20 +40,22 @@ describe('BatchAggregator', () => {
     assert.equal(queue.length, 0);
   });
 
-  it('a max batch delay beyond the timer range (2^31-1 ms) keeps the batch forming instead of sending it at once', async () => {
+  it('a max batch delay beyond the timer range (2^31-1 ms) keeps the batch forming instead of sending it at once', (t) => {
+    const clock = mockClock(t);
     const { agg } = setup(2, 3_000_000_000);
     const w = new FakeWorker('w');
     agg.ready(w);
     agg.add('a');
-    // An overflowing setTimeout fires after 1 ms: several ms later, nothing may have left.
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // An overflowing setTimeout fires after 1 ms (node's mock clock does the same): a day later, nothing may have left.
+    clock.tick(24 * 3600 * 1000);
     assert.equal(w.batches.length, 0, 'still forming');
     agg.add('b');
     assert.deepEqual(w.batches, [['a', 'b']]);
     agg.close();
   });
 
-  it('a full batch leaves at once, without waiting for the delay', () => {
+  it('a full batch leaves at once, without waiting for the delay', (t) => {
+    const clock = mockClock(t);
     const { agg } = setup(3, 60_000);
     const w = new FakeWorker('w');
     agg.ready(w);
@@ -63,6 +65,8 @@ describe('BatchAggregator', () => {
     assert.equal(agg.formingLength, 2);
     agg.add('c');
     assert.deepEqual(w.batches, [['a', 'b', 'c']], 'sent synchronously when full: no 60 s timer was waited for');
+    clock.tick(60_000);
+    assert.deepEqual(w.batches, [['a', 'b', 'c']], 'the delay timer of the sent batch sends nothing more');
   });
 
   it('jobs already queued when a worker becomes ready are taken up to the batch size', () => {
@@ -74,21 +78,20 @@ describe('BatchAggregator', () => {
     assert.equal(queue.length, 1);
   });
 
-  it('a partial batch leaves when max_batch_delay (counted from its first job) is used up', async () => {
+  it('a partial batch leaves when max_batch_delay (counted from its first job) is used up', (t) => {
+    const clock = mockClock(t);
     const { agg } = setup(8, 100);
     const w = new FakeWorker('w');
     agg.ready(w);
-    const t0 = performance.now();
     agg.add('a');
-    const second = once(w, 'batch');
+    clock.tick(90);
     // A second job arrives later; it must not restart the budget.
-    setTimeout(() => agg.add('b'), 90);
-    const [batch] = (await second) as [string[]];
-    const elapsed = w.times[0]! - t0;
-    assert.deepEqual(batch, ['a', 'b']);
-    assert.ok(elapsed >= 95, `waited the delay (${elapsed.toFixed(1)} ms)`);
-    // Had the budget restarted with the second job, the batch would leave at 190 ms or later.
-    assert.ok(elapsed < 180, `the budget started at the first job, not the second (${elapsed.toFixed(1)} ms)`);
+    agg.add('b');
+    clock.tick(9);
+    assert.equal(w.batches.length, 0, 'still forming at 99 ms');
+    clock.tick(1);
+    // Had the budget restarted with the second job, the batch would leave at 190 ms.
+    assert.deepEqual(w.batches, [['a', 'b']], 'left at 100 ms after the first job');
   });
 
   it('max_batch_delay 0 sends whatever is queued right away', () => {
@@ -136,7 +139,8 @@ describe('BatchAggregator', () => {
     assert.equal(agg.withdraw(w1), false, 'not idle here any more');
   });
 
-  it('removeJob takes a job out of a forming batch; an emptied batch stops its timer', async () => {
+  it('removeJob takes a job out of a forming batch; an emptied batch stops its timer', (t) => {
+    const clock = mockClock(t);
     const { agg } = setup(4, 30);
     const w = new FakeWorker('w');
     agg.ready(w);
@@ -146,9 +150,13 @@ describe('BatchAggregator', () => {
     assert.equal(agg.removeJob('b'), true);
     assert.equal(agg.formingLength, 0);
     assert.equal(agg.idleTargets, 1, 'the worker waits for a first job again');
-    const next = once(w, 'batch');
+    clock.tick(10);
     agg.add('c');
-    assert.deepEqual(((await next) as [string[]])[0], ['c']);
+    // The emptied batch's timer (due at 30 ms) must not send c early: c's own budget ends at 40 ms.
+    clock.tick(29);
+    assert.equal(w.batches.length, 0, 'c waits for its own max_batch_delay');
+    clock.tick(1);
+    assert.deepEqual(w.batches, [['c']]);
   });
 
   it('close() returns a forming batch to the queue and hands out nothing more', () => {

@@ -13,13 +13,21 @@ import { FIXTURES, tempDir } from '../helpers/util.js';
 
 const NODE_FIXTURES = join(FIXTURES, 'handlers', 'node');
 
-async function startNode(t: TestContext, dir: string, handler: string, extra: { metrics?: MetricLine[]; logs?: WorkerLogLine[] } = {}) {
+async function startNode(
+  t: TestContext,
+  dir: string,
+  handler: string,
+  extra: { metrics?: MetricLine[]; logs?: WorkerLogLine[]; onLog?: (l: WorkerLogLine) => void } = {},
+) {
   const model = await openModel(dir, { modelName: 'js', handler, runtime: 'node' });
   const worker = await WorkerProcess.start({
     id: '1',
     model,
     batchSize: 2,
-    log: (l) => extra.logs?.push(l),
+    log: (l) => {
+      extra.logs?.push(l);
+      extra.onLog?.(l);
+    },
     onMetric: (m) => extra.metrics?.push(m),
   });
   t.after(() => worker.stop(500));
@@ -218,17 +226,25 @@ test('a partial line written by the handler is completed before the worker print
 
 test('SIGINT (Ctrl-C reaches the whole process group) does not cut the batch in flight; the frontend decides when the worker stops', async (t) => {
   const dir = await tempDir(t);
+  const gate = join(dir, 'gate');
+  // the handler says when it has the batch, then holds it until the test opens the gate (after the SIGINT)
   await writeFile(
     join(dir, 'slow.mjs'),
-    'export async function handle(d) {\n' +
+    'import { existsSync } from "node:fs";\n' +
+      'export async function handle(d) {\n' +
       '  if (d === null) return null;\n' +
-      '  await new Promise((r) => setTimeout(r, 300));\n' +
+      '  console.log("in handler");\n' +
+      `  while (!existsSync(${JSON.stringify(gate)})) await new Promise((r) => setTimeout(r, 10));\n` +
       '  return d.map(() => "done");\n' +
       '}\n',
   );
-  const worker = await startNode(t, dir, 'slow');
+  let entered!: () => void;
+  const inHandler = new Promise<void>((resolve) => (entered = resolve));
+  const worker = await startNode(t, dir, 'slow', { onLog: (l) => l.line === 'in handler' && entered() });
   const reply = worker.predict([req('a', 'x')], 10_000);
+  await inHandler;
   process.kill(worker.pid, 'SIGINT');
+  await writeFile(gate, '');
   const r = await reply;
   assert.equal(r.code, 200);
   assert.equal(r.predictions[0]!.body.toString(), 'done');

@@ -18,14 +18,31 @@ function rawRequest(base: string, data: string | Buffer): Promise<string> {
   });
 }
 
+// One server with the fixture models registered before the subtests: they only send requests to it, so
+// none depends on another's state; the ping-on-an-empty-server subtest starts a server of its own.
 test('inference API: routes, statuses, messages and headers as MMS', async (t) => {
   const s = await startServer(t, { props: { max_request_size: 100_000 } });
   const keepAlive = new Agent({ keepAlive: true });
   t.after(() => keepAlive.destroy());
   const I = s.inference;
+  for (const [name, handler] of [
+    ['noop', 'noop:handle'],
+    ['echo', 'echo:handle'],
+    ['status', 'status_headers:handle'],
+    ['fail', 'errors:raise_error'],
+    ['pexc', 'errors:prediction_exception'],
+    ['none', 'errors:return_none'],
+    ['oom', 'errors:memory_error'],
+    ['mmsimp', 'mms_imports:handle'],
+  ]) {
+    const r = await registerPy(s, name!, handler!);
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json(), { status: 'Workers scaled' });
+  }
 
-  await t.test('ping on an empty server: 200 Healthy, MMS headers in MMS order, 2-space JSON + newline', async () => {
-    const r = await http(I, 'GET', '/ping');
+  await t.test('ping on an empty server: 200 Healthy, MMS headers in MMS order, 2-space JSON + newline', async (t) => {
+    const empty = (await startServer(t)).inference;
+    const r = await http(empty, 'GET', '/ping');
     assert.equal(r.status, 200);
     assert.equal(r.statusMessage, 'OK');
     assert.equal(r.text, '{\n  "status": "Healthy"\n}\n');
@@ -38,26 +55,9 @@ test('inference API: routes, statuses, messages and headers as MMS', async (t) =
     assert.equal(r.headers['expires'], 'Thu, 01 Jan 1970 00:00:00 UTC');
     assert.equal(r.headers['connection'], 'close', 'the client asked to close');
     assert.equal(r.headers['date'], undefined);
-    assert.equal((await http(I, 'GET', '/ping', undefined, {}, keepAlive)).headers['connection'], 'keep-alive');
+    assert.equal((await http(empty, 'GET', '/ping', undefined, {}, keepAlive)).headers['connection'], 'keep-alive');
     // any method, extra segments ignored
-    assert.equal((await http(I, 'POST', '/ping/x')).status, 200);
-  });
-
-  await t.test('register the fixture models', async () => {
-    for (const [name, handler] of [
-      ['noop', 'noop:handle'],
-      ['echo', 'echo:handle'],
-      ['status', 'status_headers:handle'],
-      ['fail', 'errors:raise_error'],
-      ['pexc', 'errors:prediction_exception'],
-      ['none', 'errors:return_none'],
-      ['oom', 'errors:memory_error'],
-      ['mmsimp', 'mms_imports:handle'],
-    ]) {
-      const r = await registerPy(s, name!, handler!);
-      assert.equal(r.status, 200, r.text);
-      assert.deepEqual(r.json(), { status: 'Workers scaled' });
-    }
+    assert.equal((await http(empty, 'POST', '/ping/x')).status, 200);
   });
 
   await t.test('prediction: handler body, empty reason phrase, no content-type unless the handler sets one', async () => {

@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempDir } from '../helpers/util.js';
-import { http, registerPy, startServer } from './server-helpers.js';
+import { http, registerPy, startServer, startServerProcess } from './server-helpers.js';
 
 test("metrics_location: the workers' metrics go to model_metrics.log, one line per metric, with the request id", async (t) => {
   const s = await startServer(t, { props: { metrics_location: 'logs' } });
@@ -15,7 +15,7 @@ test("metrics_location: the workers' metrics go to model_metrics.log, one line p
     assert.equal(r.status, 200);
     ids.push(r.headers['x-request-id'] as string);
   }
-  assert.equal((await s.stop()).code, 0); // the log is flushed and closed at shutdown
+  await s.stop(); // the log is flushed and closed at shutdown
   const lines = (await readFile(join(s.dir, 'logs', 'model_metrics.log'), 'utf8')).trimEnd().split('\n');
   const predictionTimes = lines.filter((l) => / - PredictionTime\./.test(l));
   assert.equal(predictionTimes.length, 2, lines.join('\n'));
@@ -31,7 +31,7 @@ test('log_location: access_log.log has one line per request, as MMS writes it', 
   assert.equal((await http(s.inference, 'GET', '/ping')).status, 200);
   assert.equal((await http(s.inference, 'POST', '/predictions/nosuch?x=1', 'x')).status, 404);
   assert.equal((await http(s.management, 'GET', '/models')).status, 200);
-  assert.equal((await s.stop()).code, 0);
+  await s.stop();
   const lines = (await readFile(join(s.dir, 'logs', 'access_log.log'), 'utf8')).trimEnd().split('\n');
   assert.equal(lines.length, 3, lines.join('\n'));
   const shape = (request: string, status: number): RegExp =>
@@ -44,7 +44,7 @@ test('log_location: access_log.log has one line per request, as MMS writes it', 
 test('metrics_location that cannot be created: one line, exit 1, before listening', async (t) => {
   const dir = await tempDir(t);
   await writeFile(join(dir, 'blocker'), 'a file, not a directory');
-  const s = await startServer(t, { noWait: true, props: { metrics_location: join(dir, 'blocker', 'logs') } });
+  const s = await startServerProcess(t, { noWait: true, props: { metrics_location: join(dir, 'blocker', 'logs') } });
   assert.equal((await s.exited).code, 1);
   const errors = s.lines.filter((l) => l.startsWith('error:'));
   assert.equal(errors.length, 1, s.lines.join('\n'));

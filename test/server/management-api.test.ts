@@ -4,9 +4,9 @@ import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { tempDir } from '../helpers/util.js';
-import { http, register, registerPy, startServer } from './server-helpers.js';
+import { http, register, registerPy, startServer, type RunningServer } from './server-helpers.js';
 import { modelConfigSettings } from '../../src/runtime/serving-options.js';
 
 const bad = (message: string) => ({ code: 400, type: 'BadRequestException', message });
@@ -25,12 +25,15 @@ test('model-config.yaml settings follow TorchServe: positive values win, workers
   assert.deepEqual(modelConfigSettings({ minWorkers: 1 }), {}, 'a lone minWorkers is not a valid pair');
 });
 
-test('management API: register, scale, describe, list, unregister with MMS statuses and messages', async (t) => {
+/** A fresh in-process server per subtest (none depends on models another one registered) and its two base URLs. */
+async function fresh(t: TestContext): Promise<{ s: RunningServer; M: string; I: string }> {
   const s = await startServer(t);
-  const M = s.management;
-  const I = s.inference;
+  return { s, M: s.management, I: s.inference };
+}
 
-  await t.test('register with 0 workers: 200 Model "X" registered; predictions then get 503', async () => {
+test('management API: register, scale, describe, list, unregister with MMS statuses and messages', async (t) => {
+  await t.test('register with 0 workers: 200 Model "X" registered; predictions then get 503', async (t) => {
+    const { s, I } = await fresh(t);
     const r = await register(s, { url: 'py', model_name: 'idle', handler: 'noop:handle' });
     assert.equal(r.status, 200);
     assert.equal(r.text, '{\n  "status": "Model \\"idle\\" registered"\n}\n');
@@ -45,7 +48,8 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     assert.deepEqual((await http(I, 'GET', '/ping')).json(), { status: 'Healthy' });
   });
 
-  await t.test('register synchronously with workers: 200 Workers scaled; async: 202 Processing worker updates...', async () => {
+  await t.test('register synchronously with workers: 200 Workers scaled; async: 202 Processing worker updates...', async (t) => {
+    const { s, I } = await fresh(t);
     const r = await registerPy(s, 'noop', 'noop:handle');
     assert.deepEqual([r.status, r.json()], [200, { status: 'Workers scaled' }]);
     assert.equal((await http(I, 'POST', '/predictions/noop', 'x')).text, 'OK');
@@ -53,7 +57,8 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     assert.deepEqual([a.status, a.json()], [202, { status: 'Processing worker updates...' }]);
   });
 
-  await t.test('register parameters from a JSON body (query ignored), response_timeout in seconds', async () => {
+  await t.test('register parameters from a JSON body (query ignored), response_timeout in seconds', async (t) => {
+    const { M } = await fresh(t);
     const body = JSON.stringify({
       url: 'py',
       model_name: 'batched',
@@ -72,7 +77,8 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     assert.equal((await http(M, 'GET', '/models/ignored')).status, 404);
   });
 
-  await t.test('a JSON register body is read leniently, as Gson does (the body of MMS\'s own test)', async () => {
+  await t.test('a JSON register body is read leniently, as Gson does (the body of MMS\'s own test)', async (t) => {
+    const { M, I } = await fresh(t);
     const body = "{'url':'py', 'model_name':'lenient', handler: 'noop:handle', /* as MMS */ 'initial_workers':'1', 'synchronous':'true'}";
     const r = await http(M, 'POST', '/models', body, { 'content-type': 'application/json' });
     assert.deepEqual([r.status, r.json()], [200, { status: 'Workers scaled' }]);
@@ -81,7 +87,8 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     assert.deepEqual([broken.status, broken.json()], [400, bad('Invalid JSON request body.')]);
   });
 
-  await t.test('register errors: url, runtime, store escapes, unknown file, duplicate, remote urls off', async () => {
+  await t.test('register errors: url, runtime, store escapes, unknown file, duplicate, remote urls off', async (t) => {
+    const { s, M } = await fresh(t);
     assert.deepEqual((await register(s, {})).json(), bad('Parameter url is required.'));
     const rt = await register(s, { url: 'py', model_name: 'r', handler: 'noop:handle', runtime: 'java' });
     assert.deepEqual([rt.status, rt.json()], [400, bad('Invalid RuntimeType value: java')]);
@@ -96,6 +103,7 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     const esc = await register(s, { url: 'link', model_name: 'esc', handler: 'noop:handle' });
     assert.equal(esc.status, 404);
     assert.equal(esc.json().type, 'ModelNotFoundException');
+    assert.equal((await register(s, { url: 'py', model_name: 'noop', handler: 'noop:handle' })).status, 200);
     const dup = await registerPy(s, 'noop', 'noop:handle');
     assert.deepEqual([dup.status, dup.json()], [409, { code: 409, type: 'ConflictStatusException', message: 'Model noop is already registered.' }]);
     const remote = await register(s, { url: 'http://127.0.0.1:1/x.mar' });
@@ -111,7 +119,8 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     assert.doesNotMatch(noHandler.text + wrongModule.text, /--handler|--model-name/);
   });
 
-  await t.test("TorchServe's model-config.yaml in the archive sets batching, timeout and workers (over the register parameters)", async () => {
+  await t.test("TorchServe's model-config.yaml in the archive sets batching, timeout and workers (over the register parameters)", async (t) => {
+    const { s, M, I } = await fresh(t);
     const dir = join(s.store, 'configured');
     await mkdir(join(dir, 'MAR-INF'), { recursive: true });
     await writeFile(join(dir, 'noop.py'), 'def handle(d, c):\n    return None if d is None else ["OK"] * len(d)\n');
@@ -128,7 +137,9 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     assert.equal((await http(M, 'DELETE', '/models/configured')).status, 200);
   });
 
-  await t.test('describe: MMS field order, workers with id, startTime, status, gpu, memoryUsage, pid', async () => {
+  await t.test('describe: MMS field order, workers with id, startTime, status, gpu, memoryUsage, pid', async (t) => {
+    const { s, M } = await fresh(t);
+    assert.equal((await registerPy(s, 'noop', 'noop:handle')).status, 200);
     const r = await http(M, 'GET', '/models/noop/');
     assert.equal(r.status, 200);
     const d = r.json();
@@ -149,7 +160,9 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     assert.deepEqual((await http(M, 'GET', '/models/nosuch')).json(), notFound('Model not found: nosuch'));
   });
 
-  await t.test('scale: check order, defaults, 200/202, describe follows', async () => {
+  await t.test('scale: check order, defaults, 200/202, describe follows', async (t) => {
+    const { s, M, I } = await fresh(t);
+    assert.equal((await registerPy(s, 'noop', 'noop:handle')).status, 200);
     assert.deepEqual((await http(M, 'PUT', '/models/nosuch?min_worker=3&max_worker=2')).json(), bad('max_worker cannot be less than min_worker.'));
     assert.deepEqual((await http(M, 'PUT', '/models/nosuch')).json(), notFound('Model not found: nosuch'));
     const up = await http(M, 'PUT', '/models/noop?min_worker=2&synchronous=true');
@@ -166,7 +179,12 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     assert.equal((await http(I, 'POST', '/predictions/noop', 'x')).text, 'OK');
   });
 
-  await t.test('list: sorted, limit and next_page_token exactly as MMS', async () => {
+  await t.test('list: sorted, limit and next_page_token exactly as MMS', async (t) => {
+    const { s, M } = await fresh(t);
+    // five models, registered out of order, without workers
+    for (const name of ['noop', 'idle', 'later', 'batched', 'lenient']) {
+      assert.equal((await register(s, { url: 'py', model_name: name, handler: 'noop:handle' })).status, 200);
+    }
     const all = (await http(M, 'GET', '/models')).json();
     const names = all.models.map((m: { modelName: string }) => m.modelName);
     assert.deepEqual(names, [...names].sort());
@@ -182,14 +200,18 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     assert.equal(bogus.models.length, n);
   });
 
-  await t.test('unregister: 200 Model "X" unregistered, then 404', async () => {
+  await t.test('unregister: 200 Model "X" unregistered, then 404', async (t) => {
+    const { s, M, I } = await fresh(t);
+    assert.equal((await register(s, { url: 'py', model_name: 'idle', handler: 'noop:handle' })).status, 200);
     const r = await http(M, 'DELETE', '/models/idle?whatever=1');
     assert.deepEqual([r.status, r.json()], [200, { status: 'Model "idle" unregistered' }]);
     assert.deepEqual((await http(M, 'DELETE', '/models/idle')).json(), notFound('Model not found: idle'));
     assert.equal((await http(I, 'POST', '/predictions/idle')).status, 404);
   });
 
-  await t.test('405 and 404 on management paths', async () => {
+  await t.test('405 and 404 on management paths', async (t) => {
+    const { s, M } = await fresh(t);
+    assert.equal((await register(s, { url: 'py', model_name: 'noop', handler: 'noop:handle' })).status, 200);
     assert.equal((await http(M, 'PUT', '/models')).status, 405);
     assert.equal((await http(M, 'DELETE', '/models')).status, 405);
     assert.equal((await http(M, 'POST', '/models/noop')).status, 405);
@@ -197,7 +219,8 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     assert.equal((await http(M, 'POST', '/predictions/noop')).status, 404, 'inference routes are not on the management port');
   });
 
-  await t.test('concurrent register/unregister of one name: exactly one register wins, state stays consistent', async () => {
+  await t.test('concurrent register/unregister of one name: exactly one register wins, state stays consistent', async (t) => {
+    const { s, M, I } = await fresh(t);
     const results = await Promise.all([
       registerPy(s, 'race', 'noop:handle'),
       registerPy(s, 'race', 'noop:handle'),
@@ -214,7 +237,8 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     assert.equal((await http(I, 'POST', '/predictions/race', 'x')).text, 'OK');
   });
 
-  await t.test('a model whose workers cannot start: 500 Failed to start workers and the model is gone', async () => {
+  await t.test('a model whose workers cannot start: 500 Failed to start workers and the model is gone', async (t) => {
+    const { s, M } = await fresh(t);
     const r = await registerPy(s, 'broken', 'load_fail:handle');
     assert.deepEqual([r.status, r.json()], [500, { code: 500, type: 'InternalServerException', message: 'Failed to start workers' }]);
     assert.equal((await http(M, 'GET', '/models/broken')).status, 404);

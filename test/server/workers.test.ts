@@ -1,17 +1,19 @@
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import type { HttpResult, RunningServer } from './server-helpers.js';
 import { http, register, registerPy, startServer } from './server-helpers.js';
 
 /**
- * A handler that announces every batch on stdout (the server forwards worker lines to its stderr), so the
- * test can wait for "the batch is in the worker" instead of sleeping. Body "hang" never answers; other
- * bodies are echoed back.
+ * A handler that announces every batch on stdout (the server logs worker lines), so the test can wait for
+ * "the batch is in the worker" instead of sleeping. Body "hang" never answers; body "gate" answers once the
+ * file `release` exists beside the handler (the test creates it when it is ready); other bodies are echoed back.
  */
 const SIGNAL_HANDLER = `
-import sys, time
+import os, time
+
+RELEASE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "release")
 
 def handle(data, context):
     if data is None:
@@ -24,24 +26,27 @@ def handle(data, context):
     if "hang" in bodies:
         while True:
             time.sleep(3600)
-    if "slow" in bodies:
-        time.sleep(0.5)
+    if "gate" in bodies:
+        while not os.path.exists(RELEASE):
+            time.sleep(0.01)
     return bodies
 `;
 
-async function addSignalModel(s: RunningServer): Promise<void> {
+/** A server of its own (job_queue_size 2) with the announcing handler in store/sig. */
+async function signalServer(t: TestContext): Promise<RunningServer> {
+  const s = await startServer(t, { props: { job_queue_size: 2 } });
   await mkdir(join(s.store, 'sig'), { recursive: true });
   await writeFile(join(s.store, 'sig', 'announce.py'), SIGNAL_HANDLER);
+  return s;
 }
 
 const post = (s: RunningServer, model: string, body: string): Promise<HttpResult> =>
   http(s.inference, 'POST', `/predictions/${model}`, body, { 'content-type': 'text/plain' });
 
+// Each subtest starts its own in-process server: none depends on what another registered or killed.
 test('workers: batching, queue full, worker death, response timeout, Node handlers', async (t) => {
-  const s = await startServer(t, { props: { job_queue_size: 2 } });
-  await addSignalModel(s);
-
-  await t.test('concurrent requests reach the handler as one batch; a lone request waits max_batch_delay at most', async () => {
+  await t.test('concurrent requests reach the handler as one batch; a lone request waits max_batch_delay at most', async (t) => {
+    const s = await signalServer(t);
     const r = await registerPy(s, 'batch', 'batch_size:handle', { batch_size: 2, max_batch_delay: 5000 });
     assert.equal(r.status, 200, r.text);
     const results = await Promise.all([post(s, 'batch', 'a'), post(s, 'batch', 'b')]);
@@ -53,7 +58,8 @@ test('workers: batching, queue full, worker death, response timeout, Node handle
     assert.ok(performance.now() - t0 < 2000);
   });
 
-  await t.test('queue full -> 503; worker killed mid-batch -> 500 "Worker died.", replacement serves queued jobs', async () => {
+  await t.test('queue full -> 503; worker killed mid-batch -> 500 "Worker died.", replacement serves queued jobs', async (t) => {
+    const s = await signalServer(t);
     const r = await register(s, { url: 'sig', model_name: 'sig', handler: 'announce:handle', initial_workers: 1 });
     assert.equal(r.status, 200, r.text);
     const pid = (await http(s.management, 'GET', '/models/sig')).json().workers[0].pid as number;
@@ -81,7 +87,8 @@ test('workers: batching, queue full, worker death, response timeout, Node handle
     assert.notEqual(d.workers[0].pid, pid, 'a replacement worker runs');
   });
 
-  await t.test('a worker that misses response_timeout is killed: 500 "Worker died.", then a replacement answers', async () => {
+  await t.test('a worker that misses response_timeout is killed: 500 "Worker died.", then a replacement answers', async (t) => {
+    const s = await signalServer(t);
     const body = JSON.stringify({ url: 'sig', model_name: 'slowpoke', handler: 'announce:handle', initial_workers: 1, response_timeout: 1 });
     assert.equal((await http(s.management, 'POST', '/models', body, { 'content-type': 'application/json' })).status, 200);
     const r = await post(s, 'slowpoke', 'hang');
@@ -91,10 +98,12 @@ test('workers: batching, queue full, worker death, response timeout, Node handle
     assert.deepEqual([ok.status, ok.text], [200, 'fine']);
   });
 
-  await t.test('ping reports Partial Healthy while some configured workers are not running', async () => {
-    // every model above has its workers up again
+  await t.test('ping reports Partial Healthy while some configured workers are not running', async (t) => {
+    const s = await signalServer(t);
+    // a model with its worker up: Healthy
+    assert.equal((await registerPy(s, 'noop', 'noop:handle')).status, 200);
     assert.deepEqual((await http(s.inference, 'GET', '/ping')).json(), { status: 'Healthy' });
-    // a model whose only worker keeps failing to load: 0 of 1 running
+    // a model whose only worker keeps failing to load: 1 of 2 running
     const broken = await registerPy(s, 'broken', 'load_fail:handle', { synchronous: false });
     assert.equal(broken.status, 202);
     const status = (await http(s.inference, 'GET', '/ping')).json().status;
@@ -102,19 +111,25 @@ test('workers: batching, queue full, worker death, response timeout, Node handle
     await http(s.management, 'DELETE', '/models/broken');
   });
 
-  await t.test('unregister lets the in-flight batch finish; the model is gone at once', async () => {
+  await t.test('unregister lets the in-flight batch finish; the model is gone at once', async (t) => {
+    const s = await signalServer(t);
     const r = await register(s, { url: 'sig', model_name: 'leaving', handler: 'announce:handle', initial_workers: 1 });
     assert.equal(r.status, 200, r.text);
-    const inFlight = post(s, 'leaving', 'slow');
-    await s.waitLine(/BATCH leaving slow/);
+    const inFlight = post(s, 'leaving', 'gate');
+    await s.waitLine(/BATCH leaving gate/);
     const del = http(s.management, 'DELETE', '/models/leaving');
+    await s.waitLine(/Unregistering model leaving/);
+    // the batch is still held in the handler: the name is gone already
+    assert.equal((await post(s, 'leaving', 'x')).status, 404);
+    await writeFile(join(s.store, 'sig', 'release'), '');
     const done = await inFlight;
-    assert.deepEqual([done.status, done.text], [200, 'slow']);
+    assert.deepEqual([done.status, done.text], [200, 'gate']);
     assert.deepEqual((await del).json(), { status: 'Model "leaving" unregistered' });
     assert.equal((await post(s, 'leaving', 'x')).status, 404);
   });
 
-  await t.test('Node handlers are served too (runtime=node)', async () => {
+  await t.test('Node handlers are served too (runtime=node)', async (t) => {
+    const s = await startServer(t);
     const r = await register(s, { url: 'node', model_name: 'jsnoop', handler: 'noop:handle', runtime: 'node', initial_workers: 1 });
     assert.equal(r.status, 200, r.text);
     assert.equal((await post(s, 'jsnoop', 'x')).text, 'OK');
