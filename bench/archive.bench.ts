@@ -54,8 +54,9 @@ async function generate(): Promise<void> {
     const dir = join(MODEL, 'text', `d${i % 40}`);
     await mkdir(dir, { recursive: true });
     const lines: string[] = [];
-    for (let l = 0; l < 20 + (i % 60); l++) lines.push(`${words[(i + l) % 10]} ${words[(i * l) % 10]} ${i * 31 + l} ${(l * 0.37).toFixed(3)}`);
-    await writeFile(join(dir, `f${i}.txt`), lines.join('\n') + '\n');
+    for (let l = 0; l < 20 + (i % 60); l++)
+      lines.push(`${words[(i + l) % 10]} ${words[(i * l) % 10]} ${i * 31 + l} ${(l * 0.37).toFixed(3)}`);
+    await writeFile(join(dir, `f${i}.txt`), `${lines.join('\n')}\n`);
   }
   await writeFile(DONE, new Date().toISOString());
 }
@@ -69,7 +70,25 @@ async function generateBig(): Promise<void> {
   const fh = await open(join(BIG_MODEL, 'weights.bin'), 'w');
   await fh.truncate(5 * 2 ** 30);
   await fh.close();
-  const r = await measure(process.execPath, [ARCHIVER, '--model-name', 'big5g', '--model-path', BIG_MODEL, '--handler', 'handler', '--archive-format', 'zip-store', '--export-path', join(BENCH, 'big'), '-f', '-q'], BENCH);
+  const r = await measure(
+    process.execPath,
+    [
+      ARCHIVER,
+      '--model-name',
+      'big5g',
+      '--model-path',
+      BIG_MODEL,
+      '--handler',
+      'handler',
+      '--archive-format',
+      'zip-store',
+      '--export-path',
+      join(BENCH, 'big'),
+      '-f',
+      '-q',
+    ],
+    BENCH,
+  );
   if (r.code !== 0) throw new Error(`could not build the 5 GiB archive: ${r.stderr}`);
   await rm(BIG_MODEL, { recursive: true, force: true });
 }
@@ -84,7 +103,7 @@ interface Measurement {
 /** Runs a command; peak RSS from /usr/bin/time -v, or from polling VmHWM. */
 function measure(cmd: string, args: string[], cwd: string): Promise<Measurement> {
   return new Promise((resolve, reject) => {
-    const argv = HAS_TIME ? ['/usr/bin/time', ['-v', cmd, ...args]] as const : [cmd, args] as const;
+    const argv = HAS_TIME ? (['/usr/bin/time', ['-v', cmd, ...args]] as const) : ([cmd, args] as const);
     const started = performance.now();
     const child = spawn(argv[0], [...argv[1]], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -122,12 +141,38 @@ interface Case {
 
 const node = process.execPath;
 const create = (format: string, name: string): string[] => [
-  ARCHIVER, '--model-name', name, '--model-path', MODEL, '--handler', 'handler:handle', '--export-path', OUT, '--archive-format', format, '-f', '-q',
+  ARCHIVER,
+  '--model-name',
+  name,
+  '--model-path',
+  MODEL,
+  '--handler',
+  'handler:handle',
+  '--export-path',
+  OUT,
+  '--archive-format',
+  format,
+  '-f',
+  '-q',
 ];
 
 const cases: Case[] = [
-  { name: 'zip -0 -r (baseline)', output: join(OUT, 'zip0.zip'), cmd: 'zip', args: ['-q', '-0', '-r', join(OUT, 'zip0.zip'), '.'], cwd: MODEL, cleanup: join(OUT, 'zip0.zip') },
-  { name: 'zip -r (baseline)', output: join(OUT, 'zip6.zip'), cmd: 'zip', args: ['-q', '-r', join(OUT, 'zip6.zip'), '.'], cwd: MODEL, cleanup: join(OUT, 'zip6.zip') },
+  {
+    name: 'zip -0 -r (baseline)',
+    output: join(OUT, 'zip0.zip'),
+    cmd: 'zip',
+    args: ['-q', '-0', '-r', join(OUT, 'zip0.zip'), '.'],
+    cwd: MODEL,
+    cleanup: join(OUT, 'zip0.zip'),
+  },
+  {
+    name: 'zip -r (baseline)',
+    output: join(OUT, 'zip6.zip'),
+    cmd: 'zip',
+    args: ['-q', '-r', join(OUT, 'zip6.zip'), '.'],
+    cwd: MODEL,
+    cleanup: join(OUT, 'zip6.zip'),
+  },
   { name: 'create default', output: join(OUT, 'bench.mar'), cmd: node, args: create('default', 'bench'), cwd: BENCH },
   { name: 'create zip-store', output: join(OUT, 'store.mar'), cmd: node, args: create('zip-store', 'store'), cwd: BENCH },
   { name: 'create tgz', output: join(OUT, 'bench.tar.gz'), cmd: node, args: create('tgz', 'bench'), cwd: BENCH },
@@ -206,10 +251,10 @@ async function main(): Promise<void> {
     ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]): string => '| ' + r.map((v, i) => v.padEnd(widths[i]!)).join(' | ') + ' |';
-  const out = [line(rows[0]!), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...rows.slice(1).map(line)];
+  const line = (r: string[]): string => `| ${r.map((v, i) => v.padEnd(widths[i]!)).join(' | ')} |`;
+  const out = [line(rows[0]!), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.slice(1).map(line)];
   process.stdout.write(`\nmodel: 1 GiB random + 200 MiB zeros + 2,000 text files; ${RUNS} interleaved runs each, median wall time\n`);
-  process.stdout.write(out.join('\n') + '\n');
+  process.stdout.write(`${out.join('\n')}\n`);
   for (const [name, why] of skipped) process.stdout.write(`skipped ${name}: ${why}\n`);
   const def = results.get('create default');
   if (def) {
@@ -223,7 +268,9 @@ async function main(): Promise<void> {
     );
   }
   const inspectMs = await inspectInProcess(BIG_MAR);
-  process.stdout.write(`target (inspect): inspectArchive() of the 5 GiB archive in-process < 500 ms: ${inspectMs.toFixed(1)} ms ${verdict(inspectMs < 500)}\n`);
+  process.stdout.write(
+    `target (inspect): inspectArchive() of the 5 GiB archive in-process < 500 ms: ${inspectMs.toFixed(1)} ms ${verdict(inspectMs < 500)}\n`,
+  );
   process.stdout.write(`load average at the end: ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}\n`);
 }
 

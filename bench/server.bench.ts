@@ -11,8 +11,8 @@
  * Every server runs in its own process; autocannon runs in this one.
  */
 
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -174,7 +174,11 @@ async function rssMb(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): Promise<n
   return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) / 1024;
 }
 
-async function startModelServer(dir: string, extraProps: string, args: string[] = []): Promise<{
+async function startModelServer(
+  dir: string,
+  extraProps: string,
+  args: string[] = [],
+): Promise<{
   proc: ChildProcess;
   inference: string;
   management: string;
@@ -231,9 +235,13 @@ async function main(): Promise<void> {
       [1, 'same, one request in flight (MMS: one batch per worker)'],
       [2, 'same, two requests in flight (informational)'],
     ] as const) {
-      const limited = spawn(process.execPath, ['-e', FORWARD_LIMITED_SERVER, 'python3', echoFile, join(dir, `echo-${limit}.sock`), String(limit)], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
+      const limited = spawn(
+        process.execPath,
+        ['-e', FORWARD_LIMITED_SERVER, 'python3', echoFile, join(dir, `echo-${limit}.sock`), String(limit)],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
       children.push(limited);
       const limitedPort = /PORT (\d+)/.exec(await lineWaiter(limited)(/PORT/))![1];
       rows.push(await load(label, `http://127.0.0.1:${limitedPort}/`));
@@ -257,9 +265,13 @@ async function main(): Promise<void> {
     await fetch(`${s.management}/models/noop?min_worker=1&synchronous=true`, { method: 'PUT' });
     // Informational: the same handler and worker when the aggregator may batch what queued up while the worker
     // was busy (max_batch_delay 0 = never wait for more). This is how one MMS worker gets throughput.
-    const nb = await post(`${s.management}/models?url=py&model_name=noopb8&handler=noop:handle&initial_workers=1&batch_size=8&max_batch_delay=0`);
+    const nb = await post(
+      `${s.management}/models?url=py&model_name=noopb8&handler=noop:handle&initial_workers=1&batch_size=8&max_batch_delay=0`,
+    );
     if (nb.status !== 200) throw new Error(`register failed: ${nb.text}`);
-    rows.push(await load('model-server, noop.py, 1 worker, batch_size 8, max_batch_delay 0 (informational)', `${s.inference}/predictions/noopb8`));
+    rows.push(
+      await load('model-server, noop.py, 1 worker, batch_size 8, max_batch_delay 0 (informational)', `${s.inference}/predictions/noopb8`),
+    );
     await fetch(`${s.management}/models/noopb8`, { method: 'DELETE' });
     const rssPeak = await rssMb(s.proc.pid!, 'VmHWM');
 
@@ -294,7 +306,9 @@ async function main(): Promise<void> {
     console.log('| setup | req/s | p50 ms | p99 ms | errors | vs forwarding |');
     console.log('|---|---:|---:|---:|---:|---:|');
     for (const r of rows) {
-      console.log(`| ${r.name} | ${Math.round(r.reqPerSec)} | ${r.p50} | ${r.p99} | ${r.errors} | ${((100 * r.reqPerSec) / base).toFixed(0)}% |`);
+      console.log(
+        `| ${r.name} | ${Math.round(r.reqPerSec)} | ${r.p50} | ${r.p99} | ${r.errors} | ${((100 * r.reqPerSec) / base).toFixed(0)}% |`,
+      );
     }
     const b1 = rows.find((r) => r.name.endsWith('batch_size 1'))!.reqPerSec;
     const b8 = rows.find((r) => r.name.endsWith('batch_size 8'))!.reqPerSec;
@@ -313,11 +327,15 @@ async function main(): Promise<void> {
     const twoInFlight = rows[3]!.reqPerSec;
     const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT met');
     console.log('\nissue targets (1 worker, noop.py, batch_size 1):');
-    console.log(`  req/s >= 75% of forwarding: ${((100 * one.reqPerSec) / base).toFixed(0)}% -> ${verdict(one.reqPerSec >= 0.75 * base)}` +
-      ` (one-in-flight ceiling here: ${((100 * ceiling) / base).toFixed(0)}%, two in flight: ${((100 * twoInFlight) / base).toFixed(0)}%;` +
-      ` we reach ${((100 * one.reqPerSec) / ceiling).toFixed(0)}% of the one-in-flight ceiling)`);
-    console.log(`  p99 < 3 ms: ${one.p99} ms -> ${verdict(one.p99 < 3)} (mean latency at ${CONNECTIONS} connections: ` +
-      `${((1000 * CONNECTIONS) / one.reqPerSec).toFixed(1)} ms = connections / throughput)`);
+    console.log(
+      `  req/s >= 75% of forwarding: ${((100 * one.reqPerSec) / base).toFixed(0)}% -> ${verdict(one.reqPerSec >= 0.75 * base)}` +
+        ` (one-in-flight ceiling here: ${((100 * ceiling) / base).toFixed(0)}%, two in flight: ${((100 * twoInFlight) / base).toFixed(0)}%;` +
+        ` we reach ${((100 * one.reqPerSec) / ceiling).toFixed(0)}% of the one-in-flight ceiling)`,
+    );
+    console.log(
+      `  p99 < 3 ms: ${one.p99} ms -> ${verdict(one.p99 < 3)} (mean latency at ${CONNECTIONS} connections: ` +
+        `${((1000 * CONNECTIONS) / one.reqPerSec).toFixed(1)} ms = connections / throughput)`,
+    );
     console.log(`  batch_size 8 >= 6x batch_size 1: ${(b8 / b1).toFixed(1)}x -> ${verdict(b8 / b1 >= 6)}`);
     const coldMax = Math.max(...colds);
     console.log(`  cold start < 0.3 s: worst of 3 ${Math.round(coldMax)} ms -> ${verdict(coldMax < 300)}`);

@@ -8,9 +8,9 @@
  * (noop handler, batch of 1 and of 8), the Node worker (noop handler, batch of 1).
  */
 
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createConnection, type Socket } from 'node:net';
-import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -77,10 +77,15 @@ async function baselineEcho(frame: Buffer): Promise<Row> {
       w();
     }
   });
-  const row = await timed('baseline: length-prefixed Python echo', 1, () => new Promise<void>((resolve) => {
-    waiting = resolve;
-    conn.write(msg);
-  }));
+  const row = await timed(
+    'baseline: length-prefixed Python echo',
+    1,
+    () =>
+      new Promise<void>((resolve) => {
+        waiting = resolve;
+        conn.write(msg);
+      }),
+  );
   conn.end();
   await new Promise((r) => child.once('exit', r));
   await rm(dir, { recursive: true, force: true });
@@ -120,13 +125,25 @@ rows.push(await throughWorker('Python worker, noop, batch 8', 'python', eight));
 rows.push(await throughWorker('Node worker, noop, batch 1', 'node', one));
 
 const base = rows[0]!;
-const baseP50 = percentile([...base.latenciesUs].sort((a, b) => a - b), 50);
-console.log(`\nPREDICT round trips over a unix socket, one in flight, ${SECONDS}s per row, body ${BODY_BYTES} B, node ${process.versions.node}\n`);
+const baseP50 = percentile(
+  [...base.latenciesUs].sort((a, b) => a - b),
+  50,
+);
+console.log(
+  `\nPREDICT round trips over a unix socket, one in flight, ${SECONDS}s per row, body ${BODY_BYTES} B, node ${process.versions.node}\n`,
+);
 const header = ['', 'req/s', 'p50 µs', 'p90 µs', 'p99 µs', 'p50 vs echo'];
 const table = rows.map((r) => {
   const s = [...r.latenciesUs].sort((a, b) => a - b);
   const p50 = percentile(s, 50);
-  return [r.name, (r.requests / r.seconds).toFixed(0), p50.toFixed(1), percentile(s, 90).toFixed(1), percentile(s, 99).toFixed(1), `+${(p50 - baseP50).toFixed(1)}`];
+  return [
+    r.name,
+    (r.requests / r.seconds).toFixed(0),
+    p50.toFixed(1),
+    percentile(s, 90).toFixed(1),
+    percentile(s, 99).toFixed(1),
+    `+${(p50 - baseP50).toFixed(1)}`,
+  ];
 });
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
 const fmt = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
+import { spawnSync } from 'node:child_process';
 // Runs the compiled dist/test/**/*.test.js with node's test runner (Node 20 has no glob support for --test).
 //   node scripts/run-tests.js [--slow | --all] [path substrings...]
 // By default *.slow.test.js (the > 4 GiB archive tests) are skipped; --slow runs only those, --all runs both.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 
 function find(dir) {
   const out = [];

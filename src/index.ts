@@ -34,10 +34,9 @@ export type {
   WorkerStatus,
 } from './runtime/model-runtime.js';
 export { ModelRuntime } from './runtime/model-runtime.js';
-export type { InferenceRequest, PredictionResult, RequestParam } from './runtime/protocol.js';
-
 export type { PredictInput, PredictOptions, PredictOutcome } from './runtime/predict.js';
 export { predict } from './runtime/predict.js';
+export type { InferenceRequest, PredictionResult, RequestParam } from './runtime/protocol.js';
 
 // The MMS-compatible model server: startModelServer(options), or a ModelServer built from a loadConfig() result.
 

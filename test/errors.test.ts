@@ -63,7 +63,8 @@ describe('handlerStatus: what a status chosen by a handler or worker becomes', (
   });
 
   it('turns anything else into 500', () => {
-    for (const code of [42, 0, -1, 99, 1000, 2 ** 40, 404.5, NaN, Infinity, -Infinity]) assert.equal(handlerStatus(code), 500, String(code));
+    for (const code of [42, 0, -1, 99, 1000, 2 ** 40, 404.5, NaN, Infinity, -Infinity])
+      assert.equal(handlerStatus(code), 500, String(code));
   });
 
   it('a MarError never carries an invalid status override', () => {
@@ -136,7 +137,7 @@ function typeCodes(type: ts.TypeNode): string[] | null {
   if (ts.isLiteralTypeNode(type) && ts.isStringLiteral(type.literal)) return [type.literal.text];
   if (ts.isUnionTypeNode(type)) {
     const parts = type.types.map(typeCodes);
-    return parts.every((p) => p !== null) ? parts.flat() as string[] : null;
+    return parts.every((p) => p !== null) ? (parts.flat() as string[]) : null;
   }
   return null;
 }
@@ -156,7 +157,8 @@ function codeUses(root: string): { uses: CodeUse[]; casts: string[] } {
         const arg = (n as ts.NewExpression | ts.CallExpression).arguments?.[0];
         if (arg) uses.push({ where: where(n), codes: literalCodes(arg, n) });
       }
-      if ((ts.isAsExpression(n) || ts.isTypeAssertionExpression(n)) && /\bErrorCode\b|ERROR_CODES/.test(n.type.getText(sf))) casts.push(where(n));
+      if ((ts.isAsExpression(n) || ts.isTypeAssertionExpression(n)) && /\bErrorCode\b|ERROR_CODES/.test(n.type.getText(sf)))
+        casts.push(where(n));
       ts.forEachChild(n, visit);
     };
     visit(sf);
@@ -171,13 +173,17 @@ describe('codes raised in src/ are in the registry', () => {
 
   it('finds the raising sites (the scan works)', () => {
     assert.ok(uses.length > 100, `only ${uses.length} sites found`);
-    assert.ok(uses.some((u) => u.codes?.includes('WORKER_OUT_OF_MEMORY')), 'a code chosen by a condition is followed');
+    assert.ok(
+      uses.some((u) => u.codes?.includes('WORKER_OUT_OF_MEMORY')),
+      'a code chosen by a condition is followed',
+    );
   });
 
   it('every code passed to new MarError / wrapError is known', () => {
     const problems: string[] = [];
     for (const u of uses) {
-      if (u.codes === null) problems.push(`${u.where}: the code cannot be known statically; pass a literal code (or a variable of literal codes)`);
+      if (u.codes === null)
+        problems.push(`${u.where}: the code cannot be known statically; pass a literal code (or a variable of literal codes)`);
       for (const c of u.codes ?? []) if (!(c in ERROR_CODES)) problems.push(`${u.where}: ${c} is not in the registry (src/errors.ts)`);
     }
     assert.deepEqual(problems, []);

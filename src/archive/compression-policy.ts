@@ -1,5 +1,5 @@
-import { deflateRawSync } from 'node:zlib';
 import type { FileHandle } from 'node:fs/promises';
+import { deflateRawSync } from 'node:zlib';
 import { readSample } from './read-source.js';
 
 /**

@@ -1,8 +1,8 @@
-import { mkdir, open, utimes, type FileHandle } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { MarError, describeFsError } from '../errors.js';
+import { describeFsError, MarError } from '../errors.js';
 import type { ArchiveSink, BytesCallback, EntryMeta, WrittenEntry } from './archive-sink.js';
-import { ContentDigest, digestBuffer, openSource, readChunks, sourceSize, readWholeFile, type FileDigest } from './read-source.js';
+import { ContentDigest, digestBuffer, type FileDigest, openSource, readChunks, readWholeFile, sourceSize } from './read-source.js';
 import type { SourceEntry } from './walk.js';
 
 export interface DirWriterOptions {

@@ -6,10 +6,10 @@
 import { createWriteStream } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { describeFsError, MarError } from '../errors.js';
-import { ArchiveReader, detectArchiveKind, findTgzRoot, scanTgz, type ArchiveEntryInfo, type EntryType } from './read.js';
+import { type ArchiveEntryInfo, ArchiveReader, detectArchiveKind, type EntryType, findTgzRoot, scanTgz } from './read.js';
 import { checkEntryPath, describeUnsafe, resolveInside } from './safe-path.js';
 
 export interface ExtractLimits {
@@ -109,7 +109,11 @@ function admitEntry(archive: string, e: { rawPath: string; type: EntryType; link
   if (check.unsafe) throw unsafe(archive, e.rawPath, `${describeUnsafe(check.unsafe)} and would escape the target directory`);
   if (e.type === 'symlink' || e.type === 'hardlink') {
     const to = e.linkTarget ? ` to ${JSON.stringify(e.linkTarget)}` : '';
-    throw unsafe(archive, e.rawPath, `is a ${e.type === 'symlink' ? 'symbolic' : 'hard'} link${to}, and links can point outside the target`);
+    throw unsafe(
+      archive,
+      e.rawPath,
+      `is a ${e.type === 'symlink' ? 'symbolic' : 'hard'} link${to}, and links can point outside the target`,
+    );
   }
   if (e.type === 'other') throw unsafe(archive, e.rawPath, 'is a device, FIFO or other special file');
   return check.segments;
@@ -130,12 +134,17 @@ class LayoutGuard {
     if (key === '') return;
     for (let i = 1; i < segments.length + (isDirectory ? 1 : 0); i++) {
       const parent = segments.slice(0, i).join('/');
-      if (this.#files.has(parent)) throw unsafe(this.#archive, rawPath, `needs ${JSON.stringify(parent)} to be a directory, but it is also a file`);
+      if (this.#files.has(parent))
+        throw unsafe(this.#archive, rawPath, `needs ${JSON.stringify(parent)} to be a directory, but it is also a file`);
       this.#dirs.add(parent);
     }
     if (isDirectory) return;
     if (this.#files.has(key)) {
-      throw unsafe(this.#archive, rawPath, 'appears more than once (the servers keep the last copy, other tools the first), so its content is ambiguous');
+      throw unsafe(
+        this.#archive,
+        rawPath,
+        'appears more than once (the servers keep the last copy, other tools the first), so its content is ambiguous',
+      );
     }
     if (this.#dirs.has(key)) throw unsafe(this.#archive, rawPath, 'is both a file and a directory');
     this.#files.add(key);
@@ -147,7 +156,14 @@ function fileMode(mode: number | undefined): number {
   return mode !== undefined && (mode & 0o111) !== 0 ? 0o755 : 0o644;
 }
 
-async function writeEntry(root: string, segments: readonly string[], rawPath: string, archive: string, data: Readable, mode: number | undefined): Promise<void> {
+async function writeEntry(
+  root: string,
+  segments: readonly string[],
+  rawPath: string,
+  archive: string,
+  data: Readable,
+  mode: number | undefined,
+): Promise<void> {
   // The data may fail (CRC, size) while we create directories; keep the error for pipeline, not for 'uncaught'.
   const swallow = (): void => undefined;
   data.on('error', swallow);

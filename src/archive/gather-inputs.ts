@@ -4,11 +4,11 @@
  * Everything is checked here, before a byte is written.
  */
 
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { MarError, describeFsError } from '../errors.js';
-import { checkPythonEntryPoint, hasNodeExport } from '../handler/entry-point-check.js';
+import { describeFsError, MarError } from '../errors.js';
 import { parseEntryPoint } from '../handler/entry-point.js';
+import { checkPythonEntryPoint, hasNodeExport } from '../handler/entry-point-check.js';
 import { handlerFileCandidates, isTorchServeBuiltin, locateHandler } from '../handler/locate.js';
 import { handlerLanguage } from '../handler/runtimes.js';
 import { parseModelConfig } from '../manifest/model-config.js';
@@ -16,7 +16,16 @@ import { compareArchivePaths } from './digests.js';
 import { IgnoreRules } from './ignore-rules.js';
 import type { CreateArchiveOptions } from './pack.js';
 import { SMALL_FILE_BYTES } from './read-source.js';
-import { IGNORE_FILE, fileMode, isReservedPath, isSkippedDirName, isSkippedFileName, statInputFile, walkDirectory, type SourceEntry } from './walk.js';
+import {
+  fileMode,
+  IGNORE_FILE,
+  isReservedPath,
+  isSkippedDirName,
+  isSkippedFileName,
+  type SourceEntry,
+  statInputFile,
+  walkDirectory,
+} from './walk.js';
 
 /** The options that name inputs. */
 export type InputOptions = Pick<
@@ -44,7 +53,7 @@ async function expandExtra(item: string): Promise<string[]> {
   const base = basename(item);
   if (!/[*?[]/.test(base)) return [item];
   const dir = dirname(item);
-  const rules = new IgnoreRules(['/' + base]);
+  const rules = new IgnoreRules([`/${base}`]);
   let names: string[];
   try {
     names = await readdir(dir);
@@ -98,7 +107,15 @@ class EntrySet {
 
 async function namedFile(path: string, flag: string): Promise<SourceEntry> {
   const { st, realPath, absPath } = await statInputFile(path, flag);
-  return { archivePath: basename(absPath), sourcePath: absPath, realPath, size: st.size, mode: fileMode(st), mtimeMs: st.mtimeMs, origin: flag };
+  return {
+    archivePath: basename(absPath),
+    sourcePath: absPath,
+    realPath,
+    size: st.size,
+    mode: fileMode(st),
+    mtimeMs: st.mtimeMs,
+    origin: flag,
+  };
 }
 
 /** Gathers and checks every input; `skipPaths` (our own output and temp path) are never taken. */
@@ -210,7 +227,10 @@ async function resolveHandler(raw: string, runtime: string, set: EntrySet, notes
   if (handler.endsWith(':')) {
     // MMS and TorchServe then look up an attribute named '' and fall back to a class: not what "h:" suggests.
     const base = handler.slice(0, -1);
-    throw new MarError('USAGE', `--handler ${handler} has an empty function name after ':'; write ${base} (function handle) or ${base}:<function>`);
+    throw new MarError(
+      'USAGE',
+      `--handler ${handler} has an empty function name after ':'; write ${base} (function handle) or ${base}:<function>`,
+    );
   }
   const location = await locateHandler(entry, runtime, (path) => set.has(path));
   // `dir/h` found in that dir of the archive: MMS style, written as given.
@@ -230,7 +250,9 @@ async function resolveHandler(raw: string, runtime: string, set: EntrySet, notes
   // `dir/h` where only a root `h.py` exists in the archive: the runtime's fallback finds it.
   if (location.kind === 'found') return handler;
   if (location.kind === 'builtin') {
-    notes.push(`note: handler "${handler}" is a TorchServe built-in: only TorchServe ships it (MMS and model-server cannot run this archive)`);
+    notes.push(
+      `note: handler "${handler}" is a TorchServe built-in: only TorchServe ships it (MMS and model-server cannot run this archive)`,
+    );
     return handler;
   }
   const looked = location.kind === 'missing' ? location.looked : [];

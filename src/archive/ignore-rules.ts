@@ -40,8 +40,8 @@ function globToRegexSource(glob: string): string {
         out += '\\[';
       } else {
         let body = glob.slice(i + 1, close);
-        if (body.startsWith('!')) body = '^' + body.slice(1);
-        out += '[' + body.replace(/\\/g, '\\\\') + ']';
+        if (body.startsWith('!')) body = `^${body.slice(1)}`;
+        out += `[${body.replace(/\\/g, '\\\\')}]`;
         i = close;
       }
     } else if (c === '\\' && i + 1 < glob.length) {

@@ -6,7 +6,7 @@ import { MarError } from '../errors.js';
 import { discoverManifest } from '../manifest/discover.js';
 import { MANIFEST_PATH, type Manifest } from '../manifest/manifest.js';
 import { validateManifest } from '../manifest/validate.js';
-import { withArchive, type ArchiveKind, type ArchiveReader, type EntryMethod, type EntryType } from './read.js';
+import { type ArchiveKind, type ArchiveReader, type EntryMethod, type EntryType, withArchive } from './read.js';
 
 export type InspectManifestKind = 'mar-inf' | 'legacy' | 'none';
 
@@ -40,7 +40,7 @@ export async function loadManifest(reader: ArchiveReader): Promise<LoadedManifes
 
 /** A manifest one or more directories down (`model/MAR-INF/MANIFEST.json`): the archive was made from the parent dir. */
 export function findNestedManifest(reader: ArchiveReader): string | null {
-  const hit = reader.entries().find((e) => e.type === 'file' && e.path.endsWith('/' + MANIFEST_PATH));
+  const hit = reader.entries().find((e) => e.type === 'file' && e.path.endsWith(`/${MANIFEST_PATH}`));
   return hit ? hit.path : null;
 }
 

@@ -82,9 +82,13 @@ export class IntegrityCheck extends Transform {
   }
 
   #mismatch(what: string): MarError {
-    return new MarError('ARCHIVE_CORRUPT', `${this.#archive}: entry ${this.#entry.rawPath} ${what}; the archive is corrupt: rebuild or re-download it`, {
-      details: { path: this.#entry.rawPath, kind: what.startsWith('CRC') ? 'crc' : 'size' },
-    });
+    return new MarError(
+      'ARCHIVE_CORRUPT',
+      `${this.#archive}: entry ${this.#entry.rawPath} ${what}; the archive is corrupt: rebuild or re-download it`,
+      {
+        details: { path: this.#entry.rawPath, kind: what.startsWith('CRC') ? 'crc' : 'size' },
+      },
+    );
   }
 }
 
@@ -92,10 +96,14 @@ export class IntegrityCheck extends Transform {
 export function entryDataError(archive: string, entry: ArchiveEntryInfo, err: unknown): MarError {
   if (err instanceof MarError) return err;
   const msg = (err as Error)?.message ?? String(err);
-  return new MarError('ARCHIVE_CORRUPT', `${archive}: entry ${entry.rawPath} cannot be read (${msg}); the archive is corrupt or truncated: rebuild or re-download it`, {
-    cause: err,
-    details: { path: entry.rawPath, kind: 'data' },
-  });
+  return new MarError(
+    'ARCHIVE_CORRUPT',
+    `${archive}: entry ${entry.rawPath} cannot be read (${msg}); the archive is corrupt or truncated: rebuild or re-download it`,
+    {
+      cause: err,
+      details: { path: entry.rawPath, kind: 'data' },
+    },
+  );
 }
 
 /** A CRC-32 as 8 hex digits, for messages. */

@@ -6,17 +6,17 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { MarError, describeFsError } from '../errors.js';
+import { describeFsError, MarError } from '../errors.js';
 import { CREATE_RUNTIMES, runtimeRefusal } from '../handler/runtimes.js';
-import { MANIFEST_PATH, MODEL_NAME_PATTERN, buildManifest, serializeManifest, type Manifest } from '../manifest/manifest.js';
+import { buildManifest, MANIFEST_PATH, type Manifest, MODEL_NAME_PATTERN, serializeManifest } from '../manifest/manifest.js';
 import { assertValidManifest } from '../manifest/validate.js';
 import { TOOL_VERSION } from '../util/package-info.js';
 import type { WrittenEntry } from './archive-sink.js';
+import { ARCHIVE_FORMATS, type ArchiveFormat } from './formats.js';
 import { gatherInputs } from './gather-inputs.js';
 import type { ProgressCallback } from './progress.js';
 import { pathExists, publishArchive, refuseToReplaceInputs } from './publish-archive.js';
 
-import { ARCHIVE_FORMATS, type ArchiveFormat } from './formats.js';
 export { ARCHIVE_FORMATS, type ArchiveFormat };
 
 export interface CreateArchiveOptions {
@@ -90,12 +90,14 @@ export function outputPathFor(exportPath: string, modelName: string, format: Arc
 
 function resolveEpoch(explicit: number | undefined): number | undefined {
   if (explicit !== undefined) {
-    if (!Number.isInteger(explicit) || explicit < 0) throw new MarError('INPUT_INVALID', `sourceDateEpoch must be a non-negative integer, got ${explicit}`);
+    if (!Number.isInteger(explicit) || explicit < 0)
+      throw new MarError('INPUT_INVALID', `sourceDateEpoch must be a non-negative integer, got ${explicit}`);
     return explicit;
   }
   const env = process.env['SOURCE_DATE_EPOCH'];
   if (env === undefined || env === '') return undefined;
-  if (!/^\d+$/.test(env.trim())) throw new MarError('INPUT_INVALID', `SOURCE_DATE_EPOCH must be a non-negative integer (seconds since 1970), got "${env}"`);
+  if (!/^\d+$/.test(env.trim()))
+    throw new MarError('INPUT_INVALID', `SOURCE_DATE_EPOCH must be a non-negative integer (seconds since 1970), got "${env}"`);
   return Number(env.trim());
 }
 
@@ -127,7 +129,10 @@ export async function createArchive(options: CreateArchiveOptions): Promise<Crea
   }
   // Like the name, the version ends up in URLs (/models/<name>/<version>) and log lines: no newline may slip in.
   if (options.modelVersion !== undefined && /[\x00-\x1f\x7f]/.test(options.modelVersion)) {
-    throw new MarError('INPUT_INVALID', `model version ${JSON.stringify(options.modelVersion)} has a control character (a newline?); remove it`);
+    throw new MarError(
+      'INPUT_INVALID',
+      `model version ${JSON.stringify(options.modelVersion)} has a control character (a newline?); remove it`,
+    );
   }
   const runtime = options.runtime ?? 'python';
   if (!CREATE_RUNTIMES.includes(runtime)) {

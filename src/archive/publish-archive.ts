@@ -8,14 +8,14 @@ import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { link, lstat, open, realpath, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { MarError, describeFsError } from '../errors.js';
+import { describeFsError, MarError } from '../errors.js';
 import { DIGESTS_PATH, MANIFEST_PATH } from '../manifest/manifest.js';
 import type { ArchiveSink, EntryMeta, WrittenEntry } from './archive-sink.js';
 import { formatDigests } from './digests.js';
 import { DirWriter } from './dir-writer.js';
 import type { ArchiveFormat } from './formats.js';
 import type { CreateProgress, ProgressCallback } from './progress.js';
-import { SMALL_FILE_BYTES, digestBuffer } from './read-source.js';
+import { digestBuffer, SMALL_FILE_BYTES } from './read-source.js';
 import { TarGzWriter } from './tar-writer.js';
 import type { SourceEntry } from './walk.js';
 import { ZipWriter } from './zip-writer.js';
@@ -69,11 +69,14 @@ async function sha256OfFile(path: string): Promise<string> {
  */
 export async function refuseToReplaceInputs(target: string, modelPath: string | undefined, entries: readonly SourceEntry[]): Promise<void> {
   const realTarget = await realpath(target).catch(() => target);
-  const inside = (p: string): boolean => p === realTarget || p.startsWith(realTarget + '/');
+  const inside = (p: string): boolean => p === realTarget || p.startsWith(`${realTarget}/`);
   const modelReal = modelPath === undefined ? undefined : await realpath(modelPath).catch(() => resolve(modelPath));
   const hit = [modelReal, process.cwd(), ...entries.map((e) => e.realPath)].find((p) => p !== undefined && inside(p));
   if (hit !== undefined) {
-    throw new MarError('USAGE', `--force would replace ${target}, ${hit === realTarget ? 'which is' : 'which holds'} ${hit} (an input or the current directory); choose another --export-path or --model-name`);
+    throw new MarError(
+      'USAGE',
+      `--force would replace ${target}, ${hit === realTarget ? 'which is' : 'which holds'} ${hit} (an input or the current directory); choose another --export-path or --model-name`,
+    );
   }
 }
 
@@ -130,7 +133,6 @@ async function removeEmptyDirs(dir: string, top: string): Promise<void> {
     if (d === resolve(top) || d === dirname(d)) return;
   }
 }
-
 
 /** One archive to write and publish. */
 export interface PublishJob {
@@ -236,11 +238,7 @@ export async function publishArchive(job: PublishJob): Promise<Published> {
     const bytes = await s.finish();
     signal?.throwIfAborted();
     const sha256 =
-      format === 'no-archive'
-        ? createHash('sha256').update(digestBytes).digest('hex')
-        : !job.archiveSha256
-          ? ''
-          : await sha256OfFile(tmp);
+      format === 'no-archive' ? createHash('sha256').update(digestBytes).digest('hex') : !job.archiveSha256 ? '' : await sha256OfFile(tmp);
     if (format === 'no-archive') await publishDir(tmp, target, force, job.suffix);
     else await publishFile(tmp, target, force);
     liveTemps.delete(tmp);

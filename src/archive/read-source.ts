@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
-import { MarError, describeFsError } from '../errors.js';
+import { describeFsError, MarError } from '../errors.js';
 
 /** Read size for streamed files: large enough to keep syscalls cheap, small enough for a flat RSS. */
 export const CHUNK_BYTES = 1 << 20;
@@ -52,7 +52,9 @@ export async function openSource(path: string, shown: string): Promise<FileHandl
     return await open(path, 'r');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new MarError(code === 'ENOENT' ? 'INPUT_NOT_FOUND' : 'INPUT_INVALID', `cannot read ${shown}: ${describeFsError(err)}`, { cause: err });
+    throw new MarError(code === 'ENOENT' ? 'INPUT_NOT_FOUND' : 'INPUT_INVALID', `cannot read ${shown}: ${describeFsError(err)}`, {
+      cause: err,
+    });
   }
 }
 
@@ -66,7 +68,10 @@ export async function sourceSize(fh: FileHandle, shown: string): Promise<number>
 }
 
 function changedError(shown: string, expected: number, actual: string): MarError {
-  return new MarError('INPUT_INVALID', `${shown} changed while it was being archived (expected ${expected} bytes, ${actual}); retry when it is no longer being written`);
+  return new MarError(
+    'INPUT_INVALID',
+    `${shown} changed while it was being archived (expected ${expected} bytes, ${actual}); retry when it is no longer being written`,
+  );
 }
 
 async function readInto(fh: FileHandle, buf: Buffer, position: number, length: number, shown: string): Promise<Buffer> {
@@ -174,7 +179,8 @@ export async function readWholeFile(path: string, expectedSize: number, shown: s
   const fh = await openSource(path, shown);
   try {
     const data = await readAt(fh, 0, expectedSize + 1, shown);
-    if (data.length !== expectedSize) throw changedError(shown, expectedSize, data.length > expectedSize ? 'it grew' : `got ${data.length}`);
+    if (data.length !== expectedSize)
+      throw changedError(shown, expectedSize, data.length > expectedSize ? 'it grew' : `got ${data.length}`);
     const digest = new ContentDigest();
     digest.update(data);
     return { data, digest: { size: data.length, crc32: digest.crc32, sha256: digest.sha256() } };

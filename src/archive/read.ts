@@ -12,8 +12,8 @@ import type { ArchiveEntryInfo, ArchiveKind, ArchiveSource, EntryVisitor, LocalH
 import { openTgzSource } from './sources/tgz.js';
 import { openZipSource } from './sources/zip.js';
 
-export type { ArchiveEntryInfo, ArchiveKind, EntryMethod, EntryType, EntryVisitor, LocalHeaderInfo } from './sources/source.js';
 export { DEFAULT_READ_ENTRY_MAX_BYTES, hex8, IntegrityCheck, readAll } from './integrity.js';
+export type { ArchiveEntryInfo, ArchiveKind, EntryMethod, EntryType, EntryVisitor, LocalHeaderInfo } from './sources/source.js';
 export { findTgzRoot, scanTgz, torchServeTarPath } from './sources/tgz.js';
 export { decodeZipName } from './sources/zip.js';
 
@@ -28,7 +28,8 @@ export async function detectArchiveKind(path: string): Promise<ArchiveKind> {
     throw new MarError('INPUT_NOT_FOUND', `cannot read ${path}: ${describeFsError(err)}; check the path`, { cause: err });
   }
   if (st.isDirectory()) return 'dir';
-  if (!st.isFile()) throw new MarError('ARCHIVE_UNSUPPORTED', `${path} is not a regular file or directory; pass a .mar, .tar.gz or model directory`);
+  if (!st.isFile())
+    throw new MarError('ARCHIVE_UNSUPPORTED', `${path} is not a regular file or directory; pass a .mar, .tar.gz or model directory`);
   const head = Buffer.alloc(4);
   let fh;
   try {
@@ -74,7 +75,12 @@ export class ArchiveReader {
     const kind = await detectArchiveKind(path);
     if (kind === 'dir') {
       const source = await openDirSource(path);
-      return new ArchiveReader(path, kind, source.entries.reduce((n, e) => n + e.size, 0), source);
+      return new ArchiveReader(
+        path,
+        kind,
+        source.entries.reduce((n, e) => n + e.size, 0),
+        source,
+      );
     }
     const archiveBytes = (await stat(path)).size;
     const source = kind === 'zip' ? await openZipSource(path) : await openTgzSource(path);
@@ -106,7 +112,10 @@ export class ArchiveReader {
     const hit = this.#source.cached(entry);
     if (hit) return hit;
     if (entry.size > maxBytes) {
-      throw new MarError('ARCHIVE_LIMIT', `${this.path}: entry ${entry.rawPath} is ${entry.size} bytes, more than the ${maxBytes} this command reads into memory`);
+      throw new MarError(
+        'ARCHIVE_LIMIT',
+        `${this.path}: entry ${entry.rawPath} is ${entry.size} bytes, more than the ${maxBytes} this command reads into memory`,
+      );
     }
     const stream = await this.openEntryStream(entry);
     return readAll(stream, maxBytes, `${this.path}: entry ${entry.rawPath}`);

@@ -1,10 +1,19 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { constants as zc, crc32, createDeflateRaw, type DeflateRaw } from 'node:zlib';
-import { MarError, describeFsError } from '../errors.js';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { crc32, createDeflateRaw, type DeflateRaw, constants as zc } from 'node:zlib';
+import { describeFsError, MarError } from '../errors.js';
 import type { ArchiveSink, BytesCallback, EntryMeta, WrittenEntry } from './archive-sink.js';
-import { DEFAULT_LEVEL, chooseFromSamples, sampleFile } from './compression-policy.js';
-import { ChunkFeeder, ContentDigest, digestBuffer, openSource, readChunks, sourceSize, readWholeFile, type FileDigest } from './read-source.js';
+import { chooseFromSamples, DEFAULT_LEVEL, sampleFile } from './compression-policy.js';
+import {
+  ChunkFeeder,
+  ContentDigest,
+  digestBuffer,
+  type FileDigest,
+  openSource,
+  readChunks,
+  readWholeFile,
+  sourceSize,
+} from './read-source.js';
 import type { SourceEntry } from './walk.js';
 
 const BLOCK = 512;
@@ -14,7 +23,7 @@ const RECORD = 10240;
 const MAX_OCTAL_SIZE = 0o77777777777;
 
 function octal(buf: Buffer, value: number, offset: number, width: number): void {
-  buf.write(value.toString(8).padStart(width - 1, '0') + '\0', offset, width, 'ascii');
+  buf.write(`${value.toString(8).padStart(width - 1, '0')}\0`, offset, width, 'ascii');
 }
 
 function paxRecord(key: string, value: string): Buffer {
@@ -65,7 +74,7 @@ function encodeHeaderBlock(h: HeaderFields): Buffer {
   b.write(h.prefix, 345, 155, 'utf8');
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += b[i]!;
-  b.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'ascii');
+  b.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'ascii');
   return b;
 }
 
@@ -74,15 +83,22 @@ export function encodeTarHeader(path: string, size: number, mode: number, mtimeS
   const split = splitUstarName(path);
   const parts: Buffer[] = [];
   if (!split || size > MAX_OCTAL_SIZE) {
-    const records = [split ? undefined : paxRecord('path', path), size > MAX_OCTAL_SIZE ? paxRecord('size', String(size)) : undefined].filter(
-      (r): r is Buffer => r !== undefined,
-    );
+    const records = [
+      split ? undefined : paxRecord('path', path),
+      size > MAX_OCTAL_SIZE ? paxRecord('size', String(size)) : undefined,
+    ].filter((r): r is Buffer => r !== undefined);
     const body = Buffer.concat(records);
-    const paxName = ('PaxHeader/' + path.replace(/[^\x20-\x7e]/g, '_')).slice(0, 99);
+    const paxName = `PaxHeader/${path.replace(/[^\x20-\x7e]/g, '_')}`.slice(0, 99);
     parts.push(encodeHeaderBlock({ name: paxName, prefix: '', size: body.length, mode: 0o644, mtimeSec, type: 'x' }));
     parts.push(body, Buffer.alloc(padding(body.length)));
   }
-  const fallbackName = split ?? { prefix: '', name: Buffer.from(path, 'utf8').subarray(0, 100).toString('latin1').replace(/[^\x20-\x7e]/g, '_') };
+  const fallbackName = split ?? {
+    prefix: '',
+    name: Buffer.from(path, 'utf8')
+      .subarray(0, 100)
+      .toString('latin1')
+      .replace(/[^\x20-\x7e]/g, '_'),
+  };
   parts.push(encodeHeaderBlock({ name: fallbackName.name, prefix: fallbackName.prefix, size, mode, mtimeSec, type: '0' }));
   return Buffer.concat(parts);
 }

@@ -3,16 +3,17 @@
  * its author meant: zip structure as Java's ZipInputStream reads it, names, manifest, handler, referenced
  * files, config YAML, CRCs and recorded sha256 digests. Problems are collected, not thrown.
  */
-import { checkPythonEntryPoint, hasNodeExport } from '../handler/entry-point-check.js';
+
 import { createHash } from 'node:crypto';
 import { MarError } from '../errors.js';
 import { parseEntryPoint } from '../handler/entry-point.js';
+import { checkPythonEntryPoint, hasNodeExport } from '../handler/entry-point-check.js';
 import { locateHandler } from '../handler/locate.js';
 import { handlerLanguage } from '../handler/runtimes.js';
 import { DIGESTS_PATH, MANIFEST_PATH, type Manifest } from '../manifest/manifest.js';
 import { parseModelConfig } from '../manifest/model-config.js';
-import { findNestedManifest, loadManifest, type InspectManifestKind } from './inspect.js';
-import { ArchiveReader, decodeZipName, detectArchiveKind, torchServeTarPath, type ArchiveEntryInfo, type ArchiveKind } from './read.js';
+import { findNestedManifest, type InspectManifestKind, loadManifest } from './inspect.js';
+import { type ArchiveEntryInfo, type ArchiveKind, ArchiveReader, decodeZipName, detectArchiveKind, torchServeTarPath } from './read.js';
 import { checkEntryPath, describeUnsafe } from './safe-path.js';
 
 export type ProblemCode =
@@ -125,11 +126,19 @@ async function checkStructure(reader: ArchiveReader, out: Collector): Promise<vo
         name,
       );
     } else if (e.rawName && !e.utf8Flag && /[^\x00-\x7f]/.test(name)) {
-      out.warn('NAME_NO_UTF8_FLAG', 'non-ASCII name without the UTF-8 flag: Java reads it fine, but Python zipfile and unzip show it garbled', name);
+      out.warn(
+        'NAME_NO_UTF8_FLAG',
+        'non-ASCII name without the UTF-8 flag: Java reads it fine, but Python zipfile and unzip show it garbled',
+        name,
+      );
     }
     const pathCheck = checkEntryPath(name);
     if (pathCheck.unsafe) {
-      out.problem('UNSAFE_PATH', `${describeUnsafe(pathCheck.unsafe)}: extracting it would write outside the model directory (MMS does); ${REBUILD}`, name);
+      out.problem(
+        'UNSAFE_PATH',
+        `${describeUnsafe(pathCheck.unsafe)}: extracting it would write outside the model directory (MMS does); ${REBUILD}`,
+        name,
+      );
     }
     if (pathCheck.hasBackslash) {
       out.problem(
@@ -151,7 +160,11 @@ async function checkStructure(reader: ArchiveReader, out: Collector): Promise<vo
     if (reader.kind === 'zip') {
       if (e.encrypted) out.problem('ENCRYPTED_ENTRY', 'is encrypted: the servers cannot read it; store it unencrypted', name);
       if (e.method === 'other') {
-        out.problem('UNSUPPORTED_METHOD', `uses compression method ${e.compressionMethod}: Java's ZipInputStream reads only stored (0) and deflated (8); ${REBUILD}`, name);
+        out.problem(
+          'UNSUPPORTED_METHOD',
+          `uses compression method ${e.compressionMethod}: Java's ZipInputStream reads only stored (0) and deflated (8); ${REBUILD}`,
+          name,
+        );
       }
       let local;
       try {
@@ -175,7 +188,11 @@ async function checkStructure(reader: ArchiveReader, out: Collector): Promise<vo
           name,
         );
       } else if (local.compressionMethod !== e.compressionMethod) {
-        out.problem('LOCAL_HEADER_MISMATCH', `local header says method ${local.compressionMethod}, central directory ${e.compressionMethod}; ${REBUILD}`, name);
+        out.problem(
+          'LOCAL_HEADER_MISMATCH',
+          `local header says method ${local.compressionMethod}, central directory ${e.compressionMethod}; ${REBUILD}`,
+          name,
+        );
       }
     }
     if (!e.isDirectory) counts.set(e.path, (counts.get(e.path) ?? 0) + 1);
@@ -185,7 +202,12 @@ async function checkStructure(reader: ArchiveReader, out: Collector): Promise<vo
     const folded = path.toLowerCase();
     const other = byFolded.get(folded);
     if (other === undefined) byFolded.set(folded, path);
-    else out.warn('NAME_CASE_COLLISION', `differs from ${q(other)} only in case: extracted on macOS or Windows, one overwrites the other`, path);
+    else
+      out.warn(
+        'NAME_CASE_COLLISION',
+        `differs from ${q(other)} only in case: extracted on macOS or Windows, one overwrites the other`,
+        path,
+      );
   }
   for (const [path, n] of counts) {
     if (n > 1) {
@@ -208,16 +230,26 @@ async function checkContent(reader: ArchiveReader, manifest: Manifest, out: Coll
     if (location.kind === 'not-source') {
       out.warn('HANDLER_NOT_CHECKED', `runtime ${runtime}: handler ${q(handler)} is a native library and is not checked`);
     } else if (location.kind === 'builtin') {
-      out.warn('HANDLER_BUILTIN', `handler ${q(handler)} is a TorchServe built-in: only TorchServe ships it, MMS and model-server cannot run it`);
+      out.warn(
+        'HANDLER_BUILTIN',
+        `handler ${q(handler)} is a TorchServe built-in: only TorchServe ships it, MMS and model-server cannot run it`,
+      );
     } else if (location.kind === 'missing') {
-      out.problem('HANDLER_MISSING', `handler module ${q(entry.module)} is not in the archive (looked for ${location.looked.join(', ')}); add it or fix model.handler`);
+      out.problem(
+        'HANDLER_MISSING',
+        `handler module ${q(entry.module)} is not in the archive (looked for ${location.looked.join(', ')}); add it or fix model.handler`,
+      );
     } else {
       const found = location.path;
       try {
         const source = (await reader.readEntry(found, SOURCE_MAX_BYTES)).toString('utf8');
         if (handlerLanguage(runtime) === 'node') {
           if (!hasNodeExport(source, entry.functionName)) {
-            out.problem('HANDLER_ENTRY_POINT', `${found} does not export ${entry.functionName}; export it (export function ${entry.functionName}(...)) or fix model.handler`, found);
+            out.problem(
+              'HANDLER_ENTRY_POINT',
+              `${found} does not export ${entry.functionName}; export it (export function ${entry.functionName}(...)) or fix model.handler`,
+              found,
+            );
           }
         } else {
           const why = checkPythonEntryPoint(source, entry.functionName);
@@ -232,7 +264,10 @@ async function checkContent(reader: ArchiveReader, manifest: Manifest, out: Coll
     const name = model[field];
     if (typeof name !== 'string' || name === '') continue;
     if (!reader.has(name)) {
-      out.problem('FILE_MISSING', `manifest model.${field} names ${q(name)}, which is not in the archive; add the file or fix the manifest`);
+      out.problem(
+        'FILE_MISSING',
+        `manifest model.${field} names ${q(name)}, which is not in the archive; add the file or fix the manifest`,
+      );
     }
   }
   const configFile = model['configFile'];
@@ -252,7 +287,7 @@ function classifyDataError(err: unknown): ProblemCode {
 
 function shortMessage(err: unknown, archive: string): string {
   const msg = err instanceof Error ? err.message : String(err);
-  return msg.startsWith(archive + ': ') ? msg.slice(archive.length + 2) : msg;
+  return msg.startsWith(`${archive}: `) ? msg.slice(archive.length + 2) : msg;
 }
 
 /** Reads every file's data once: CRC and size (zip), and sha256 + size against FILES.sha256 when present. */
@@ -292,16 +327,25 @@ async function checkData(reader: ArchiveReader, out: Collector): Promise<void> {
     }
     if (!digests || e.path === DIGESTS_PATH) return;
     if (!listed) {
-      if (!e.path.startsWith('MAR-INF/')) out.problem('DIGEST_UNLISTED', `is not listed in ${DIGESTS_PATH}: it was added or renamed after packing; ${REBUILD}`, e.rawPath);
+      if (!e.path.startsWith('MAR-INF/'))
+        out.problem('DIGEST_UNLISTED', `is not listed in ${DIGESTS_PATH}: it was added or renamed after packing; ${REBUILD}`, e.rawPath);
       return;
     }
     seen.add(listed[0]);
     const [, d] = listed;
     const actual = hash!.digest('hex');
     if (d.size !== undefined && d.size !== bytes) {
-      out.problem('DIGEST_MISMATCH', `has ${bytes} bytes but ${DIGESTS_PATH} records ${d.size}: the file changed after packing; ${REBUILD}`, e.rawPath);
+      out.problem(
+        'DIGEST_MISMATCH',
+        `has ${bytes} bytes but ${DIGESTS_PATH} records ${d.size}: the file changed after packing; ${REBUILD}`,
+        e.rawPath,
+      );
     } else if (actual !== d.sha256) {
-      out.problem('DIGEST_MISMATCH', `sha256 ${actual} differs from ${d.sha256} recorded in ${DIGESTS_PATH}: the file changed after packing; ${REBUILD}`, e.rawPath);
+      out.problem(
+        'DIGEST_MISMATCH',
+        `sha256 ${actual} differs from ${d.sha256} recorded in ${DIGESTS_PATH}: the file changed after packing; ${REBUILD}`,
+        e.rawPath,
+      );
     }
   };
 
@@ -361,9 +405,16 @@ export async function verifyArchive(path: string): Promise<VerifyResult> {
         : nested
           ? ` (there is ${q(nested)}: the archive was made from the directory above the model; pack the model directory itself)`
           : '';
-      out.problem('MANIFEST_MISSING', `${MANIFEST_PATH} is missing${hint}: TorchServe silently loads defaults and MMS has no handler; ${REBUILD}`);
+      out.problem(
+        'MANIFEST_MISSING',
+        `${MANIFEST_PATH} is missing${hint}: TorchServe silently loads defaults and MMS has no handler; ${REBUILD}`,
+      );
     } else if (loaded.kind === 'legacy') {
-      out.problem('MANIFEST_LEGACY', `only a legacy 0.x MANIFEST.json at the root: MMS migrates it, but TorchServe ignores it and uses defaults; ${REBUILD}`, 'MANIFEST.json');
+      out.problem(
+        'MANIFEST_LEGACY',
+        `only a legacy 0.x MANIFEST.json at the root: MMS migrates it, but TorchServe ignores it and uses defaults; ${REBUILD}`,
+        'MANIFEST.json',
+      );
     }
     if (loaded.error) out.problem('MANIFEST_INVALID', loaded.error, loaded.kind === 'legacy' ? 'MANIFEST.json' : MANIFEST_PATH);
     for (const e of loaded.schemaErrors) out.problem('MANIFEST_SCHEMA', e, loaded.kind === 'legacy' ? 'MANIFEST.json' : MANIFEST_PATH);

@@ -1,7 +1,7 @@
-import { lstat, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
+import { lstat, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { MarError, describeFsError } from '../errors.js';
+import { describeFsError, MarError } from '../errors.js';
 import { DIGESTS_PATH, MANIFEST_PATH } from '../manifest/manifest.js';
 import { IgnoreRules } from './ignore-rules.js';
 
@@ -69,7 +69,9 @@ async function statFollowing(path: string, shown: string): Promise<Stats> {
       const l = await lstat(path).catch(() => undefined);
       if (l?.isSymbolicLink()) {
         const target = await readlink(path).catch(() => '?');
-        throw new MarError('SYMLINK_DANGLING', `${shown} is a symlink to ${target}, which does not exist; fix or remove the link`, { cause: err });
+        throw new MarError('SYMLINK_DANGLING', `${shown} is a symlink to ${target}, which does not exist; fix or remove the link`, {
+          cause: err,
+        });
       }
       throw new MarError('INPUT_NOT_FOUND', `${shown}: ${describeFsError(err)}`, { cause: err });
     }
@@ -123,7 +125,10 @@ export async function walkDirectory(root: string, options: WalkOptions): Promise
           // readdir decoded invalid UTF-8 bytes: the path cannot even be stat'ed by this name, and Java readers
           // reject non-UTF-8 zip names. Excluded is fine; anything else is an error.
           if (ignore.isIgnored(childRel, false) || ignore.isIgnored(childRel, true)) continue;
-          throw new MarError('INPUT_INVALID', `${JSON.stringify(shown)} has a name that is not valid UTF-8; rename it or exclude it with --exclude`);
+          throw new MarError(
+            'INPUT_INVALID',
+            `${JSON.stringify(shown)} has a name that is not valid UTF-8; rename it or exclude it with --exclude`,
+          );
         }
         let cst: Stats;
         try {
@@ -154,7 +159,10 @@ export async function walkDirectory(root: string, options: WalkOptions): Promise
           });
         } else {
           if (ignore.isIgnored(childRel, false)) continue;
-          throw new MarError('INPUT_INVALID', `${shown} is not a regular file (a FIFO, socket or device); remove it or exclude it with --exclude`);
+          throw new MarError(
+            'INPUT_INVALID',
+            `${shown} is not a regular file (a FIFO, socket or device); remove it or exclude it with --exclude`,
+          );
         }
       }
     } finally {

@@ -187,11 +187,11 @@ export function encodeEnd(e: EndRecordInput): Buffer {
   }
   const end = Buffer.alloc(22);
   end.writeUInt32LE(SIG_EOCD, 0);
-  const count = e.entryCount >= MAX_16 ? MAX_16 : e.entryCount;
+  const count = Math.min(e.entryCount, MAX_16);
   end.writeUInt16LE(count, 8);
   end.writeUInt16LE(count, 10);
-  end.writeUInt32LE(e.centralDirectorySize >= MAX_32 ? MAX_32 : e.centralDirectorySize, 12);
-  end.writeUInt32LE(e.centralDirectoryOffset >= MAX_32 ? MAX_32 : e.centralDirectoryOffset, 16);
+  end.writeUInt32LE(Math.min(e.centralDirectorySize, MAX_32), 12);
+  end.writeUInt32LE(Math.min(e.centralDirectoryOffset, MAX_32), 16);
   end.writeUInt16LE(0, 20);
   parts.push(end);
   return Buffer.concat(parts);

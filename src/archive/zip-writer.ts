@@ -1,22 +1,22 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { constants as zc, deflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
-import { MarError, describeFsError } from '../errors.js';
+import { deflateRaw, constants as zc } from 'node:zlib';
+import { describeFsError, MarError } from '../errors.js';
 import type { ArchiveSink, BytesCallback, EntryMeta, WrittenEntry } from './archive-sink.js';
-import { DEFAULT_LEVEL, sampleFile, type MethodChoice } from './compression-policy.js';
-import { ContentDigest, digestBuffer, openSource, readChunks, sourceSize, readWholeFile, type FileDigest } from './read-source.js';
+import { DEFAULT_LEVEL, type MethodChoice, sampleFile } from './compression-policy.js';
+import { ContentDigest, digestBuffer, type FileDigest, openSource, readChunks, readWholeFile, sourceSize } from './read-source.js';
 import type { SourceEntry } from './walk.js';
 import {
-  MAX_32,
-  METHOD_DEFLATED,
-  METHOD_STORED,
+  type CentralRecordInput,
   encodeCentralRecord,
   encodeEnd,
   encodeLocalHeader,
+  MAX_32,
+  METHOD_DEFLATED,
+  METHOD_STORED,
   needsZip64,
   toDosDateTime,
-  type CentralRecordInput,
   type ZipMethod,
 } from './zip-format.js';
 
@@ -192,7 +192,10 @@ export class ZipWriter implements ArchiveSink<PreparedZipData> {
       const compressedSize = this.#offset - dataStart;
       if (!zip64 && (compressedSize >= MAX_32 || digest.size >= MAX_32)) {
         // Cannot happen while needsZip64 is conservative and readChunks enforces the stat size; never write a wrong header.
-        throw new MarError('OUTPUT_FAILED', `${shown}: entry outgrew its zip header (size ${digest.size}); this is a bug, please report it`);
+        throw new MarError(
+          'OUTPUT_FAILED',
+          `${shown}: entry outgrew its zip header (size ${digest.size}); this is a bug, please report it`,
+        );
       }
       const fd: FileDigest = { size: digest.size, crc32: digest.crc32, sha256: digest.sha256() };
       const header = encodeLocalHeader({ name: meta.archivePath, method, dos, crc32: fd.crc32, size: fd.size, compressedSize, zip64 });
@@ -246,7 +249,9 @@ export class ZipWriter implements ArchiveSink<PreparedZipData> {
       }
     }
     if (batch.length) await this.#append(Buffer.concat(batch));
-    await this.#append(encodeEnd({ entryCount: this.#central.length, centralDirectoryOffset: cdOffset, centralDirectorySize: this.#centralSize }));
+    await this.#append(
+      encodeEnd({ entryCount: this.#central.length, centralDirectoryOffset: cdOffset, centralDirectorySize: this.#centralSize }),
+    );
     try {
       // No fsync, like zip/MMS/TorchServe: the rename makes the result visible atomically; durability is the OS's job.
       await this.#fh.close();

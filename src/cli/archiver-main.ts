@@ -1,9 +1,9 @@
 import { Command } from 'commander';
 import { TOOL_VERSION } from '../util/package-info.js';
 import { registerCreate, routeCreateArgs } from './commands/create.js';
+import { registerExtract } from './commands/extract.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerVerify } from './commands/verify.js';
-import { registerExtract } from './commands/extract.js';
 import { runProgram } from './run.js';
 
 export function buildArchiverProgram(): Command {

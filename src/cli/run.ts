@@ -1,5 +1,5 @@
-import { Command, CommanderError } from 'commander';
 import chalk from 'chalk';
+import { type Command, CommanderError } from 'commander';
 import { isMarError } from '../errors.js';
 
 /** True when the user asked for stack traces (`--debug` anywhere on the command line or MAR_DEBUG=1). */

@@ -25,7 +25,9 @@ export function checkPythonEntryPoint(source: string, fn: string): string | null
     const plainClass = !bases || /^\s*(object)?\s*$/.test(bases);
     // A class with base classes may inherit handle/initialize (TorchServe's BaseHandler); only a plain class must define them.
     if (plainClass) {
-      const missing = [fn, 'initialize'].filter((m) => !new RegExp(`^[ \\t]+(async[ \\t]+)?def[ \\t]+${reEscape(m)}[ \\t]*\\(`, 'm').test(source));
+      const missing = [fn, 'initialize'].filter(
+        (m) => !new RegExp(`^[ \\t]+(async[ \\t]+)?def[ \\t]+${reEscape(m)}[ \\t]*\\(`, 'm').test(source),
+      );
       if (missing.length) return `its only class ${name} has no method ${missing.join(' or ')}, which the server calls`;
     }
     return null;
@@ -40,17 +42,19 @@ export function checkPythonEntryPoint(source: string, fn: string): string | null
  */
 export function hasNodeExport(source: string, fn: string): boolean {
   const f = reEscape(fn);
-  return [
-    `export\\s+default\\s+(async\\s+)?(function|class)\\b`,
-    `module\\.exports\\s*=\\s*(async\\s+)?(function|class)\\b`,
-    `export\\s+class\\s+\\w+`,
-    `export\\s+(async\\s+)?function\\s*\\*?\\s*${f}\\s*\\(`,
-    `export\\s+(const|let|var|class)\\s+${f}\\b`,
-    `export\\s*\\{[^}]*\\b${f}\\b[^}]*\\}`,
-    `(module\\.)?exports\\.${f}\\s*=`,
-    `(module\\.)?exports\\[\\s*['"]${f}['"]\\s*\\]\\s*=`,
-    `module\\.exports\\s*=\\s*\\{[^}]*\\b${f}\\b`,
-  ].some((p) => new RegExp(p).test(source)) || exportsDeclaredClassOrFunction(source);
+  return (
+    [
+      `export\\s+default\\s+(async\\s+)?(function|class)\\b`,
+      `module\\.exports\\s*=\\s*(async\\s+)?(function|class)\\b`,
+      `export\\s+class\\s+\\w+`,
+      `export\\s+(async\\s+)?function\\s*\\*?\\s*${f}\\s*\\(`,
+      `export\\s+(const|let|var|class)\\s+${f}\\b`,
+      `export\\s*\\{[^}]*\\b${f}\\b[^}]*\\}`,
+      `(module\\.)?exports\\.${f}\\s*=`,
+      `(module\\.)?exports\\[\\s*['"]${f}['"]\\s*\\]\\s*=`,
+      `module\\.exports\\s*=\\s*\\{[^}]*\\b${f}\\b`,
+    ].some((p) => new RegExp(p).test(source)) || exportsDeclaredClassOrFunction(source)
+  );
 }
 
 /** `module.exports = Name` / `export default Name`, where Name is a class or function declared in the module. */

@@ -11,7 +11,7 @@
 
 import { isAbsolute } from 'node:path';
 import type { EntryPoint } from './entry-point.js';
-import { SOURCE_EXTENSIONS, SOURCE_FILE_SUFFIX, handlerLanguage } from './runtimes.js';
+import { handlerLanguage, SOURCE_EXTENSIONS, SOURCE_FILE_SUFFIX } from './runtimes.js';
 
 /** TorchServe's built-in handlers: written to the manifest verbatim, never looked up in the archive. */
 export const TORCHSERVE_BUILTIN_HANDLERS = [
@@ -34,15 +34,15 @@ export function isTorchServeBuiltin(entry: EntryPoint): boolean {
 function filesIn(prefix: string, entry: EntryPoint, runtime: string): string[] {
   if (handlerLanguage(runtime) === 'node') return SOURCE_EXTENSIONS.node.map((ext) => prefix + entry.module + ext);
   const base = entry.module.replace(/\./g, '/');
-  return [...SOURCE_EXTENSIONS.python.map((ext) => prefix + base + ext), prefix + base + '/__init__.py'];
+  return [...SOURCE_EXTENSIONS.python.map((ext) => prefix + base + ext), `${prefix + base}/__init__.py`];
 }
 
 /** Candidates in the handler's own directory, then (for a relative directory) the model root's fallbacks. */
 function candidateGroups(entry: EntryPoint, runtime: string): { own: string[]; root: string[] } {
   if (!entry.dir || entry.dir === '.') return { own: filesIn('', entry, runtime), root: [] };
   // An absolute directory is put on the path as it is: the module is looked for there and nowhere else.
-  if (isAbsolute(entry.dir)) return { own: filesIn(entry.dir.replace(/\/+$/, '') + '/', entry, runtime), root: [] };
-  return { own: filesIn(entry.dir.replace(/^\.\//, '') + '/', entry, runtime), root: filesIn('', entry, runtime) };
+  if (isAbsolute(entry.dir)) return { own: filesIn(`${entry.dir.replace(/\/+$/, '')}/`, entry, runtime), root: [] };
+  return { own: filesIn(`${entry.dir.replace(/^\.\//, '')}/`, entry, runtime), root: filesIn('', entry, runtime) };
 }
 
 /**

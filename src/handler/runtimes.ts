@@ -69,7 +69,12 @@ export const SOURCE_EXTENSIONS: Readonly<Record<HandlerLanguage, readonly string
 };
 
 /** Matches a path ending in any handler source extension (`.py`, `.js`, `.mjs`, `.cjs`). */
-export const SOURCE_FILE_SUFFIX = new RegExp(`(${Object.values(SOURCE_EXTENSIONS).flat().map((x) => '\\' + x).join('|')})$`);
+export const SOURCE_FILE_SUFFIX = new RegExp(
+  `(${Object.values(SOURCE_EXTENSIONS)
+    .flat()
+    .map((x) => `\\${x}`)
+    .join('|')})$`,
+);
 
 function rowOf(name: string): RuntimeRow | undefined {
   return (RUNTIME_TABLE as readonly RuntimeRow[]).find((r) => r.name === name);

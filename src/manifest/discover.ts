@@ -4,7 +4,7 @@
  * MAR-INF/MANIFEST.json, else a legacy 0.x MANIFEST.json at the root, migrated to the 1.0 shape.
  */
 
-import { LEGACY_MANIFEST_PATH, MANIFEST_PATH, migrateLegacyManifest, parseManifestJson, type ManifestKind } from './manifest.js';
+import { LEGACY_MANIFEST_PATH, MANIFEST_PATH, type ManifestKind, migrateLegacyManifest, parseManifestJson } from './manifest.js';
 
 /** Reads a path relative to the model (`MAR-INF/MANIFEST.json`); null when there is no such file. */
 export type ReadIfExists = (path: string) => Promise<Buffer | null>;

@@ -91,9 +91,13 @@ export function parseManifestJson(bytes: Buffer | string, source: string): unkno
   try {
     return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch (err) {
-    throw new MarError('MANIFEST_INVALID', `${source} is not valid JSON (${(err as Error).message}); rebuild the archive with model-archiver`, {
-      cause: err,
-    });
+    throw new MarError(
+      'MANIFEST_INVALID',
+      `${source} is not valid JSON (${(err as Error).message}); rebuild the archive with model-archiver`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 

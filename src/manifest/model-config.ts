@@ -55,7 +55,9 @@ export function checkModelConfig(config: unknown): string[] {
   for (const [key, kind] of Object.entries(MODEL_CONFIG_KEYS)) {
     const v = (config as Record<string, unknown>)[key];
     if (v !== undefined && !matches(kind, v)) {
-      problems.push(`${key} must be ${kind === 'int[]' ? 'a list of integers' : kind === 'int' ? 'an integer' : 'a ' + kind}, got ${JSON.stringify(v)}`);
+      problems.push(
+        `${key} must be ${kind === 'int[]' ? 'a list of integers' : kind === 'int' ? 'an integer' : `a ${kind}`}, got ${JSON.stringify(v)}`,
+      );
     }
   }
   for (const key of ['minWorkers', 'maxWorkers', 'batchSize', 'maxBatchDelay', 'responseTimeout', 'jobQueueSize']) {

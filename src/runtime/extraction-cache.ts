@@ -38,7 +38,6 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-
 interface CacheEntry {
   refs: number;
   ready: Promise<string>;
@@ -144,7 +143,7 @@ async function extractInto(archive: string, entryDir: string): Promise<string> {
     // Lost a race with another process extracting the same archive: its result is as good as ours.
     if (!((await exists(marker)) && (await exists(modelDir)))) throw err;
   }
-  await writeFile(marker, new Date().toISOString() + '\n');
+  await writeFile(marker, `${new Date().toISOString()}\n`);
   return modelDir;
 }
 
@@ -156,7 +155,9 @@ async function ensureCacheRoot(root: string, isDefault: boolean): Promise<void> 
   try {
     await mkdir(root, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw new MarError('OUTPUT_FAILED', `cannot create the model cache ${root}: ${describeFsError(err)}; set MAR_CACHE_DIR`, { cause: err });
+    throw new MarError('OUTPUT_FAILED', `cannot create the model cache ${root}: ${describeFsError(err)}; set MAR_CACHE_DIR`, {
+      cause: err,
+    });
   }
   if (!isDefault || typeof process.getuid !== 'function') return;
   for (const dir of [dirname(root), root]) {

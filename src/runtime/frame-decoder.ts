@@ -5,15 +5,7 @@
  */
 
 import { MarError } from '../errors.js';
-import {
-  DEFAULT_MAX_FRAME_BYTES,
-  NeedMore,
-  Reader,
-  readReply,
-  readRequest,
-  type WorkerReply,
-  type WorkerRequest,
-} from './protocol.js';
+import { DEFAULT_MAX_FRAME_BYTES, NeedMore, Reader, readReply, readRequest, type WorkerReply, type WorkerRequest } from './protocol.js';
 
 export interface FrameDecoderOptions {
   /** Largest accepted value of any single length field (default 6553500, MMS max_response_size). */

@@ -116,12 +116,7 @@ export class Job {
   /** Called on abort while the job is not yet sent, to take it out of the queue or a forming batch. */
   onAbort: ((job: Job) => void) | null = null;
 
-  constructor(
-    request: InferenceRequest,
-    resolve: (r: PredictionResult) => void,
-    reject: (e: MarError) => void,
-    signal?: AbortSignal,
-  ) {
+  constructor(request: InferenceRequest, resolve: (r: PredictionResult) => void, reject: (e: MarError) => void, signal?: AbortSignal) {
     this.request = request;
     this.#resolve = resolve;
     this.#reject = reject;

@@ -5,9 +5,9 @@
  */
 
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
-import { packagePath, TOOL_VERSION } from '../util/package-info.js';
 import type { EntryPoint } from '../handler/entry-point.js';
-import { launcherOf, resolveRuntime, type HandlerLanguage } from '../handler/runtimes.js';
+import { type HandlerLanguage, launcherOf, resolveRuntime } from '../handler/runtimes.js';
+import { packagePath, TOOL_VERSION } from '../util/package-info.js';
 
 /** Where the worker listens: a unix socket path or 127.0.0.1:port. */
 export type WorkerSocket = { type: 'unix'; path: string } | { type: 'tcp'; host: string; port: number };

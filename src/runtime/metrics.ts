@@ -72,6 +72,6 @@ export function parseMetricLine(line: string): MetricLine | null {
 /** Formats a metric line exactly as the MMS MetricsStore prints it (used by the Node worker). */
 export function formatMetricLine(m: Omit<MetricLine, 'raw' | 'type'>): string {
   const dims = m.dimensions.map(([k, v]) => `${k}:${v}`).join(',');
-  const ids = m.requestIds.length ? ',' + m.requestIds.join(',') : '';
+  const ids = m.requestIds.length ? `,${m.requestIds.join(',')}` : '';
   return `${METRICS_PREFIX}${m.name}.${m.unit}:${m.value}|#${dims}|#hostname:${m.hostname},${m.timestamp}${ids}`;
 }

@@ -4,8 +4,8 @@ import { Job, JobQueue } from './job-queue.js';
 import type { OpenedModel } from './model.js';
 import type { InferenceRequest, PredictionResult } from './protocol.js';
 import { SERVING_DEFAULTS } from './serving-options.js';
-import { WorkerPool } from './worker-pool.js';
 import type { PoolEvent, PoolWorkerOptions, StartOutcome, WorkerInfo } from './worker-pool.js';
+import { WorkerPool } from './worker-pool.js';
 
 export type { PoolEvent, WorkerInfo, WorkerStatus } from './worker-pool.js';
 
@@ -345,9 +345,6 @@ export class ModelRuntime {
   }
 
   #noWorker(code: 'QUEUE_FULL' | 'SERVICE_UNAVAILABLE'): MarError {
-    return new MarError(
-      code,
-      `No worker is available to serve request for model: ${this.model.name}. Consider increasing job queue size.`,
-    );
+    return new MarError(code, `No worker is available to serve request for model: ${this.model.name}. Consider increasing job queue size.`);
   }
 }

@@ -7,11 +7,11 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative, resolve } from 'node:path';
 import { describeFsError, MarError } from '../errors.js';
-import { parseEntryPoint, type EntryPoint } from '../handler/entry-point.js';
+import { type EntryPoint, parseEntryPoint } from '../handler/entry-point.js';
 import { locateHandler } from '../handler/locate.js';
 import { resolveRuntime, type WorkerRuntime } from '../handler/runtimes.js';
 import { discoverManifest } from '../manifest/discover.js';
-import { MANIFEST_PATH, MODEL_NAME_PATTERN, type Manifest } from '../manifest/manifest.js';
+import { MANIFEST_PATH, type Manifest, MODEL_NAME_PATTERN } from '../manifest/manifest.js';
 import type { ModelConfig } from '../manifest/model-config.js';
 import { acquireExtraction } from './extraction-cache.js';
 
@@ -91,15 +91,13 @@ function insideDir(dir: string, rel: string): string | null {
   return r === '' || r.startsWith('..') || isAbsolute(r) ? null : p;
 }
 
-async function describeModel(
-  source: string,
-  dir: string,
-  options: OpenModelOptions,
-  release: () => Promise<void>,
-): Promise<OpenedModel> {
+async function describeModel(source: string, dir: string, options: OpenModelOptions, release: () => Promise<void>): Promise<OpenedModel> {
   let manifest: Manifest | null = null;
   let manifestKind: OpenedModel['manifestKind'] = 'none';
-  const found = await discoverManifest((path) => readOptional(join(dir, path)), (path) => `${path} in ${source}`);
+  const found = await discoverManifest(
+    (path) => readOptional(join(dir, path)),
+    (path) => `${path} in ${source}`,
+  );
   if (found.kind !== 'none') {
     if (found.error) throw found.error;
     const json = found.json as Manifest | null;
@@ -128,7 +126,7 @@ async function describeModel(
       manifest
         ? `the manifest of ${source} names no model.handler; pass ${overrideHint(options.hintStyle, 'handler', 'module:function')}`
         : `${source} has no ${MANIFEST_PATH}; pass ${overrideHint(options.hintStyle, 'handler', 'module:function')} ` +
-          `(and ${overrideHint(options.hintStyle, 'model_name', 'NAME')}) to run it`,
+            `(and ${overrideHint(options.hintStyle, 'model_name', 'NAME')}) to run it`,
     );
   }
   const runtime = resolveRuntime(options.runtime ?? (typeof manifest?.runtime === 'string' ? manifest.runtime : undefined));
@@ -142,7 +140,10 @@ async function describeModel(
     if (!path) throw new MarError('MANIFEST_INVALID', `model.configFile ${JSON.stringify(configFile)} points outside the model directory`);
     const text = await readOptional(path);
     if (text === null) {
-      throw new MarError('CONFIG_INVALID', `model.configFile ${configFile} named in the manifest is missing from ${source}; rebuild the archive`);
+      throw new MarError(
+        'CONFIG_INVALID',
+        `model.configFile ${configFile} named in the manifest is missing from ${source}; rebuild the archive`,
+      );
     }
     // loaded only here: the YAML parser costs ~25 ms of startup that models without a config file don't need
     const { parseModelConfig } = await import('../manifest/model-config.js');
@@ -171,7 +172,13 @@ async function describeModel(
   return model;
 }
 
-async function checkHandlerModule(dir: string, entry: EntryPoint, runtime: WorkerRuntime, source: string, style?: HintStyle): Promise<void> {
+async function checkHandlerModule(
+  dir: string,
+  entry: EntryPoint,
+  runtime: WorkerRuntime,
+  source: string,
+  style?: HintStyle,
+): Promise<void> {
   if (!entry.module) throw new MarError('HANDLER_NOT_FOUND', `handler ${JSON.stringify(entry.raw)} names no module; use module[:function]`);
   const location = await locateHandler(entry, runtime, (path) =>
     stat(resolve(dir, path)).then(

@@ -6,7 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { isMarError, MarError } from '../errors.js';
-import { openModel, type OpenModelOptions } from './model.js';
+import { type OpenModelOptions, openModel } from './model.js';
 import { ModelRuntime } from './model-runtime.js';
 import type { InferenceRequest, PredictionResult } from './protocol.js';
 import { modelConfigNote, resolveServingOptions } from './serving-options.js';
@@ -32,9 +32,7 @@ export interface PredictOptions extends Pick<OpenModelOptions, 'modelName' | 'ha
 }
 
 /** The answer to one input: the handler's result, or the error an HTTP client would have got. */
-export type PredictOutcome =
-  | { ok: true; status: number; result: PredictionResult }
-  | { ok: false; status: number; error: Error };
+export type PredictOutcome = { ok: true; status: number; result: PredictionResult } | { ok: false; status: number; error: Error };
 
 function toRequest(input: PredictInput, headers: ReadonlyArray<readonly [string, string]>): InferenceRequest {
   const contentType = input.contentType ?? 'application/octet-stream';

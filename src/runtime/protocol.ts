@@ -74,7 +74,10 @@ class Writer {
     this.pos = this.buf.writeUInt8(n, this.pos);
   }
   str(s: string | null): void {
-    if (!s) return this.int(0);
+    if (!s) {
+      this.int(0);
+      return;
+    }
     const n = this.buf.write(s, this.pos + 4, 'utf8');
     this.buf.writeInt32BE(n, this.pos);
     this.pos += 4 + n;
@@ -290,7 +293,8 @@ function decodeWhole<T>(buf: Buffer, read: (r: Reader) => T, maxFrameBytes: numb
   try {
     value = read(r);
   } catch (err) {
-    if (err instanceof NeedMore) throw new MarError('FRAME_CORRUPT', `truncated ${what}: ${buf.length} bytes, at least ${err.minBytes} needed`);
+    if (err instanceof NeedMore)
+      throw new MarError('FRAME_CORRUPT', `truncated ${what}: ${buf.length} bytes, at least ${err.minBytes} needed`);
     throw err;
   }
   if (r.pos !== buf.length) throw new MarError('FRAME_CORRUPT', `${buf.length - r.pos} trailing bytes after ${what}`);

@@ -143,7 +143,7 @@ export class WorkerConnection {
   readonly #onWatchdog = (): void => {
     this.#watchdog = null;
     const pending = this.#pending;
-    if (!pending || pending.kind !== 'predict' || this.#deadline === Infinity) return;
+    if (pending?.kind !== 'predict' || this.#deadline === Infinity) return;
     const left = this.#deadline - performance.now();
     if (left > 0) {
       this.#setWatchdog(left);
@@ -197,11 +197,12 @@ export class WorkerConnection {
     return new Promise<WorkerReply>((resolve, reject) => {
       const pending: Pending = { kind, resolve, reject, timer: null };
       const delay = timerDelay(timeoutMs);
-      if (delay !== null) pending.timer = setTimeout(() => {
-        if (this.#pending !== pending) return;
-        this.#pending = null;
-        reject(onTimeout());
-      }, delay);
+      if (delay !== null)
+        pending.timer = setTimeout(() => {
+          if (this.#pending !== pending) return;
+          this.#pending = null;
+          reject(onTimeout());
+        }, delay);
       this.#pending = pending;
       if (frame) this.#socket!.write(frame);
     });
@@ -210,7 +211,7 @@ export class WorkerConnection {
   /** The worker said it listens: connect (retrying for 10 s while the socket is not there yet), then the start resolves. */
   connect(spec: WorkerSocket): void {
     const pending = this.#pending;
-    if (!pending || pending.kind !== 'start') return;
+    if (pending?.kind !== 'start') return;
     const deadline = Date.now() + 10_000;
     const attempt = (): void => {
       const s = spec.type === 'unix' ? createConnection({ path: spec.path }) : createConnection({ host: spec.host, port: spec.port });
@@ -222,9 +223,13 @@ export class WorkerConnection {
           return;
         }
         this.fail(
-          new MarError('WORKER_START_FAILED', `cannot connect to worker W-${this.#opts.workerId} of model ${this.#opts.modelName}: ${err.message}`, {
-            cause: err,
-          }),
+          new MarError(
+            'WORKER_START_FAILED',
+            `cannot connect to worker W-${this.#opts.workerId} of model ${this.#opts.modelName}: ${err.message}`,
+            {
+              cause: err,
+            },
+          ),
         );
       };
       s.once('error', onError);
@@ -256,7 +261,9 @@ export class WorkerConnection {
       for (const reply of replies) {
         const pending = this.#pending;
         if (!pending || pending.kind === 'start') {
-          this.fail(new MarError('FRAME_CORRUPT', `worker W-${this.#opts.workerId} of model ${this.#opts.modelName} sent a reply nobody asked for`));
+          this.fail(
+            new MarError('FRAME_CORRUPT', `worker W-${this.#opts.workerId} of model ${this.#opts.modelName} sent a reply nobody asked for`),
+          );
           this.#opts.onBroken();
           return;
         }

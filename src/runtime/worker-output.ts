@@ -3,7 +3,7 @@
  * "MMS worker started."), [METRICS] lines (including one glued to a handler's unterminated output) and the
  * rest, which is log text (worker-protocol.md §1, §4).
  */
-import { isWellFormedMetricLine, METRICS_PREFIX, parseMetricLine, type MetricLine } from './metrics.js';
+import { isWellFormedMetricLine, METRICS_PREFIX, type MetricLine, parseMetricLine } from './metrics.js';
 
 export type OutputStream = 'stdout' | 'stderr';
 

@@ -1,13 +1,22 @@
-import { MarError, isMarError } from '../errors.js';
+import { isMarError, MarError } from '../errors.js';
 import { Backoff } from './backoff.js';
 import type { BatchAggregator } from './batch-aggregator.js';
 import type { Job } from './job-queue.js';
 import type { OpenedModel } from './model.js';
 import type { InferenceRequest, WorkerReply } from './protocol.js';
-import { WorkerProcess } from './worker-process.js';
 import type { WorkerProcessOptions } from './worker-process.js';
+import { WorkerProcess } from './worker-process.js';
 import { completeBatch, workerDiedError } from './worker-reply.js';
-import { isRetiring, slotProcess, slotStatus, WorkerSlot, type Retirement, type SlotOwner, type StartOutcome, type WorkerStatus } from './worker-slot.js';
+import {
+  isRetiring,
+  type Retirement,
+  type SlotOwner,
+  type StartOutcome,
+  slotProcess,
+  slotStatus,
+  WorkerSlot,
+  type WorkerStatus,
+} from './worker-slot.js';
 
 export type { StartOutcome, WorkerStatus } from './worker-slot.js';
 

@@ -5,7 +5,7 @@
  * worker-reply.ts's. Every failure path ends the process: a WorkerProcess never leaves a child behind.
  */
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { MarError } from '../errors.js';
@@ -65,7 +65,6 @@ export interface WorkerProcessOptions {
    */
   maxRequestBytes?: number;
 }
-
 
 const DEFAULT_START_TIMEOUT_MS = 120_000;
 /** After the socket closes unexpectedly, how long the process gets to exit before we kill it. */
@@ -147,7 +146,9 @@ export class WorkerProcess extends EventEmitter {
     const worker = new WorkerProcess(options, child, socket, sockDir, spec.command);
     // Cancelling kills the process whatever phase the start is in; its exit then fails the start.
     const onAbort = (): void => {
-      worker.#conn.fail(new MarError('WORKER_START_FAILED', `start of worker W-${options.id} of model ${options.model.name} was cancelled`));
+      worker.#conn.fail(
+        new MarError('WORKER_START_FAILED', `start of worker W-${options.id} of model ${options.model.name} was cancelled`),
+      );
       worker.#signal('SIGKILL');
     };
     if (options.signal?.aborted) onAbort();
@@ -160,10 +161,14 @@ export class WorkerProcess extends EventEmitter {
       // A failed LOAD: let the worker print its traceback and exit by itself, briefly.
       await worker.#terminate(loadFailed ? DEATH_GRACE_MS : 0);
       if (err instanceof MarError && (loadFailed || err.code === 'WORKER_START_FAILED')) throw err;
-      throw new MarError('WORKER_START_FAILED', `worker W-${options.id} of model ${options.model.name} failed to start: ${(err as Error).message}`, {
-        cause: err,
-        details: { pid: worker.pid },
-      });
+      throw new MarError(
+        'WORKER_START_FAILED',
+        `worker W-${options.id} of model ${options.model.name} failed to start: ${(err as Error).message}`,
+        {
+          cause: err,
+          details: { pid: worker.pid },
+        },
+      );
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
     }

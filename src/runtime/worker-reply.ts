@@ -18,7 +18,9 @@ export function loadError(reply: WorkerReply, modelName: string, pid: number): M
 
 /** Every job of a batch whose worker died or timed out gets this (MMS: 500, 507 when the exit code was 137). */
 export function workerDiedError(cause: unknown): MarError {
-  return new MarError(isMarError(cause) && cause.code === 'WORKER_OUT_OF_MEMORY' ? 'WORKER_OUT_OF_MEMORY' : 'WORKER_DIED', 'Worker died.', { cause });
+  return new MarError(isMarError(cause) && cause.code === 'WORKER_OUT_OF_MEMORY' ? 'WORKER_OUT_OF_MEMORY' : 'WORKER_DIED', 'Worker died.', {
+    cause,
+  });
 }
 
 /** A prediction whose status an HTTP response can carry (see handlerStatus). */

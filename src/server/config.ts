@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
-import { MarError, describeFsError } from '../errors.js';
+import { describeFsError, MarError } from '../errors.js';
 
 /** Where a listener binds: `http://host[:port]` or `unix:/path` (MMS Connector syntax; https is not supported). */
 export type ListenAddress =
@@ -184,11 +184,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
 /** Validates and defaults parsed properties into a frozen ServerConfig. */
 export function resolveConfig(props: Map<string, string>, ctx: { cwd: string; configFile: string | null }): ServerConfig {
   const inferenceAddress = parseListenAddress(props.get('inference_address') ?? 'http://127.0.0.1:8080', 'inference_address', 80);
-  const managementAddress = parseListenAddress(
-    props.get('management_address') ?? 'http://127.0.0.1:8081',
-    'management_address',
-    8081,
-  );
+  const managementAddress = parseListenAddress(props.get('management_address') ?? 'http://127.0.0.1:8081', 'management_address', 8081);
   const storeRaw = props.get('model_store')?.trim();
   const modelStore = storeRaw ? resolve(ctx.cwd, storeRaw) : null;
   if (modelStore !== null && !statSync(modelStore, { throwIfNoEntry: false })?.isDirectory()) {

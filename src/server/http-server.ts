@@ -1,14 +1,14 @@
-import { createServer } from 'node:http';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { lstat, unlink } from 'node:fs/promises';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { MarError } from '../errors.js';
 import type { ApiContext } from './api-context.js';
 import type { ListenAddress } from './config.js';
 import { listApis } from './openapi.js';
 import { parseUrl, readBody } from './request-parser.js';
-import { methodNotAllowed, newRequestId, notFound, sendError, sendJson, sendTooLarge } from './responses.js';
 import type { ResponseContext } from './responses.js';
+import { methodNotAllowed, newRequestId, notFound, sendError, sendJson, sendTooLarge } from './responses.js';
 import { handleInference, isInferenceRequest } from './routes/inference.js';
 import { handleManagement, isManagementRequest } from './routes/management.js';
 

@@ -1,7 +1,7 @@
-import { createWriteStream, mkdirSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { MarError, describeFsError } from '../errors.js';
+import { describeFsError, MarError } from '../errors.js';
 
 /**
  * An appended log file in MMS's log4j layout (`<ISO time> - <message>` per line): model_metrics.log under

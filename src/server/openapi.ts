@@ -183,7 +183,13 @@ function managementPaths(): Json {
           'Register a new model. Parameters come from the query string, or from a JSON body with the same keys when Content-Type is application/json.',
         operationId: 'registerModel',
         parameters: [
-          queryParam('url', 'Model archive (.mar, .tar.gz) or directory inside model_store, or an http(s) URL matching allowed_urls.', 'string', undefined, true),
+          queryParam(
+            'url',
+            'Model archive (.mar, .tar.gz) or directory inside model_store, or an http(s) URL matching allowed_urls.',
+            'string',
+            undefined,
+            true,
+          ),
           queryParam('model_name', 'Name of model; overrides the manifest.'),
           queryParam('handler', 'Handler entry point module[:function]; overrides the manifest.'),
           { ...queryParam('runtime', 'Runtime; overrides the manifest.'), schema: { type: 'string', enum: [...REGISTER_RUNTIMES] } },
@@ -194,7 +200,8 @@ function managementPaths(): Json {
           queryParam('response_timeout', 'Worker response timeout in seconds (default: default_response_timeout).', 'integer'),
         ],
         requestBody: {
-          description: 'Instead of the query string (which is then ignored): the same keys in a JSON object, with Content-Type: application/json.',
+          description:
+            'Instead of the query string (which is then ignored): the same keys in a JSON object, with Content-Type: application/json.',
           required: false,
           content: json({
             type: 'object',

@@ -31,7 +31,8 @@ class LazyParsedUrl implements ParsedUrl {
     this.#rawQuery = rawQuery;
   }
   get query(): URLSearchParams {
-    return (this.#query ??= new URLSearchParams(this.#rawQuery));
+    this.#query ??= new URLSearchParams(this.#rawQuery);
+    return this.#query;
   }
 }
 

@@ -1,6 +1,6 @@
-import type { ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { MarError, isMarError } from '../errors.js';
+import type { ServerResponse } from 'node:http';
+import { isMarError, MarError } from '../errors.js';
 
 /** Gson escapes these (HTML-safe mode, MMS's default) and so do we. */
 const GSON_ESCAPES: Record<string, string> = {
@@ -20,7 +20,7 @@ const GSON_ESCAPES: Record<string, string> = {
  */
 export function toMmsJson(value: unknown): string {
   const text = JSON.stringify(value, (_k, v: unknown) => (v === null ? undefined : v), 2) ?? 'null';
-  return text.replace(/[<>&='\u2028\u2029]/g, (c) => GSON_ESCAPES[c]!) + '\n';
+  return `${text.replace(/[<>&='\u2028\u2029]/g, (c) => GSON_ESCAPES[c]!)}\n`;
 }
 
 const NO_CACHE_HEADERS = [
@@ -37,21 +37,62 @@ const NO_CACHE_HEADERS = [
  * from node's STATUS_CODES: 413, 414, 416, 425, and node knows codes Netty does not (418, 451, 508, ...).
  */
 const NETTY_REASONS: Readonly<Record<number, string>> = {
-  100: 'Continue', 101: 'Switching Protocols', 102: 'Processing',
-  200: 'OK', 201: 'Created', 202: 'Accepted', 203: 'Non-Authoritative Information', 204: 'No Content',
-  205: 'Reset Content', 206: 'Partial Content', 207: 'Multi-Status',
-  300: 'Multiple Choices', 301: 'Moved Permanently', 302: 'Found', 303: 'See Other', 304: 'Not Modified',
-  305: 'Use Proxy', 307: 'Temporary Redirect', 308: 'Permanent Redirect',
-  400: 'Bad Request', 401: 'Unauthorized', 402: 'Payment Required', 403: 'Forbidden', 404: 'Not Found',
-  405: 'Method Not Allowed', 406: 'Not Acceptable', 407: 'Proxy Authentication Required', 408: 'Request Timeout',
-  409: 'Conflict', 410: 'Gone', 411: 'Length Required', 412: 'Precondition Failed', 413: 'Request Entity Too Large',
-  414: 'Request-URI Too Long', 415: 'Unsupported Media Type', 416: 'Requested Range Not Satisfiable',
-  417: 'Expectation Failed', 421: 'Misdirected Request', 422: 'Unprocessable Entity', 423: 'Locked',
-  424: 'Failed Dependency', 425: 'Unordered Collection', 426: 'Upgrade Required', 428: 'Precondition Required',
-  429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
-  500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable',
-  504: 'Gateway Timeout', 505: 'HTTP Version Not Supported', 506: 'Variant Also Negotiates',
-  507: 'Insufficient Storage', 510: 'Not Extended', 511: 'Network Authentication Required',
+  100: 'Continue',
+  101: 'Switching Protocols',
+  102: 'Processing',
+  200: 'OK',
+  201: 'Created',
+  202: 'Accepted',
+  203: 'Non-Authoritative Information',
+  204: 'No Content',
+  205: 'Reset Content',
+  206: 'Partial Content',
+  207: 'Multi-Status',
+  300: 'Multiple Choices',
+  301: 'Moved Permanently',
+  302: 'Found',
+  303: 'See Other',
+  304: 'Not Modified',
+  305: 'Use Proxy',
+  307: 'Temporary Redirect',
+  308: 'Permanent Redirect',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  402: 'Payment Required',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  407: 'Proxy Authentication Required',
+  408: 'Request Timeout',
+  409: 'Conflict',
+  410: 'Gone',
+  411: 'Length Required',
+  412: 'Precondition Failed',
+  413: 'Request Entity Too Large',
+  414: 'Request-URI Too Long',
+  415: 'Unsupported Media Type',
+  416: 'Requested Range Not Satisfiable',
+  417: 'Expectation Failed',
+  421: 'Misdirected Request',
+  422: 'Unprocessable Entity',
+  423: 'Locked',
+  424: 'Failed Dependency',
+  425: 'Unordered Collection',
+  426: 'Upgrade Required',
+  428: 'Precondition Required',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+  505: 'HTTP Version Not Supported',
+  506: 'Variant Also Negotiates',
+  507: 'Insufficient Storage',
+  510: 'Not Extended',
+  511: 'Network Authentication Required',
 };
 
 /** The reason phrase Netty uses for a status: its standard one, else "Server Error (599)" style. */
@@ -60,7 +101,15 @@ export function reasonPhrase(status: number): string {
   const known = NETTY_REASONS[status];
   if (known) return known;
   const cls =
-    status < 200 ? 'Informational' : status < 300 ? 'Successful' : status < 400 ? 'Redirection' : status < 500 ? 'Client Error' : 'Server Error';
+    status < 200
+      ? 'Informational'
+      : status < 300
+        ? 'Successful'
+        : status < 400
+          ? 'Redirection'
+          : status < 500
+            ? 'Client Error'
+            : 'Server Error';
   return `${cls} (${status})`;
 }
 
@@ -143,5 +192,4 @@ export const methodNotAllowed = (): MarError =>
   new MarError('METHOD_NOT_ALLOWED', 'Requested method is not allowed, please refer to API document.');
 export const modelNotFound = (name: string): MarError => new MarError('MODEL_NOT_FOUND', `Model not found: ${name}`);
 export const badRequest = (message: string): MarError => new MarError('BAD_REQUEST', message);
-export const internalError = (message: string, status = 500): MarError =>
-  new MarError('INTERNAL', message, { httpStatus: status });
+export const internalError = (message: string, status = 500): MarError => new MarError('INTERNAL', message, { httpStatus: status });

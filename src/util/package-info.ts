@@ -1,4 +1,4 @@
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -8,7 +8,7 @@ function findPackageRoot(): string {
   for (;;) {
     if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'schemas'))) return dir;
     const parent = dirname(dir);
-    if (parent === dir) throw new Error('cannot locate the package root from ' + import.meta.url);
+    if (parent === dir) throw new Error(`cannot locate the package root from ${import.meta.url}`);
     dir = parent;
   }
 }

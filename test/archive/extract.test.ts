@@ -1,10 +1,10 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { test } from 'node:test';
 import { extractArchive } from '../../src/archive/extract.js';
-import { MarError, type ErrorCode } from '../../src/errors.js';
+import { type ErrorCode, MarError } from '../../src/errors.js';
 import { BOMB_BYTES, buildReferenceArchives, suiteDir } from '../helpers/reference-archives.js';
 
 const dir = await suiteDir();
@@ -137,10 +137,19 @@ test('zip bomb limits: ratio, total size and entry count, each with the flag tha
     extractArchive(paths.bomb, join(work, 'small'), { limits: { maxRatio: 100_000, maxTotalBytes: 1 << 20 } }),
     isCode('ARCHIVE_LIMIT', /--max-size/),
   );
-  await assert.rejects(extractArchive(paths.torchserve, join(work, 'few'), { limits: { maxEntries: 3 } }), isCode('ARCHIVE_LIMIT', /--max-entries/));
+  await assert.rejects(
+    extractArchive(paths.torchserve, join(work, 'few'), { limits: { maxEntries: 3 } }),
+    isCode('ARCHIVE_LIMIT', /--max-entries/),
+  );
   // tgz: the limit is applied to the bytes actually inflated.
-  await assert.rejects(extractArchive(paths['torchserve-tgz'], join(work, 'tgz'), { limits: { maxTotalBytes: 4096 } }), isCode('ARCHIVE_LIMIT', /--max-size/));
-  await assert.rejects(extractArchive(paths['torchserve-tgz'], join(work, 'tgz'), { limits: { maxEntries: 2 } }), isCode('ARCHIVE_LIMIT', /--max-entries/));
+  await assert.rejects(
+    extractArchive(paths['torchserve-tgz'], join(work, 'tgz'), { limits: { maxTotalBytes: 4096 } }),
+    isCode('ARCHIVE_LIMIT', /--max-size/),
+  );
+  await assert.rejects(
+    extractArchive(paths['torchserve-tgz'], join(work, 'tgz'), { limits: { maxEntries: 2 } }),
+    isCode('ARCHIVE_LIMIT', /--max-entries/),
+  );
   assert.deepEqual(await readdir(work), ['bomb']);
 });
 

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { IgnoreRules } from '../../src/archive/ignore-rules.js';
-import { encodeTarHeader } from '../../src/archive/tar-writer.js';
-import { formatDigests, parseDigests } from '../../src/archive/digests.js';
 import { chooseFromSamples } from '../../src/archive/compression-policy.js';
-import { pseudoRandom } from './fixture-model.js';
+import { formatDigests, parseDigests } from '../../src/archive/digests.js';
+import { IgnoreRules } from '../../src/archive/ignore-rules.js';
 import { ProgressBar } from '../../src/archive/progress.js';
+import { encodeTarHeader } from '../../src/archive/tar-writer.js';
+import { pseudoRandom } from './fixture-model.js';
 
 describe('IgnoreRules (gitignore-like)', () => {
   const cases: Array<[string[], string, boolean, boolean]> = [
@@ -39,10 +39,16 @@ describe('IgnoreRules (gitignore-like)', () => {
 
 describe('tar headers', () => {
   it('uses ustar prefix/name for long ASCII paths and a pax record for longer or non-ASCII ones', () => {
-    const long = 'm/' + 'd'.repeat(120) + '/file.txt';
+    const long = `m/${'d'.repeat(120)}/file.txt`;
     const h = encodeTarHeader(long, 5, 0o644, 0);
     assert.equal(h.length, 512);
-    assert.equal(h.subarray(345, 345 + 122).toString().replace(/\0+$/, ''), 'm/' + 'd'.repeat(120));
+    assert.equal(
+      h
+        .subarray(345, 345 + 122)
+        .toString()
+        .replace(/\0+$/, ''),
+      `m/${'d'.repeat(120)}`,
+    );
     const utf = encodeTarHeader('m/données.txt', 5, 0o644, 0);
     assert.equal(utf.length, 512 * 3, 'pax header + record + ustar header');
     assert.match(utf.subarray(512, 1024).toString('utf8'), /^\d+ path=m\/données\.txt\n/);
@@ -59,7 +65,13 @@ describe('digest file', () => {
       { sha256: sha, size: 10, path: 'a b.txt' },
     ]).toString();
     assert.equal(text, `${sha}  10  a b.txt\n${sha}  3  b.txt\n`);
-    assert.deepEqual(parseDigests(text).lines.map((l) => [l.path, l.size]), [['a b.txt', 10], ['b.txt', 3]]);
+    assert.deepEqual(
+      parseDigests(text).lines.map((l) => [l.path, l.size]),
+      [
+        ['a b.txt', 10],
+        ['b.txt', 3],
+      ],
+    );
     assert.deepEqual(parseDigests(`${sha}  plain.txt\nbad\n`).errors, ['line 2: expected "<sha256>  <size>  <path>"']);
   });
 });
@@ -70,9 +82,17 @@ describe('compression policy', () => {
     assert.deepEqual(chooseFromSamples([Buffer.from('hello world '.repeat(5000))]).method, 'deflated');
     assert.deepEqual(chooseFromSamples([Buffer.alloc(65536)]), { method: 'deflated', level: 1 });
     // A compressible header in front of random weights does not fool the spread-out samples.
-    assert.deepEqual(chooseFromSamples([Buffer.from('{"header": 1}'.repeat(5000)), pseudoRandom(65536, 2), pseudoRandom(65536, 3), pseudoRandom(65536, 4)]), {
-      method: 'stored',
-    });
+    assert.deepEqual(
+      chooseFromSamples([
+        Buffer.from('{"header": 1}'.repeat(5000)),
+        pseudoRandom(65536, 2),
+        pseudoRandom(65536, 3),
+        pseudoRandom(65536, 4),
+      ]),
+      {
+        method: 'stored',
+      },
+    );
   });
 });
 

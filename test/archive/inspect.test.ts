@@ -1,6 +1,6 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
 import { inspectArchive } from '../../src/archive/inspect.js';
 import { MarError } from '../../src/errors.js';
 import { buildReferenceArchives, suiteDir } from '../helpers/reference-archives.js';

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { readFile, readdir, stat, symlink, unlink, writeFile, mkdir, utimes } from 'node:fs/promises';
-import { join } from 'node:path';
 import { unlinkSync } from 'node:fs';
-import { createArchive, type CreateArchiveOptions } from '../../src/archive/pack.js';
+import { mkdir, readdir, readFile, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
 import { parseDigests } from '../../src/archive/digests.js';
+import { type CreateArchiveOptions, createArchive } from '../../src/archive/pack.js';
 import { MarError } from '../../src/errors.js';
-import { checkZipEverywhere } from '../helpers/zip-checkers.js';
 import { run, tempDir } from '../helpers/util.js';
+import { checkZipEverywhere } from '../helpers/zip-checkers.js';
 import { HANDLER_PY, makeModelDir, pseudoRandom, sha256, writeFiles } from './fixture-model.js';
 
 const EPOCH = 1_700_000_000; // 2023-11-14 22:13:20 UTC
@@ -43,7 +43,11 @@ async function dumpZip(file: string): Promise<Record<string, ZipDumpEntry>> {
   return JSON.parse(r.stdout) as Record<string, ZipDumpEntry>;
 }
 
-async function dumpTar(file: string): Promise<Record<string, { sha256: string; mode: number; uid: number; gid: number; uname: string; gname: string; mtime: number; type: string }>> {
+async function dumpTar(
+  file: string,
+): Promise<
+  Record<string, { sha256: string; mode: number; uid: number; gid: number; uname: string; gname: string; mtime: number; type: string }>
+> {
   const r = await run('python3', ['-c', PY_TAR_DUMP, file]);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout);
@@ -80,7 +84,10 @@ describe('createArchive: default format', () => {
     const { python, java } = await checkZipEverywhere(r.path);
     const expectedNames = [...Object.keys(included)].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
     assert.deepEqual(python.names, [...expectedNames, 'MAR-INF/FILES.sha256', 'MAR-INF/MANIFEST.json']);
-    assert.deepEqual(java.map((e) => e.name), python.names);
+    assert.deepEqual(
+      java.map((e) => e.name),
+      python.names,
+    );
     assert.equal(r.entryCount, expectedNames.length + 2);
 
     const dump = await dumpZip(r.path);
@@ -139,7 +146,10 @@ describe('createArchive: tgz and no-archive', () => {
     assert.deepEqual([...gz.subarray(0, 10)].slice(0, 8), [0x1f, 0x8b, 8, 0, 0, 0, 0, 0], 'gzip header: no name, mtime 0');
     const dump = await dumpTar(r.path);
     const names = Object.keys(dump);
-    assert.ok(names.every((n) => n.startsWith('m/')), names.join(','));
+    assert.ok(
+      names.every((n) => n.startsWith('m/')),
+      names.join(','),
+    );
     for (const [name, content] of Object.entries(included)) assert.equal(dump[`m/${name}`]?.sha256, sha256(content), name);
     assert.ok(dump['m/MAR-INF/MANIFEST.json']);
     assert.ok(dump['m/MAR-INF/FILES.sha256']);
@@ -166,7 +176,7 @@ describe('createArchive: tgz and no-archive', () => {
     assert.equal(r.path, join(out, 'm'));
     for (const [name, content] of Object.entries(included)) assert.deepEqual(await readFile(join(r.path, name)), content, name);
     assert.ok((await stat(join(r.path, 'MAR-INF', 'MANIFEST.json'))).isFile());
-    assert.equal(((await stat(join(r.path, 'run.sh'))).mode & 0o777), 0o755);
+    assert.equal((await stat(join(r.path, 'run.sh'))).mode & 0o777, 0o755);
     await writeFile(join(r.path, 'stale.txt'), 'left from an old run');
 
     await rejectsWith(createArchive(base(model, out, { archiveFormat: 'no-archive' })), 'OUTPUT_EXISTS', /--force/);
@@ -233,7 +243,7 @@ describe('createArchive: inputs', () => {
     });
     const r = await createArchive({
       modelName: 'ts',
-      handler: join(tmp, 'src/my_handler.py') + ':infer',
+      handler: `${join(tmp, 'src/my_handler.py')}:infer`,
       serializedFile: join(tmp, 'model.pt'),
       modelFile: join(tmp, 'arch/model_def.py'),
       extraFiles: ` ${join(tmp, 'extra')} , ${join(tmp, 'vocab.json')},${join(tmp, 'data')}/*.json`,
@@ -314,10 +324,12 @@ describe('createArchive: inputs', () => {
     await symlink(join(tmp, 'shared/weights.bin'), join(model, 'linked.bin'));
     await symlink(join(tmp, 'shared'), join(model, 'shared-dir'));
     const r = await createArchive(base(model, join(tmp, 'out')));
-    assert.deepEqual(
-      r.entries.map((e) => e.archivePath).slice(0, -2),
-      ['handler.py', 'linked.bin', 'shared-dir/sub/k.txt', 'shared-dir/weights.bin'],
-    );
+    assert.deepEqual(r.entries.map((e) => e.archivePath).slice(0, -2), [
+      'handler.py',
+      'linked.bin',
+      'shared-dir/sub/k.txt',
+      'shared-dir/weights.bin',
+    ]);
 
     await symlink(join(tmp, 'nowhere'), join(model, 'dangling'));
     await rejectsWith(createArchive(base(model, join(tmp, 'out2'))), 'SYMLINK_DANGLING', /dangling.*nowhere|nowhere/);
@@ -350,7 +362,11 @@ describe('createArchive: inputs', () => {
     const tmp = await tempDir(t);
     const model = join(tmp, 'model');
     await writeFiles(model, { 'handler.py': HANDLER_PY });
-    const made = await run('python3', ['-c', 'import os,sys; open(os.path.join(sys.argv[1].encode(), b"caf\\xe9.txt"), "w").close()', model]);
+    const made = await run('python3', [
+      '-c',
+      'import os,sys; open(os.path.join(sys.argv[1].encode(), b"caf\\xe9.txt"), "w").close()',
+      model,
+    ]);
     assert.equal(made.code, 0, made.stderr);
     await rejectsWith(createArchive(base(model, join(tmp, 'out'))), 'INPUT_INVALID', /not valid UTF-8/);
     const r = await createArchive(base(model, join(tmp, 'out'), { exclude: ['caf*.txt'] }));
@@ -400,7 +416,11 @@ describe('createArchive: inputs', () => {
     const model = join(tmp, 'model');
     await writeFiles(model, { 'handler.py': HANDLER_PY });
     for (const modelVersion of ['1.0\n', '1.0\r', 'a\tb']) {
-      await rejectsWith(createArchive(base(model, join(tmp, 'out'), { modelVersion })), 'INPUT_INVALID', /model version .* control character/);
+      await rejectsWith(
+        createArchive(base(model, join(tmp, 'out'), { modelVersion })),
+        'INPUT_INVALID',
+        /model version .* control character/,
+      );
     }
     await assert.rejects(stat(join(tmp, 'out')), { code: 'ENOENT' });
     const ok = await createArchive(base(model, join(tmp, 'out'), { modelVersion: '1.0-rc.1+build 7' }));
@@ -411,7 +431,11 @@ describe('createArchive: inputs', () => {
     const tmp = await tempDir(t);
     const model = join(tmp, 'model');
     await writeFiles(model, { 'handler.py': HANDLER_PY });
-    await rejectsWith(createArchive(base(model, join(tmp, 'out'), { handler: 'handler:' })), 'USAGE', /empty function name.*write handler \(function handle\) or handler:<function>/);
+    await rejectsWith(
+      createArchive(base(model, join(tmp, 'out'), { handler: 'handler:' })),
+      'USAGE',
+      /empty function name.*write handler \(function handle\) or handler:<function>/,
+    );
     await writeFiles(model, { 'h.py': HANDLER_PY });
     await rejectsWith(createArchive(base(model, join(tmp, 'out'), { handler: 'h:' })), 'USAGE', /--handler h: has an empty function name/);
     await assert.rejects(stat(join(tmp, 'out')), { code: 'ENOENT' });
@@ -429,10 +453,20 @@ describe('createArchive: inputs', () => {
       'sub/k.txt': 'k',
     });
     await writeFiles(tmp, { 'handler.py': HANDLER_PY });
-    const r = await createArchive({ modelName: 'g', handler: join(tmp, 'handler.py'), exportPath: join(tmp, 'out'), extraFiles: join(conf, '*') });
+    const r = await createArchive({
+      modelName: 'g',
+      handler: join(tmp, 'handler.py'),
+      exportPath: join(tmp, 'out'),
+      extraFiles: join(conf, '*'),
+    });
     assert.deepEqual(r.entries.map((e) => e.archivePath).slice(0, -2), ['handler.py', 'k.txt', 'labels.txt']);
     // A pattern that asks for hidden names gets them.
-    const h = await createArchive({ modelName: 'h', handler: join(tmp, 'handler.py'), exportPath: join(tmp, 'out'), extraFiles: join(conf, '.e*') });
+    const h = await createArchive({
+      modelName: 'h',
+      handler: join(tmp, 'handler.py'),
+      exportPath: join(tmp, 'out'),
+      extraFiles: join(conf, '.e*'),
+    });
     assert.deepEqual(h.entries.map((e) => e.archivePath).slice(0, -2), ['.env', 'handler.py']);
   });
 
@@ -441,7 +475,11 @@ describe('createArchive: inputs', () => {
     const store = join(tmp, 'store');
     const model = join(store, 'm'); // the model dir is where the output would go
     await writeFiles(model, { 'handler.py': HANDLER_PY, '.git/HEAD': 'ref', 'notes.pyc': 'x' });
-    await rejectsWith(createArchive(base(model, store, { archiveFormat: 'no-archive', force: true })), 'USAGE', /--force would replace .*store\/m, which is .*store\/m .*choose another/);
+    await rejectsWith(
+      createArchive(base(model, store, { archiveFormat: 'no-archive', force: true })),
+      'USAGE',
+      /--force would replace .*store\/m, which is .*store\/m .*choose another/,
+    );
     assert.equal(await readFile(join(model, '.git', 'HEAD'), 'utf8'), 'ref');
     assert.deepEqual((await readdir(store)).sort(), ['m']);
     // An input file inside the old output dir counts too.
@@ -454,7 +492,13 @@ describe('createArchive: inputs', () => {
       /holds .*x\/handler\.py/,
     );
     // Replacing an unrelated old output still works.
-    const again = await createArchive({ modelName: 'x', handler: join(tmp, 'src', 'handler.py'), exportPath: out, archiveFormat: 'no-archive', force: true });
+    const again = await createArchive({
+      modelName: 'x',
+      handler: join(tmp, 'src', 'handler.py'),
+      exportPath: out,
+      archiveFormat: 'no-archive',
+      force: true,
+    });
     assert.equal(again.entryCount, 3);
   });
 
@@ -462,7 +506,11 @@ describe('createArchive: inputs', () => {
     const tmp = await tempDir(t);
     const model = join(tmp, 'model');
     await writeFiles(model, { 'handler.py': HANDLER_PY });
-    await rejectsWith(createArchive(base(model, join(tmp, 'out'), { modelName: 'a'.repeat(240) })), 'NAME_INVALID', /240 characters long; use at most 200/);
+    await rejectsWith(
+      createArchive(base(model, join(tmp, 'out'), { modelName: 'a'.repeat(240) })),
+      'NAME_INVALID',
+      /240 characters long; use at most 200/,
+    );
     await assert.rejects(stat(join(tmp, 'out')), { code: 'ENOENT' });
     for (const archiveFormat of ['tgz', 'no-archive'] as const) {
       const r = await createArchive(base(model, join(tmp, 'out'), { modelName: 'a'.repeat(200), archiveFormat }));
@@ -478,7 +526,11 @@ describe('createArchive: inputs', () => {
     const a = await createArchive(base(model, tmp, { handler: 'code\\h:infer' }));
     assert.equal(a.manifest.model.handler, 'code/h:infer');
     // A handler file on disk given with backslashes is found and added at the root, as with /.
-    const b = await createArchive({ modelName: 'b', handler: join(tmp, 'src').replace(/\//g, '\\') + '\\disk_handler.py', exportPath: tmp });
+    const b = await createArchive({
+      modelName: 'b',
+      handler: `${join(tmp, 'src').replace(/\//g, '\\')}\\disk_handler.py`,
+      exportPath: tmp,
+    });
     assert.equal(b.manifest.model.handler, 'disk_handler.py');
     assert.deepEqual(b.entries.map((e) => e.archivePath).slice(0, -2), ['disk_handler.py']);
   });
@@ -534,7 +586,11 @@ describe('createArchive: failures leave nothing behind', () => {
     await symlink('/proc/self/status', join(model, 'zz-status.txt'));
     const out = join(tmp, 'out');
     for (const archiveFormat of ['default', 'tgz', 'no-archive'] as const) {
-      await rejectsWith(createArchive(base(model, out, { archiveFormat })), 'INPUT_INVALID', /zz-status\.txt changed while it was being archived/);
+      await rejectsWith(
+        createArchive(base(model, out, { archiveFormat })),
+        'INPUT_INVALID',
+        /zz-status\.txt changed while it was being archived/,
+      );
       assert.deepEqual(await readdir(tmp), ['model'], `${archiveFormat}: the export dir this run created is removed again`);
     }
   });
@@ -607,6 +663,9 @@ describe('createArchive: failures leave nothing behind', () => {
     await writeFiles(tmp, { 'handler.py': HANDLER_PY });
     await createArchive(base(tmp, tmp, { archiveFormat: 'tgz' }));
     const again = await createArchive(base(tmp, tmp, { archiveFormat: 'tgz', force: true }));
-    assert.deepEqual(again.entries.map((e) => e.archivePath), ['handler.py', 'MAR-INF/FILES.sha256', 'MAR-INF/MANIFEST.json']);
+    assert.deepEqual(
+      again.entries.map((e) => e.archivePath),
+      ['handler.py', 'MAR-INF/FILES.sha256', 'MAR-INF/MANIFEST.json'],
+    );
   });
 });

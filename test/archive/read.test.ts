@@ -1,8 +1,8 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { create as createTar } from 'tar';
 import { ArchiveReader, decodeZipName, detectArchiveKind, findTgzRoot, torchServeTarPath } from '../../src/archive/read.js';
 import { checkEntryPath, resolveInside } from '../../src/archive/safe-path.js';

@@ -1,18 +1,29 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseDigestFile, verifyArchive, type ProblemCode } from '../../src/archive/verify.js';
-import { checkPythonEntryPoint, hasNodeExport } from '../../src/handler/entry-point-check.js';
+import { test } from 'node:test';
+import { type ProblemCode, parseDigestFile, verifyArchive } from '../../src/archive/verify.js';
 import { MarError } from '../../src/errors.js';
+import { checkPythonEntryPoint, hasNodeExport } from '../../src/handler/entry-point-check.js';
+import { BAD_SHAPES, buildReferenceArchives, GOOD_SHAPES, type ReferenceShape, suiteDir } from '../helpers/reference-archives.js';
 import { run } from '../helpers/util.js';
-import { BAD_SHAPES, buildReferenceArchives, GOOD_SHAPES, suiteDir, type ReferenceShape } from '../helpers/reference-archives.js';
 
 const dir = await suiteDir();
 const shapes = [...GOOD_SHAPES, ...BAD_SHAPES].filter((s) => s !== 'sparse-5g');
 const paths = (await buildReferenceArchives(dir, shapes)) as Record<ReferenceShape, string>;
 
-const SOUND: ReferenceShape[] = ['mms', 'torchserve', 'torchserve-store', 'torchserve-tgz', 'tgz-dot', 'node', 'with-digests', 'unpacked', 'infozip', 'bomb'];
+const SOUND: ReferenceShape[] = [
+  'mms',
+  'torchserve',
+  'torchserve-store',
+  'torchserve-tgz',
+  'tgz-dot',
+  'node',
+  'with-digests',
+  'unpacked',
+  'infozip',
+  'bomb',
+];
 
 test('archives in the shapes MMS 1.0.4, TorchServe 0.12 (zip, zip-store, tgz), Info-ZIP and ours verify clean', async () => {
   for (const shape of SOUND) {
@@ -28,7 +39,13 @@ const EXPECTED: [ReferenceShape, [ProblemCode, string | undefined][]][] = [
   ['tgz-no-root', [['TGZ_NO_ROOT', undefined]]],
   ['stored-dd', [['STORED_WITH_DATA_DESCRIPTOR', 'weights.bin']]],
   ['cp437', [['NAME_NOT_UTF8', 'caf\u00e9.txt']]],
-  ['backslash', [['NAME_BACKSLASH', 'MAR-INF\\MANIFEST.json'], ['MANIFEST_MISSING', undefined]]],
+  [
+    'backslash',
+    [
+      ['NAME_BACKSLASH', 'MAR-INF\\MANIFEST.json'],
+      ['MANIFEST_MISSING', undefined],
+    ],
+  ],
   ['duplicate', [['NAME_DUPLICATE', 'MAR-INF/MANIFEST.json']]],
   ['dotdot', [['UNSAFE_PATH', '../../evil.txt']]],
   ['absolute', [['UNSAFE_PATH', '/tmp/evil.txt']]],
@@ -40,7 +57,13 @@ const EXPECTED: [ReferenceShape, [ProblemCode, string | undefined][]][] = [
   ['no-manifest', [['MANIFEST_MISSING', undefined]]],
   ['bad-handler', [['HANDLER_MISSING', undefined]]],
   ['bad-entry-point', [['HANDLER_ENTRY_POINT', 'model_handler.py']]],
-  ['bad-config', [['FILE_MISSING', undefined], ['CONFIG_INVALID', 'model-config.yaml']]],
+  [
+    'bad-config',
+    [
+      ['FILE_MISSING', undefined],
+      ['CONFIG_INVALID', 'model-config.yaml'],
+    ],
+  ],
   ['bad-schema', [['MANIFEST_SCHEMA', 'MAR-INF/MANIFEST.json']]],
   [
     'tampered-digests',
@@ -51,7 +74,13 @@ const EXPECTED: [ReferenceShape, [ProblemCode, string | undefined][]][] = [
     ],
   ],
   ['tgz-dotdot', [['UNSAFE_PATH', 'ts_edge/../../evil.txt']]],
-  ['tgz-absolute', [['UNSAFE_PATH', '/tmp/evil.txt'], ['MANIFEST_MISSING', undefined]]],
+  [
+    'tgz-absolute',
+    [
+      ['UNSAFE_PATH', '/tmp/evil.txt'],
+      ['MANIFEST_MISSING', undefined],
+    ],
+  ],
   ['tgz-symlink', [['LINK_ENTRY', 'ts_edge/passwd']]],
   ['tgz-hardlink', [['LINK_ENTRY', 'ts_edge/shadow']]],
 ];
@@ -94,7 +123,10 @@ test('verify refuses what is not an archive with ARCHIVE_UNSUPPORTED, and a miss
 test('verify on a model directory flags symlinks and checks the handler', async () => {
   const model = join(dir, 'dir-with-link');
   await mkdir(join(model, 'MAR-INF'), { recursive: true });
-  await writeFile(join(model, 'MAR-INF', 'MANIFEST.json'), JSON.stringify({ runtime: 'python', model: { modelName: 'd', handler: 'h:predict' } }));
+  await writeFile(
+    join(model, 'MAR-INF', 'MANIFEST.json'),
+    JSON.stringify({ runtime: 'python', model: { modelName: 'd', handler: 'h:predict' } }),
+  );
   await writeFile(join(model, 'h.py'), 'import os\n\nasync def predict(data, context):\n    return data\n');
   await symlink('/etc/hostname', join(model, 'host'));
   const r = await verifyArchive(model);
@@ -108,7 +140,10 @@ test('a zip made one directory too high: the missing manifest is found one level
   const { run } = await import('../helpers/util.js');
   const parent = join(dir, 'parent');
   await mkdir(join(parent, 'mymodel', 'MAR-INF'), { recursive: true });
-  await writeFile(join(parent, 'mymodel', 'MAR-INF', 'MANIFEST.json'), JSON.stringify({ runtime: 'python', model: { modelName: 'm', handler: 'h' } }));
+  await writeFile(
+    join(parent, 'mymodel', 'MAR-INF', 'MANIFEST.json'),
+    JSON.stringify({ runtime: 'python', model: { modelName: 'm', handler: 'h' } }),
+  );
   await writeFile(join(parent, 'mymodel', 'h.py'), 'def handle(d, c):\n    return d\n');
   const zip = join(dir, 'too-high.mar');
   const r = await run('zip', ['-qr', zip, 'mymodel'], { cwd: parent });
@@ -129,16 +164,25 @@ test('names differing only in case are a warning (they collide on macOS and Wind
   await writeFile(join(model, 'vocab.txt'), 'b');
   const r = await verifyArchive(model);
   assert.equal(r.ok, true);
-  assert.deepEqual(r.warnings.map((w) => [w.code, w.path]), [['NAME_CASE_COLLISION', 'vocab.txt']]);
+  assert.deepEqual(
+    r.warnings.map((w) => [w.code, w.path]),
+    [['NAME_CASE_COLLISION', 'vocab.txt']],
+  );
 });
 
 test('TorchServe built-in handler names are a warning, not a problem', async () => {
   const model = join(dir, 'builtin');
   await mkdir(join(model, 'MAR-INF'), { recursive: true });
-  await writeFile(join(model, 'MAR-INF', 'MANIFEST.json'), JSON.stringify({ runtime: 'python', model: { modelName: 'b', handler: 'image_classifier', modelVersion: '1.0' } }));
+  await writeFile(
+    join(model, 'MAR-INF', 'MANIFEST.json'),
+    JSON.stringify({ runtime: 'python', model: { modelName: 'b', handler: 'image_classifier', modelVersion: '1.0' } }),
+  );
   const r = await verifyArchive(model);
   assert.equal(r.ok, true);
-  assert.deepEqual(r.warnings.map((w) => w.code), ['HANDLER_BUILTIN']);
+  assert.deepEqual(
+    r.warnings.map((w) => w.code),
+    ['HANDLER_BUILTIN'],
+  );
 });
 
 test('Python entry points resolve as MMS does: the function if present, else exactly one class', () => {
@@ -199,7 +243,14 @@ test('round trip: archives from createArchive in every format inspect, verify an
   };
   for (const [p, b] of Object.entries(files)) await writeFile(join(model, p), b);
   for (const format of ['default', 'zip-store', 'tgz', 'no-archive'] as const) {
-    const created = await createArchive({ modelName: 'rt', handler: 'handler:handle', modelPath: model, exportPath: join(dir, `rt-${format}`), archiveFormat: format, modelVersion: '2.0' });
+    const created = await createArchive({
+      modelName: 'rt',
+      handler: 'handler:handle',
+      modelPath: model,
+      exportPath: join(dir, `rt-${format}`),
+      archiveFormat: format,
+      modelVersion: '2.0',
+    });
     const v = await verifyArchive(created.path);
     assert.deepEqual(v.problems, [], format);
     const info = await inspectArchive(created.path);
@@ -213,7 +264,10 @@ test('round trip: archives from createArchive in every format inspect, verify an
       // The digests written by create catch a file edited afterwards.
       await writeFile(join(created.path, 'sub', 'notes.txt'), 'edited\n');
       const tampered = await verifyArchive(created.path);
-      assert.deepEqual(tampered.problems.map((p) => [p.code, p.path]), [['DIGEST_MISMATCH', 'sub/notes.txt']]);
+      assert.deepEqual(
+        tampered.problems.map((p) => [p.code, p.path]),
+        [['DIGEST_MISMATCH', 'sub/notes.txt']],
+      );
     }
   }
 });
@@ -240,7 +294,9 @@ test("the zip rules verify enforces are the ones Java's ZipInputStream (MMS, Tor
 
 test('zip names with ./ or doubled slashes are found where the servers unzip them (no false "missing")', async () => {
   const zipPath = join(dir, 'dot-slash.mar');
-  const made = await run('python3', ['-c', `
+  const made = await run('python3', [
+    '-c',
+    `
 import sys, zipfile
 with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED) as z:
     z.writestr('./', '')
@@ -248,7 +304,9 @@ with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED) as z:
     z.writestr('./MAR-INF/MANIFEST.json', '{"runtime": "python", "model": {"modelName": "d", "handler": "model_handler:handle", "serializedFile": "w.bin"}, "modelServerVersion": "1.0", "implementationVersion": "1.0", "specificationVersion": "1.0"}')
     z.writestr('data//w.bin', 'w')
     z.writestr('w.bin', 'w')
-`, zipPath]);
+`,
+    zipPath,
+  ]);
   assert.equal(made.code, 0, made.stderr);
   const r = await verifyArchive(zipPath);
   assert.deepEqual(r.problems, [], JSON.stringify(r.problems));

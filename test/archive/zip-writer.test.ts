@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { encodeEnd, encodeLocalHeader, METHOD_DEFLATED, METHOD_STORED, needsZip64, toDosDateTime } from '../../src/archive/zip-format.js';
 import { ZipWriter } from '../../src/archive/zip-writer.js';
-import { encodeEnd, encodeLocalHeader, needsZip64, toDosDateTime, METHOD_DEFLATED, METHOD_STORED } from '../../src/archive/zip-format.js';
-import { checkZipEverywhere } from '../helpers/zip-checkers.js';
 import { tempDir } from '../helpers/util.js';
+import { checkZipEverywhere } from '../helpers/zip-checkers.js';
 
 describe('zip format codec', () => {
   it('encodes DOS times in UTC and clamps dates before 1980', () => {

@@ -4,12 +4,12 @@
  * zip64 decisions stay in zip-writer.test.ts.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
 import { open, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { describe, it } from 'node:test';
 import { createArchive } from '../../src/archive/pack.js';
-import { javaZipCheck } from '../helpers/zip-checkers.js';
 import { run, tempDir } from '../helpers/util.js';
+import { javaZipCheck } from '../helpers/zip-checkers.js';
 import { HANDLER_PY, writeFiles } from './fixture-model.js';
 
 /**
@@ -61,11 +61,24 @@ describe('zip64 entries (sparse files over 4 GiB)', () => {
     assert.equal(bigEntry.size, SIZE);
     assert.ok(r.bytes < 64 << 20, 'zeros compress');
     const [java, py] = await Promise.all([javaZipCheck([r.path]), run('python3', ['-c', PY_BIG, r.path, 'big.bin', String(SIZE)])]);
-    assert.deepEqual(java.get(r.path)!.map((e) => [e.name, e.size]).slice(0, 3), [['big.bin', SIZE], ['handler.py', HANDLER_PY.length], ['zz-after.txt', 20]]);
+    assert.deepEqual(
+      java
+        .get(r.path)!
+        .map((e) => [e.name, e.size])
+        .slice(0, 3),
+      [
+        ['big.bin', SIZE],
+        ['handler.py', HANDLER_PY.length],
+        ['zz-after.txt', 20],
+      ],
+    );
     assert.equal(py.code, 0, py.stderr);
     const entries = (JSON.parse(py.stdout) as { entries: [string, number, number, number, number][] }).entries;
     assert.deepEqual(entries[0]!.slice(0, 2), ['big.bin', SIZE]);
-    assert.ok(entries.every((e) => (e[3] & 8) === 0), 'no data descriptors');
+    assert.ok(
+      entries.every((e) => (e[3] & 8) === 0),
+      'no data descriptors',
+    );
     const list = await run('unzip', ['-l', r.path]);
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, new RegExp(`${SIZE}\\s+\\S+\\s+\\S+\\s+big\\.bin`));
@@ -74,7 +87,13 @@ describe('zip64 entries (sparse files over 4 GiB)', () => {
   it('zip-store: a > 4 GiB stored entry followed by others (offsets past 4 GiB) reads back in Java, Python and unzip', async (t) => {
     const tmp = await tempDir(t);
     const model = await sparseModel(tmp, SIZE);
-    const r = await createArchive({ modelName: 'big', handler: 'handler:handle', modelPath: model, exportPath: tmp, archiveFormat: 'zip-store' });
+    const r = await createArchive({
+      modelName: 'big',
+      handler: 'handler:handle',
+      modelPath: model,
+      exportPath: tmp,
+      archiveFormat: 'zip-store',
+    });
     assert.ok((await stat(r.path)).size > SIZE);
     const [java, py, after] = await Promise.all([
       javaZipCheck([r.path]),
@@ -82,13 +101,19 @@ describe('zip64 entries (sparse files over 4 GiB)', () => {
       run('unzip', ['-p', r.path, 'zz-after.txt']),
     ]);
     const names = ['big.bin', 'handler.py', 'zz-after.txt', 'MAR-INF/FILES.sha256', 'MAR-INF/MANIFEST.json'];
-    assert.deepEqual(java.get(r.path)!.map((e) => e.name), names);
+    assert.deepEqual(
+      java.get(r.path)!.map((e) => e.name),
+      names,
+    );
     assert.equal(java.get(r.path)![0]!.size, SIZE);
     assert.equal(py.code, 0, py.stderr);
     const report = JSON.parse(py.stdout) as { entries: [string, number, number, number, number][]; tail: string };
     assert.equal(report.tail, 'END!');
     assert.ok(report.entries[1]![2] > 2 ** 32, 'later entries sit past 4 GiB (zip64 offsets)');
-    assert.ok(report.entries.every((e) => e[3] === 0 && e[4] === 0), 'stored, no flags');
+    assert.ok(
+      report.entries.every((e) => e[3] === 0 && e[4] === 0),
+      'stored, no flags',
+    );
     assert.equal(after.code, 0, after.stderr);
     assert.equal(after.stdout, 'after the big entry\n');
     assert.equal(await readFile(join(model, 'zz-after.txt'), 'utf8'), after.stdout);

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { watch } from 'node:fs';
-import { mkdir, readFile, readdir, symlink, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { HANDLER_PY, writeFiles } from '../archive/fixture-model.js';
 import { ARCHIVER_BIN, archiver, run, tempDir } from '../helpers/util.js';
 import { checkZipEverywhere } from '../helpers/zip-checkers.js';
-import { HANDLER_PY, writeFiles } from '../archive/fixture-model.js';
 
 async function model(t: Parameters<typeof tempDir>[0]): Promise<{ tmp: string; dir: string; out: string }> {
   const tmp = await tempDir(t);
@@ -42,7 +42,20 @@ describe('model-archiver create: flag styles', () => {
 
   it('`create` subcommand with --json prints one JSON object on stdout', async (t) => {
     const { dir, out } = await model(t);
-    const r = await archiver(['create', '--model-name', 'j', '--model-path', dir, '--handler', 'handler', '--export-path', out, '--json', '--archive-format', 'zip-store']);
+    const r = await archiver([
+      'create',
+      '--model-name',
+      'j',
+      '--model-path',
+      dir,
+      '--handler',
+      'handler',
+      '--export-path',
+      out,
+      '--json',
+      '--archive-format',
+      'zip-store',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout) as Record<string, unknown>;
     assert.equal(j['path'], join(out, 'j.mar'));
@@ -68,9 +81,29 @@ describe('model-archiver create: flag styles', () => {
     });
     const r = await archiver(
       [
-        '--model-name', 'bert', '-v', '1.2', '--handler', 'h/my_handler.py:infer', '--serialized-file', 'model.pt',
-        '--model-file', 'model_def.py', '-r', 'requirements.txt', '-c', 'cfg.yaml', '--extra-files', 'vocab.txt, assets',
-        '--extra-files', 'model_def.py', '--description', 'a BERT', '--export-path', 'store', '-q',
+        '--model-name',
+        'bert',
+        '-v',
+        '1.2',
+        '--handler',
+        'h/my_handler.py:infer',
+        '--serialized-file',
+        'model.pt',
+        '--model-file',
+        'model_def.py',
+        '-r',
+        'requirements.txt',
+        '-c',
+        'cfg.yaml',
+        '--extra-files',
+        'vocab.txt, assets',
+        '--extra-files',
+        'model_def.py',
+        '--description',
+        'a BERT',
+        '--export-path',
+        'store',
+        '-q',
       ],
       { cwd: tmp },
     );
@@ -78,7 +111,15 @@ describe('model-archiver create: flag styles', () => {
     assert.equal(r.stdout + r.stderr, '', '--quiet prints nothing');
     const mar = join(tmp, 'store', 'bert.mar');
     const { python } = await checkZipEverywhere(mar);
-    assert.deepEqual(python.names!.slice(0, -2), ['cfg.yaml', 'model.pt', 'model_def.py', 'my_handler.py', 'requirements.txt', 'sub/a.json', 'vocab.txt']);
+    assert.deepEqual(python.names!.slice(0, -2), [
+      'cfg.yaml',
+      'model.pt',
+      'model_def.py',
+      'my_handler.py',
+      'requirements.txt',
+      'sub/a.json',
+      'vocab.txt',
+    ]);
     const manifest = JSON.parse(await unzipText(mar, 'MAR-INF/MANIFEST.json'));
     assert.deepEqual(manifest.model, {
       modelName: 'bert',
@@ -97,10 +138,30 @@ describe('model-archiver create: flag styles', () => {
     const { tmp, dir, out } = await model(t);
     await writeFile(join(dir, 'handler.js'), 'exports.handle = (x) => x;\n');
     await writeFiles(dir, { 'logs/a.log': 'x', 'tmp.bak': 'x' });
-    for (const [format, name] of [['default', 'a.mar'], ['zip-store', 'b.mar'], ['tgz', 'c.tar.gz'], ['no-archive', 'd']] as const) {
+    for (const [format, name] of [
+      ['default', 'a.mar'],
+      ['zip-store', 'b.mar'],
+      ['tgz', 'c.tar.gz'],
+      ['no-archive', 'd'],
+    ] as const) {
       const r = await archiver([
-        '--model-name', name.replace(/\..*/, ''), '--model-path', dir, '--handler', 'handler', '--runtime', 'node',
-        '--archive-format', format, '--export-path', join(out, 'deep'), '--exclude', 'logs/', '--exclude', '*.bak', '--json',
+        '--model-name',
+        name.replace(/\..*/, ''),
+        '--model-path',
+        dir,
+        '--handler',
+        'handler',
+        '--runtime',
+        'node',
+        '--archive-format',
+        format,
+        '--export-path',
+        join(out, 'deep'),
+        '--exclude',
+        'logs/',
+        '--exclude',
+        '*.bak',
+        '--json',
       ]);
       assert.equal(r.code, 0, r.stderr);
       const j = JSON.parse(r.stdout) as { path: string; entryCount: number; manifest: { runtime: string } };
@@ -111,13 +172,28 @@ describe('model-archiver create: flag styles', () => {
     assert.deepEqual((await readdir(join(out, 'deep'))).sort(), ['a.mar', 'b.mar', 'c.tar.gz', 'd']);
     const tar = await run('tar', ['-tzf', join(out, 'deep', 'c.tar.gz')], { cwd: tmp });
     assert.deepEqual(tar.stdout.trim().split('\n'), [
-      'c/handler.js', 'c/handler.py', 'c/labels.txt', 'c/weights.bin', 'c/MAR-INF/FILES.sha256', 'c/MAR-INF/MANIFEST.json',
+      'c/handler.js',
+      'c/handler.py',
+      'c/labels.txt',
+      'c/weights.bin',
+      'c/MAR-INF/FILES.sha256',
+      'c/MAR-INF/MANIFEST.json',
     ]);
   });
 
   it('SOURCE_DATE_EPOCH makes two CLI runs byte-identical', async (t) => {
     const { dir, out } = await model(t);
-    const args = (o: string): string[] => ['--model-name', 'r', '--model-path', dir, '--handler', 'handler:handle', '--export-path', o, '-q'];
+    const args = (o: string): string[] => [
+      '--model-name',
+      'r',
+      '--model-path',
+      dir,
+      '--handler',
+      'handler:handle',
+      '--export-path',
+      o,
+      '-q',
+    ];
     const env = { SOURCE_DATE_EPOCH: '1700000000' };
     assert.equal((await archiver(args(join(out, '1')), { env })).code, 0);
     assert.equal((await archiver(args(join(out, '2')), { env })).code, 0);
@@ -135,16 +211,41 @@ describe('model-archiver create: flag styles', () => {
     await writeFile(join(dir, 'two.py'), 'class A:\n    pass\n\nclass B:\n    pass\n');
     const r = await archiver(['--model-name', 'two', '--model-path', dir, '--handler', 'two:handle', '--export-path', out]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /^warning: handler "two:handle" will not load: it defines no top-level function handle\(\) and 2 classes \(A, B\)/m);
+    assert.match(
+      r.stderr,
+      /^warning: handler "two:handle" will not load: it defines no top-level function handle\(\) and 2 classes \(A, B\)/m,
+    );
     await writeFile(join(dir, 'h.mjs'), 'export function predict(data) { return data; }\n');
-    const n = await archiver(['--model-name', 'n', '--model-path', dir, '--handler', 'h:handle', '--runtime', 'node', '--export-path', out]);
+    const n = await archiver([
+      '--model-name',
+      'n',
+      '--model-path',
+      dir,
+      '--handler',
+      'h:handle',
+      '--runtime',
+      'node',
+      '--export-path',
+      out,
+    ]);
     assert.equal(n.code, 0, n.stderr);
     assert.match(n.stderr, /warning: handler "h:handle" will not load: h\.mjs exports no handle/);
   });
 
   it('prints notes for python2 and TorchServe built-in handlers on stderr', async (t) => {
     const { dir, out } = await model(t);
-    const r = await archiver(['--model-name', 'b', '--model-path', dir, '--handler', 'text_classifier', '--runtime', 'python2', '--export-path', out]);
+    const r = await archiver([
+      '--model-name',
+      'b',
+      '--model-path',
+      dir,
+      '--handler',
+      'text_classifier',
+      '--runtime',
+      'python2',
+      '--export-path',
+      out,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /python2/);
     assert.match(r.stderr, /TorchServe built-in/);
@@ -171,7 +272,16 @@ describe('model-archiver create: flag styles', () => {
   it('help lists the create flags; root help still works', async () => {
     const sub = await archiver(['create', '--help']);
     assert.equal(sub.code, 0);
-    for (const flag of ['--model-name', '--serialized-file', '--extra-files', '--requirements-file', '--config-file', '--exclude', '--archive-format', '--json']) {
+    for (const flag of [
+      '--model-name',
+      '--serialized-file',
+      '--extra-files',
+      '--requirements-file',
+      '--config-file',
+      '--exclude',
+      '--archive-format',
+      '--json',
+    ]) {
       assert.ok(sub.stdout.includes(flag), flag);
     }
     const root = await archiver(['--help']);
@@ -212,7 +322,10 @@ describe('model-archiver create: errors', () => {
       [['--model-name', 'nl\n', '--model-path', dir, '--handler', 'handler'], /model name "nl\\n" is invalid/],
       [['--model-name', 'x y', '--model-path', dir, '--handler', 'handler'], /invalid/],
       [['--model-name', 'x', '--model-path', join(tmp, 'nope'), '--handler', 'handler'], /nope/],
-      [['--model-name', 'x', '--model-path', dir, '--handler', 'missing:handle'], /handler module "missing" not found: looked for missing\.py/],
+      [
+        ['--model-name', 'x', '--model-path', dir, '--handler', 'missing:handle'],
+        /handler module "missing" not found: looked for missing\.py/,
+      ],
       [['--model-name', 'x', '--model-path', dir, '--handler', 'handler', '--serialized-file', join(tmp, 'none.pt')], /none\.pt/],
     ];
     for (const [args, message] of cases) {
@@ -241,7 +354,18 @@ describe('model-archiver create: errors', () => {
     const { tmp, dir, out } = await model(t);
     await symlink('/proc/self/status', join(dir, 'zz-proc.txt'));
     for (const format of ['default', 'tgz', 'no-archive']) {
-      const r = await archiver(['--model-name', 'x', '--model-path', dir, '--handler', 'handler', '--export-path', out, '--archive-format', format]);
+      const r = await archiver([
+        '--model-name',
+        'x',
+        '--model-path',
+        dir,
+        '--handler',
+        'handler',
+        '--export-path',
+        out,
+        '--archive-format',
+        format,
+      ]);
       assert.equal(r.code, 1);
       assert.match(oneErrorLine(r.stderr), /zz-proc\.txt changed while it was being archived/);
       assert.deepEqual(await readdir(tmp), ['model'], `${format}: the export dir this run created is removed again`);
@@ -255,10 +379,28 @@ describe('model-archiver create: errors', () => {
     await truncate(join(dir, 'huge.bin'), 3 * 2 ** 30); // sparse: takes seconds to hash, costs no disk
     const watcher = watch(out);
     t.after(() => watcher.close());
-    const tempSeen = new Promise<string>((resolve) => watcher.on('change', (_e, name) => String(name).startsWith('.x.mar.tmp-') && resolve(String(name))));
-    const child = spawn(process.execPath, [ARCHIVER_BIN, '--model-name', 'x', '--model-path', dir, '--handler', 'handler', '--export-path', out, '--archive-format', 'zip-store'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const tempSeen = new Promise<string>((resolve) =>
+      watcher.on('change', (_e, name) => String(name).startsWith('.x.mar.tmp-') && resolve(String(name))),
+    );
+    const child = spawn(
+      process.execPath,
+      [
+        ARCHIVER_BIN,
+        '--model-name',
+        'x',
+        '--model-path',
+        dir,
+        '--handler',
+        'handler',
+        '--export-path',
+        out,
+        '--archive-format',
+        'zip-store',
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     await tempSeen;

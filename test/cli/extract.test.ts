@@ -1,10 +1,10 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { archiver } from '../helpers/util.js';
+import { test } from 'node:test';
 import { buildReferenceArchives, suiteDir } from '../helpers/reference-archives.js';
+import { archiver } from '../helpers/util.js';
 
 const dir = await suiteDir();
 const paths = await buildReferenceArchives(dir, ['torchserve', 'torchserve-tgz', 'bomb', 'dotdot']);
@@ -35,7 +35,10 @@ test('zip bomb limits come with flags to raise them', async () => {
   const out = join(dir, 'bomb');
   const refused = await archiver(['extract', paths.bomb, '-o', out]);
   assert.equal(refused.code, 1);
-  assert.match(refused.stderr, /inflates more than 200 times its size \(a zip bomb\?\); if you trust it, raise the limit with --max-ratio\n$/);
+  assert.match(
+    refused.stderr,
+    /inflates more than 200 times its size \(a zip bomb\?\); if you trust it, raise the limit with --max-ratio\n$/,
+  );
   const small = await archiver(['extract', paths.bomb, '-o', out, '--max-ratio', '100000', '--max-size', '1M']);
   assert.equal(small.code, 1);
   assert.match(small.stderr, /--max-size/);
@@ -51,7 +54,10 @@ test('an escaping entry is refused and nothing is left behind', async () => {
   const before = (await readdir(dir)).sort();
   const r = await archiver(['extract', paths.dotdot, '-o', join(dir, 'evil')]);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /entry "\.\.\/\.\.\/evil\.txt" contains a "\.\." segment and would escape the target directory; refusing to extract it/);
+  assert.match(
+    r.stderr,
+    /entry "\.\.\/\.\.\/evil\.txt" contains a "\.\." segment and would escape the target directory; refusing to extract it/,
+  );
   assert.deepEqual((await readdir(dir)).sort(), before);
 });
 

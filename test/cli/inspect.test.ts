@@ -1,8 +1,8 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { archiver } from '../helpers/util.js';
+import { test } from 'node:test';
 import { buildReferenceArchives, suiteDir } from '../helpers/reference-archives.js';
+import { archiver } from '../helpers/util.js';
 
 const dir = await suiteDir();
 const paths = await buildReferenceArchives(dir, ['torchserve', 'legacy', 'bad-schema', 'truncated']);
@@ -13,7 +13,7 @@ test('model-archiver inspect prints an aligned summary a user can read', async (
   assert.equal(r.stderr, '');
   const lines = r.stdout.trimEnd().split('\n');
   const field = (label: string) => lines.find((l) => l.startsWith(label.padEnd(11)))?.slice(11);
-  assert.equal(field('format'), 'zip (.mar), ' + field('format')!.split(', ')[1]);
+  assert.equal(field('format'), `zip (.mar), ${field('format')!.split(', ')[1]}`);
   assert.equal(field('manifest'), 'MAR-INF/MANIFEST.json');
   assert.equal(field('model'), 'ts_edge  version 1.0');
   assert.equal(field('runtime'), 'python');
@@ -28,7 +28,10 @@ test('model-archiver inspect prints an aligned summary a user can read', async (
 test('--files lists every entry with method, size and compressed size in aligned columns', async () => {
   const r = await archiver(['inspect', '--files', paths.torchserve]);
   assert.equal(r.code, 0, r.stderr);
-  const table = r.stdout.slice(r.stdout.indexOf('\nmethod') + 1).trimEnd().split('\n');
+  const table = r.stdout
+    .slice(r.stdout.indexOf('\nmethod') + 1)
+    .trimEnd()
+    .split('\n');
   assert.match(table[0]!, /^method\s+size\s+compressed\s+path$/);
   assert.equal(table.length, 7);
   const weights = table.find((l) => l.endsWith('  model.pt'))!;

@@ -1,9 +1,9 @@
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ARCHIVER_BIN, FIXTURES, SERVER_BIN } from '../helpers/util.js';
-import { join } from 'node:path';
 
 /** Runs a CLI whose stdout reader has already gone away (`... | head -0`): exit code and stderr. */
 async function withClosedStdout(bin: string, args: string[]): Promise<{ code: number | null; stderr: string }> {

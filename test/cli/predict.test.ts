@@ -83,7 +83,23 @@ describe('model-server predict', () => {
     await writeFile(join(dir, 'b.csv'), '1,2\n');
     await writeFile(join(dir, 'c.bin'), Buffer.from([0xff, 0x00, 0x01]));
     const r = await server(
-      onDir('echo', '--input', join(dir, 'a.json'), '--input', join(dir, 'b.csv'), '--input', join(dir, 'c.bin'), '--data', 'plain words', '--data', '[1, 2]', '-H', 'X-Trace: abc', '--json', '-q'),
+      onDir(
+        'echo',
+        '--input',
+        join(dir, 'a.json'),
+        '--input',
+        join(dir, 'b.csv'),
+        '--input',
+        join(dir, 'c.bin'),
+        '--data',
+        'plain words',
+        '--data',
+        '[1, 2]',
+        '-H',
+        'X-Trace: abc',
+        '--json',
+        '-q',
+      ),
     );
     assert.equal(r.code, 0, r.stderr);
     const out = (JSON.parse(r.stdout) as Array<{ body: string }>).map((o) => JSON.parse(o.body));
@@ -96,7 +112,9 @@ describe('model-server predict', () => {
     assert.equal(out[0].headers['X-Trace'], 'abc');
     assert.equal(out[0].headers['Content-Type'], 'application/json');
 
-    const stdin = await server(onDir('echo', '--input', '-', '--content-type', 'application/json', '--json', '-q'), { input: '{"from": "stdin"}' });
+    const stdin = await server(onDir('echo', '--input', '-', '--content-type', 'application/json', '--json', '-q'), {
+      input: '{"from": "stdin"}',
+    });
     assert.deepEqual(JSON.parse((JSON.parse(stdin.stdout) as Array<{ body: string }>)[0]!.body).params.body.value, { from: 'stdin' });
 
     const forced = await server(onDir('echo', '--data', '{"x": 1}', '--content-type', 'text/plain', '--json', '-q'));
@@ -128,7 +146,10 @@ describe('model-server predict', () => {
     });
 
     const dir = await tempDir(t);
-    await writeFile(join(dir, 'binary.py'), 'def handle(data, context):\n    return None if data is None else [bytes([0xff, 0xfe, 0x00, 0x41])] * len(data)\n');
+    await writeFile(
+      join(dir, 'binary.py'),
+      'def handle(data, context):\n    return None if data is None else [bytes([0xff, 0xfe, 0x00, 0x41])] * len(data)\n',
+    );
     const args = ['predict', dir, '--model-name', 'b', '--handler', 'binary', '--data', 'x', '-q'];
     const b64 = await server([...args, '--json']);
     assert.deepEqual(JSON.parse(b64.stdout)[0].body, Buffer.from([0xff, 0xfe, 0x00, 0x41]).toString('base64'));
@@ -151,7 +172,22 @@ describe('model-server predict', () => {
 
   it('runs a Node handler with --runtime node, inputs as one batch', async () => {
     const nodeHandlers = join(FIXTURES, 'handlers', 'node');
-    const r = await server(['predict', nodeHandlers, '--model-name', 'n', '--handler', 'batch_size', '--runtime', 'node', '--data', 'a', '--data', 'b', '--json', '-q']);
+    const r = await server([
+      'predict',
+      nodeHandlers,
+      '--model-name',
+      'n',
+      '--handler',
+      'batch_size',
+      '--runtime',
+      'node',
+      '--data',
+      'a',
+      '--data',
+      'b',
+      '--json',
+      '-q',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const bodies = (JSON.parse(r.stdout) as Array<{ body: string }>).map((o) => JSON.parse(o.body));
     assert.equal(bodies.length, 2);
@@ -213,9 +249,12 @@ describe('model-server predict', () => {
         '',
       ].join('\n'),
     );
-    const r = await server(['predict', dir, '--model-name', 'm', '--handler', 'once', '--data', 'a', '--data', 'b', '--batch-size', '1', '-q'], {
-      timeoutMs: 20_000,
-    });
+    const r = await server(
+      ['predict', dir, '--model-name', 'm', '--handler', 'once', '--data', 'a', '--data', 'b', '--batch-size', '1', '-q'],
+      {
+        timeoutMs: 20_000,
+      },
+    );
     assert.equal(r.code, 1, r.stderr);
     assert.equal(
       r.stderr,
@@ -227,8 +266,16 @@ describe('model-server predict', () => {
     const dir = await tempDir(t);
     await writeFile(
       join(dir, 'stuck.py'),
-      ['import os, time', 'def handle(data, context):', '    if data is None:', '        return None',
-        '    print("handler pid %d" % os.getpid(), flush=True)', '    while True:', '        time.sleep(3600)', ''].join('\n'),
+      [
+        'import os, time',
+        'def handle(data, context):',
+        '    if data is None:',
+        '        return None',
+        '    print("handler pid %d" % os.getpid(), flush=True)',
+        '    while True:',
+        '        time.sleep(3600)',
+        '',
+      ].join('\n'),
     );
     const child = spawn(process.execPath, [SERVER_BIN, 'predict', dir, '--model-name', 'm', '--handler', 'stuck', '--data', 'x'], {
       stdio: ['ignore', 'ignore', 'pipe'],

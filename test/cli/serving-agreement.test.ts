@@ -7,8 +7,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createArchive } from '../../src/archive/pack.js';
-import { http, register, startServer } from '../server/server-helpers.js';
 import { server, tempDir } from '../helpers/util.js';
+import { http, register, startServer } from '../server/server-helpers.js';
 
 const HANDLER = [
   'import os',

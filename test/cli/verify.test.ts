@@ -1,7 +1,7 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { archiver } from '../helpers/util.js';
+import { test } from 'node:test';
 import { buildReferenceArchives, suiteDir } from '../helpers/reference-archives.js';
+import { archiver } from '../helpers/util.js';
 
 const dir = await suiteDir();
 const paths = await buildReferenceArchives(dir, ['torchserve-tgz', 'stored-dd', 'tampered-digests', 'mms']);

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { createArchive } from '../../src/archive/pack.js';
 import { verifyArchive } from '../../src/archive/verify.js';
 import { MarError } from '../../src/errors.js';
@@ -21,27 +21,54 @@ test("a handler's own directory first, then the model root (found there: atRoot)
   assert.deepEqual(await locate('sub/h:fn', 'python', inSet('sub/h.py', 'h.py')), { kind: 'found', path: 'sub/h.py', atRoot: false });
   assert.deepEqual(await locate('sub/h', 'python', inSet('h/__init__.py')), { kind: 'found', path: 'h/__init__.py', atRoot: true });
   assert.deepEqual(await locate('./h', 'python', inSet('h.py')), { kind: 'found', path: 'h.py', atRoot: false });
-  assert.deepEqual(await locate('pkg.h', 'python3', inSet('pkg/h/__init__.py')), { kind: 'found', path: 'pkg/h/__init__.py', atRoot: false });
-  assert.deepEqual(await locate('sub/h', 'python', inSet()), { kind: 'missing', looked: ['sub/h.py', 'sub/h/__init__.py', 'h.py', 'h/__init__.py'] });
+  assert.deepEqual(await locate('pkg.h', 'python3', inSet('pkg/h/__init__.py')), {
+    kind: 'found',
+    path: 'pkg/h/__init__.py',
+    atRoot: false,
+  });
+  assert.deepEqual(await locate('sub/h', 'python', inSet()), {
+    kind: 'missing',
+    looked: ['sub/h.py', 'sub/h/__init__.py', 'h.py', 'h/__init__.py'],
+  });
   assert.deepEqual(await locate('h', 'node', inSet('h.cjs')), { kind: 'found', path: 'h.cjs', atRoot: false });
-  assert.deepEqual(await locate('lib/h.js:run', 'node', inSet()), { kind: 'missing', looked: ['lib/h.js', 'lib/h.mjs', 'lib/h.cjs', 'h.js', 'h.mjs', 'h.cjs'] });
+  assert.deepEqual(await locate('lib/h.js:run', 'node', inSet()), {
+    kind: 'missing',
+    looked: ['lib/h.js', 'lib/h.mjs', 'lib/h.cjs', 'h.js', 'h.mjs', 'h.cjs'],
+  });
 });
 
 test('an absolute handler directory is looked in alone; the existence check may be async', async () => {
-  const asyncSet = (...paths: string[]): PathExists => async (p) => paths.includes(p);
-  assert.deepEqual(await locate('/opt/handlers/h', 'python', asyncSet('/opt/handlers/h.py')), { kind: 'found', path: '/opt/handlers/h.py', atRoot: false });
-  assert.deepEqual(await locate('/opt/handlers/h', 'python', asyncSet('h.py')), { kind: 'missing', looked: ['/opt/handlers/h.py', '/opt/handlers/h/__init__.py'] });
+  const asyncSet =
+    (...paths: string[]): PathExists =>
+    async (p) =>
+      paths.includes(p);
+  assert.deepEqual(await locate('/opt/handlers/h', 'python', asyncSet('/opt/handlers/h.py')), {
+    kind: 'found',
+    path: '/opt/handlers/h.py',
+    atRoot: false,
+  });
+  assert.deepEqual(await locate('/opt/handlers/h', 'python', asyncSet('h.py')), {
+    kind: 'missing',
+    looked: ['/opt/handlers/h.py', '/opt/handlers/h/__init__.py'],
+  });
 });
 
 test('TorchServe built-ins: only for Python runtimes and only when the model lacks the module; LSP handlers are not source', async () => {
-  assert.deepEqual(await locate('image_classifier', 'python', inSet()), { kind: 'builtin', looked: ['image_classifier.py', 'image_classifier/__init__.py'] });
-  assert.deepEqual(await locate('image_classifier', 'python3', inSet('image_classifier.py')), { kind: 'found', path: 'image_classifier.py', atRoot: false });
+  assert.deepEqual(await locate('image_classifier', 'python', inSet()), {
+    kind: 'builtin',
+    looked: ['image_classifier.py', 'image_classifier/__init__.py'],
+  });
+  assert.deepEqual(await locate('image_classifier', 'python3', inSet('image_classifier.py')), {
+    kind: 'found',
+    path: 'image_classifier.py',
+    atRoot: false,
+  });
   assert.equal((await locate('image_classifier', 'node', inSet())).kind, 'missing');
   assert.equal((await locate('sub/image_classifier', 'python', inSet())).kind, 'missing');
   assert.deepEqual(await locate('libhandler.so', 'LSP', inSet()), { kind: 'not-source' });
 });
 
-test('a --handler naming a file on disk (TorchServe): as given with a source extension, else with the runtime\'s', () => {
+test("a --handler naming a file on disk (TorchServe): as given with a source extension, else with the runtime's", () => {
   assert.deepEqual(handlerFileCandidates('code/h.py', 'node'), ['code/h.py']);
   assert.deepEqual(handlerFileCandidates('code/h', 'python2'), ['code/h.py']);
   assert.deepEqual(handlerFileCandidates('code/h', 'node'), ['code/h.js', 'code/h.mjs', 'code/h.cjs']);

@@ -5,12 +5,12 @@ import { test } from 'node:test';
 import { MarError } from '../../src/errors.js';
 import {
   CREATE_RUNTIMES,
-  MANIFEST_RUNTIMES,
-  REGISTER_RUNTIMES,
-  WORKER_RUNTIMES,
   handlerLanguage,
   launcherOf,
+  MANIFEST_RUNTIMES,
+  REGISTER_RUNTIMES,
   resolveRuntime,
+  WORKER_RUNTIMES,
 } from '../../src/handler/runtimes.js';
 import { validateManifest } from '../../src/manifest/validate.js';
 import { listApis } from '../../src/server/openapi.js';
@@ -33,7 +33,14 @@ test('which runtimes each part accepts and runs', () => {
   assert.deepEqual([...REGISTER_RUNTIMES], ['python', 'python2', 'python3', 'node']);
   assert.deepEqual([...WORKER_RUNTIMES], ['python', 'python3', 'node']);
   assert.deepEqual(WORKER_RUNTIMES.map(launcherOf), ['python', 'python', 'node']);
-  assert.deepEqual(['python', 'python2', 'python3', 'node', 'LSP', 'unknown'].map(handlerLanguage), ['python', 'python', 'python', 'node', null, 'python']);
+  assert.deepEqual(['python', 'python2', 'python3', 'node', 'LSP', 'unknown'].map(handlerLanguage), [
+    'python',
+    'python',
+    'python',
+    'node',
+    null,
+    'python',
+  ]);
 });
 
 test('the OpenAPI register runtime enums are the register runtimes', () => {
@@ -49,8 +56,14 @@ test('resolveRuntime: absent or empty is python; refusals are one line each', ()
   assert.equal(resolveRuntime('python3'), 'python3');
   assert.equal(resolveRuntime(' node '), 'node');
   const refused = (runtime: string, message: string): void =>
-    assert.throws(() => resolveRuntime(runtime), (e: unknown) => e instanceof MarError && e.code === 'RUNTIME_UNSUPPORTED' && e.message === message);
-  refused('python2', 'runtime python2 is not supported: Python 2 reached end of life in 2020; port the handler and use python3 (--runtime python3)');
+    assert.throws(
+      () => resolveRuntime(runtime),
+      (e: unknown) => e instanceof MarError && e.code === 'RUNTIME_UNSUPPORTED' && e.message === message,
+    );
+  refused(
+    'python2',
+    'runtime python2 is not supported: Python 2 reached end of life in 2020; port the handler and use python3 (--runtime python3)',
+  );
   refused('LSP', 'runtime LSP (TorchServe large model service) is not supported: use python3 or node');
   refused('ruby', 'runtime "ruby" is not supported: use python, python3 or node');
 });

@@ -42,7 +42,14 @@ export interface JavaEntry {
 export async function javaZipCheck(files: readonly string[]): Promise<Map<string, JavaEntry[]>> {
   const dir = await zipCheckClassDir();
   const r = await run('java', ['-Xshare:auto', '-XX:TieredStopAtLevel=1', '-cp', dir, 'ZipCheck', ...files], { timeoutMs: 300_000 });
-  assert.equal(r.code, 0, `ZipInputStream rejected the archive: ${r.stdout.split('\n').filter((l) => l.startsWith('error')).join(' ')} ${r.stderr}`);
+  assert.equal(
+    r.code,
+    0,
+    `ZipInputStream rejected the archive: ${r.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('error'))
+      .join(' ')} ${r.stderr}`,
+  );
   const out = new Map<string, JavaEntry[]>();
   let current: JavaEntry[] = [];
   for (const line of r.stdout.split('\n')) {

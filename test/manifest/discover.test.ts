@@ -1,10 +1,13 @@
 /** Where the manifest is: one discovery over any "read this path if it exists" source. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { discoverManifest, type ReadIfExists } from '../../src/manifest/discover.js';
 import { MarError } from '../../src/errors.js';
+import { discoverManifest, type ReadIfExists } from '../../src/manifest/discover.js';
 
-const files = (entries: Record<string, string>): ReadIfExists => async (path) => (path in entries ? Buffer.from(entries[path]!) : null);
+const files =
+  (entries: Record<string, string>): ReadIfExists =>
+  async (path) =>
+    path in entries ? Buffer.from(entries[path]!) : null;
 const LEGACY = JSON.stringify({ 'Model-Archive-Version': '0.1', Model: { 'Model-Name': 'old', Service: 'svc.py' } });
 
 test('MAR-INF/MANIFEST.json first, else a legacy root MANIFEST.json migrated, else none', async () => {
@@ -25,7 +28,11 @@ test('MAR-INF/MANIFEST.json first, else a legacy root MANIFEST.json migrated, el
   });
   assert.deepEqual(await discoverManifest(files({})), { kind: 'none' });
   // a BOM is tolerated; the shape is the caller's business
-  assert.deepEqual(await discoverManifest(files({ 'MAR-INF/MANIFEST.json': '\ufeff[1]' })), { kind: 'mar-inf', path: 'MAR-INF/MANIFEST.json', json: [1] });
+  assert.deepEqual(await discoverManifest(files({ 'MAR-INF/MANIFEST.json': '\ufeff[1]' })), {
+    kind: 'mar-inf',
+    path: 'MAR-INF/MANIFEST.json',
+    json: [1],
+  });
 });
 
 test('failures are returned, not thrown: bad JSON is MANIFEST_INVALID naming the file, a read error is passed on', async () => {

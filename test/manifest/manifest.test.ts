@@ -1,11 +1,17 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildManifest, formatCreatedOn, migrateLegacyManifest, parseManifestJson, serializeManifest } from '../../src/manifest/manifest.js';
-import { validateManifest } from '../../src/manifest/validate.js';
-import { parseModelConfig } from '../../src/manifest/model-config.js';
+import { test } from 'node:test';
+import { MarError } from '../../src/errors.js';
 import { parseEntryPoint } from '../../src/handler/entry-point.js';
 import { moduleCandidates } from '../../src/handler/locate.js';
-import { MarError } from '../../src/errors.js';
+import {
+  buildManifest,
+  formatCreatedOn,
+  migrateLegacyManifest,
+  parseManifestJson,
+  serializeManifest,
+} from '../../src/manifest/manifest.js';
+import { parseModelConfig } from '../../src/manifest/model-config.js';
+import { validateManifest } from '../../src/manifest/validate.js';
 
 test('createdOn uses TorchServe day-first format in UTC', () => {
   assert.equal(formatCreatedOn(new Date(Date.UTC(2026, 10, 4, 7, 8, 9))), '04/11/2026 07:08:09');
@@ -44,12 +50,39 @@ test('schema rejects a model name with a trailing newline and lists each problem
 });
 
 test('MMS 1.0 and TorchServe manifests from the reference validate', () => {
-  assert.ok(validateManifest({ runtime: 'python', model: { modelName: 'edge', handler: 'handler:handle' }, modelServerVersion: '1.0', implementationVersion: '1.0', specificationVersion: '1.0' }).valid);
-  assert.ok(validateManifest({ createdOn: '24/11/2026 19:48:06', runtime: 'python', model: { modelName: 'ts_edge', serializedFile: 'model.pt', handler: 'my_handler.py', modelFile: 'model_def.py', modelVersion: '1.0', requirementsFile: 'requirements.txt', configFile: 'model-config.yaml' }, archiverVersion: '0.12.0' }).valid);
+  assert.ok(
+    validateManifest({
+      runtime: 'python',
+      model: { modelName: 'edge', handler: 'handler:handle' },
+      modelServerVersion: '1.0',
+      implementationVersion: '1.0',
+      specificationVersion: '1.0',
+    }).valid,
+  );
+  assert.ok(
+    validateManifest({
+      createdOn: '24/11/2026 19:48:06',
+      runtime: 'python',
+      model: {
+        modelName: 'ts_edge',
+        serializedFile: 'model.pt',
+        handler: 'my_handler.py',
+        modelFile: 'model_def.py',
+        modelVersion: '1.0',
+        requirementsFile: 'requirements.txt',
+        configFile: 'model-config.yaml',
+      },
+      archiverVersion: '0.12.0',
+    }).valid,
+  );
 });
 
 test('legacy 0.x manifest migrates like MMS does', () => {
-  const m = migrateLegacyManifest({ Engine: { MXNet: 0.12 }, 'Model-Archive-Version': 0.1, Model: { 'Model-Name': 'squeezenet', Service: 'mxnet_vision_service.py', Symbol: 's.json', Parameters: 'p.params' } });
+  const m = migrateLegacyManifest({
+    Engine: { MXNet: 0.12 },
+    'Model-Archive-Version': 0.1,
+    Model: { 'Model-Name': 'squeezenet', Service: 'mxnet_vision_service.py', Symbol: 's.json', Parameters: 'p.params' },
+  });
   assert.equal(m.model.modelName, 'squeezenet');
   assert.equal(m.model.handler, 'mxnet_vision_service.py');
   assert.equal(m.model.modelVersion, 'snapshot');
@@ -58,7 +91,10 @@ test('legacy 0.x manifest migrates like MMS does', () => {
 });
 
 test('malformed manifest JSON is a one-line MANIFEST_INVALID error', () => {
-  assert.throws(() => parseManifestJson(Buffer.from('{"a":'), 'x.mar!MAR-INF/MANIFEST.json'), (e: unknown) => e instanceof MarError && e.code === 'MANIFEST_INVALID' && !e.message.includes('\n'));
+  assert.throws(
+    () => parseManifestJson(Buffer.from('{"a":'), 'x.mar!MAR-INF/MANIFEST.json'),
+    (e: unknown) => e instanceof MarError && e.code === 'MANIFEST_INVALID' && !e.message.includes('\n'),
+  );
 });
 
 test('model config: YAML errors and wrong types of TorchServe keys are reported', () => {
@@ -66,11 +102,20 @@ test('model config: YAML errors and wrong types of TorchServe keys are reported'
   assert.throws(() => parseModelConfig('batchSize: "eight"\n', 'c.yaml'), /batchSize must be an integer/);
   assert.throws(() => parseModelConfig('a: [1,\n', 'c.yaml'), /c\.yaml is not valid YAML/);
   // One complete line: no dangling ':' where the library's code excerpt was cut off.
-  assert.throws(() => parseModelConfig('minWorkers: [\n', 'c.yaml'), (e: Error) => /at line \d+, column \d+$/.test(e.message) && !e.message.includes('\n'));
+  assert.throws(
+    () => parseModelConfig('minWorkers: [\n', 'c.yaml'),
+    (e: Error) => /at line \d+, column \d+$/.test(e.message) && !e.message.includes('\n'),
+  );
 });
 
 test('entry points parse as MMS reads them', () => {
-  assert.deepEqual(parseEntryPoint('model_handler:handle'), { raw: 'model_handler:handle', dir: '', module: 'model_handler', functionName: 'handle', hasExplicitFunction: true });
+  assert.deepEqual(parseEntryPoint('model_handler:handle'), {
+    raw: 'model_handler:handle',
+    dir: '',
+    module: 'model_handler',
+    functionName: 'handle',
+    hasExplicitFunction: true,
+  });
   const e = parseEntryPoint('sub/h.py:fn');
   assert.equal(e.dir, 'sub');
   assert.equal(e.module, 'h');

@@ -1,8 +1,8 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MarError } from '../../src/errors.js';
 import { ReplyDecoder, RequestDecoder } from '../../src/runtime/frame-decoder.js';
 import { encodeReply } from '../../src/runtime/protocol.js';
-import { MarError } from '../../src/errors.js';
 import {
   hex,
   LOAD_REPLY_HEX,
@@ -78,7 +78,13 @@ test('RequestDecoder: PREDICT whole, byte by byte and in random splits', () => {
   const buf = hex(PREDICT_HEX);
   const expected = { command: 'predict', batch: PREDICT_BATCH };
   assert.deepEqual(new RequestDecoder().push(buf), [expected]);
-  assert.deepEqual(feed(new RequestDecoder(), [...buf].map((b) => Buffer.from([b]))), [expected]);
+  assert.deepEqual(
+    feed(
+      new RequestDecoder(),
+      [...buf].map((b) => Buffer.from([b])),
+    ),
+    [expected],
+  );
   const two = Buffer.concat([buf, buf]);
   for (let seed = 1; seed <= 100; seed++) {
     assert.deepEqual(feed(new RequestDecoder(), randomSplits(two, seed)), [expected, expected], `seed ${seed}`);
@@ -103,7 +109,10 @@ test('FRAME_TOO_LARGE as soon as a length field is over the limit, before the by
     (e: unknown) => e instanceof MarError && e.code === 'FRAME_TOO_LARGE' && /101 bytes, over the limit of 100/.test(e.message),
   );
   // The stream stays failed.
-  assert.throws(() => d.push(Buffer.from([0])), (e: unknown) => e instanceof MarError && e.code === 'FRAME_TOO_LARGE');
+  assert.throws(
+    () => d.push(Buffer.from([0])),
+    (e: unknown) => e instanceof MarError && e.code === 'FRAME_TOO_LARGE',
+  );
 });
 
 test('the default limit is MMS max_response_size (6553500)', () => {
@@ -112,14 +121,20 @@ test('the default limit is MMS max_response_size (6553500)', () => {
   head.writeInt32BE(6_553_500, 4);
   assert.deepEqual(new ReplyDecoder().push(head), []);
   head.writeInt32BE(6_553_501, 4);
-  assert.throws(() => new ReplyDecoder().push(head), (e: unknown) => e instanceof MarError && e.code === 'FRAME_TOO_LARGE');
+  assert.throws(
+    () => new ReplyDecoder().push(head),
+    (e: unknown) => e instanceof MarError && e.code === 'FRAME_TOO_LARGE',
+  );
 });
 
 test('a negative length is FRAME_CORRUPT', () => {
   const head = Buffer.alloc(8);
   head.writeInt32BE(200, 0);
   head.writeInt32BE(-5, 4);
-  assert.throws(() => new ReplyDecoder().push(head), (e: unknown) => e instanceof MarError && e.code === 'FRAME_CORRUPT');
+  assert.throws(
+    () => new ReplyDecoder().push(head),
+    (e: unknown) => e instanceof MarError && e.code === 'FRAME_CORRUPT',
+  );
 });
 
 test('fuzz: corrupted and random input yields messages or a FRAME_* MarError, never another exception', () => {
@@ -130,7 +145,9 @@ test('fuzz: corrupted and random input yields messages or a FRAME_* MarError, ne
     // Flip a few bytes, or use pure noise.
     if (i % 5 === 0) for (let j = 0; j < src.length; j++) src[j] = Math.floor(rand() * 256);
     else for (let k = 0; k < 1 + Math.floor(rand() * 4); k++) src[Math.floor(rand() * src.length)] = Math.floor(rand() * 256);
-    for (const d of [new ReplyDecoder({ maxFrameBytes: 4096 }), new RequestDecoder({ maxFrameBytes: 4096 })] as Array<{ push(b: Buffer): unknown[] }>) {
+    for (const d of [new ReplyDecoder({ maxFrameBytes: 4096 }), new RequestDecoder({ maxFrameBytes: 4096 })] as Array<{
+      push(b: Buffer): unknown[];
+    }>) {
       try {
         feed(d, randomSplits(src, i));
       } catch (err) {

@@ -36,7 +36,10 @@ describe('JobQueue', () => {
       out.push(q.poll()!, q.poll()!);
     }
     out.push(...q.drain());
-    assert.deepEqual(out, Array.from({ length: next }, (_, i) => i));
+    assert.deepEqual(
+      out,
+      Array.from({ length: next }, (_, i) => i),
+    );
   });
 
   it('puts pulled jobs back at the head in their order, even beyond capacity', () => {
@@ -64,7 +67,10 @@ describe('JobQueue', () => {
   });
 
   it('rejects a capacity below 1', () => {
-    assert.throws(() => new JobQueue(0), (e: unknown) => e instanceof MarError && e.code === 'USAGE');
+    assert.throws(
+      () => new JobQueue(0),
+      (e: unknown) => e instanceof MarError && e.code === 'USAGE',
+    );
   });
 });
 

@@ -1,5 +1,5 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import { formatMetricLine, isWellFormedMetricLine, parseMetricLine } from '../../src/runtime/metrics.js';
 
 test('parses the MMS line of the reference (verified PredictionTime with two request ids)', () => {
@@ -33,7 +33,18 @@ test('rejects lines that are not well-formed metrics', () => {
 });
 
 test('formatMetricLine writes what parseMetricLine reads', () => {
-  const m = { name: 'Requests', unit: 'Count', value: 3, dimensions: [['ModelName', 'm'], ['Level', 'Model']] as Array<[string, string]>, hostname: 'h', timestamp: 1700000000, requestIds: ['a', 'b'] };
+  const m = {
+    name: 'Requests',
+    unit: 'Count',
+    value: 3,
+    dimensions: [
+      ['ModelName', 'm'],
+      ['Level', 'Model'],
+    ] as Array<[string, string]>,
+    hostname: 'h',
+    timestamp: 1700000000,
+    requestIds: ['a', 'b'],
+  };
   const line = formatMetricLine(m);
   assert.equal(line, '[METRICS]Requests.Count:3|#ModelName:m,Level:Model|#hostname:h,1700000000,a,b');
   const back = parseMetricLine(line)!;

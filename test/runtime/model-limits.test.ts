@@ -1,7 +1,7 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFile, mkdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { createArchive } from '../../src/archive/pack.js';
 import { openModel } from '../../src/runtime/model.js';
 import { FIXTURES, tempDir } from '../helpers/util.js';
@@ -15,7 +15,13 @@ test('openModel loads an archive whose zero-filled weights compress far beyond t
   await copyFile(join(FIXTURES, 'handlers', 'python', 'noop.py'), join(modelDir, 'noop.py'));
   await writeFile(join(modelDir, 'zeros.bin'), '');
   await truncate(join(modelDir, 'zeros.bin'), 64 * 1024 * 1024);
-  const created = await createArchive({ modelName: 'zeros', handler: 'noop:handle', modelPath: modelDir, exportPath: dir, runtime: 'python3' });
+  const created = await createArchive({
+    modelName: 'zeros',
+    handler: 'noop:handle',
+    modelPath: modelDir,
+    exportPath: dir,
+    runtime: 'python3',
+  });
   const model = await openModel(created.path, { cacheDir: join(dir, 'cache') });
   t.after(() => model.release());
   assert.equal(model.name, 'zeros');

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { MarError } from '../../src/errors.js';
@@ -6,7 +7,6 @@ import { openModel } from '../../src/runtime/model.js';
 import { ModelRuntime, type ModelRuntimeOptions } from '../../src/runtime/model-runtime.js';
 import type { InferenceRequest } from '../../src/runtime/protocol.js';
 import { FIXTURES, tempDir } from '../helpers/util.js';
-import { writeFile } from 'node:fs/promises';
 
 const HANDLERS = join(FIXTURES, 'handlers', 'python');
 let seq = 0;
@@ -76,7 +76,10 @@ describe('ModelRuntime with real Python workers', () => {
     assert.equal(ra.statusCode, 201);
     assert.equal(ra.reasonPhrase, 'Created Thing');
     assert.equal(ra.contentType, 'text/plain');
-    assert.deepEqual(ra.headers.find(([k]) => k === 'X-Foo'), ['X-Foo', 'bar']);
+    assert.deepEqual(
+      ra.headers.find(([k]) => k === 'X-Foo'),
+      ['X-Foo', 'bar'],
+    );
     assert.equal(rb.statusCode, 404);
   });
 

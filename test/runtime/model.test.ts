@@ -1,10 +1,11 @@
 /** openModel: archive kinds, manifests, overrides, refusals, and the extraction cache's reuse and cleanup. */
-import { test, type TestContext } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
 import { MarError } from '../../src/errors.js';
 import { openModel } from '../../src/runtime/model.js';
 import { WorkerProcess } from '../../src/runtime/worker-process.js';
@@ -68,7 +69,8 @@ test('caller overrides win over the manifest; python2 and LSP are refused', asyn
   assert.deepEqual([m.name, m.handler, m.entry.module, m.runtime], ['other', 'my_handler.py:handle', 'my_handler', 'python3']);
   await assert.rejects(
     openModel(dir, { runtime: 'python2' }),
-    (e: unknown) => e instanceof MarError && e.code === 'RUNTIME_UNSUPPORTED' && /^runtime python2 is not supported: .*use python3/.test(e.message),
+    (e: unknown) =>
+      e instanceof MarError && e.code === 'RUNTIME_UNSUPPORTED' && /^runtime python2 is not supported: .*use python3/.test(e.message),
   );
   const py2 = await modelDir(t, { manifest: MANIFEST({ runtime: 'python2' }) });
   await assert.rejects(openModel(py2), (e: unknown) => e instanceof MarError && e.code === 'RUNTIME_UNSUPPORTED');
@@ -79,32 +81,57 @@ test('a missing handler module fails early and says where it looked', async (t) 
   const dir = await modelDir(t);
   await assert.rejects(
     openModel(dir, { handler: 'nope:handle' }),
-    (e: unknown) => e instanceof MarError && e.code === 'HANDLER_NOT_FOUND' && /handler module nope not found .*nope\.py, nope\/__init__\.py/.test(e.message),
+    (e: unknown) =>
+      e instanceof MarError &&
+      e.code === 'HANDLER_NOT_FOUND' &&
+      /handler module nope not found .*nope\.py, nope\/__init__\.py/.test(e.message),
   );
-  await assert.rejects(openModel(dir, { handler: 'image_classifier' }), (e: unknown) => e instanceof MarError && /TorchServe built-in handler/.test(e.message));
-  await assert.rejects(openModel(dir, { runtime: 'node' }), (e: unknown) => e instanceof MarError && /my_handler\.js, my_handler\.mjs, my_handler\.cjs/.test(e.message));
+  await assert.rejects(
+    openModel(dir, { handler: 'image_classifier' }),
+    (e: unknown) => e instanceof MarError && /TorchServe built-in handler/.test(e.message),
+  );
+  await assert.rejects(
+    openModel(dir, { runtime: 'node' }),
+    (e: unknown) => e instanceof MarError && /my_handler\.js, my_handler\.mjs, my_handler\.cjs/.test(e.message),
+  );
 });
 
 test('no manifest: a handler is required, the name defaults to the directory name', async (t) => {
   const dir = await modelDir(t, { manifest: null });
-  await assert.rejects(openModel(dir), (e: unknown) => e instanceof MarError && e.code === 'HANDLER_NOT_FOUND' && /pass --handler/.test(e.message));
+  await assert.rejects(
+    openModel(dir),
+    (e: unknown) => e instanceof MarError && e.code === 'HANDLER_NOT_FOUND' && /pass --handler/.test(e.message),
+  );
   const m = await openModel(dir, { handler: 'my_handler' });
   assert.deepEqual([m.name, m.manifest, m.manifestKind, m.runtime], ['squeezenet_v1.1', null, 'none', 'python']);
 });
 
 test('a legacy root MANIFEST.json is migrated', async (t) => {
-  const legacy = JSON.stringify({ 'Model-Archive-Version': 0.2, Model: { 'Model-Name': 'old_net', Service: 'my_handler.py' }, Engine: { MXNet: 1.2 } });
+  const legacy = JSON.stringify({
+    'Model-Archive-Version': 0.2,
+    Model: { 'Model-Name': 'old_net', Service: 'my_handler.py' },
+    Engine: { MXNet: 1.2 },
+  });
   const m = await openModel(await modelDir(t, { manifest: null, legacy }));
-  assert.deepEqual([m.name, m.handler, m.manifestKind, m.runtime, m.modelVersion], ['old_net', 'my_handler.py', 'legacy', 'python', 'snapshot']);
+  assert.deepEqual(
+    [m.name, m.handler, m.manifestKind, m.runtime, m.modelVersion],
+    ['old_net', 'my_handler.py', 'legacy', 'python', 'snapshot'],
+  );
 });
 
 test('model.configFile is parsed; a broken one is CONFIG_INVALID', async (t) => {
-  const good = await modelDir(t, { manifest: MANIFEST({}, { configFile: 'model-config.yaml' }), config: 'batchSize: 4\nmaxBatchDelay: 50\nhandler:\n  threshold: 0.5\n' });
+  const good = await modelDir(t, {
+    manifest: MANIFEST({}, { configFile: 'model-config.yaml' }),
+    config: 'batchSize: 4\nmaxBatchDelay: 50\nhandler:\n  threshold: 0.5\n',
+  });
   assert.deepEqual((await openModel(good)).config, { batchSize: 4, maxBatchDelay: 50, handler: { threshold: 0.5 } });
   const bad = await modelDir(t, { manifest: MANIFEST({}, { configFile: 'model-config.yaml' }), config: 'batchSize: four\n' });
   await assert.rejects(openModel(bad), (e: unknown) => e instanceof MarError && e.code === 'CONFIG_INVALID');
   const missing = await modelDir(t, { manifest: MANIFEST({}, { configFile: 'model-config.yaml' }) });
-  await assert.rejects(openModel(missing), (e: unknown) => e instanceof MarError && e.code === 'CONFIG_INVALID' && /missing/.test(e.message));
+  await assert.rejects(
+    openModel(missing),
+    (e: unknown) => e instanceof MarError && e.code === 'CONFIG_INVALID' && /missing/.test(e.message),
+  );
 });
 
 test('a .mar from Python zipfile is extracted into the cache, shared, reused, and removed on the last release', async (t) => {
@@ -154,9 +181,15 @@ test('a failed open releases its extraction; a missing file is INPUT_NOT_FOUND',
   const work = await tempDir(t);
   const cacheDir = join(work, 'cache');
   const mar = await zipDir(await modelDir(t), join(work, 'squeeze.mar'));
-  await assert.rejects(openModel(mar, { cacheDir, handler: 'absent' }), (e: unknown) => e instanceof MarError && e.code === 'HANDLER_NOT_FOUND');
+  await assert.rejects(
+    openModel(mar, { cacheDir, handler: 'absent' }),
+    (e: unknown) => e instanceof MarError && e.code === 'HANDLER_NOT_FOUND',
+  );
   assert.deepEqual(await readdir(cacheDir), []);
-  await assert.rejects(openModel(join(work, 'nope.mar'), { cacheDir }), (e: unknown) => e instanceof MarError && e.code === 'INPUT_NOT_FOUND');
+  await assert.rejects(
+    openModel(join(work, 'nope.mar'), { cacheDir }),
+    (e: unknown) => e instanceof MarError && e.code === 'INPUT_NOT_FOUND',
+  );
   await writeFile(join(work, 'junk.mar'), 'this is not an archive');
   await assert.rejects(openModel(join(work, 'junk.mar'), { cacheDir }), (e: unknown) => e instanceof MarError);
   assert.deepEqual(await readdir(cacheDir), []);
@@ -202,10 +235,33 @@ test('archives made by our model-archiver (python and node runtimes) open and ru
   const cacheDir = join(work, 'cache');
   const src = join(work, 'jsmodel');
   await mkdir(src);
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the handler's own JavaScript source, written to a file
   await writeFile(join(src, 'model_handler.js'), 'export function handle(d, c) { return d && d.map(() => `js ${c.modelName}`); }\n');
-  let r = await archiver(['create', '--model-name', 'jsm', '--model-path', src, '--handler', 'model_handler:handle', '--runtime', 'node', '--export-path', work]);
+  let r = await archiver([
+    'create',
+    '--model-name',
+    'jsm',
+    '--model-path',
+    src,
+    '--handler',
+    'model_handler:handle',
+    '--runtime',
+    'node',
+    '--export-path',
+    work,
+  ]);
   assert.equal(r.code, 0, r.stderr);
-  r = await archiver(['create', '--model-name', 'pym', '--model-path', await modelDir(t), '--handler', 'my_handler:handle', '--export-path', work]);
+  r = await archiver([
+    'create',
+    '--model-name',
+    'pym',
+    '--model-path',
+    await modelDir(t),
+    '--handler',
+    'my_handler:handle',
+    '--export-path',
+    work,
+  ]);
   assert.equal(r.code, 0, r.stderr);
   for (const [file, runtime, expected] of [
     ['jsm.mar', 'node', 'js jsm'],

@@ -1,13 +1,14 @@
 /** The Node worker's own contract (JS-specific parts); the shared protocol contract is in worker-process.test.ts. */
-import { test, type TestContext } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
 import { MarError } from '../../src/errors.js';
 import type { MetricLine } from '../../src/runtime/metrics.js';
 import { openModel } from '../../src/runtime/model.js';
 import type { InferenceRequest } from '../../src/runtime/protocol.js';
-import { WorkerProcess, type WorkerLogLine } from '../../src/runtime/worker-process.js';
+import { type WorkerLogLine, WorkerProcess } from '../../src/runtime/worker-process.js';
 import { TOOL_VERSION } from '../../src/util/package-info.js';
 import { FIXTURES, tempDir } from '../helpers/util.js';
 
@@ -48,7 +49,13 @@ test('async handler: exported initialize() is awaited at LOAD, handle() is await
   assert.equal(a.initCalls, 1, 'initialize runs once, and handle(null) is not called instead');
   assert.equal(a.loadedAt, NODE_FIXTURES);
   assert.equal(a.modelName, 'js');
-  assert.deepEqual(a.systemProperties, { modelDir: NODE_FIXTURES, gpuId: null, batchSize: 2, serverName: 'MMS', serverVersion: TOOL_VERSION });
+  assert.deepEqual(a.systemProperties, {
+    modelDir: NODE_FIXTURES,
+    gpuId: null,
+    batchSize: 2,
+    serverName: 'MMS',
+    serverVersion: TOOL_VERSION,
+  });
   assert.deepEqual(a.requestIds, ['a', 'b']);
   assert.deepEqual([a.requestId, b.requestId], ['a', 'b']);
   assert.equal(a.custom, 'abc', 'getRequestHeader falls back to a case-insensitive match');
@@ -72,7 +79,10 @@ test('errors: any thrown error with a numeric statusCode, cycles and rejected pr
     if (fn === 'rejected') {
       // stderr and the reply socket are two channels: the stack may arrive after the reply, so read stderr to its end
       await worker.stop(2000);
-      assert.ok(logs.some((l) => l.line.includes('TypeError: async failure')), 'the stack reaches the log');
+      assert.ok(
+        logs.some((l) => l.line.includes('TypeError: async failure')),
+        'the stack reaches the log',
+      );
     }
   }
 });
@@ -118,10 +128,16 @@ test('handler resolution: .mjs and .cjs files, a CommonJS function export, an ex
 test('LOAD fails clearly for a module with two classes and no handle, and for a throwing initialize()', async (t) => {
   const dir = await tempDir(t);
   await writeFile(join(dir, 'two.mjs'), 'export class A { handle() {} }\nexport class B { handle() {} }\n');
-  await writeFile(join(dir, 'bad_init.mjs'), 'export class M { initialize() { throw new Error("no weights"); } handle(d) { return d; } }\n');
+  await writeFile(
+    join(dir, 'bad_init.mjs'),
+    'export class M { initialize() { throw new Error("no weights"); } handle(d) { return d; } }\n',
+  );
   await assert.rejects(
     startNode(t, dir, 'two'),
-    (e: unknown) => e instanceof MarError && e.code === 'WORKER_LOAD_FAILED' && e.message === 'Failed to load model js: Expected only one class in module two (found 2) or an exported function handle',
+    (e: unknown) =>
+      e instanceof MarError &&
+      e.code === 'WORKER_LOAD_FAILED' &&
+      e.message === 'Failed to load model js: Expected only one class in module two (found 2) or an exported function handle',
   );
   await assert.rejects(
     startNode(t, dir, 'bad_init'),
@@ -182,7 +198,10 @@ test('data.map(async ...) works: promise elements are awaited, a rejected one fa
   );
   const worker = await startNode(t, dir, 'map_async');
   const ok = await worker.predict([req('a', 'x'), req('b', 'y')], 10_000);
-  assert.deepEqual(ok.predictions.map((p) => JSON.parse(p.body.toString())), [{ echo: 'x' }, { echo: 'y' }]);
+  assert.deepEqual(
+    ok.predictions.map((p) => JSON.parse(p.body.toString())),
+    [{ echo: 'x' }, { echo: 'y' }],
+  );
   const bad = await worker.predict([req('a', 'x'), req('b', 'bad')], 10_000);
   assert.deepEqual([bad.code, bad.message], [503, 'Prediction failed']);
 });
@@ -220,8 +239,14 @@ test('a partial line written by the handler is completed before the worker print
   const worker = await startNode(t, dir, 'partial', { metrics, logs });
   assert.equal((await worker.predict([req('a', 'x')], 10_000)).code, 200);
   await worker.stop(500);
-  assert.ok(metrics.some((m) => m.name === 'PredictionTime'), JSON.stringify(logs.map((l) => l.line)));
-  assert.ok(logs.some((l) => l.line === 'progress...'), JSON.stringify(logs.map((l) => l.line)));
+  assert.ok(
+    metrics.some((m) => m.name === 'PredictionTime'),
+    JSON.stringify(logs.map((l) => l.line)),
+  );
+  assert.ok(
+    logs.some((l) => l.line === 'progress...'),
+    JSON.stringify(logs.map((l) => l.line)),
+  );
 });
 
 test('SIGINT (Ctrl-C reaches the whole process group) does not cut the batch in flight; the frontend decides when the worker stops', async (t) => {

@@ -1,14 +1,7 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  decodeReply,
-  decodeRequest,
-  encodeLoad,
-  encodePredict,
-  encodeReply,
-  type InferenceRequest,
-} from '../../src/runtime/protocol.js';
+import { test } from 'node:test';
 import { MarError } from '../../src/errors.js';
+import { decodeReply, decodeRequest, encodeLoad, encodePredict, encodeReply, type InferenceRequest } from '../../src/runtime/protocol.js';
 import {
   hex,
   LOAD_REPLY_HEX,
@@ -75,7 +68,16 @@ test('strings are length-prefixed in UTF-8 bytes, not characters', () => {
 
 test('a truncated or padded message is FRAME_CORRUPT', () => {
   const whole = hex(PREDICT_REPLY_HEX);
-  assert.throws(() => decodeReply(whole.subarray(0, 50)), (e: unknown) => e instanceof MarError && e.code === 'FRAME_CORRUPT');
-  assert.throws(() => decodeReply(Buffer.concat([whole, Buffer.from([0])])), (e: unknown) => e instanceof MarError && e.code === 'FRAME_CORRUPT');
-  assert.throws(() => decodeRequest(Buffer.from([0x51])), (e: unknown) => e instanceof MarError && /unknown command byte 0x51/.test(e.message));
+  assert.throws(
+    () => decodeReply(whole.subarray(0, 50)),
+    (e: unknown) => e instanceof MarError && e.code === 'FRAME_CORRUPT',
+  );
+  assert.throws(
+    () => decodeReply(Buffer.concat([whole, Buffer.from([0])])),
+    (e: unknown) => e instanceof MarError && e.code === 'FRAME_CORRUPT',
+  );
+  assert.throws(
+    () => decodeRequest(Buffer.from([0x51])),
+    (e: unknown) => e instanceof MarError && /unknown command byte 0x51/.test(e.message),
+  );
 });

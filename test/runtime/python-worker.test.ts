@@ -3,17 +3,18 @@
  * replies against the reference dumps (worker-protocol.md §2.4), request decoding, the context API, every row of
  * the error table, metrics lines, load failures, crash, shutdown. Uses only the codec, not WorkerProcess.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, realpathSync } from 'node:fs';
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { once } from 'node:events';
-import { encodeLoad, encodePredict, type InferenceRequest, type WorkerReply } from '../../src/runtime/protocol.js';
+import { test } from 'node:test';
 import { ReplyDecoder } from '../../src/runtime/frame-decoder.js';
 import { parseMetricLine } from '../../src/runtime/metrics.js';
+import { encodeLoad, encodePredict, type InferenceRequest, type WorkerReply } from '../../src/runtime/protocol.js';
 import { packagePath } from '../../src/util/package-info.js';
 import { FIXTURES, run, tempDir } from '../helpers/util.js';
 import { ERROR_ROWS, hex, PREDICT_HEX, PREDICT_REPLY_HEX, STATUS_REPLY_HEX } from './otf-samples.js';
@@ -194,8 +195,19 @@ test('PREDICT reply is byte-identical to the reference dumps (noop 92 bytes, sta
 test('data and request headers are built as MMS does: JSON parsed, text decoded, other types bytearray, params first', async (t) => {
   const w = await loaded(t, 'echo');
   const r = await w.predict([
-    req('a', [['body', 'application/json', '{"x": 1}']], [['Content-Type', 'application/json'], ['X-Custom', 'abc']]),
-    req('b', [['body', 'text/plain', 'h\u00e9llo'], ['q', null, 'v'], ['img', 'image/png', Buffer.from([0, 255])]]),
+    req(
+      'a',
+      [['body', 'application/json', '{"x": 1}']],
+      [
+        ['Content-Type', 'application/json'],
+        ['X-Custom', 'abc'],
+      ],
+    ),
+    req('b', [
+      ['body', 'text/plain', 'h\u00e9llo'],
+      ['q', null, 'v'],
+      ['img', 'image/png', Buffer.from([0, 255])],
+    ]),
     // A header named like a parameter overwrites the parameter's {"content-type"} entry.
     req('c', [['body', 'application/json', '[1, 2]']], [['body', 'header wins']]),
   ]);
@@ -206,7 +218,10 @@ test('data and request headers are built as MMS does: JSON parsed, text decoded,
     param_names: ['body'],
     headers: { body: { 'content-type': 'application/json' }, 'Content-Type': 'application/json', 'X-Custom': 'abc' },
   });
-  const b = bodyJson(r, 1) as { params: Record<string, { type: string; value: unknown; base64?: string; content_type: string }>; headers: object };
+  const b = bodyJson(r, 1) as {
+    params: Record<string, { type: string; value: unknown; base64?: string; content_type: string }>;
+    headers: object;
+  };
   assert.deepEqual(b.params['body'], { type: 'str', value: 'h\u00e9llo', content_type: 'text/plain' });
   assert.deepEqual(b.params['q'], { type: 'bytearray', value: 'v', base64: 'dg==', content_type: '' });
   assert.equal(b.params['img']!.type, 'bytearray');
@@ -230,7 +245,12 @@ test('invalid JSON does not kill the worker: the handler gets the raw bytes', as
 test('MMS_DECODE_INPUT_REQUEST=false (or TS_DECODE_INPUT_REQUEST=false) leaves every value a bytearray', async (t) => {
   for (const name of ['MMS_DECODE_INPUT_REQUEST', 'TS_DECODE_INPUT_REQUEST']) {
     const w = await loaded(t, 'echo', PY_HANDLERS, { [name]: 'false' });
-    const r = await w.predict([req('a', [['body', 'application/json', '{"x": 1}'], ['t', 'text/plain', 'hi']])]);
+    const r = await w.predict([
+      req('a', [
+        ['body', 'application/json', '{"x": 1}'],
+        ['t', 'text/plain', 'hi'],
+      ]),
+    ]);
     const params = (bodyJson(r, 0) as { params: Record<string, { type: string }> }).params;
     assert.equal(params['body']!.type, 'bytearray', name);
     assert.equal(params['t']!.type, 'bytearray', name);
@@ -243,7 +263,10 @@ test('context: model name, manifest, system properties, request ids, headers, re
   await mkdir(join(modelDir, 'MAR-INF'));
   const manifest = { model: { modelName: 'ctx', handler: 'context_api:handle', configFile: 'config.yaml' }, runtime: 'python3' };
   await writeFile(join(modelDir, 'MAR-INF', 'MANIFEST.json'), JSON.stringify(manifest));
-  await writeFile(join(modelDir, 'config.yaml'), '# model config\nminWorkers: 1\nhandler:\n  threshold: 0.5  # tuned\n  labels: [a, "b c"]\n');
+  await writeFile(
+    join(modelDir, 'config.yaml'),
+    '# model config\nminWorkers: 1\nhandler:\n  threshold: 0.5  # tuned\n  labels: [a, "b c"]\n',
+  );
   const { worker: w } = await startWorker(t, { env: { MAR_SERVER_VERSION: '9.8.7' } });
   assert.equal((await w.load('context_api:handle', { modelDir, name: 'ctx', batchSize: 4, gpuId: 0 })).reply.code, 200);
   const r = await w.predict([req('r0', [], [['X-Probe', 'one']]), req('r1', [['body', 'text/plain', 'x']], [['X-Probe', 'two']])]);
@@ -278,7 +301,10 @@ test('context: model name, manifest, system properties, request ids, headers, re
   assert.equal(p1.statusCode, 201);
   assert.equal(p1.reasonPhrase, 'P1');
   assert.equal(p1.contentType, 'application/json');
-  assert.deepEqual(p1.headers, [['X-Index', '1'], ['content-type', 'application/json']]);
+  assert.deepEqual(p1.headers, [
+    ['X-Index', '1'],
+    ['content-type', 'application/json'],
+  ]);
   assert.equal(r.predictions[0]!.statusCode, 200);
   assert.equal(r.predictions[0]!.reasonPhrase, 'P0');
 });
@@ -306,8 +332,14 @@ test('results: bytes raw, str UTF-8, anything else JSON with indent 2; per-reque
   assert.equal(bodies[1]!.toString(), 'ba');
   assert.equal(bodies[2]!.toString('utf8'), 't\u00e9xt');
   assert.equal(bodies[3]!.toString(), '{\n  "a": [\n    1,\n    2\n  ]\n}');
-  assert.deepEqual(bodies.slice(4).map((b) => b.toString()), ['0', 'null', '1.5', 'true']);
-  assert.deepEqual(r.predictions.map((p) => p.requestId), ['0', '1', '2', '3', '4', '5', '6', '7']);
+  assert.deepEqual(
+    bodies.slice(4).map((b) => b.toString()),
+    ['0', 'null', '1.5', 'true'],
+  );
+  assert.deepEqual(
+    r.predictions.map((p) => p.requestId),
+    ['0', '1', '2', '3', '4', '5', '6', '7'],
+  );
   assert.ok(r.predictions.every((p) => p.contentType === null && p.statusCode === 200 && p.headers.length === 0));
 });
 
@@ -347,10 +379,13 @@ test('per-request status, phrase and headers are not sent when the batch fails',
   const w = await loaded(t, 'half', modelDir);
   const r = await w.predict([req('a'), req('b')]);
   assert.equal(r.code, 503);
-  assert.deepEqual(r.predictions.map((p) => [p.statusCode, p.reasonPhrase, p.headers.length]), [
-    [503, '', 0],
-    [503, '', 0],
-  ]);
+  assert.deepEqual(
+    r.predictions.map((p) => [p.statusCode, p.reasonPhrase, p.headers.length]),
+    [
+      [503, '', 0],
+      [503, '', 0],
+    ],
+  );
 });
 
 test('metrics: handler metrics and PredictionTime are printed as [METRICS] lines after each message', async (t) => {
@@ -359,7 +394,10 @@ test('metrics: handler metrics and PredictionTime are printed as [METRICS] lines
   const load = parseMetricLine(await w.waitLine((l) => l.startsWith('[METRICS]LoadCount')));
   assert.ok(load);
   assert.equal(load.unit, 'Count');
-  assert.deepEqual(load.dimensions, [['ModelName', 'mi'], ['Level', 'Model']]);
+  assert.deepEqual(load.dimensions, [
+    ['ModelName', 'mi'],
+    ['Level', 'Model'],
+  ]);
   assert.match(load.requestIds[0] ?? '', /^[0-9a-f-]{36}$/);
 
   const r = await w.predict([req('r1', [['body', 'application/json', '{"error": true}']]), req('r2')]);
@@ -369,7 +407,12 @@ test('metrics: handler metrics and PredictionTime are printed as [METRICS] lines
   assert.ok(pt);
   assert.equal(pt.unit, 'Milliseconds');
   assert.deepEqual(pt.requestIds, ['r1', 'r2']);
-  const byName = new Map(w.lines.map((l) => parseMetricLine(l)).filter((m) => m !== null).map((m) => [`${m.name}/${m.requestIds.join(',')}`, m]));
+  const byName = new Map(
+    w.lines
+      .map((l) => parseMetricLine(l))
+      .filter((m) => m !== null)
+      .map((m) => [`${m.name}/${m.requestIds.join(',')}`, m]),
+  );
   assert.equal(byName.get('Requests/r1')?.value, 1);
   assert.equal(byName.get('Requests/r2')?.value, 1);
   assert.equal(byName.get('Work/r1,r2')?.unit, 'Milliseconds');
@@ -397,10 +440,13 @@ test('a TorchServe-style handler subclassing BaseHandler runs without torch', as
   assert.equal((await w.load('ts_base_handler', { name: 'tsb' })).reply.code, 200);
   const r = await w.predict([req('a', [['body', 'application/json', '[1, 2, 3]']]), req('b', [['body', 'application/json', '[20]']])]);
   assert.equal(r.code, 200);
-  assert.deepEqual([bodyJson(r, 0), bodyJson(r, 1)], [
-    { sum: 6, label: 'small' },
-    { sum: 20, label: 'big' },
-  ]);
+  assert.deepEqual(
+    [bodyJson(r, 0), bodyJson(r, 1)],
+    [
+      { sum: 6, label: 'small' },
+      { sum: 20, label: 'big' },
+    ],
+  );
   const handlerTime = parseMetricLine(await w.waitLine((l) => l.startsWith('[METRICS]HandlerTime')));
   assert.deepEqual(handlerTime?.requestIds, ['a', 'b']);
   // @timed (ts.handler_utils.timer) records the decorated method.
@@ -414,7 +460,11 @@ test('load failures are answered (500, 507 for MemoryError) with the cause, logg
     ['load_fail', 500, 'Failed to load model lf: RuntimeError: weights file is corrupt'],
     ['load_fail:memory', 507, 'Failed to load model lf: MemoryError: model does not fit'],
     ['no_such_module', 500, "Failed to load model lf: ModuleNotFoundError: No module named 'no_such_module'"],
-    ['errors:no_such_function', 500, 'Failed to load model lf: ValueError: Expected only one class in custom service code or a function entry point'],
+    [
+      'errors:no_such_function',
+      500,
+      'Failed to load model lf: ValueError: Expected only one class in custom service code or a function entry point',
+    ],
   ];
   await Promise.all(
     cases.map(async ([handler, code, message]) => {
@@ -432,11 +482,10 @@ test('load failures are answered (500, 507 for MemoryError) with the cause, logg
 test('PREDICT before LOAD is answered with an error; an unknown command byte ends the worker with status 1', async (t) => {
   const { worker } = await startWorker(t);
   const r = await worker.predict([req('a')]);
-  assert.deepEqual([r.code, r.message, r.predictions.map((p) => [p.requestId, p.statusCode, p.body.toString()])], [
-    500,
-    'No model loaded: send LOAD first',
-    [['a', 500, 'error']],
-  ]);
+  assert.deepEqual(
+    [r.code, r.message, r.predictions.map((p) => [p.requestId, p.statusCode, p.body.toString()])],
+    [500, 'No model loaded: send LOAD first', [['a', 500, 'error']]],
+  );
   worker.socket!.write(Buffer.from('X'));
   assert.deepEqual(await worker.exited, { code: 1, signal: null });
   assert.ok(worker.lines.includes('Unknown command byte 0x58: closing the connection'));
@@ -497,7 +546,10 @@ test("user modules named like the worker's own modules and directories are the u
       `    return [[m.OWNER for m in (${names.join(', ')})]] * len(data)\n`,
   );
   const w = await loaded(t, 'main:handle', modelDir);
-  assert.deepEqual(bodyJson(await w.predict([req('a')]), 0), names.map((n) => `user ${n}`));
+  assert.deepEqual(
+    bodyJson(await w.predict([req('a')]), 0),
+    names.map((n) => `user ${n}`),
+  );
 });
 
 test('a partial line printed by the handler is completed before the worker prints its own lines', async (t) => {
@@ -527,8 +579,22 @@ test('accepts the extra MMS command-line arguments and serves TCP on 127.0.0.1',
   probe.close();
   await once(probe, 'close');
   const w = new PyWorker([
-    '--sock-type', 'tcp', '--host', '127.0.0.1', '--port', String(port),
-    '--handler', 'x:handle', '--model-path', '/nowhere', '--model-name', 'x', '--preload-model', 'false', '--tmp-dir', '/tmp',
+    '--sock-type',
+    'tcp',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--handler',
+    'x:handle',
+    '--model-path',
+    '/nowhere',
+    '--model-name',
+    'x',
+    '--preload-model',
+    'false',
+    '--tmp-dir',
+    '/tmp',
   ]);
   t.after(() => w.kill());
   await w.connect({ port, host: '127.0.0.1' });
@@ -544,7 +610,10 @@ test('without a connection within the accept timeout the worker says so and exit
   const w = new PyWorker(['--sock-type', 'unix', '--sock-name', sockPath, '--accept-timeout', '0.3']);
   t.after(() => w.kill());
   assert.deepEqual(await w.exited, { code: 1, signal: null });
-  assert.ok(w.lines.some((l) => l.startsWith('Backend worker did not receive connection in: 0.3 s')), w.lines.join('\n'));
+  assert.ok(
+    w.lines.some((l) => l.startsWith('Backend worker did not receive connection in: 0.3 s')),
+    w.lines.join('\n'),
+  );
   assert.equal(existsSync(sockPath), false);
 });
 
@@ -561,7 +630,10 @@ test('the example model (seed document handler) and the iris numpy classifier se
   ]);
   assert.equal(r.code, 200);
   assert.equal((bodyJson(r, 0) as { class: string }).class, 'setosa');
-  assert.deepEqual((bodyJson(r, 1) as Array<{ class: string }>).map((x) => x.class), ['versicolor', 'virginica']);
+  assert.deepEqual(
+    (bodyJson(r, 1) as Array<{ class: string }>).map((x) => x.class),
+    ['versicolor', 'virginica'],
+  );
   const csv = bodyJson(r, 2) as { class: string; probabilities: Record<string, number> };
   assert.equal(csv.class, 'virginica');
   assert.ok(Math.abs(Object.values(csv.probabilities).reduce((a, b) => a + b, 0) - 1) < 1e-4);
@@ -597,14 +669,21 @@ test('a corrupt length field is refused, not allocated: over the cap the worker 
   // PREDICT with one request whose parameter value claims 2^31-1 bytes (the worker would wait for them in a 2 GB buffer).
   const huge = Buffer.concat([
     Buffer.from('I'),
-    hex('00000001'), Buffer.from('a'), hex('ffffffff'),
-    hex('00000004'), Buffer.from('body'), hex('00000000'), hex('7fffffff'),
+    hex('00000001'),
+    Buffer.from('a'),
+    hex('ffffffff'),
+    hex('00000004'),
+    Buffer.from('body'),
+    hex('00000000'),
+    hex('7fffffff'),
   ]);
   const w = await loaded(t, 'noop');
   w.socket!.write(huge);
   assert.deepEqual(await w.exited, { code: 1, signal: null });
   assert.ok(
-    w.lines.some((l) => l.startsWith('Malformed message from the frontend: a parameter value of 2147483647 bytes is over the limit of 268435456 bytes')),
+    w.lines.some((l) =>
+      l.startsWith('Malformed message from the frontend: a parameter value of 2147483647 bytes is over the limit of 268435456 bytes'),
+    ),
     w.lines.join('\n'),
   );
 
@@ -612,7 +691,10 @@ test('a corrupt length field is refused, not allocated: over the cap the worker 
   const { worker: w2 } = await startWorker(t);
   w2.socket!.write(Buffer.concat([Buffer.from('L'), hex('7fffffff')]));
   assert.deepEqual(await w2.exited, { code: 1, signal: null });
-  assert.ok(w2.lines.some((l) => l.includes('a LOAD field of 2147483647 bytes is over the limit')), w2.lines.join('\n'));
+  assert.ok(
+    w2.lines.some((l) => l.includes('a LOAD field of 2147483647 bytes is over the limit')),
+    w2.lines.join('\n'),
+  );
 });
 
 test('MAR_WORKER_MAX_FIELD_BYTES sets the cap: a value within it is served, one over it ends the worker', async (t) => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { once, EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
@@ -121,14 +121,20 @@ describe('completeBatch', () => {
     completeBatch([a.job, b.job, c.job], { code: 200, message: 'Prediction success', predictions: [pred('b', 'B'), pred('a', 'A')] });
     assert.equal((await a.p).body.toString(), 'A');
     assert.equal((await b.p).body.toString(), 'B');
-    await assert.rejects(c.p, (e: unknown) => e instanceof MarError && e.httpStatus === 503 && e.message === 'Invalid model predict output');
+    await assert.rejects(
+      c.p,
+      (e: unknown) => e instanceof MarError && e.httpStatus === 503 && e.message === 'Invalid model predict output',
+    );
   });
 
   it('a non-200 reply fails every job with its code and message', async () => {
     const [a, b] = [make('a'), make('b')];
     completeBatch([a.job, b.job], { code: 507, message: 'Out of resources', predictions: [] });
     for (const j of [a, b]) {
-      await assert.rejects(j.p, (e: unknown) => e instanceof MarError && e.code === 'PREDICTION_FAILED' && e.httpStatus === 507 && e.message === 'Out of resources');
+      await assert.rejects(
+        j.p,
+        (e: unknown) => e instanceof MarError && e.code === 'PREDICTION_FAILED' && e.httpStatus === 507 && e.message === 'Out of resources',
+      );
     }
   });
 });
@@ -143,7 +149,11 @@ describe('WorkerPool supervision with real Python workers', () => {
     const restarted = once(events, 'started');
     await assert.rejects(crashed, diedWith(500));
     const [results] = await Promise.all([Promise.all(queued), restarted]);
-    assert.deepEqual(results.map((r) => r.body.toString()), ['a', 'b'], 'queued jobs kept and served in order');
+    assert.deepEqual(
+      results.map((r) => r.body.toString()),
+      ['a', 'b'],
+      'queued jobs kept and served in order',
+    );
     const w = rt.workers()[0]!;
     assert.notEqual(w.pid, oldPid, 'a new process');
     assert.equal(isAlive(oldPid), false);
@@ -238,7 +248,10 @@ describe('WorkerPool supervision with real Python workers', () => {
 
   it('close() does not wait past its grace for a worker stuck in LOAD', async (t) => {
     const dir = await tempDir(t);
-    await writeFile(join(dir, 'slow_load.py'), 'import time\n\ndef handle(data, context):\n    if data is None:\n        time.sleep(30)\n    return ["OK"] * len(data or [])\n');
+    await writeFile(
+      join(dir, 'slow_load.py'),
+      'import time\n\ndef handle(data, context):\n    if data is None:\n        time.sleep(30)\n    return ["OK"] * len(data or [])\n',
+    );
     // LOAD would end after 30 s (the handler's sleep) or the 60 s load timeout: close must not wait for either.
     const { rt } = await harness(t, dir, 'slow_load', { loadTimeoutMs: 60_000 }, false);
     await rt.start({ synchronous: false });

@@ -2,22 +2,23 @@
  * WorkerProcess against real workers: one conformance suite run for the Python worker (C1's mms_worker.py)
  * and for the Node worker, over the fixture handlers in fixtures/handlers/{python,node}.
  */
-import { test, type TestContext } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { type TestContext, test } from 'node:test';
 import { MarError } from '../../src/errors.js';
-import type { MetricLine } from '../../src/runtime/metrics.js';
-import { openModel, type OpenedModel } from '../../src/runtime/model.js';
-import type { InferenceRequest, WorkerReply } from '../../src/runtime/protocol.js';
-import { WorkerProcess, type WorkerLogLine, type WorkerProcessOptions } from '../../src/runtime/worker-process.js';
-import { packagePath, TOOL_VERSION } from '../../src/util/package-info.js';
 import { parseEntryPoint } from '../../src/handler/entry-point.js';
 import { launchSpec, NODE_WORKER_SCRIPT, PYTHON_COMPAT_DIR, PYTHON_WORKER_SCRIPT, pythonLaunch } from '../../src/runtime/launchers.js';
+import type { MetricLine } from '../../src/runtime/metrics.js';
+import { type OpenedModel, openModel } from '../../src/runtime/model.js';
+import type { InferenceRequest, WorkerReply } from '../../src/runtime/protocol.js';
+import { type WorkerLogLine, WorkerProcess, type WorkerProcessOptions } from '../../src/runtime/worker-process.js';
+import { packagePath, TOOL_VERSION } from '../../src/util/package-info.js';
 import { FIXTURES, run, tempDir } from '../helpers/util.js';
 import { ERROR_ROWS, PREDICT_BATCH, STATUS_REPLY } from './otf-samples.js';
 
@@ -30,12 +31,7 @@ interface Started {
   model: OpenedModel;
 }
 
-async function start(
-  t: TestContext,
-  runtime: Runtime,
-  handler: string,
-  options: Partial<WorkerProcessOptions> = {},
-): Promise<Started> {
+async function start(t: TestContext, runtime: Runtime, handler: string, options: Partial<WorkerProcessOptions> = {}): Promise<Started> {
   const model = await openModel(join(FIXTURES, 'handlers', runtime), { modelName: 'fx', handler, runtime });
   const logs: WorkerLogLine[] = [];
   const metrics: MetricLine[] = [];
@@ -71,7 +67,6 @@ function processGone(pid: number): boolean {
     return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }
-
 
 for (const runtime of ['python', 'node'] as const) {
   test(`${runtime}: start, LOAD and PREDICT through the noop handler`, async (t) => {
@@ -116,7 +111,10 @@ for (const runtime of ['python', 'node'] as const) {
     if (runtime === 'python') {
       assert.deepEqual([a['params']['body']['type'], b['params']['body']['type'], b['params']['q']['type']], ['dict', 'str', 'bytearray']);
     } else {
-      assert.deepEqual([a['params']['body']['type'], b['params']['body']['type'], b['params']['q']['type']], ['object', 'string', 'Buffer']);
+      assert.deepEqual(
+        [a['params']['body']['type'], b['params']['body']['type'], b['params']['q']['type']],
+        ['object', 'string', 'Buffer'],
+      );
     }
     assert.deepEqual(a['headers'], { body: { 'content-type': 'application/json' }, 'Content-Type': 'application/json', 'X-Custom': 'abc' });
     assert.deepEqual(b['headers'], { body: { 'content-type': 'text/plain' }, q: { 'content-type': '' }, 'Content-Type': 'text/plain' });
@@ -148,7 +146,10 @@ for (const runtime of ['python', 'node'] as const) {
 
   test(`${runtime}: per-request status, reason phrase, headers and content type (the reference 180-byte reply)`, async (t) => {
     const { worker } = await start(t, runtime, 'status_headers:handle');
-    const reply = await worker.predict([body('a', null), body('b', null)].map((r, i) => ({ ...r, requestId: `req-${i + 1}` })), 10_000);
+    const reply = await worker.predict(
+      [body('a', null), body('b', null)].map((r, i) => ({ ...r, requestId: `req-${i + 1}` })),
+      10_000,
+    );
     assert.deepEqual(reply, STATUS_REPLY);
   });
 
@@ -196,7 +197,10 @@ for (const runtime of ['python', 'node'] as const) {
       (e: unknown) => e,
     );
     assert.ok(err instanceof MarError && err.code === 'WORKER_LOAD_FAILED', String(err));
-    const expected = runtime === 'python' ? 'Failed to load model fx: RuntimeError: weights file is corrupt' : 'Failed to load model fx: weights file is corrupt';
+    const expected =
+      runtime === 'python'
+        ? 'Failed to load model fx: RuntimeError: weights file is corrupt'
+        : 'Failed to load model fx: weights file is corrupt';
     assert.equal(err.message, expected);
     assert.equal(err.httpStatus, 500);
     assert.ok(processGone((err.details as { pid: number }).pid));
@@ -207,7 +211,10 @@ for (const runtime of ['python', 'node'] as const) {
     const exits: unknown[] = [];
     worker.on('exit', (info) => exits.push(info));
     const exited = once(worker, 'exit');
-    await assert.rejects(worker.predict([body('a')], 10_000), isMar('WORKER_DIED', (e) => e.message === 'Worker died.' && e.httpStatus === 500));
+    await assert.rejects(
+      worker.predict([body('a')], 10_000),
+      isMar('WORKER_DIED', (e) => e.message === 'Worker died.' && e.httpStatus === 500),
+    );
     await exited;
     assert.deepEqual(exits, [{ code: 3, signal: null }]);
     assert.equal(worker.state, 'dead');
@@ -221,7 +228,10 @@ for (const runtime of ['python', 'node'] as const) {
     assert.equal((await worker.predict([body('ok')], 10_000)).code, 200);
     const exited = once(worker, 'exit');
     const t0 = Date.now();
-    await assert.rejects(worker.predict([body('forever')], 300), isMar('WORKER_TIMEOUT', (e) => /300 ms/.test(e.message)));
+    await assert.rejects(
+      worker.predict([body('forever')], 300),
+      isMar('WORKER_TIMEOUT', (e) => /300 ms/.test(e.message)),
+    );
     assert.ok(Date.now() - t0 < 5_000);
     const [info] = (await exited) as [{ signal: string }];
     assert.equal(info.signal, 'SIGKILL');
@@ -232,7 +242,10 @@ for (const runtime of ['python', 'node'] as const) {
     const { worker } = await start(t, runtime, 'noop:handle');
     const first = worker.predict([body('a')], 10_000);
     assert.equal(worker.state, 'busy');
-    await assert.rejects(worker.predict([body('b')], 10_000), (e: unknown) => e instanceof MarError && /already has a batch in flight/.test(e.message));
+    await assert.rejects(
+      worker.predict([body('b')], 10_000),
+      (e: unknown) => e instanceof MarError && /already has a batch in flight/.test(e.message),
+    );
     assert.equal((await first).code, 200);
     const exits: unknown[] = [];
     worker.on('exit', (i) => exits.push(i));
@@ -285,7 +298,10 @@ test('python: MemoryError while loading answers 507 and the worker is gone', asy
 
 test('start fails cleanly: interpreter not found, early exit, startup timeout', async (t) => {
   const dir = await tempDir(t);
-  await assert.rejects(start(t, 'python', 'noop:handle', { python: join(dir, 'no-such-python') }), isMar('WORKER_START_FAILED', (e) => /not found/.test(e.message)));
+  await assert.rejects(
+    start(t, 'python', 'noop:handle', { python: join(dir, 'no-such-python') }),
+    isMar('WORKER_START_FAILED', (e) => /not found/.test(e.message)),
+  );
 
   const exits = join(dir, 'exits.sh');
   await writeFile(exits, '#!/bin/sh\necho "cannot import anything" >&2\nexit 4\n');
@@ -295,7 +311,10 @@ test('start fails cleanly: interpreter not found, early exit, startup timeout', 
     start(t, 'python', 'noop:handle', { python: exits, log: (l) => logs.push(l) }),
     isMar('WORKER_START_FAILED', (e) => /exited with code 4/.test(e.message)),
   );
-  assert.deepEqual(logs.map((l) => [l.stream, l.line]), [['stderr', 'cannot import anything']]);
+  assert.deepEqual(
+    logs.map((l) => [l.stream, l.line]),
+    [['stderr', 'cannot import anything']],
+  );
 
   const sleeps = join(dir, 'sleeps.sh');
   await writeFile(sleeps, '#!/bin/sh\nexec sleep 30\n');
@@ -329,18 +348,41 @@ test('socket dirs: removed when a process exits without stopping its workers, sw
 test('launchers: python argv, PYTHONPATH order (handler dir, existing, model dir, compat last), env, cwd; node argv', () => {
   const entry = parseEntryPoint('sub/my_handler:handle');
   const base = { PATH: '/usr/bin', PYTHONPATH: '/site/extra', OMP_NUM_THREADS: '4' };
-  const py = pythonLaunch({ runtime: 'python3', modelDir: '/m', entry, socket: { type: 'unix', path: '/s/w.sock' }, env: base, python: '/opt/py' });
+  const py = pythonLaunch({
+    runtime: 'python3',
+    modelDir: '/m',
+    entry,
+    socket: { type: 'unix', path: '/s/w.sock' },
+    env: base,
+    python: '/opt/py',
+  });
   assert.equal(py.command, '/opt/py');
   assert.deepEqual(py.args, [PYTHON_WORKER_SCRIPT, '--sock-type', 'unix', '--sock-name', '/s/w.sock']);
   assert.equal(py.cwd, '/m');
   assert.equal(py.env['PYTHONPATH'], ['/m/sub', '/site/extra', '/m', PYTHON_COMPAT_DIR].join(':'));
-  assert.deepEqual([py.env['MMS_DECODE_INPUT_REQUEST'], py.env['MAR_SERVER_VERSION'], py.env['OMP_NUM_THREADS'], py.env['PATH']], ['true', TOOL_VERSION, '4', '/usr/bin']);
-  const tcp = pythonLaunch({ runtime: 'python', modelDir: '/m', entry: parseEntryPoint('h'), socket: { type: 'tcp', host: '127.0.0.1', port: 9001 }, env: {}, decodeInputRequest: false });
+  assert.deepEqual(
+    [py.env['MMS_DECODE_INPUT_REQUEST'], py.env['MAR_SERVER_VERSION'], py.env['OMP_NUM_THREADS'], py.env['PATH']],
+    ['true', TOOL_VERSION, '4', '/usr/bin'],
+  );
+  const tcp = pythonLaunch({
+    runtime: 'python',
+    modelDir: '/m',
+    entry: parseEntryPoint('h'),
+    socket: { type: 'tcp', host: '127.0.0.1', port: 9001 },
+    env: {},
+    decodeInputRequest: false,
+  });
   assert.deepEqual([tcp.command, ...tcp.args.slice(1)], ['python3', '--sock-type', 'tcp', '--host', '127.0.0.1', '--port', '9001']);
-  assert.deepEqual([tcp.env['PYTHONPATH'], tcp.env['MMS_DECODE_INPUT_REQUEST'], tcp.env['OMP_NUM_THREADS']], [['/m', PYTHON_COMPAT_DIR].join(':'), 'false', '1']);
+  assert.deepEqual(
+    [tcp.env['PYTHONPATH'], tcp.env['MMS_DECODE_INPUT_REQUEST'], tcp.env['OMP_NUM_THREADS']],
+    [['/m', PYTHON_COMPAT_DIR].join(':'), 'false', '1'],
+  );
   const js = launchSpec({ runtime: 'node', modelDir: '/m', entry, socket: { type: 'unix', path: '/s/w.sock' }, env: {} });
   assert.deepEqual([js.command, ...js.args], [process.execPath, NODE_WORKER_SCRIPT, '--sock-type', 'unix', '--sock-name', '/s/w.sock']);
-  assert.throws(() => launchSpec({ runtime: 'python2', modelDir: '/m', entry, socket: { type: 'unix', path: '/s' } }), isMar('RUNTIME_UNSUPPORTED'));
+  assert.throws(
+    () => launchSpec({ runtime: 'python2', modelDir: '/m', entry, socket: { type: 'unix', path: '/s' } }),
+    isMar('RUNTIME_UNSUPPORTED'),
+  );
 });
 
 test('a worker that closes its connection but stays alive is killed and reported as died (500, not 507)', async (t) => {
@@ -355,7 +397,10 @@ test('a worker that closes its connection but stays alive is killed and reported
   const worker = await WorkerProcess.start({ id: '1', model, batchSize: 1, log: () => {} });
   t.after(() => worker.stop(200));
   const t0 = Date.now();
-  await assert.rejects(worker.predict([body('a')], 60_000), isMar('WORKER_DIED', (e) => e.httpStatus === 500));
+  await assert.rejects(
+    worker.predict([body('a')], 60_000),
+    isMar('WORKER_DIED', (e) => e.httpStatus === 500),
+  );
   assert.ok(Date.now() - t0 < 10_000);
   assert.equal((await worker.exited).signal, 'SIGKILL');
 });
@@ -370,7 +415,10 @@ test('the response timeout counts from each batch: slow batches under it pass, o
   // a deadline earlier than the timer armed for a previous batch still applies
   assert.equal((await worker.predict([body('1')], 60_000)).code, 200);
   const t0 = performance.now();
-  await assert.rejects(worker.predict([body('5000')], 300), isMar('WORKER_TIMEOUT', (e) => /longer than 300 ms/.test(e.message)));
+  await assert.rejects(
+    worker.predict([body('5000')], 300),
+    isMar('WORKER_TIMEOUT', (e) => /longer than 300 ms/.test(e.message)),
+  );
   const waited = performance.now() - t0;
   assert.ok(waited >= 290 && waited < 2000, `timed out after ${Math.round(waited)} ms`);
 });
@@ -390,7 +438,10 @@ test('handshake lines printed by the handler during LOAD are only logged: the pi
   assert.notEqual(worker.pid, 1);
   assert.ok(worker.memoryUsage() > 0, 'memory of the real process');
   assert.equal((await worker.predict([body('x')], 10_000)).code, 200);
-  assert.ok(logs.some((l) => l.line === '[PID] 1'), 'the line reaches the log');
+  assert.ok(
+    logs.some((l) => l.line === '[PID] 1'),
+    'the line reaches the log',
+  );
 });
 
 test('a [METRICS] line glued to handler output written past the line tracking (os.write) is still parsed', async (t) => {
@@ -411,8 +462,14 @@ test('a [METRICS] line glued to handler output written past the line tracking (o
   const worker = await WorkerProcess.start({ id: '1', model, batchSize: 1, log: (l) => logs.push(l), onMetric: (m) => metrics.push(m) });
   assert.equal((await worker.predict([body('x')], 10_000)).code, 200);
   await worker.stop(1000); // the output pipes are read to their end
-  assert.deepEqual(metrics.map((m) => m.name), ['PredictionTime']);
-  assert.ok(logs.some((l) => l.line === 'raw write without newline'), JSON.stringify(logs.map((l) => l.line)));
+  assert.deepEqual(
+    metrics.map((m) => m.name),
+    ['PredictionTime'],
+  );
+  assert.ok(
+    logs.some((l) => l.line === 'raw write without newline'),
+    JSON.stringify(logs.map((l) => l.line)),
+  );
 });
 
 /** Gone, or a zombie nobody has reaped yet (the process no longer runs either way). */

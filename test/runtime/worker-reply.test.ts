@@ -23,7 +23,11 @@ const pred = (id: string, statusCode: number): PredictionResult => ({
 describe('worker replies: statuses the handler chose go through handlerStatus', () => {
   it('a per-request status no HTTP response can carry becomes 500; the rest of the answer is kept', async () => {
     const [a, b, c] = [make('a'), make('b'), make('c')];
-    completeBatch([a.job, b.job, c.job], { code: 200, message: 'Prediction success', predictions: [pred('a', 42), pred('b', 299), pred('c', 1000)] });
+    completeBatch([a.job, b.job, c.job], {
+      code: 200,
+      message: 'Prediction success',
+      predictions: [pred('a', 42), pred('b', 299), pred('c', 1000)],
+    });
     assert.deepEqual(await a.p, { ...pred('a', 42), statusCode: 500 });
     assert.deepEqual(await b.p, pred('b', 299));
     assert.equal((await c.p).statusCode, 500);
@@ -33,7 +37,10 @@ describe('worker replies: statuses the handler chose go through handlerStatus', 
     const [a, b] = [make('a'), make('b')];
     completeBatch([a.job, b.job], { code: 42, message: 'odd code', predictions: [] });
     for (const j of [a, b]) {
-      await assert.rejects(j.p, (e: unknown) => e instanceof MarError && e.code === 'PREDICTION_FAILED' && e.httpStatus === 500 && e.message === 'odd code');
+      await assert.rejects(
+        j.p,
+        (e: unknown) => e instanceof MarError && e.code === 'PREDICTION_FAILED' && e.httpStatus === 500 && e.message === 'odd code',
+      );
     }
   });
 
@@ -46,7 +53,10 @@ describe('worker replies: statuses the handler chose go through handlerStatus', 
 
   it('a batch whose worker was killed from outside answers 507 "Worker died." from the registry code', () => {
     const oom = workerDiedError(new MarError('WORKER_OUT_OF_MEMORY', 'Worker died.'));
-    assert.deepEqual([oom.code, oom.httpStatus, oom.message, oom.type], ['WORKER_OUT_OF_MEMORY', 507, 'Worker died.', 'InternalServerException']);
+    assert.deepEqual(
+      [oom.code, oom.httpStatus, oom.message, oom.type],
+      ['WORKER_OUT_OF_MEMORY', 507, 'Worker died.', 'InternalServerException'],
+    );
     const timeout = workerDiedError(new MarError('WORKER_TIMEOUT', 'too slow'));
     assert.deepEqual([timeout.code, timeout.httpStatus, timeout.message], ['WORKER_DIED', 500, 'Worker died.']);
   });

@@ -9,9 +9,7 @@ import { reasonPhrase, toMmsJson } from '../../src/server/responses.js';
 import { tempDir } from '../helpers/util.js';
 
 test('parseProperties reads Java .properties: separators, comments, continuations, escapes', () => {
-  const p = parseProperties(
-    '# comment\n! also\n  a=1\nb : two words \nc three\nd=line\\\n   continued\ne=tab\\there\nf=\\u0041\nempty=\n',
-  );
+  const p = parseProperties('# comment\n! also\n  a=1\nb : two words \nc three\nd=line\\\n   continued\ne=tab\\there\nf=\\u0041\nempty=\n');
   assert.equal(p.get('a'), '1');
   assert.equal(p.get('b'), 'two words ');
   assert.equal(p.get('c'), 'three');
@@ -23,7 +21,12 @@ test('parseProperties reads Java .properties: separators, comments, continuation
 });
 
 test('listen addresses: MMS syntax, default ports, unix sockets, https refused', () => {
-  assert.deepEqual(parseListenAddress('http://0.0.0.0:9090', 'k', 80), { kind: 'tcp', host: '0.0.0.0', port: 9090, url: 'http://0.0.0.0:9090' });
+  assert.deepEqual(parseListenAddress('http://0.0.0.0:9090', 'k', 80), {
+    kind: 'tcp',
+    host: '0.0.0.0',
+    port: 9090,
+    url: 'http://0.0.0.0:9090',
+  });
   assert.equal((parseListenAddress('http://127.0.0.1', 'management_address', 8081) as { port: number }).port, 8081);
   assert.deepEqual(parseListenAddress('unix:/tmp/x.sock', 'k', 80), { kind: 'unix', path: '/tmp/x.sock', url: 'unix:/tmp/x.sock' });
   assert.throws(() => parseListenAddress('https://127.0.0.1:8443', 'inference_address', 443), /https is not supported/);

@@ -16,6 +16,7 @@ const NODE_HANDLER =
   'export function handle(data) {\n' +
   '  if (data === null) return null;\n' +
   '  const code = data[0].body.code;\n' +
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the handler's own JavaScript source, written to a file
   '  throw Object.assign(new Error(`bad status ${code}`), { statusCode: code });\n' +
   '}\n';
 

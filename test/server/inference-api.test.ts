@@ -177,8 +177,16 @@ test('inference API: routes, statuses, messages and headers as MMS', async (t) =
   });
 
   await t.test('404 and 405 routing as MMS', async () => {
-    const resource = { code: 404, type: 'ResourceNotFoundException', message: 'Requested resource is not found, please refer to API document.' };
-    const method = { code: 405, type: 'MethodNotAllowedException', message: 'Requested method is not allowed, please refer to API document.' };
+    const resource = {
+      code: 404,
+      type: 'ResourceNotFoundException',
+      message: 'Requested resource is not found, please refer to API document.',
+    };
+    const method = {
+      code: 405,
+      type: 'MethodNotAllowedException',
+      message: 'Requested method is not allowed, please refer to API document.',
+    };
     assert.deepEqual((await http(I, 'POST', '/predictions')).json(), resource);
     assert.deepEqual((await http(I, 'GET', '/nothing/here/at/all')).json(), resource);
     assert.deepEqual((await http(I, 'GET', '/models')).json(), resource, 'management routes are not on the inference port');
@@ -257,7 +265,10 @@ test('inference API: routes, statuses, messages and headers as MMS', async (t) =
     );
     assert.match(raw, /^HTTP\/1\.1 413 Request Entity Too Large\r\n/);
     // Expect: 100-continue: refused before the body is sent; accepted ones get 100 Continue first
-    const refused = await rawRequest(I, 'POST /predictions/noop HTTP/1.1\r\nHost: x\r\nContent-Length: 100001\r\nExpect: 100-continue\r\n\r\n');
+    const refused = await rawRequest(
+      I,
+      'POST /predictions/noop HTTP/1.1\r\nHost: x\r\nContent-Length: 100001\r\nExpect: 100-continue\r\n\r\n',
+    );
     assert.match(refused, /^HTTP\/1\.1 413 /);
     const accepted = await http(I, 'POST', '/predictions/noop', Buffer.alloc(1000), { expect: '100-continue' });
     assert.equal(accepted.text, 'OK');

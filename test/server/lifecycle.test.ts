@@ -1,4 +1,3 @@
-import { tmpdir } from 'node:os';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -6,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { cp, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FIXTURES, server, tempDir } from '../helpers/util.js';
@@ -66,7 +66,10 @@ test('SIGTERM with requests in flight: none lost, workers stopped, extracted arc
   const src = join(s.dir, 'src');
   const gate = join(s.dir, 'gate');
   await writeModelDir(src, 'slow', announce(gate));
-  execFileSync('python3', ['-c', `import shutil; shutil.make_archive(${JSON.stringify(join(s.store, 'slow'))}, 'zip', ${JSON.stringify(src)})`]);
+  execFileSync('python3', [
+    '-c',
+    `import shutil; shutil.make_archive(${JSON.stringify(join(s.store, 'slow'))}, 'zip', ${JSON.stringify(src)})`,
+  ]);
   execFileSync('mv', [join(s.store, 'slow.zip'), join(s.store, 'slow.mar')]);
   // one batch of three: when the handler announces it, all three requests are in the server
   const r = await register(s, { url: 'slow.mar', initial_workers: 1, batch_size: 3, max_batch_delay: 10_000 });
@@ -81,7 +84,11 @@ test('SIGTERM with requests in flight: none lost, workers stopped, extracted arc
   await s.waitLine(/SIGTERM received: shutting down/);
   await writeFile(gate, '');
   const results = await Promise.all(requests);
-  assert.deepEqual(results.map((x) => [x.status, x.text]).sort(), [[200, 'a'], [200, 'b'], [200, 'c']]);
+  assert.deepEqual(results.map((x) => [x.status, x.text]).sort(), [
+    [200, 'a'],
+    [200, 'b'],
+    [200, 'c'],
+  ]);
   const { code } = await s.exited;
   assert.equal(code, 0);
   assert.equal(isAlive(pid), false, 'worker stopped');
@@ -246,7 +253,9 @@ test('a client that disconnects in the middle of its body leaves no stack trace 
   for (const head of ['Content-Length: 1000', 'Transfer-Encoding: chunked']) {
     await new Promise<void>((resolve, reject) => {
       const sock = connect(Number(url.port), url.hostname, () => {
-        sock.write(`POST /predictions/x HTTP/1.1\r\nHost: x\r\n${head}\r\n\r\n${head.startsWith('Content') ? 'abc' : '3\r\nabc\r\n'}`, () => sock.destroy());
+        sock.write(`POST /predictions/x HTTP/1.1\r\nHost: x\r\n${head}\r\n\r\n${head.startsWith('Content') ? 'abc' : '3\r\nabc\r\n'}`, () =>
+          sock.destroy(),
+        );
       });
       sock.on('close', () => resolve());
       sock.on('error', reject);
@@ -255,7 +264,10 @@ test('a client that disconnects in the middle of its body leaves no stack trace 
   // the server is still fine, then stops cleanly
   assert.equal((await http(s.inference, 'GET', '/ping')).status, 200);
   assert.equal((await s.stop()).code, 0);
-  assert.deepEqual(s.lines.filter((l) => /unexpected error|    at /.test(l)), []);
+  assert.deepEqual(
+    s.lines.filter((l) => /unexpected error|    at /.test(l)),
+    [],
+  );
 });
 
 test('--stop never signals another program whose pid is in a stale pid file; --start is not refused by it', async (t) => {

@@ -20,7 +20,10 @@ test("metrics_location: the workers' metrics go to model_metrics.log, one line p
   const predictionTimes = lines.filter((l) => / - PredictionTime\./.test(l));
   assert.equal(predictionTimes.length, 2, lines.join('\n'));
   for (const [i, line] of predictionTimes.entries()) {
-    assert.match(line, /^\d{4}-\d\d-\d\dT[\d:.]+Z - PredictionTime\.Milliseconds:[\d.]+\|#ModelName:noop,Level:Model\|#hostname:[^,]+,\d+,/);
+    assert.match(
+      line,
+      /^\d{4}-\d\d-\d\dT[\d:.]+Z - PredictionTime\.Milliseconds:[\d.]+\|#ModelName:noop,Level:Model\|#hostname:[^,]+,\d+,/,
+    );
     assert.ok(line.endsWith(`,${ids[i]}`), `${line} names request ${ids[i]}`);
   }
 });

@@ -4,23 +4,26 @@ import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
-import { tempDir } from '../helpers/util.js';
-import { http, register, registerPy, startServer, type RunningServer } from './server-helpers.js';
+import { type TestContext, test } from 'node:test';
 import { modelConfigSettings } from '../../src/runtime/serving-options.js';
+import { tempDir } from '../helpers/util.js';
+import { http, type RunningServer, register, registerPy, startServer } from './server-helpers.js';
 
 const bad = (message: string) => ({ code: 400, type: 'BadRequestException', message });
 const notFound = (message: string) => ({ code: 404, type: 'ModelNotFoundException', message });
 
 test('model-config.yaml settings follow TorchServe: positive values win, workers only as a valid min/max pair', () => {
   assert.deepEqual(modelConfigSettings(null), {});
-  assert.deepEqual(modelConfigSettings({ batchSize: 8, maxBatchDelay: 50, responseTimeout: 30, jobQueueSize: 10, minWorkers: 2, maxWorkers: 4 }), {
-    batchSize: 8,
-    maxBatchDelayMs: 50,
-    responseTimeoutSeconds: 30,
-    jobQueueSize: 10,
-    workers: { min: 2, max: 4 },
-  });
+  assert.deepEqual(
+    modelConfigSettings({ batchSize: 8, maxBatchDelay: 50, responseTimeout: 30, jobQueueSize: 10, minWorkers: 2, maxWorkers: 4 }),
+    {
+      batchSize: 8,
+      maxBatchDelayMs: 50,
+      responseTimeoutSeconds: 30,
+      jobQueueSize: 10,
+      workers: { min: 2, max: 4 },
+    },
+  );
   assert.deepEqual(modelConfigSettings({ batchSize: 0, maxBatchDelay: -1, minWorkers: 3, maxWorkers: 2, handler: { any: 1 } }), {});
   assert.deepEqual(modelConfigSettings({ minWorkers: 1 }), {}, 'a lone minWorkers is not a valid pair');
 });
@@ -77,7 +80,7 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     assert.equal((await http(M, 'GET', '/models/ignored')).status, 404);
   });
 
-  await t.test('a JSON register body is read leniently, as Gson does (the body of MMS\'s own test)', async (t) => {
+  await t.test("a JSON register body is read leniently, as Gson does (the body of MMS's own test)", async (t) => {
     const { M, I } = await fresh(t);
     const body = "{'url':'py', 'model_name':'lenient', handler: 'noop:handle', /* as MMS */ 'initial_workers':'1', 'synchronous':'true'}";
     const r = await http(M, 'POST', '/models', body, { 'content-type': 'application/json' });
@@ -105,7 +108,10 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     assert.equal(esc.json().type, 'ModelNotFoundException');
     assert.equal((await register(s, { url: 'py', model_name: 'noop', handler: 'noop:handle' })).status, 200);
     const dup = await registerPy(s, 'noop', 'noop:handle');
-    assert.deepEqual([dup.status, dup.json()], [409, { code: 409, type: 'ConflictStatusException', message: 'Model noop is already registered.' }]);
+    assert.deepEqual(
+      [dup.status, dup.json()],
+      [409, { code: 409, type: 'ConflictStatusException', message: 'Model noop is already registered.' }],
+    );
     const remote = await register(s, { url: 'http://127.0.0.1:1/x.mar' });
     assert.equal(remote.status, 404);
     assert.equal(remote.json().message, 'Given URL http://127.0.0.1:1/x.mar does not match any allowed URL(s)');
@@ -119,23 +125,29 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     assert.doesNotMatch(noHandler.text + wrongModule.text, /--handler|--model-name/);
   });
 
-  await t.test("TorchServe's model-config.yaml in the archive sets batching, timeout and workers (over the register parameters)", async (t) => {
-    const { s, M, I } = await fresh(t);
-    const dir = join(s.store, 'configured');
-    await mkdir(join(dir, 'MAR-INF'), { recursive: true });
-    await writeFile(join(dir, 'noop.py'), 'def handle(d, c):\n    return None if d is None else ["OK"] * len(d)\n');
-    await writeFile(join(dir, 'model-config.yaml'), 'minWorkers: 1\nmaxWorkers: 2\nbatchSize: 4\nmaxBatchDelay: 20\nresponseTimeout: 7\n');
-    await writeFile(
-      join(dir, 'MAR-INF', 'MANIFEST.json'),
-      JSON.stringify({ runtime: 'python', model: { modelName: 'configured', handler: 'noop:handle', configFile: 'model-config.yaml' } }),
-    );
-    const r = await register(s, { url: 'configured', batch_size: '2', max_batch_delay: '500' });
-    assert.deepEqual([r.status, r.json()], [200, { status: 'Workers scaled' }]);
-    const d = (await http(M, 'GET', '/models/configured')).json();
-    assert.deepEqual([d.batchSize, d.maxBatchDelay, d.minWorkers, d.maxWorkers, d.workers.length], [4, 20, 1, 2, 1]);
-    assert.equal((await http(I, 'POST', '/predictions/configured', 'x')).text, 'OK');
-    assert.equal((await http(M, 'DELETE', '/models/configured')).status, 200);
-  });
+  await t.test(
+    "TorchServe's model-config.yaml in the archive sets batching, timeout and workers (over the register parameters)",
+    async (t) => {
+      const { s, M, I } = await fresh(t);
+      const dir = join(s.store, 'configured');
+      await mkdir(join(dir, 'MAR-INF'), { recursive: true });
+      await writeFile(join(dir, 'noop.py'), 'def handle(d, c):\n    return None if d is None else ["OK"] * len(d)\n');
+      await writeFile(
+        join(dir, 'model-config.yaml'),
+        'minWorkers: 1\nmaxWorkers: 2\nbatchSize: 4\nmaxBatchDelay: 20\nresponseTimeout: 7\n',
+      );
+      await writeFile(
+        join(dir, 'MAR-INF', 'MANIFEST.json'),
+        JSON.stringify({ runtime: 'python', model: { modelName: 'configured', handler: 'noop:handle', configFile: 'model-config.yaml' } }),
+      );
+      const r = await register(s, { url: 'configured', batch_size: '2', max_batch_delay: '500' });
+      assert.deepEqual([r.status, r.json()], [200, { status: 'Workers scaled' }]);
+      const d = (await http(M, 'GET', '/models/configured')).json();
+      assert.deepEqual([d.batchSize, d.maxBatchDelay, d.minWorkers, d.maxWorkers, d.workers.length], [4, 20, 1, 2, 1]);
+      assert.equal((await http(I, 'POST', '/predictions/configured', 'x')).text, 'OK');
+      assert.equal((await http(M, 'DELETE', '/models/configured')).status, 200);
+    },
+  );
 
   await t.test('describe: MMS field order, workers with id, startTime, status, gpu, memoryUsage, pid', async (t) => {
     const { s, M } = await fresh(t);
@@ -143,10 +155,30 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     const r = await http(M, 'GET', '/models/noop/');
     assert.equal(r.status, 200);
     const d = r.json();
-    assert.deepEqual(Object.keys(d), ['modelName', 'modelUrl', 'runtime', 'minWorkers', 'maxWorkers', 'batchSize', 'maxBatchDelay', 'loadedAtStartup', 'workers']);
+    assert.deepEqual(Object.keys(d), [
+      'modelName',
+      'modelUrl',
+      'runtime',
+      'minWorkers',
+      'maxWorkers',
+      'batchSize',
+      'maxBatchDelay',
+      'loadedAtStartup',
+      'workers',
+    ]);
     assert.deepEqual(
       { ...d, workers: undefined },
-      { modelName: 'noop', modelUrl: 'py', runtime: 'python', minWorkers: 1, maxWorkers: 1, batchSize: 1, maxBatchDelay: 100, loadedAtStartup: false, workers: undefined },
+      {
+        modelName: 'noop',
+        modelUrl: 'py',
+        runtime: 'python',
+        minWorkers: 1,
+        maxWorkers: 1,
+        batchSize: 1,
+        maxBatchDelay: 100,
+        loadedAtStartup: false,
+        workers: undefined,
+      },
     );
     assert.equal(d.workers.length, 1);
     const w = d.workers[0];
@@ -163,7 +195,10 @@ test('management API: register, scale, describe, list, unregister with MMS statu
   await t.test('scale: check order, defaults, 200/202, describe follows', async (t) => {
     const { s, M, I } = await fresh(t);
     assert.equal((await registerPy(s, 'noop', 'noop:handle')).status, 200);
-    assert.deepEqual((await http(M, 'PUT', '/models/nosuch?min_worker=3&max_worker=2')).json(), bad('max_worker cannot be less than min_worker.'));
+    assert.deepEqual(
+      (await http(M, 'PUT', '/models/nosuch?min_worker=3&max_worker=2')).json(),
+      bad('max_worker cannot be less than min_worker.'),
+    );
     assert.deepEqual((await http(M, 'PUT', '/models/nosuch')).json(), notFound('Model not found: nosuch'));
     const up = await http(M, 'PUT', '/models/noop?min_worker=2&synchronous=true');
     assert.deepEqual([up.status, up.json()], [200, { status: 'Workers scaled' }]);
@@ -189,7 +224,10 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     const names = all.models.map((m: { modelName: string }) => m.modelName);
     assert.deepEqual(names, [...names].sort());
     assert.equal(all.nextPageToken, undefined);
-    assert.deepEqual(all.models.find((m: { modelName: string }) => m.modelName === 'noop'), { modelName: 'noop', modelUrl: 'py' });
+    assert.deepEqual(
+      all.models.find((m: { modelName: string }) => m.modelName === 'noop'),
+      { modelName: 'noop', modelUrl: 'py' },
+    );
     const n = names.length;
     const p1 = (await http(M, 'GET', '/models?limit=2')).json();
     assert.deepEqual([p1.nextPageToken, p1.models.length], ['2', 2]);
@@ -255,8 +293,14 @@ test('remote urls: downloaded only when allowed_urls matches; MMS download error
   const src = join(dir, 'src');
   await mkdir(join(src, 'MAR-INF'), { recursive: true });
   await writeFile(join(src, 'noop.py'), 'def handle(d, c):\n    return None if d is None else ["remote"] * len(d)\n');
-  await writeFile(join(src, 'MAR-INF', 'MANIFEST.json'), JSON.stringify({ runtime: 'python', model: { modelName: 'remote', handler: 'noop:handle' } }));
-  execFileSync('python3', ['-c', `import shutil; shutil.make_archive(${JSON.stringify(join(dir, 'remote'))}, 'zip', ${JSON.stringify(src)})`]);
+  await writeFile(
+    join(src, 'MAR-INF', 'MANIFEST.json'),
+    JSON.stringify({ runtime: 'python', model: { modelName: 'remote', handler: 'noop:handle' } }),
+  );
+  execFileSync('python3', [
+    '-c',
+    `import shutil; shutil.make_archive(${JSON.stringify(join(dir, 'remote'))}, 'zip', ${JSON.stringify(src)})`,
+  ]);
   const mar = await readFile(join(dir, 'remote.zip'));
   const web = createServer((req, res) => {
     if (req.url === '/models/remote.mar') res.end(mar);
@@ -273,10 +317,10 @@ test('remote urls: downloaded only when allowed_urls matches; MMS download error
   assert.equal((await http(s.inference, 'POST', '/predictions/remote', 'x')).text, 'remote');
   assert.equal((await http(s.management, 'GET', '/models/remote')).json().modelUrl, url);
   const missing = await register(s, { url: `${base}/models/missing.mar` });
-  assert.deepEqual([missing.status, missing.json()], [
-    400,
-    { code: 400, type: 'DownloadModelException', message: `Failed to download model from: ${base}/models/missing.mar, code: 404` },
-  ]);
+  assert.deepEqual(
+    [missing.status, missing.json()],
+    [400, { code: 400, type: 'DownloadModelException', message: `Failed to download model from: ${base}/models/missing.mar, code: 404` }],
+  );
   const other = await register(s, { url: `${base}/elsewhere/remote.mar` });
   assert.equal(other.status, 404);
   assert.equal(other.json().message, `Given URL ${base}/elsewhere/remote.mar does not match any allowed URL(s)`);

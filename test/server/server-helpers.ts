@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cp, writeFile } from 'node:fs/promises';
+import type { Agent, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { request } from 'node:http';
-import type { Agent } from 'node:http';
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
@@ -32,27 +31,24 @@ export function http(
 ): Promise<HttpResult> {
   const url = new URL(path, base);
   return new Promise((resolve, reject) => {
-    const req = request(
-      { host: url.hostname, port: url.port, path: url.pathname + url.search, method, headers, agent },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const buf = Buffer.concat(chunks);
-          const text = buf.toString('utf8');
-          resolve({
-            status: res.statusCode ?? 0,
-            statusMessage: res.statusMessage ?? '',
-            headers: res.headers,
-            rawHeaders: res.rawHeaders,
-            body: buf,
-            text,
-            json: () => JSON.parse(text),
-          });
+    const req = request({ host: url.hostname, port: url.port, path: url.pathname + url.search, method, headers, agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const buf = Buffer.concat(chunks);
+        const text = buf.toString('utf8');
+        resolve({
+          status: res.statusCode ?? 0,
+          statusMessage: res.statusMessage ?? '',
+          headers: res.headers,
+          rawHeaders: res.rawHeaders,
+          body: buf,
+          text,
+          json: () => JSON.parse(text),
         });
-        res.on('error', reject);
-      },
-    );
+      });
+      res.on('error', reject);
+    });
     req.on('error', reject);
     req.end(body);
   });
@@ -118,7 +114,10 @@ export interface StartServerOptions {
 }
 
 /** A temp dir with a model store holding the Python fixture handlers (store/py) and the Node ones (store/node). */
-async function serverDir(t: TestContext, extraProps: StartServerOptions['props']): Promise<{ dir: string; store: string; configFile: string }> {
+async function serverDir(
+  t: TestContext,
+  extraProps: StartServerOptions['props'],
+): Promise<{ dir: string; store: string; configFile: string }> {
   const dir = await tempDir(t, 'mar-server-');
   const store = join(dir, 'store');
   await cp(join(FIXTURES, 'handlers', 'python'), join(store, 'py'), { recursive: true });
@@ -130,7 +129,12 @@ async function serverDir(t: TestContext, extraProps: StartServerOptions['props']
     ...extraProps,
   };
   const configFile = join(dir, 'config.properties');
-  await writeFile(configFile, Object.entries(props).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+  await writeFile(
+    configFile,
+    `${Object.entries(props)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('\n')}\n`,
+  );
   return { dir, store, configFile };
 }
 
@@ -176,7 +180,16 @@ export async function startServer(t: TestContext, options: StartServerOptions = 
   // A request a test left hanging gets 2 s, not shutdown_timeout (as the process helper's SIGKILL after 10 s).
   t.after(() => stop(2000));
   const url = (api: 'inference' | 'management'): string => server.listeners.find((l) => l.api === api || l.api === 'both')!.url;
-  return { server, inference: url('inference'), management: url('management'), dir, store, lines: log.lines, waitLine: log.waitLine, stop: () => stop() };
+  return {
+    server,
+    inference: url('inference'),
+    management: url('management'),
+    dir,
+    store,
+    lines: log.lines,
+    waitLine: log.waitLine,
+    stop: () => stop(),
+  };
 }
 
 export interface ServerProcessOptions extends StartServerOptions {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import type { HttpResult, RunningServer } from './server-helpers.js';
 import { http, register, registerPy, startServer } from './server-helpers.js';
 
@@ -79,7 +79,10 @@ test('workers: batching, queue full, worker death, response timeout, Node handle
     assert.equal(died.status, 500);
     assert.deepEqual(died.json(), { code: 500, type: 'InternalServerException', message: 'Worker died.' });
     const all = await Promise.all(queued);
-    const ok = all.filter((x) => x.status === 200).map((x) => x.text).sort();
+    const ok = all
+      .filter((x) => x.status === 200)
+      .map((x) => x.text)
+      .sort();
     assert.equal(ok.length, 2);
     assert.ok(ok.every((b) => /^q[123]$/.test(b)));
     const d = (await http(s.management, 'GET', '/models/sig')).json();
@@ -89,7 +92,13 @@ test('workers: batching, queue full, worker death, response timeout, Node handle
 
   await t.test('a worker that misses response_timeout is killed: 500 "Worker died.", then a replacement answers', async (t) => {
     const s = await signalServer(t);
-    const body = JSON.stringify({ url: 'sig', model_name: 'slowpoke', handler: 'announce:handle', initial_workers: 1, response_timeout: 1 });
+    const body = JSON.stringify({
+      url: 'sig',
+      model_name: 'slowpoke',
+      handler: 'announce:handle',
+      initial_workers: 1,
+      response_timeout: 1,
+    });
     assert.equal((await http(s.management, 'POST', '/models', body, { 'content-type': 'application/json' })).status, 200);
     const r = await post(s, 'slowpoke', 'hang');
     assert.equal(r.status, 500);

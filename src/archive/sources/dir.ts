@@ -18,8 +18,8 @@ async function walkDir(root: string): Promise<ArchiveEntryInfo[]> {
       const type: EntryType = st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'directory' : st.isFile() ? 'file' : 'other';
       const info: ArchiveEntryInfo = {
         index: 0,
-        path: type === 'directory' ? relPath + '/' : relPath,
-        rawPath: type === 'directory' ? relPath + '/' : relPath,
+        path: type === 'directory' ? `${relPath}/` : relPath,
+        rawPath: type === 'directory' ? `${relPath}/` : relPath,
         type,
         isDirectory: type === 'directory',
         isSymlink: type === 'symlink',
@@ -40,7 +40,9 @@ async function walkDir(root: string): Promise<ArchiveEntryInfo[]> {
   } catch (err) {
     throw new MarError('INPUT_NOT_FOUND', `cannot read directory ${root}: ${describeFsError(err)}`, { cause: err });
   }
-  out.forEach((e, i) => (e.index = i));
+  out.forEach((e, i) => {
+    e.index = i;
+  });
   return out;
 }
 

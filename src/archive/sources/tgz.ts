@@ -3,7 +3,7 @@
  * manifest, handler and config need no second pass); opening any other member scans again up to it.
  */
 import { createReadStream } from 'node:fs';
-import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { PassThrough, type Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { ReadEntry } from 'tar';
 import { MarError } from '../../errors.js';
@@ -108,7 +108,11 @@ export async function scanTgz(
       reject(
         err instanceof MarError || fromVisitor
           ? err
-          : new MarError('ARCHIVE_CORRUPT', `${path} is not a readable .tar.gz (${(err as Error)?.message ?? err}); it may be truncated: rebuild or re-download it`, { cause: err }),
+          : new MarError(
+              'ARCHIVE_CORRUPT',
+              `${path} is not a readable .tar.gz (${(err as Error)?.message ?? err}); it may be truncated: rebuild or re-download it`,
+              { cause: err },
+            ),
       );
     };
     const failVisit = (err: unknown): void => fail(err, true);
@@ -154,13 +158,16 @@ export async function scanTgz(
     source.on('error', fail);
     gunzip.on('error', fail);
     counter.on('error', fail);
-    source.pipe(gunzip).pipe(counter).pipe(parser as unknown as NodeJS.WritableStream);
+    source
+      .pipe(gunzip)
+      .pipe(counter)
+      .pipe(parser as unknown as NodeJS.WritableStream);
   });
 }
 
 function tgzEntryInfo(m: TarMember, index: number, root: string | null): ArchiveEntryInfo {
   let path = stripDotSlash(m.rawPath);
-  if (root !== null) path = path === root || path === root + '/' ? '' : path.slice(root.length + 1);
+  if (root !== null) path = path === root || path === `${root}/` ? '' : path.slice(root.length + 1);
   if (m.type === 'directory' && path !== '' && !path.endsWith('/')) path += '/';
   const info: ArchiveEntryInfo = {
     index,

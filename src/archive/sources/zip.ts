@@ -2,7 +2,7 @@
  * Zip (.mar) source: entries come from the central directory (yauzl), read through a 1 MiB window; nothing else
  * is touched until an entry is opened. Names and modes are mapped the way the Java servers' unzip sees them.
  */
-import { close as fsClose, fstat, open as fsOpen, read as fsRead } from 'node:fs';
+import { close as fsClose, open as fsOpen, read as fsRead, fstat } from 'node:fs';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import yauzl from 'yauzl';
@@ -33,7 +33,9 @@ export function decodeZipName(raw: Buffer): { name: string; validUtf8: boolean }
 function zipError(path: string, err: unknown): MarError {
   if (err instanceof MarError) return err;
   const msg = (err as Error)?.message ?? String(err);
-  return new MarError('ARCHIVE_CORRUPT', `${path} is not a readable zip (${msg}); it may be truncated: rebuild or re-download it`, { cause: err });
+  return new MarError('ARCHIVE_CORRUPT', `${path} is not a readable zip (${msg}); it may be truncated: rebuild or re-download it`, {
+    cause: err,
+  });
 }
 
 const READ_WINDOW_BYTES = 1 << 20;
@@ -63,7 +65,14 @@ class WindowedFileReader extends yauzl.RandomAccessReader {
       // Small entries come through the window too: neighbours share one read.
       const out = new Readable({ read() {} });
       const buf = Buffer.allocUnsafe(end - start);
-      this.read(buf, 0, buf.length, start, (err) => (err ? out.destroy(err) : (out.push(buf), out.push(null))));
+      this.read(buf, 0, buf.length, start, (err) => {
+        if (err) {
+          out.destroy(err);
+          return;
+        }
+        out.push(buf);
+        out.push(null);
+      });
       return out;
     }
     let pos = start;
@@ -160,9 +169,12 @@ function readCentralDirectory(zip: yauzl.ZipFile): Promise<yauzl.Entry[]> {
  * `./MAR-INF/MANIFEST.json` is the manifest. Backslashes stay literal, as on a Linux server.
  */
 function zipServerPath(name: string, isDirectory: boolean): string {
-  const joined = name.split('/').filter((s) => s !== '' && s !== '.').join('/');
+  const joined = name
+    .split('/')
+    .filter((s) => s !== '' && s !== '.')
+    .join('/');
   if (joined === '') return name;
-  return isDirectory ? joined + '/' : joined;
+  return isDirectory ? `${joined}/` : joined;
 }
 
 function zipEntryInfo(e: yauzl.Entry, index: number): ArchiveEntryInfo {
@@ -222,12 +234,18 @@ class ZipSource implements ArchiveSource {
 
   async openRaw(entry: ArchiveEntryInfo): Promise<Readable> {
     const ze = this.#zipEntries[entry.index]!;
-    if (entry.encrypted) throw new MarError('ARCHIVE_UNSUPPORTED', `${this.#path}: entry ${entry.rawPath} is encrypted; model archives must not be encrypted`);
+    if (entry.encrypted)
+      throw new MarError('ARCHIVE_UNSUPPORTED', `${this.#path}: entry ${entry.rawPath} is encrypted; model archives must not be encrypted`);
     if (entry.method === 'other') {
-      throw new MarError('ARCHIVE_UNSUPPORTED', `${this.#path}: entry ${entry.rawPath} uses compression method ${entry.compressionMethod}; only stored (0) and deflated (8) are readable by the servers`);
+      throw new MarError(
+        'ARCHIVE_UNSUPPORTED',
+        `${this.#path}: entry ${entry.rawPath} uses compression method ${entry.compressionMethod}; only stored (0) and deflated (8) are readable by the servers`,
+      );
     }
     return new Promise((resolvePromise, reject) => {
-      this.#zip.openReadStream(ze, (err, stream) => (err || !stream ? reject(entryDataError(this.#path, entry, err)) : resolvePromise(stream)));
+      this.#zip.openReadStream(ze, (err, stream) =>
+        err || !stream ? reject(entryDataError(this.#path, entry, err)) : resolvePromise(stream),
+      );
     });
   }
 

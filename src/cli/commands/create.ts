@@ -1,10 +1,10 @@
-import { Command, Option } from 'commander';
-import { MarError } from '../../errors.js';
-import { CREATE_RUNTIMES } from '../../handler/runtimes.js';
+import { type Command, Option } from 'commander';
 import { ARCHIVE_FORMATS, type ArchiveFormat } from '../../archive/formats.js';
 import type { CreateArchiveOptions, CreateResult } from '../../archive/pack.js';
+import { formatBytes, formatDuration, PROGRESS_MIN_BYTES, ProgressBar } from '../../archive/progress.js';
+import { MarError } from '../../errors.js';
+import { CREATE_RUNTIMES } from '../../handler/runtimes.js';
 import { isDebug, printError } from '../run.js';
-import { PROGRESS_MIN_BYTES, ProgressBar, formatBytes, formatDuration } from '../../archive/progress.js';
 
 interface CreateFlags {
   modelName: string;
@@ -36,11 +36,22 @@ function addCreateOptions(cmd: Command): Command {
     .requiredOption('--handler <handler>', 'handler: module[.py][:function], a handler file path, or a TorchServe built-in name')
     .addOption(new Option('--runtime <runtime>', 'runtime the model runs on').choices([...CREATE_RUNTIMES]).default('python'))
     .option('--export-path <dir>', 'output directory (default: current directory; created if missing)')
-    .addOption(new Option('--archive-format <format>', 'default: .mar, deflating only what compresses; zip-store: .mar, all stored; tgz: .tar.gz; no-archive: a directory').choices([...ARCHIVE_FORMATS]).default('default'))
+    .addOption(
+      new Option(
+        '--archive-format <format>',
+        'default: .mar, deflating only what compresses; zip-store: .mar, all stored; tgz: .tar.gz; no-archive: a directory',
+      )
+        .choices([...ARCHIVE_FORMATS])
+        .default('default'),
+    )
     .option('-f, --force', 'replace an existing output')
     .option('--serialized-file <file>', 'weights file, added at the archive root (TorchServe)')
     .option('--model-file <file>', 'model definition file, added at the root (TorchServe)')
-    .option('--extra-files <list>', 'comma list of files/dirs (repeatable); files go to the root, a directory\'s contents go to the root', collect)
+    .option(
+      '--extra-files <list>',
+      "comma list of files/dirs (repeatable); files go to the root, a directory's contents go to the root",
+      collect,
+    )
     .option('-r, --requirements-file <file>', 'requirements.txt, added at the root')
     .option('-c, --config-file <file>', 'model-config YAML (checked), added at the root')
     .option('-v, --version <version>', 'model version written to the manifest')
@@ -51,7 +62,7 @@ function addCreateOptions(cmd: Command): Command {
 }
 
 function summary(r: CreateResult, cwd: string): string {
-  const shown = r.path.startsWith(cwd + '/') ? r.path.slice(cwd.length + 1) : r.path;
+  const shown = r.path.startsWith(`${cwd}/`) ? r.path.slice(cwd.length + 1) : r.path;
   const methods = r.format === 'default' || r.format === 'zip-store' ? `, ${r.methods.stored} stored / ${r.methods.deflated} deflated` : '';
   return `created ${shown} (${r.entryCount} entries, ${formatBytes(r.bytes)}${methods}) in ${formatDuration(r.durationMs)}`;
 }
@@ -73,7 +84,7 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
     archiveSha256: flags.json === true,
     signal: controller.signal,
     onNote: (m) => {
-      if (!quiet) process.stderr.write(m + '\n');
+      if (!quiet) process.stderr.write(`${m}\n`);
     },
     onProgress: (p) => {
       if (quiet || !process.stderr.isTTY || p.bytesTotal < PROGRESS_MIN_BYTES) return;
@@ -110,9 +121,9 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
   }
   if (flags.json) {
     const { entries: _entries, ...rest } = result;
-    process.stdout.write(JSON.stringify({ ...rest, durationMs: Math.round(result.durationMs) }) + '\n');
+    process.stdout.write(`${JSON.stringify({ ...rest, durationMs: Math.round(result.durationMs) })}\n`);
   } else if (!quiet) {
-    process.stdout.write(summary(result, process.cwd()) + '\n');
+    process.stdout.write(`${summary(result, process.cwd())}\n`);
   }
 }
 

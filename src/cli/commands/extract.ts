@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import type { ExtractLimits } from '../../archive/extract.js';
 import { formatBytes } from '../../util/format.js';
 
@@ -60,9 +60,11 @@ export function registerExtract(program: Command): void {
       if (opts.maxEntries !== undefined) limits.maxEntries = opts.maxEntries;
       const { extractArchive } = await import('../../archive/extract.js');
       const result = await extractArchive(archive, opts.output, { limits, force: !!opts.force, stripTgzRoot: !opts.keepRoot });
-      if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+      if (opts.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else if (!opts.quiet) {
-        process.stdout.write(`extracted ${result.entryCount} file${result.entryCount === 1 ? '' : 's'} (${formatBytes(result.bytes)}) to ${result.dir}\n`);
+        process.stdout.write(
+          `extracted ${result.entryCount} file${result.entryCount === 1 ? '' : 's'} (${formatBytes(result.bytes)}) to ${result.dir}\n`,
+        );
       }
     });
 }

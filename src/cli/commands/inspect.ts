@@ -1,8 +1,7 @@
-import type { Command } from 'commander';
 import chalk from 'chalk';
+import type { Command } from 'commander';
 import type { InspectReport } from '../../archive/inspect.js';
 import { formatBytes } from '../../util/format.js';
-
 
 const FORMAT_LABEL = { zip: 'zip (.mar)', tgz: 'gzipped tar (.tar.gz)', dir: 'directory (no-archive)' } as const;
 
@@ -13,14 +12,21 @@ function row(label: string, value: string): string {
 export function renderInspect(r: InspectReport, showFiles: boolean): string {
   let out = '';
   out += row('archive', r.path);
-  out += row('format', `${FORMAT_LABEL[r.format]}, ${formatBytes(r.archiveBytes)}${r.format === 'tgz' ? `, root dir ${r.tgzRoot ? r.tgzRoot + '/' : chalk.yellow('none')}` : ''}`);
+  out += row(
+    'format',
+    `${FORMAT_LABEL[r.format]}, ${formatBytes(r.archiveBytes)}${r.format === 'tgz' ? `, root dir ${r.tgzRoot ? `${r.tgzRoot}/` : chalk.yellow('none')}` : ''}`,
+  );
   if (r.manifestKind === 'none') {
     out += row('manifest', chalk.yellow('none (MAR-INF/MANIFEST.json is missing)'));
-    if (r.nestedManifest) out += row('', chalk.yellow(`- found ${r.nestedManifest}: the archive was made from the directory above the model`));
-  }
-  else {
+    if (r.nestedManifest)
+      out += row('', chalk.yellow(`- found ${r.nestedManifest}: the archive was made from the directory above the model`));
+  } else {
     const where = r.manifestKind === 'legacy' ? 'MANIFEST.json (legacy 0.x, migrated)' : 'MAR-INF/MANIFEST.json';
-    const state = r.manifestError ? chalk.red(` unreadable: ${r.manifestError}`) : r.schemaErrors.length ? chalk.yellow(` (${r.schemaErrors.length} schema problem${r.schemaErrors.length > 1 ? 's' : ''})`) : '';
+    const state = r.manifestError
+      ? chalk.red(` unreadable: ${r.manifestError}`)
+      : r.schemaErrors.length
+        ? chalk.yellow(` (${r.schemaErrors.length} schema problem${r.schemaErrors.length > 1 ? 's' : ''})`)
+        : '';
     out += row('manifest', where + state);
     for (const e of r.schemaErrors) out += row('', chalk.yellow(`- ${e}`));
   }
@@ -43,7 +49,9 @@ export function renderInspect(r: InspectReport, showFiles: boolean): string {
   }
   const dirs = r.entries.filter((e) => e.type === 'directory').length;
   const others = r.entryCount - r.fileCount - dirs;
-  const extra = [dirs ? `${dirs} director${dirs === 1 ? 'y' : 'ies'}` : '', others ? chalk.yellow(`${others} link/special`) : ''].filter(Boolean).join(', ');
+  const extra = [dirs ? `${dirs} director${dirs === 1 ? 'y' : 'ies'}` : '', others ? chalk.yellow(`${others} link/special`) : '']
+    .filter(Boolean)
+    .join(', ');
   out += row('files', `${r.fileCount} file${r.fileCount === 1 ? '' : 's'}, ${formatBytes(r.totalSize)}${extra ? ` (+${extra})` : ''}`);
   const methods = Object.entries(r.methods)
     .sort()
@@ -83,7 +91,7 @@ export function registerInspect(program: Command): void {
       const report = await inspectArchive(archive);
       if (opts.json) {
         // The JSON always carries the entry list: scripts should not need a second flag to get it.
-        process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       } else {
         process.stdout.write(renderInspect(report, !!opts.files));
       }

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
-import { MarError, describeFsError } from '../../errors.js';
-import { predict, type PredictOutcome } from '../../runtime/predict.js';
+import { type Command, InvalidArgumentError } from 'commander';
+import { describeFsError, MarError } from '../../errors.js';
+import { type PredictOutcome, predict } from '../../runtime/predict.js';
 
 interface PredictOptions {
   json?: boolean;
@@ -184,10 +184,14 @@ export function registerPredict(program: Command): void {
     .command('predict')
     .description('run a model once on local inputs through a real worker (the same runtime as the server) and print the results')
     .argument('<model>', 'a .mar / .tar.gz archive or a model directory')
-    .option('-i, --input <file>', 'an input file, - for stdin (repeatable; all inputs go as one batch when the batch size allows)', (v: string) => {
-      sources.push({ kind: 'file', path: v });
-      return v;
-    })
+    .option(
+      '-i, --input <file>',
+      'an input file, - for stdin (repeatable; all inputs go as one batch when the batch size allows)',
+      (v: string) => {
+        sources.push({ kind: 'file', path: v });
+        return v;
+      },
+    )
     .option('-d, --data <string>', 'an input given inline (repeatable)', (v: string) => {
       sources.push({ kind: 'data', text: v });
       return v;
@@ -199,7 +203,11 @@ export function registerPredict(program: Command): void {
     .option('--runtime <runtime>', "override the manifest's runtime (python, python3, node)")
     .option('--python <path>', 'Python interpreter for python models', undefined)
     .option('--batch-size <n>', 'most inputs per batch (default: the model config batchSize, else all of them)', positiveInt('batch size'))
-    .option('--timeout <seconds>', 'seconds the worker may take per batch (default: the model config responseTimeout, else 120)', positiveNumber)
+    .option(
+      '--timeout <seconds>',
+      'seconds the worker may take per batch (default: the model config responseTimeout, else 120)',
+      positiveNumber,
+    )
     .option('-H, --header <header>', "a request header 'Name: value' (repeatable)", parseHeader, [] as Array<[string, string]>)
     .option('-q, --quiet', "don't forward the worker's log lines to stderr")
     .addHelpText(

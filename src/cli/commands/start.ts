@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
-import { openSync, closeSync, existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { MarError } from '../../errors.js';
-import { loadConfig } from '../../server/config.js';
 import type { LoadConfigOptions } from '../../server/config.js';
-import { ModelServer, defaultLog } from '../../server/server.js';
+import { loadConfig } from '../../server/config.js';
+import { defaultLog, ModelServer } from '../../server/server.js';
 import { packagePath } from '../../util/package-info.js';
 
 export interface StartOptions {

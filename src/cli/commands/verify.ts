@@ -1,7 +1,7 @@
-import type { Command } from 'commander';
 import chalk from 'chalk';
-import { MarError } from '../../errors.js';
+import type { Command } from 'commander';
 import type { Problem, VerifyResult } from '../../archive/verify.js';
+import { MarError } from '../../errors.js';
 
 function line(p: Problem): string {
   return `${p.path !== undefined ? `${p.path}: ` : ''}${p.message} [${p.code}]`;
@@ -28,7 +28,7 @@ export function registerVerify(program: Command): void {
       const { verifyArchive } = await import('../../archive/verify.js');
       const result = await verifyArchive(archive);
       if (opts.json) {
-        process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         if (!result.ok) process.exitCode = 1;
         return;
       }

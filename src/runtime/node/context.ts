@@ -68,7 +68,15 @@ export class Metrics {
     return id === undefined ? [] : [id];
   }
 
-  #add(name: string, value: number, ids: string[], unit: string, dimensions: Dimensions | undefined, isCounter: boolean, level: 'Model' | 'Error'): void {
+  #add(
+    name: string,
+    value: number,
+    ids: string[],
+    unit: string,
+    dimensions: Dimensions | undefined,
+    isCounter: boolean,
+    level: 'Model' | 'Error',
+  ): void {
     if (typeof value !== 'number' || !Number.isFinite(value)) throw new TypeError(`metric ${name}: value must be a finite number`);
     const dims: Array<[string, string]> = dimensions ? (Array.isArray(dimensions) ? [...dimensions] : Object.entries(dimensions)) : [];
     if (level === 'Error') dims.push(['Level', 'Error']);
@@ -221,6 +229,11 @@ export class Context {
   /** Worker-internal: what goes on the wire for request idx. */
   responseParts(idx: number): ResponseParts {
     const r = this.#req(idx);
-    return { contentType: this.getResponseContentType(idx) ?? null, statusCode: r.status, reasonPhrase: r.phrase, headers: r.responseHeaders };
+    return {
+      contentType: this.getResponseContentType(idx) ?? null,
+      statusCode: r.status,
+      reasonPhrase: r.phrase,
+      headers: r.responseHeaders,
+    };
   }
 }

@@ -40,7 +40,7 @@ process.stdout.write = ((chunk: unknown, ...rest: unknown[]): boolean => {
 }) as typeof process.stdout.write;
 
 function out(line: string): void {
-  process.stdout.write(stdoutMidLine ? '\n' + line + '\n' : line + '\n');
+  process.stdout.write(stdoutMidLine ? `\n${line}\n` : `${line}\n`);
 }
 
 function parseArgs(argv: string[]): Map<string, string> {
@@ -112,7 +112,10 @@ async function loadHandler(load: LoadRequest): Promise<LoadedHandler> {
 
   // Named exports first, then a CommonJS module.exports / default export object.
   const def = mod['default'];
-  const scopes = [mod, ...(def && (typeof def === 'object' || (typeof def === 'function' && !isClass(def))) ? [def as Record<string, unknown>] : [])];
+  const scopes = [
+    mod,
+    ...(def && (typeof def === 'object' || (typeof def === 'function' && !isClass(def))) ? [def as Record<string, unknown>] : []),
+  ];
   const name = entry.functionName;
   for (const scope of scopes) {
     const fn = scope[name];
@@ -164,7 +167,7 @@ function decodeValue(ct: string | null, value: Buffer): unknown {
       return value; // MMS dies here; TorchServe (and we) pass the raw bytes.
     }
   }
-  if (ct && ct.startsWith('text')) return value.toString('utf8');
+  if (ct?.startsWith('text')) return value.toString('utf8');
   return value;
 }
 
@@ -217,7 +220,8 @@ async function predict(h: LoadedHandler, batch: InferenceRequest[]): Promise<Wor
     const code = statusOf(err);
     if (code !== null) return errorReply(batch, code, (err as Error).message ?? String(err));
     out(`Prediction failed: ${(err as Error)?.stack ?? String(err)}`);
-    if (err instanceof RangeError && /allocation failed|out of memory/i.test(err.message)) return errorReply(batch, 507, 'Out of resources');
+    if (err instanceof RangeError && /allocation failed|out of memory/i.test(err.message))
+      return errorReply(batch, 507, 'Out of resources');
     return errorReply(batch, 503, 'Prediction failed');
   }
   if (!Array.isArray(result)) return errorReply(batch, 503, 'Invalid model predict output');
@@ -281,7 +285,9 @@ function serve(conn: Socket): void {
           } catch (err) {
             out(`Failed to load model ${msg.load.modelName}:`);
             out(String((err as Error)?.stack ?? err));
-            const message = String((err as Error)?.message ?? err).split('\n')[0]!.slice(0, 1000);
+            const message = String((err as Error)?.message ?? err)
+              .split('\n')[0]!
+              .slice(0, 1000);
             await send({ code: 500, message: `Failed to load model ${msg.load.modelName}: ${message}`, predictions: [] });
             conn.end(() => process.exit(1));
           }

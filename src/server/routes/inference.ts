@@ -1,13 +1,13 @@
-import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { isMarError } from '../../errors.js';
 import type { PredictionResult } from '../../runtime/protocol.js';
 import type { ApiContext } from '../api-context.js';
 import { modelApi } from '../openapi.js';
-import { buildInferenceRequest } from '../request-parser.js';
 import type { ParsedUrl } from '../request-parser.js';
-import { badRequest, modelNotFound, notFound, sendError, sendJson, sendResponse } from '../responses.js';
+import { buildInferenceRequest } from '../request-parser.js';
 import type { ResponseContext } from '../responses.js';
+import { badRequest, modelNotFound, notFound, sendError, sendJson, sendResponse } from '../responses.js';
 
 /** MMS InferenceRequestHandler#isInferenceReq: which paths the inference API claims. */
 export function isInferenceRequest(segments: readonly string[]): boolean {

@@ -3,10 +3,10 @@ import { MarError } from '../../errors.js';
 import type { ApiContext } from '../api-context.js';
 import { parseLenientJson } from '../lenient-json.js';
 import type { ModelEntry } from '../model-registry.js';
-import { intParam, mimeType, parseJavaBoolean, parseJavaInt } from '../request-parser.js';
 import type { ParsedUrl } from '../request-parser.js';
-import { badRequest, internalError, methodNotAllowed, modelNotFound, notFound, sendError, sendJson, sendStatus } from '../responses.js';
+import { intParam, mimeType, parseJavaBoolean, parseJavaInt } from '../request-parser.js';
 import type { ResponseContext } from '../responses.js';
+import { badRequest, internalError, methodNotAllowed, modelNotFound, notFound, sendError, sendJson, sendStatus } from '../responses.js';
 
 /** MMS ManagementRequestHandler#isManagementReq: `/models` and `/models/{name}`. */
 export function isManagementRequest(segments: readonly string[]): boolean {
@@ -184,13 +184,7 @@ async function updateModelWorkers(
   else sendStatus(res, rc, 'Workers scaling in progress...', 210);
 }
 
-async function scaleModel(
-  api: ApiContext,
-  res: ServerResponse,
-  rc: ResponseContext,
-  query: URLSearchParams,
-  name: string,
-): Promise<void> {
+async function scaleModel(api: ApiContext, res: ServerResponse, rc: ResponseContext, query: URLSearchParams, name: string): Promise<void> {
   const minWorkers = intParam(query, 'min_worker', 1);
   const maxWorkers = intParam(query, 'max_worker', minWorkers);
   if (maxWorkers < minWorkers) throw badRequest('max_worker cannot be less than min_worker.');
