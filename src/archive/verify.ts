@@ -1,118 +1,28 @@
 /**
  * verifyArchive: every check we know of that decides whether MMS / TorchServe will load an archive the way
  * its author meant: zip structure as Java's ZipInputStream reads it, names, manifest, handler, referenced
- * files, config YAML, CRCs and recorded sha256 digests. Problems are collected, not thrown.
+ * files, config YAML, CRCs and recorded sha256 digests. Problems are collected, not thrown. The structure and
+ * content checks live here, the data pass (CRCs, FILES.sha256) in verify-data.ts, the report types in verify-report.ts.
  */
 
-import { createHash } from 'node:crypto';
 import { MarError } from '../errors.js';
 import { parseEntryPoint } from '../handler/entry-point.js';
 import { checkPythonEntryPoint, hasNodeExport } from '../handler/entry-point-check.js';
 import { locateHandler } from '../handler/locate.js';
 import { handlerLanguage } from '../handler/runtimes.js';
-import { DIGESTS_PATH, MANIFEST_PATH, type Manifest } from '../manifest/manifest.js';
+import { MANIFEST_PATH, type Manifest } from '../manifest/manifest.js';
 import { parseModelConfig } from '../manifest/model-config.js';
-import { findNestedManifest, type InspectManifestKind, loadManifest } from './inspect.js';
-import { type ArchiveEntryInfo, type ArchiveKind, ArchiveReader, decodeZipName, detectArchiveKind, torchServeTarPath } from './read.js';
+import { findNestedManifest, loadManifest } from './inspect.js';
+import { ArchiveReader, decodeZipName, detectArchiveKind, torchServeTarPath } from './read.js';
 import { checkEntryPath, describeUnsafe } from './safe-path.js';
+import { checkData } from './verify-data.js';
+import { Collector, q, REBUILD, type VerifyResult } from './verify-report.js';
 
-export type ProblemCode =
-  | 'ARCHIVE_CORRUPT'
-  | 'STORED_WITH_DATA_DESCRIPTOR'
-  | 'NAME_NOT_UTF8'
-  | 'NAME_BACKSLASH'
-  | 'NAME_DUPLICATE'
-  | 'UNSAFE_PATH'
-  | 'LINK_ENTRY'
-  | 'SPECIAL_ENTRY'
-  | 'UNSUPPORTED_METHOD'
-  | 'ENCRYPTED_ENTRY'
-  | 'LOCAL_HEADER_MISMATCH'
-  | 'CRC_MISMATCH'
-  | 'SIZE_MISMATCH'
-  | 'DATA_UNREADABLE'
-  | 'DIGEST_FILE_INVALID'
-  | 'DIGEST_MISMATCH'
-  | 'DIGEST_MISSING_ENTRY'
-  | 'DIGEST_UNLISTED'
-  | 'MANIFEST_MISSING'
-  | 'MANIFEST_LEGACY'
-  | 'MANIFEST_INVALID'
-  | 'MANIFEST_SCHEMA'
-  | 'TGZ_NO_ROOT'
-  | 'HANDLER_MISSING'
-  | 'HANDLER_ENTRY_POINT'
-  | 'FILE_MISSING'
-  | 'CONFIG_INVALID'
-  // warnings only
-  | 'NAME_NO_UTF8_FLAG'
-  | 'NAME_CASE_COLLISION'
-  | 'HANDLER_BUILTIN'
-  | 'HANDLER_NOT_CHECKED';
-
-export interface Problem {
-  code: ProblemCode;
-  /** The entry concerned, as stored in the archive. */
-  path?: string;
-  /** One line: what is wrong and how to fix it. */
-  message: string;
-}
-
-export interface VerifyResult {
-  ok: boolean;
-  path: string;
-  format: ArchiveKind;
-  entryCount: number;
-  manifestKind: InspectManifestKind;
-  problems: Problem[];
-  /** Things worth knowing that do not stop a server from loading the archive. */
-  warnings: Problem[];
-}
+export { parseDigestFile } from './verify-data.js';
+export type { Problem, ProblemCode, VerifyResult } from './verify-report.js';
 
 const SOURCE_MAX_BYTES = 16 << 20;
 const CONFIG_MAX_BYTES = 4 << 20;
-const DIGESTS_MAX_BYTES = 64 << 20;
-
-const REBUILD = 'rebuild the archive with model-archiver';
-
-interface DigestLine {
-  sha256: string;
-  size?: number;
-  line: number;
-}
-
-/** Parses `<sha256>  <size>  <path>` lines (also `<sha256>  <path>` and sha256sum's `*path`). */
-export function parseDigestFile(text: string): { digests: Map<string, DigestLine>; errors: string[] } {
-  const digests = new Map<string, DigestLine>();
-  const errors: string[] = [];
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.trimEnd();
-    if (line === '' || line.startsWith('#')) return;
-    const withSize = /^([0-9a-fA-F]{64}) +(\d+) +\*?(.+)$/.exec(line);
-    const withoutSize = withSize ? null : /^([0-9a-fA-F]{64}) +\*?(.+)$/.exec(line);
-    if (withSize) digests.set(withSize[3]!, { sha256: withSize[1]!.toLowerCase(), size: Number(withSize[2]), line: i + 1 });
-    else if (withoutSize) digests.set(withoutSize[2]!, { sha256: withoutSize[1]!.toLowerCase(), line: i + 1 });
-    else errors.push(`line ${i + 1} is not "<sha256>  <size>  <path>"`);
-  });
-  return { digests, errors };
-}
-
-class Collector {
-  readonly problems: Problem[] = [];
-  readonly warnings: Problem[] = [];
-
-  problem(code: ProblemCode, message: string, path?: string): void {
-    this.problems.push(path === undefined ? { code, message } : { code, path, message });
-  }
-
-  warn(code: ProblemCode, message: string, path?: string): void {
-    this.warnings.push(path === undefined ? { code, message } : { code, path, message });
-  }
-}
-
-function q(s: string): string {
-  return JSON.stringify(s);
-}
 
 async function checkStructure(reader: ArchiveReader, out: Collector): Promise<void> {
   const counts = new Map<string, number>();
@@ -276,105 +186,6 @@ async function checkContent(reader: ArchiveReader, manifest: Manifest, out: Coll
       parseModelConfig((await reader.readEntry(configFile, CONFIG_MAX_BYTES)).toString('utf8'), configFile);
     } catch (err) {
       out.problem('CONFIG_INVALID', err instanceof Error ? err.message : String(err), configFile);
-    }
-  }
-}
-
-function classifyDataError(err: unknown): ProblemCode {
-  const kind = err instanceof MarError ? (err.details as { kind?: string } | undefined)?.kind : undefined;
-  return kind === 'crc' ? 'CRC_MISMATCH' : kind === 'size' ? 'SIZE_MISMATCH' : 'DATA_UNREADABLE';
-}
-
-function shortMessage(err: unknown, archive: string): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  return msg.startsWith(`${archive}: `) ? msg.slice(archive.length + 2) : msg;
-}
-
-/** Reads every file's data once: CRC and size (zip), and sha256 + size against FILES.sha256 when present. */
-async function checkData(reader: ArchiveReader, out: Collector): Promise<void> {
-  let digests: Map<string, DigestLine> | null = null;
-  const digestEntry = reader.find(DIGESTS_PATH);
-  if (digestEntry) {
-    try {
-      const parsed = parseDigestFile((await reader.readEntry(digestEntry, DIGESTS_MAX_BYTES)).toString('utf8'));
-      for (const e of parsed.errors) out.problem('DIGEST_FILE_INVALID', e, DIGESTS_PATH);
-      digests = parsed.digests;
-    } catch (err) {
-      out.problem('DIGEST_FILE_INVALID', `cannot be read: ${shortMessage(err, reader.path)}`, DIGESTS_PATH);
-    }
-  }
-  const root = reader.tgzRoot;
-  const lookup = (path: string): [string, DigestLine] | undefined => {
-    for (const key of root ? [path, `${root}/${path}`] : [path]) {
-      const d = digests?.get(key);
-      if (d) return [key, d];
-    }
-    return undefined;
-  };
-  const seen = new Set<string>();
-  const consume = async (e: ArchiveEntryInfo, stream: AsyncIterable<Buffer>): Promise<void> => {
-    const listed = digests ? lookup(e.path) : undefined;
-    const hash = listed ? createHash('sha256') : null;
-    let bytes = 0;
-    try {
-      for await (const chunk of stream) {
-        hash?.update(chunk);
-        bytes += chunk.length;
-      }
-    } catch (err) {
-      out.problem(classifyDataError(err), shortMessage(err, reader.path).replace(/^entry \S+ /, ''), e.rawPath);
-      return;
-    }
-    if (!digests || e.path === DIGESTS_PATH) return;
-    if (!listed) {
-      if (!e.path.startsWith('MAR-INF/'))
-        out.problem('DIGEST_UNLISTED', `is not listed in ${DIGESTS_PATH}: it was added or renamed after packing; ${REBUILD}`, e.rawPath);
-      return;
-    }
-    seen.add(listed[0]);
-    const [, d] = listed;
-    const actual = hash!.digest('hex');
-    if (d.size !== undefined && d.size !== bytes) {
-      out.problem(
-        'DIGEST_MISMATCH',
-        `has ${bytes} bytes but ${DIGESTS_PATH} records ${d.size}: the file changed after packing; ${REBUILD}`,
-        e.rawPath,
-      );
-    } else if (actual !== d.sha256) {
-      out.problem(
-        'DIGEST_MISMATCH',
-        `sha256 ${actual} differs from ${d.sha256} recorded in ${DIGESTS_PATH}: the file changed after packing; ${REBUILD}`,
-        e.rawPath,
-      );
-    }
-  };
-
-  if (reader.kind === 'tgz') {
-    // Opening a tgz already inflated every byte and gzip checked its CRC-32: a second pass is only worth it for digests.
-    if (!digests) return;
-    try {
-      await reader.walk(async (e, stream) => {
-        if (stream) await consume(e, stream);
-      });
-    } catch (err) {
-      out.problem('ARCHIVE_CORRUPT', shortMessage(err, reader.path));
-    }
-  } else {
-    for (const e of reader.entries()) {
-      if (e.type !== 'file' || e.encrypted || e.method === 'other') continue;
-      let stream;
-      try {
-        stream = await reader.openEntryStream(e);
-      } catch (err) {
-        out.problem(classifyDataError(err), shortMessage(err, reader.path).replace(/^entry \S+ /, ''), e.rawPath);
-        continue;
-      }
-      await consume(e, stream);
-    }
-  }
-  if (digests) {
-    for (const [path] of digests) {
-      if (!seen.has(path)) out.problem('DIGEST_MISSING_ENTRY', `is listed in ${DIGESTS_PATH} but is not in the archive; ${REBUILD}`, path);
     }
   }
 }

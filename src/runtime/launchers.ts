@@ -1,6 +1,6 @@
 /**
  * Command lines and environments for worker processes, kept apart from process management so they can be
- * read and tested on their own. The Python layout follows MMS (worker-protocol.md §1.1): PYTHONPATH =
+ * read and tested on their own. The Python layout follows MMS (docs/worker-protocol.md §1.1): PYTHONPATH =
  * <handler dir>:<existing PYTHONPATH>:<model dir>:<compat dir>, cwd = model dir.
  */
 

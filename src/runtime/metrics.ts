@@ -1,5 +1,5 @@
 /**
- * Parser for the `[METRICS]` lines workers print (worker-protocol.md §1.1, §4):
+ * Parser for the `[METRICS]` lines workers print (docs/worker-protocol.md §1.1, §4):
  *   MMS: [METRICS]<Name>.<Unit>:<value>|#<dim>:<v>,...|#hostname:<host>,<epoch_s>[,<request ids>]
  *   TS:  [METRICS]<Name>.<Unit>:<value>|#<dims>|#type:GAUGE|#hostname:<host>,<epoch_s>[,<request id>]
  * The regex is MMS's Metric.parse, extended with TorchServe's optional `|#type:` segment.

@@ -1,5 +1,5 @@
 /**
- * The MMS/TorchServe "OTF" wire codec (worker-protocol.md §2): big-endian int32 integers, int32-length-prefixed
+ * The MMS/TorchServe "OTF" wire codec (docs/worker-protocol.md §2): big-endian int32 integers, int32-length-prefixed
  * UTF-8 strings, lists ended by int32 -1, no overall frame length. Pure: encoders build one Buffer, decoders read
  * from a Buffer and report how many bytes a complete message took (or that more bytes are needed). Stream state
  * lives in frame-decoder.ts.

@@ -1,7 +1,7 @@
 /**
  * The socket transport to one worker: where its socket lives (a private unix socket dir or a free TCP port),
  * connecting once it has said it listens, writing frames, decoding replies, and the one request in flight
- * with its deadline (MMS sends one message at a time, worker-protocol.md §1, §6). It knows nothing of the
+ * with its deadline (MMS sends one message at a time, docs/worker-protocol.md §1, §6). It knows nothing of the
  * process: the owner hears about a broken protocol, a timeout and a closed socket through hooks.
  */
 import { rmSync } from 'node:fs';

@@ -1,7 +1,7 @@
 /**
  * Decoding a worker's stdout and stderr: lines (capped, CR stripped), the start handshake ("[PID] n" and
  * "MMS worker started."), [METRICS] lines (including one glued to a handler's unterminated output) and the
- * rest, which is log text (worker-protocol.md §1, §4).
+ * rest, which is log text (docs/worker-protocol.md §1, §4).
  */
 import { isWellFormedMetricLine, METRICS_PREFIX, type MetricLine, parseMetricLine } from './metrics.js';
 

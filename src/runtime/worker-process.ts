@@ -1,6 +1,6 @@
 /**
  * One worker process (Python or Node), its life from spawn to exit: spawn, wait for the "worker started" line,
- * connect, LOAD, then one PREDICT in flight at a time (MMS WorkerThread semantics, worker-protocol.md §1, §5.3,
+ * connect, LOAD, then one PREDICT in flight at a time (MMS WorkerThread semantics, docs/worker-protocol.md §1, §5.3,
  * §6). The socket is worker-connection.ts's, the output lines worker-output.ts's, the meaning of replies
  * worker-reply.ts's. Every failure path ends the process: a WorkerProcess never leaves a child behind.
  */

@@ -1,7 +1,7 @@
 /**
  * What a worker's answers mean for the requests that wait on them: a LOAD reply becomes a loaded worker or a
  * MarError, a PREDICT reply answers each job of its batch, and a death answers them "Worker died."
- * (MMS WorkerThread and BatchAggregator.sendResponse, worker-protocol.md §5.3). Statuses the handler or worker
+ * (MMS WorkerThread and BatchAggregator.sendResponse, docs/worker-protocol.md §5.3). Statuses the handler or worker
  * chose go through handlerStatus, the one rule for them.
  */
 import { handlerStatus, isMarError, MarError } from '../errors.js';

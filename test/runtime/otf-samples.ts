@@ -1,7 +1,7 @@
-/** The reference byte dumps of worker-protocol.md §2.4 and the messages they encode, shared by the codec tests. */
+/** The reference byte dumps of docs/worker-protocol.md §2.4 and the messages they encode, shared by the codec tests. */
 import type { InferenceRequest, WorkerReply } from '../../src/runtime/protocol.js';
 
-/** Hex from the reference dumps (worker-protocol.md §2.4), whitespace ignored. */
+/** Hex from the reference dumps (docs/worker-protocol.md §2.4), whitespace ignored. */
 export const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
 export const LOAD_REPLY_HEX = `
@@ -73,7 +73,7 @@ export const STATUS_REPLY: WorkerReply = {
 };
 
 /**
- * MMS's error table (worker-protocol.md §5.3): fixture function in errors.py / errors.js -> the reply code and
+ * MMS's error table (docs/worker-protocol.md §5.3): fixture function in errors.py / errors.js -> the reply code and
  * message every request of the batch gets. Both workers must answer exactly this.
  */
 export const ERROR_ROWS: ReadonlyArray<readonly [string, number, string]> = [

@@ -1,6 +1,6 @@
 /**
  * The shipped Python worker (src/runtime/python/mms_worker.py) driven over a raw socket: start lines, byte-exact
- * replies against the reference dumps (worker-protocol.md §2.4), request decoding, the context API, every row of
+ * replies against the reference dumps (docs/worker-protocol.md §2.4), request decoding, the context API, every row of
  * the error table, metrics lines, load failures, crash, shutdown. Uses only the codec, not WorkerProcess.
  */
 
@@ -23,7 +23,7 @@ const WORKER = packagePath('src', 'runtime', 'python', 'mms_worker.py');
 const PY_HANDLERS = join(FIXTURES, 'handlers', 'python');
 const PYTHON = process.env['MAR_TEST_PYTHON'] ?? 'python3';
 
-// worker-protocol.md §2.4: the 209-byte PREDICT, the 92-byte reply and the 180-byte status/headers reply.
+// docs/worker-protocol.md §2.4: the 209-byte PREDICT, the 92-byte reply and the 180-byte status/headers reply.
 const PREDICT_209 = hex(PREDICT_HEX);
 const REPLY_92 = hex(PREDICT_REPLY_HEX);
 const REPLY_180 = hex(STATUS_REPLY_HEX);

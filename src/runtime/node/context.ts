@@ -1,5 +1,5 @@
 /**
- * The `context` a Node handler receives: the Python MMS Context (worker-protocol.md §4) with JavaScript
+ * The `context` a Node handler receives: the Python MMS Context (docs/worker-protocol.md §4) with JavaScript
  * (camelCase) names. One Context per loaded model; startBatch() resets the per-request state for each batch.
  */
 

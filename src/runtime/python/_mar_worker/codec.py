@@ -1,4 +1,4 @@
-"""The OTF wire format (worker-protocol.md §2): big-endian int32, int32-length-prefixed UTF-8, -1 ends lists.
+"""The OTF wire format (docs/worker-protocol.md §2): big-endian int32, int32-length-prefixed UTF-8, -1 ends lists.
 
 Pure encoding and decoding: Reader only calls recv_into() on the object it is given.
 """

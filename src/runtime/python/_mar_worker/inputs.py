@@ -1,4 +1,4 @@
-"""Requests -> the handler's `data` list and per-request processors (worker-protocol.md §3.2)."""
+"""Requests -> the handler's `data` list and per-request processors (docs/worker-protocol.md §3.2)."""
 
 import json
 import logging

@@ -1,4 +1,4 @@
-"""Loading a model (worker-protocol.md §5.1): the handler string, the manifest, TorchServe's
+"""Loading a model (docs/worker-protocol.md §5.1): the handler string, the manifest, TorchServe's
 model_yaml_config, then importing the handler module and initialising its entry point."""
 
 import importlib

@@ -1,4 +1,4 @@
-"""The connection loop: LOAD and PREDICT in, replies out, then the [METRICS] lines (worker-protocol.md §4-5)."""
+"""The connection loop: LOAD and PREDICT in, replies out, then the [METRICS] lines (docs/worker-protocol.md §4-5)."""
 
 import logging
 import sys

@@ -35,7 +35,7 @@ class HandlerStringTest(unittest.TestCase):
         self.assertEqual(loading.parse_handler("/h"), ("/", "h", "handle"))
 
 
-# worker-protocol.md §2.4
+# docs/worker-protocol.md §2.4
 PREDICT_209 = bytes.fromhex(
     "49000000057265712d310000000c436f6e74656e742d54797065000000106170706c69636174696f6e2f6a73"
     "6f6e00000008582d437573746f6d00000003616263ffffffff00000004626f6479000000106170706c696361"
