@@ -57,9 +57,9 @@ before(async () => {
 
 after(() => rm(root, { recursive: true, force: true }));
 
-test('the tarball holds what runs and nothing else: compiled src with declarations, bin, the Python worker, schema, validator', () => {
+test('the tarball holds what runs and nothing else: compiled src with declarations, bin, the Python worker, schema, validator, the docs the README links', () => {
   const allowed =
-    /^(package\.json|README\.md|LICENSE|CHANGELOG\.md|bin\/[\w-]+\.js|dist\/src\/.+\.(js|d\.ts)|dist\/manifest-validator\.cjs|schemas\/[\w.-]+\.json|src\/runtime\/python\/(?!tests\/).+\.py)$/;
+    /^(package\.json|README\.md|LICENSE|CHANGELOG\.md|docs\/[\w-]+\.md|bin\/[\w-]+\.js|dist\/src\/.+\.(js|d\.ts)|dist\/manifest-validator\.cjs|schemas\/[\w.-]+\.json|src\/runtime\/python\/(?!tests\/).+\.py)$/;
   assert.deepEqual(
     packed.filter((p) => !allowed.test(p)),
     [],
@@ -75,6 +75,9 @@ test('the tarball holds what runs and nothing else: compiled src with declaratio
     'src/runtime/python/compat/mms/service.py',
     'bin/model-archiver.js',
     'bin/model-server.js',
+    'LICENSE',
+    'docs/server.md',
+    'docs/errors.md',
   ]) {
     assert.ok(packed.includes(p), `${p} is not in the tarball`);
   }
