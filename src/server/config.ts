@@ -39,6 +39,16 @@ export interface ServerConfig {
   readonly logLocation: string | null;
   /** The config file read, if any. */
   readonly configFile: string | null;
+  // --- W12b (versions, metrics, snapshots): minimal stand-ins; W12a's TorchServe config owns the real parsing ---
+  /** Where the metrics API listens (TorchServe metrics_address), or null: no metrics listener, no metrics kept (MMS). */
+  readonly metricsAddress: ListenAddress | null;
+  /** TorchServe metrics_mode: `prometheus` (served on metricsAddress) or `log` (ts_metrics.log / model_metrics.log). */
+  readonly metricsMode: 'prometheus' | 'log';
+  /** TorchServe model_snapshot: the JSON text of the models to load at start (instead of load_models), or null. */
+  readonly modelSnapshot: string | null;
+  /** Whether management changes write `<log dir>/config/<timestamp>-snapshot.cfg` (TorchServe's default; off with --ncs). */
+  readonly snapshotsEnabled: boolean;
+  // --- end W12b ---
 }
 
 /** Every key we read (others are accepted and ignored, like MMS ignores unknown keys). */
@@ -234,8 +244,25 @@ export function resolveConfig(props: Map<string, string>, ctx: { cwd: string; co
     metricsLocation: metricsRaw ? resolve(ctx.cwd, metricsRaw) : null,
     logLocation: logRaw ? resolve(ctx.cwd, logRaw) : null,
     configFile: ctx.configFile,
+    ...snapshotAndMetricsKeys(props),
   });
 }
+
+// --- W12b: metrics_address, metrics_mode, model_snapshot and the snapshot switch (config_snapshots, ours), parsed minimally ---
+function snapshotAndMetricsKeys(
+  props: Map<string, string>,
+): Pick<ServerConfig, 'metricsAddress' | 'metricsMode' | 'modelSnapshot' | 'snapshotsEnabled'> {
+  const metricsRaw = props.get('metrics_address')?.trim();
+  const modeRaw = (props.get('metrics_mode') ?? 'log').replace(/\s/g, '').toLowerCase();
+  if (modeRaw !== 'prometheus' && modeRaw !== 'log') throw invalid('metrics_mode', modeRaw, 'expected prometheus or log');
+  return {
+    metricsAddress: metricsRaw ? parseListenAddress(metricsRaw, 'metrics_address', 8082) : null,
+    metricsMode: modeRaw,
+    modelSnapshot: props.get('model_snapshot')?.trim() || null,
+    snapshotsEnabled: boolValue(props, 'config_snapshots', false),
+  };
+}
+// --- end W12b ---
 
 /** True when both APIs are served by one listener (MMS ConnectorType.BOTH). */
 export function isSameAddress(a: ListenAddress, b: ListenAddress): boolean {

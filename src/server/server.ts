@@ -144,7 +144,7 @@ export class ModelServer {
         this.#startupModels.add(entry.name);
         // startup workers, or the pair of the archive's model-config.yaml
         const { minWorkers: min, maxWorkers: max } = entry.serving;
-        const r = await this.registry.scale(entry.name, min, max, true);
+        const r = await this.registry.scale(entry.name, min, max, true, entry.version);
         if (r.failed > 0) this.#log(`Model ${entry.name}: ${r.failed} of ${min} worker(s) failed to start: ${r.error?.message ?? ''}`);
         else this.#log(`Model ${entry.name} loaded with ${min} worker(s)`);
       } catch (err) {

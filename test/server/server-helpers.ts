@@ -6,7 +6,9 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
-import type { ModelServer } from '../../src/server/server.js';
+import type { ServerConfig } from '../../src/server/config.js';
+import { loadConfig } from '../../src/server/config.js';
+import { ModelServer } from '../../src/server/server.js';
 import { startModelServer } from '../../src/server/start-server.js';
 import { FIXTURES, SERVER_BIN, tempDir } from '../helpers/util.js';
 
@@ -111,6 +113,8 @@ export interface StartServerOptions {
   props?: Record<string, string | number | boolean>;
   /** Environment the config is read with (MMS_<KEY> overrides), on top of this process's. */
   env?: NodeJS.ProcessEnv;
+  /** Changes the loaded configuration before the server starts (in-process servers only). */
+  configure?: (config: ServerConfig) => ServerConfig;
 }
 
 /** A temp dir with a model store holding the Python fixture handlers (store/py) and the Node ones (store/node). */
@@ -161,17 +165,23 @@ export interface RunningServer {
 export async function startServer(t: TestContext, options: StartServerOptions = {}): Promise<RunningServer> {
   const { dir, store, configFile } = await serverDir(t, options.props);
   const log = lineLog();
-  // the public API's way in: config file + MMS_* environment read by loadConfig, as `model-server start` does
-  const server = await startModelServer({
-    configFile,
-    cwd: dir,
-    env: { ...process.env, ...options.env },
-    log: (msg) => log.push(msg),
+  const serverOptions = {
+    log: (msg: string) => log.push(msg),
     runtimeOptions: {
-      log: (l) => log.push(`[${l.modelName} W-${l.workerId}] ${l.line}`),
-      onEvent: (e) => log.push(`[W-${e.workerId}] worker ${e.type}${'error' in e ? `: ${e.error.message}` : ''}`),
+      log: (l: { modelName: string; workerId: string; line: string }) => log.push(`[${l.modelName} W-${l.workerId}] ${l.line}`),
+      onEvent: (e: { type: string; workerId: string; error?: Error }) =>
+        log.push(`[W-${e.workerId}] worker ${e.type}${e.error ? `: ${e.error.message}` : ''}`),
     },
-  });
+  };
+  const configSource = { configFile, cwd: dir, env: { ...process.env, ...options.env } };
+  let server: ModelServer;
+  if (options.configure) {
+    server = new ModelServer({ config: options.configure(loadConfig(configSource)), ...serverOptions });
+    await server.start();
+  } else {
+    // the public API's way in: config file + MMS_* environment read by loadConfig, as `model-server start` does
+    server = await startModelServer({ ...configSource, ...serverOptions });
+  }
   let stopping: Promise<void> | null = null;
   const stop = (graceMs?: number): Promise<void> => {
     stopping ??= server.stop(graceMs).finally(() => log.end('the server stopped'));
