@@ -7,6 +7,14 @@
 
 export const METRICS_PREFIX = '[METRICS]';
 
+/** Frontend timings a server turns into TorchServe's WorkerLoadTime and WorkerThreadTime metrics. */
+export interface RuntimeTimings {
+  /** The worker numbered `port` (its MMS/TorchServe port number) answered LOAD `ms` after it was spawned. */
+  workerLoaded(port: number, ms: number): void;
+  /** The frontend's own time for one batch, without the worker's: handing it over and answering its jobs (ms). */
+  batchOverhead(ms: number): void;
+}
+
 export interface MetricLine {
   name: string;
   unit: string;

@@ -1,5 +1,6 @@
 import type { ServerConfig } from './config.js';
 import type { LogFile } from './log-file.js';
+import type { ServerMetrics } from './metrics/server-metrics.js';
 import type { ModelRegistry } from './model-registry.js';
 
 /** What the route handlers share: the config, the model table, and the models loaded at startup. */
@@ -12,4 +13,6 @@ export interface ApiContext {
   readonly log: (msg: string) => void;
   /** access_log.log when log_location is set, else null. */
   readonly accessLog: LogFile | null;
+  /** TorchServe's metrics when metrics_address is set, else null (MMS: nothing is recorded). */
+  readonly metrics: ServerMetrics | null;
 }

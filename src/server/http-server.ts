@@ -11,10 +11,13 @@ import type { ResponseContext } from './responses.js';
 import { methodNotAllowed, newRequestId, notFound, sendError, sendJson, sendTooLarge } from './responses.js';
 import { handleInference, isInferenceRequest } from './routes/inference.js';
 import { handleManagement, isManagementRequest } from './routes/management.js';
+import { handleMetrics } from './routes/metrics.js';
 
 export interface ApiSet {
   inference: boolean;
   management: boolean;
+  /** TorchServe's metrics API, alone on its listener (metrics_address). */
+  metrics?: boolean;
 }
 
 function isKeepAlive(req: IncomingMessage): boolean {
@@ -144,6 +147,7 @@ export class HttpListener {
         const ms = Math.round(performance.now() - access.started);
         accessLog!.write(`${access.from} "${req.method} ${req.url} HTTP/${req.httpVersion}" ${res.statusCode} ${ms}`);
       }
+      if (res.headersSent) this.#api.metrics?.countResponse(res.statusCode);
       this.#active--;
       if (rc.onAbort && !res.writableFinished) rc.onAbort();
       if (this.#closing) {
@@ -172,6 +176,7 @@ export class HttpListener {
   async #dispatch(req: IncomingMessage, res: ServerResponse, rc: ResponseContext, body: Buffer): Promise<void> {
     const url = parseUrl(req.url);
     const { segments } = url;
+    if (this.apis.metrics) return handleMetrics(this.#api, res, rc, url);
     if (segments.length === 0 || (segments.length >= 2 && segments[1] === 'api-description')) {
       if ((url.path === '/' && req.method === 'OPTIONS') || (segments.length === 2 && segments[1] === 'api-description')) {
         sendJson(res, rc, 200, listApis(this.apis));

@@ -1,5 +1,5 @@
 import { readdir, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { MetricLine } from '../runtime/metrics.js';
 import type { ModelRuntimeOptions } from '../runtime/model-runtime.js';
 import type { ApiContext } from './api-context.js';
@@ -7,6 +7,7 @@ import type { ServerConfig } from './config.js';
 import { isSameAddress } from './config.js';
 import { HttpListener } from './http-server.js';
 import { LogFile } from './log-file.js';
+import { ServerMetrics } from './metrics/server-metrics.js';
 import { ModelRegistry } from './model-registry.js';
 
 export interface ModelServerOptions {
@@ -18,7 +19,7 @@ export interface ModelServerOptions {
 }
 
 export interface ListenerInfo {
-  api: 'inference' | 'management' | 'both';
+  api: 'inference' | 'management' | 'both' | 'metrics';
   url: string;
 }
 
@@ -44,18 +45,31 @@ export class ModelServer {
   readonly #startupModels = new Set<string>();
   readonly #listeners: HttpListener[] = [];
   #metrics: LogFile | null = null;
+  /** TorchServe's metrics (metrics_address set), else null. */
+  readonly #tsMetrics: ServerMetrics | null;
   #accessLog: LogFile | null = null;
   #stopping: Promise<void> | null = null;
 
   constructor(options: ModelServerOptions) {
     this.config = options.config;
     this.#log = options.log ?? defaultLog;
-    // Only with metrics_location: without a consumer the workers' metric lines are dropped unparsed (hot path).
-    const onMetric = this.config.metricsLocation !== null ? { onMetric: (m: MetricLine) => this.#metrics?.write(m.raw) } : {};
+    const c = this.config;
+    const ts =
+      c.metricsAddress === null
+        ? null
+        : new ServerMetrics({ mode: c.metricsMode, logDir: c.metricsLocation ?? resolve('logs'), log: this.#log });
+    this.#tsMetrics = ts;
+    // Only with a consumer (TorchServe metrics, or MMS's metrics_location): else the workers' metric lines are dropped unparsed (hot path).
+    const onMetric = ts
+      ? { onMetric: (m: MetricLine) => ts.workerMetric(m) }
+      : c.metricsLocation !== null
+        ? { onMetric: (m: MetricLine) => this.#metrics?.write(m.raw) }
+        : {};
     this.registry = new ModelRegistry({
       config: this.config,
       log: this.#log,
       runtimeOptions: { ...onMetric, ...options.runtimeOptions },
+      ...(ts ? { runtimeHooks: (name: string, version: string) => ({ timings: ts.timings(name, version) }) } : {}),
     });
   }
 
@@ -66,14 +80,15 @@ export class ModelServer {
   /** Bound listeners (after start). */
   get listeners(): ListenerInfo[] {
     return this.#listeners.map((l) => ({
-      api: l.apis.inference && l.apis.management ? 'both' : l.apis.inference ? 'inference' : 'management',
+      api: l.apis.metrics ? 'metrics' : l.apis.inference && l.apis.management ? 'both' : l.apis.inference ? 'inference' : 'management',
       url: l.url,
     }));
   }
 
   async start(): Promise<ListenerInfo[]> {
     const c = this.config;
-    if (c.metricsLocation !== null) {
+    this.#tsMetrics?.open();
+    if (c.metricsLocation !== null && this.#tsMetrics === null) {
       this.#metrics = LogFile.open(c.metricsLocation, 'model_metrics.log', 'metrics_location', this.#log);
       this.#log(`Model metrics log: ${this.#metrics.path}`);
     }
@@ -87,6 +102,7 @@ export class ModelServer {
       startupModels: this.#startupModels,
       log: this.#log,
       accessLog: this.#accessLog,
+      metrics: this.#tsMetrics,
     };
     if (isSameAddress(c.inferenceAddress, c.managementAddress)) {
       this.#listeners.push(new HttpListener(api, c.inferenceAddress, { inference: true, management: true }));
@@ -94,12 +110,15 @@ export class ModelServer {
       this.#listeners.push(new HttpListener(api, c.inferenceAddress, { inference: true, management: false }));
       this.#listeners.push(new HttpListener(api, c.managementAddress, { inference: false, management: true }));
     }
+    if (c.metricsAddress !== null)
+      this.#listeners.push(new HttpListener(api, c.metricsAddress, { inference: false, management: false, metrics: true }));
     await this.#loadStartupModels();
     try {
       for (const l of this.#listeners) {
         const url = await l.listen();
         if (l.apis.inference) this.#log(`Inference API bind to: ${url}`);
         if (l.apis.management) this.#log(`Management API bind to: ${url}`);
+        if (l.apis.metrics) this.#log(`Metrics API bind to: ${url}`);
       }
     } catch (err) {
       await this.stop(0);
@@ -163,7 +182,7 @@ export class ModelServer {
       await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
       const left = Math.max(0, graceMs - (performance.now() - start));
       await this.registry.closeAll(left);
-      await Promise.all([this.#metrics?.close(), this.#accessLog?.close()]);
+      await Promise.all([this.#metrics?.close(), this.#accessLog?.close(), this.#tsMetrics?.close()]);
     })();
     return this.#stopping;
   }

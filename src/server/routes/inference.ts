@@ -79,9 +79,13 @@ async function predict(
     sendJson(res, rc, 200, modelApi(modelName));
     return;
   }
+  // TorchServe's per-model metrics (null without metrics_address: nothing is measured)
+  const series = api.metrics?.inference(modelName, version) ?? null;
+  series?.request();
+  const begin = series ? performance.now() : 0;
   // a client that goes away takes its queued job with it
   const submitted = entry.runtime.submitCancellable(input);
-  rc.onAbort = submitted.cancel;
+  rc.onAbort = () => submitted.cancel();
   let result: PredictionResult;
   try {
     result = await submitted.promise;
@@ -92,6 +96,7 @@ async function predict(
   } finally {
     rc.onAbort = null;
   }
+  series?.answered(begin, submitted.sentAt, performance.now());
   sendPrediction(res, rc, result, api.log);
 }
 
