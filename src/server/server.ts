@@ -9,6 +9,7 @@ import { HttpListener } from './http-server.js';
 import { LogFile } from './log-file.js';
 import { ServerMetrics } from './metrics/server-metrics.js';
 import { ModelRegistry } from './model-registry.js';
+import { restoreSnapshot, SnapshotWriter, snapshotProperties } from './snapshot.js';
 
 export interface ModelServerOptions {
   config: ServerConfig;
@@ -48,6 +49,8 @@ export class ModelServer {
   /** TorchServe's metrics (metrics_address set), else null. */
   readonly #tsMetrics: ServerMetrics | null;
   #accessLog: LogFile | null = null;
+  /** Config snapshots (snapshotsEnabled), from the end of start() on. */
+  #snapshots: SnapshotWriter | null = null;
   #stopping: Promise<void> | null = null;
 
   constructor(options: ModelServerOptions) {
@@ -110,10 +113,13 @@ export class ModelServer {
       this.#listeners.push(new HttpListener(api, c.inferenceAddress, { inference: true, management: false }));
       this.#listeners.push(new HttpListener(api, c.managementAddress, { inference: false, management: true }));
     }
-    if (c.metricsAddress !== null)
+    if (c.metricsAddress !== null) {
       this.#listeners.push(new HttpListener(api, c.metricsAddress, { inference: false, management: false, metrics: true }));
-    await this.#loadStartupModels();
+    }
     try {
+      // TorchServe: a model_snapshot replaces load_models
+      if (c.modelSnapshot !== null) await restoreSnapshot(this.registry, c, this.#log);
+      else await this.#loadStartupModels();
       for (const l of this.#listeners) {
         const url = await l.listen();
         if (l.apis.inference) this.#log(`Inference API bind to: ${url}`);
@@ -125,6 +131,13 @@ export class ModelServer {
       throw err;
     }
     this.#log('Model server started.');
+    if (c.snapshotsEnabled) {
+      const dir = join(c.logLocation ?? resolve('logs'), 'config');
+      const snapshots = new SnapshotWriter({ dir, registry: this.registry, properties: snapshotProperties(c), log: this.#log });
+      this.#snapshots = snapshots;
+      await snapshots.save('startup');
+      this.registry.watch(() => void snapshots.save('snapshot'));
+    }
     return this.listeners;
   }
 
@@ -179,6 +192,8 @@ export class ModelServer {
   stop(graceMs = this.config.shutdownTimeoutSeconds * 1000): Promise<void> {
     this.#stopping ??= (async () => {
       const start = performance.now();
+      // the models as they were when the stop began
+      await this.#snapshots?.save('shutdown');
       await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
       const left = Math.max(0, graceMs - (performance.now() - start));
       await this.registry.closeAll(left);

@@ -1,21 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { isInferenceRequest } from '../../src/server/routes/inference.js';
 import { isManagementRequest } from '../../src/server/routes/management.js';
-import { http, type RunningServer, register, startServer } from './server-helpers.js';
-
-/** A model directory `store/<dir>` whose manifest names `name` in `version`; its handler answers `reply` per request. */
-export async function versionedModel(store: string, dir: string, name: string, version: string, reply: string): Promise<void> {
-  const root = join(store, dir);
-  await mkdir(join(root, 'MAR-INF'), { recursive: true });
-  await writeFile(join(root, 'ver.py'), `def handle(d, c):\n    return None if d is None else [${JSON.stringify(reply)}] * len(d)\n`);
-  await writeFile(
-    join(root, 'MAR-INF', 'MANIFEST.json'),
-    JSON.stringify({ runtime: 'python', model: { modelName: name, modelVersion: version, handler: 'ver:handle' } }),
-  );
-}
+import { http, type RunningServer, register, startServer, versionedModel } from './server-helpers.js';
 
 /** A server with `m` registered in 1.0 (store/m-v1, answers v1) and 2.0 (store/m-v2, answers v2), one worker each. */
 async function twoVersions(t: TestContext, dialect?: 'torchserve'): Promise<{ s: RunningServer; M: string; I: string }> {
