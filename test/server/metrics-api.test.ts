@@ -3,8 +3,10 @@ import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { ServerMetrics } from '../../src/server/metrics/server-metrics.js';
 import { FRONTEND_METRICS, helpText, javaDouble } from '../../src/server/metrics/ts-metrics.js';
 import { type PromFamily, parsePrometheusText } from '../helpers/prom-text.js';
+import { tempDir } from '../helpers/util.js';
 import { http, type RunningServer, registerPy, startServer } from './server-helpers.js';
 
 const HOST = hostname();
@@ -193,4 +195,23 @@ test('metrics_mode=log: TorchServe log lines in ts_metrics.log and model_metrics
       model.some((l) => new RegExp(at + re).test(l)),
       `model_metrics.log has ${re}:\n${model.join('\n')}`,
     );
+});
+
+test('metrics_mode=log writes the host gauges as TorchServe lines', async (t) => {
+  const dir = await tempDir(t);
+  const m = new ServerMetrics({ mode: 'log', logDir: dir, log: (msg) => assert.fail(msg) });
+  m.open();
+  await m.logHostGauges();
+  await m.close();
+  const lines = (await readFile(join(dir, 'ts_metrics.log'), 'utf8')).trimEnd().split('\n');
+  const names = lines.map((l) => /^\S+ - (\w+)\.(\w+):[\d.E-]+\|#Level:Host\|#hostname:([^,]+),timestamp:\d+$/.exec(l)?.slice(1));
+  assert.deepEqual(names, [
+    ['CPUUtilization', 'Percent', HOST],
+    ['MemoryUsed', 'Megabytes', HOST],
+    ['MemoryAvailable', 'Megabytes', HOST],
+    ['MemoryUtilization', 'Percent', HOST],
+    ['DiskUsage', 'Gigabytes', HOST],
+    ['DiskUtilization', 'Percent', HOST],
+    ['DiskAvailable', 'Gigabytes', HOST],
+  ]);
 });

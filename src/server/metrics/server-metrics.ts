@@ -85,7 +85,7 @@ export class ServerMetrics {
     this.#tsLog = LogFile.open(this.#opts.logDir, 'ts_metrics.log', 'metrics_location', this.#opts.log);
     this.#modelLog = LogFile.open(this.#opts.logDir, 'model_metrics.log', 'metrics_location', this.#opts.log);
     this.#backend = new BackendMetrics({ file: this.#modelLog }, this.#opts.log);
-    this.#hostTimer = setInterval(() => void this.#logHostGauges(), this.#opts.hostIntervalMs ?? 60_000);
+    this.#hostTimer = setInterval(() => void this.logHostGauges(), this.#opts.hostIntervalMs ?? 60_000);
     this.#hostTimer.unref();
   }
 
@@ -210,7 +210,8 @@ export class ServerMetrics {
     this.#tsLog?.write(fillLogLine(t, value));
   }
 
-  async #logHostGauges(): Promise<void> {
+  /** Log mode: writes the seven host gauges (every 60 s from open(), as TorchServe's metric_time_interval). */
+  async logHostGauges(): Promise<void> {
     for (const [name, value] of await this.#host.read()) this.#logHost(name, value);
   }
 
