@@ -123,6 +123,14 @@ test('metrics API (metrics_mode=prometheus): a scrape after real predictions, pa
     assert.deepEqual([f.get('Custom')!.type, sample(f, 'Custom', mx)], ['counter', 28]);
   });
 
+  await t.test("the text is TorchServe's (simpleclient 0.9): a comma after every label, values as Java doubles", async () => {
+    const text = (await http(metricsUrl(s), 'GET', '/metrics')).text;
+    // the assertion of TorchServe's own inference API test collection (test/postman), verbatim
+    assert.match(text, /.*Requests2XX\{Level="Host",Hostname=".*",\} \d+\.\d+.*/);
+    assert.match(text, /^ts_inference_requests_total\{model_name="mx",model_version="default",hostname="[^"]+",\} 3\.0$/m);
+    assert.doesNotMatch(text, /\n\n/, 'no blank lines');
+  });
+
   await t.test('?name[]= selects metric families; other paths of the metrics listener are 404', async () => {
     const q = '/metrics?name[]=ts_inference_requests_total&name[]=QueueTime&name[]=nosuch';
     const only = await scrapeUntil(s, () => true, q);
@@ -156,7 +164,7 @@ test('metrics_mode=log: TorchServe log lines in ts_metrics.log and model_metrics
   assert.equal((await registerPy(s, 'mx', 'mms_imports:handle')).status, 200);
   for (let i = 0; i < 2; i++) assert.equal((await http(s.inference, 'POST', '/predictions/mx', '{}')).status, 200);
   const empty = await http(metricsUrl(s), 'GET', '/metrics');
-  assert.deepEqual([empty.status, empty.text], [200, '\n']);
+  assert.deepEqual([empty.status, empty.text], [200, '']);
   const logs = join(s.dir, 'logs');
   const readUntil = async (file: string, re: RegExp, count = 1): Promise<string[]> => {
     const deadline = performance.now() + 15_000;

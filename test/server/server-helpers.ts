@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
 import type { ServerConfig } from '../../src/server/config.js';
 import { loadConfig } from '../../src/server/config.js';
-import { ModelServer } from '../../src/server/server.js';
+import { ModelServer, type ModelServerOptions } from '../../src/server/server.js';
 import { startModelServer } from '../../src/server/start-server.js';
 import { FIXTURES, SERVER_BIN, tempDir } from '../helpers/util.js';
 
@@ -165,12 +165,11 @@ export interface RunningServer {
 export async function startServer(t: TestContext, options: StartServerOptions = {}): Promise<RunningServer> {
   const { dir, store, configFile } = await serverDir(t, options.props);
   const log = lineLog();
-  const serverOptions = {
-    log: (msg: string) => log.push(msg),
+  const serverOptions: Omit<ModelServerOptions, 'config'> = {
+    log: (msg) => log.push(msg),
     runtimeOptions: {
-      log: (l: { modelName: string; workerId: string; line: string }) => log.push(`[${l.modelName} W-${l.workerId}] ${l.line}`),
-      onEvent: (e: { type: string; workerId: string; error?: Error }) =>
-        log.push(`[W-${e.workerId}] worker ${e.type}${e.error ? `: ${e.error.message}` : ''}`),
+      log: (l) => log.push(`[${l.modelName} W-${l.workerId}] ${l.line}`),
+      onEvent: (e) => log.push(`[W-${e.workerId}] worker ${e.type}${'error' in e ? `: ${e.error.message}` : ''}`),
     },
   };
   const configSource = { configFile, cwd: dir, env: { ...process.env, ...options.env } };

@@ -13,7 +13,15 @@ import type { MetricLine, RuntimeTimings } from '../../runtime/metrics.js';
 import { LogFile } from '../log-file.js';
 import { BackendMetrics } from './backend-metrics.js';
 import { type HostMetric, HostMetrics } from './host-metrics.js';
-import { FRONTEND_METRICS, type FrontendMetric, fillLogLine, helpText, type LogLineTemplate, logLineTemplate } from './ts-metrics.js';
+import {
+  FRONTEND_METRICS,
+  type FrontendMetric,
+  fillLogLine,
+  formatExposition,
+  helpText,
+  type LogLineTemplate,
+  logLineTemplate,
+} from './ts-metrics.js';
 
 export interface ServerMetricsOptions {
   mode: 'prometheus' | 'log';
@@ -146,16 +154,12 @@ export class ServerMetrics {
 
   /**
    * The Prometheus text of every metric, or of the metric families named (`?name[]=`; unknown names are skipped),
-   * as TorchServe's metrics API answers. Empty in log mode (nothing is registered), as TorchServe.
+   * as TorchServe's metrics API answers (formatExposition). Empty in log mode (nothing is registered), as TorchServe.
    */
   async exposition(names: readonly string[]): Promise<string> {
-    if (names.length === 0) return this.registry.metrics();
-    const parts: string[] = [];
-    for (const name of new Set(names)) {
-      const metric = this.registry.getSingleMetric(name);
-      if (metric) parts.push(await this.registry.getSingleMetricAsString(name));
-    }
-    return parts.length === 0 ? '' : `${parts.join('\n\n')}\n`;
+    if (names.length === 0) return formatExposition(await this.registry.getMetricsAsJSON());
+    const metrics = [...new Set(names)].flatMap((name) => this.registry.getSingleMetric(name) ?? []);
+    return formatExposition(await Promise.all(metrics.map((m) => m.get())));
   }
 
   /** @internal InferenceSeries#request */

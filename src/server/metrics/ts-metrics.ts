@@ -51,9 +51,10 @@ export const MODEL_METRICS: Readonly<Record<string, MetricDef>> = {
 /** The help text TorchServe registers every metric with. */
 export const helpText = (type: MetricType, unit: string): string => `Torchserve prometheus ${type} metric with unit: ${unit}`;
 
-/** Java's Double.toString for a metric value in a log line (`1.0`, `0.25`, `1.0E7`), as TorchServe's LogMetric prints it. */
+/** Java's Double.toString (`1.0`, `0.25`, `1.0E7`), as TorchServe prints a metric value in log lines and in Prometheus text. */
 export function javaDouble(n: number): string {
-  if (!Number.isFinite(n)) return Number.isNaN(n) ? 'NaN' : n > 0 ? 'Infinity' : '-Infinity';
+  // simpleclient's doubleToGoString spells the infinities as Go does; NaN is the same in both
+  if (!Number.isFinite(n)) return Number.isNaN(n) ? 'NaN' : n > 0 ? '+Inf' : '-Inf';
   const abs = Math.abs(n);
   if (abs === 0 || (abs >= 1e-3 && abs < 1e7)) return Number.isInteger(n) ? `${n}.0` : String(n);
   const [mantissa, exponent] = n.toExponential().split('e') as [string, string];
@@ -86,4 +87,39 @@ export function fillLogLine(t: LogLineTemplate, value: number): string {
 /** logLineTemplate + fillLogLine, for a line whose labels are not seen again. */
 export function logMetricLine(name: string, def: MetricDef, values: readonly string[], value: number, requestIds?: string): string {
   return fillLogLine(logLineTemplate(name, def, values, requestIds), value);
+}
+
+/** One metric family with its samples, as prom-client's `metric.get()` gives it. */
+export interface MetricFamily {
+  name: string;
+  help: string;
+  /** `counter`, `gauge`, ... at run time (prom-client's typings declare a numeric enum). */
+  type: unknown;
+  values: ReadonlyArray<{ value: number; labels: Readonly<Record<string, string | number | undefined>>; metricName?: string }>;
+}
+
+const escapeHelp = (s: string): string => s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+const escapeLabel = (s: string): string => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+
+/**
+ * Families in the text format 0.0.4 exactly as TorchServe's Prometheus client (simpleclient 0.9, TextFormat.write004)
+ * writes it: every label followed by a comma (`{Level="Host",Hostname="h",}`), values as Java doubles (`8.0`,
+ * `1.0E7`), no blank lines. Clients matching TorchServe's text (its own API tests do) see the same.
+ */
+export function formatExposition(families: readonly MetricFamily[]): string {
+  let out = '';
+  for (const f of families) {
+    out += `# HELP ${f.name} ${escapeHelp(f.help)}\n# TYPE ${f.name} ${String(f.type)}\n`;
+    for (const v of f.values) {
+      let labels = '';
+      for (const [k, raw] of Object.entries(v.labels)) {
+        if (raw === undefined) continue;
+        // a histogram's bucket bound is a double in Java too
+        const value = typeof raw === 'number' ? javaDouble(raw) : raw;
+        labels += `${k}="${escapeLabel(value)}",`;
+      }
+      out += `${v.metricName ?? f.name}${labels === '' ? '' : `{${labels}}`} ${javaDouble(v.value)}\n`;
+    }
+  }
+  return out;
 }
