@@ -55,7 +55,9 @@ export class BackendMetrics {
     if (b === null) return;
     const names = b.def.labels;
     const dims = m.dimensions;
-    if (dims.length !== names.length - 1 || dims.some(([k], i) => k !== names[i])) {
+    let same = dims.length === names.length - 1;
+    for (let i = 0; same && i < dims.length; i++) same = dims[i]![0] === names[i];
+    if (!same) {
       this.#warnOnce(
         `labels:${m.name}`,
         `metric ${m.name}: dimensions ${dims.map(([k]) => k).join(',')} differ from ${names.join(',')}; dropped`,
