@@ -40,7 +40,14 @@ test('TorchServe dialect defaults: metrics on 8082, model API off, tokens on, sn
   assert.deepEqual(mms.allowedUrls, []);
   assert.deepEqual(mms.startupWarnings, []);
 
-  const flags = loadConfig({ cwd: dir, env: {}, dialect: 'torchserve', disableTokenAuth: true, enableModelApi: true, noConfigSnapshots: true });
+  const flags = loadConfig({
+    cwd: dir,
+    env: {},
+    dialect: 'torchserve',
+    disableTokenAuth: true,
+    enableModelApi: true,
+    noConfigSnapshots: true,
+  });
   assert.deepEqual([flags.tokenAuthorization, flags.enableModelApi, flags.snapshotsEnabled], [false, true, false]);
 });
 
@@ -90,7 +97,8 @@ test('TorchServe dialect: $$VAR$$ must name a set variable; MMS substitutes an e
   assert.equal(ok.inferenceAddress.url, 'http://127.0.0.1:9090');
   assert.throws(
     () => loadConfig({ cwd: dir, env: { STORE_DIR: join(dir, 'store') }, configFile: file, dialect: 'torchserve' }),
-    (err: unknown) => isMarError(err) && /\$\$PORT\$\$ but the environment variable PORT is not set/.test(err.message) && !err.message.includes('\n'),
+    (err: unknown) =>
+      isMarError(err) && /\$\$PORT\$\$ but the environment variable PORT is not set/.test(err.message) && !err.message.includes('\n'),
   );
   await writeFile(file, 'python=$$NOPE$$python3\n');
   assert.equal(loadConfig({ cwd: dir, env: {}, configFile: file }).python, 'python3');

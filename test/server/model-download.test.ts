@@ -87,14 +87,20 @@ test('redirects are followed only to allowed urls; non-200 and unreachable urls 
   const away = await register(s, { url: `${web.base}/away`, model_name: 'away' });
   assert.deepEqual(
     [away.status, away.json().message],
-    [400, `Failed to download archive from: ${web.base}/away (redirected to http://127.0.0.2:1/models/remote.mar, which allowed_urls does not match)`],
+    [
+      400,
+      `Failed to download archive from: ${web.base}/away (redirected to http://127.0.0.2:1/models/remote.mar, which allowed_urls does not match)`,
+    ],
   );
   assert.match((await register(s, { url: `${web.base}/loop`, model_name: 'loop' })).json().message, /more than 5 redirects/);
   const missing = await register(s, { url: `${web.base}/models/missing.mar` });
   assert.deepEqual([missing.status, missing.json().message], [400, `Failed to download archive from: ${web.base}/models/missing.mar`]);
   assert.deepEqual(await storeFiles(s.store), ['ok'], 'failed downloads leave nothing behind');
   const notAllowed = await register(s, { url: 'https://example.com/x.mar' });
-  assert.deepEqual([notAllowed.status, notAllowed.json().message], [404, 'Given URL https://example.com/x.mar does not match any allowed URL(s)']);
+  assert.deepEqual(
+    [notAllowed.status, notAllowed.json().message],
+    [404, 'Given URL https://example.com/x.mar does not match any allowed URL(s)'],
+  );
 });
 
 test('max_download_size and download_timeout stop a download and leave no partial file', async (t) => {
@@ -121,7 +127,10 @@ test('max_download_size and download_timeout stop a download and leave no partia
   );
   const declared = await register(s, { url: `${web.base}/stall.mar` });
   assert.match(declared.json().message, /larger than max_download_size=4096 bytes/, 'content-length is checked before the body');
-  const s2 = await startServer(t, { load: TS_LOAD, props: { allowed_urls: `${web.base.replace(/\./g, '\\\\.')}/.*`, download_timeout: 1 } });
+  const s2 = await startServer(t, {
+    load: TS_LOAD,
+    props: { allowed_urls: `${web.base.replace(/\./g, '\\\\.')}/.*`, download_timeout: 1 },
+  });
   const stalled = await register(s2, { url: `${web.base}/stall.mar` });
   assert.deepEqual(
     [stalled.status, stalled.json().message],

@@ -27,7 +27,8 @@ interface KeyFile {
 
 const readKeys = async (dir: string): Promise<KeyFile> => JSON.parse(await readFile(join(dir, 'key_file.json'), 'utf8')) as KeyFile;
 const bearer = (key: string): Record<string, string> => ({ authorization: `Bearer ${key}` });
-const request = (authorization?: string): IncomingMessage => ({ headers: authorization === undefined ? {} : { authorization } }) as IncomingMessage;
+const request = (authorization?: string): IncomingMessage =>
+  ({ headers: authorization === undefined ? {} : { authorization } }) as IncomingMessage;
 
 test('keys: TorchServe key file shape and mode, Bearer parsing, expiry on the clock, rotation, removal only of our file', async (t) => {
   const dir = await tempDir(t);
@@ -41,7 +42,8 @@ test('keys: TorchServe key file shape and mode, Bearer parsing, expiry on the cl
   for (const k of [keys.management.key, keys.inference.key, keys.API.key]) assert.match(k, /^[\w-]{8}$/);
   assert.equal(new Set([keys.management.key, keys.inference.key, keys.API.key]).size, 3);
 
-  const denied = (fn: () => void): void => assert.throws(fn, (e: unknown) => isMarError(e) && e.code === 'TOKEN_INVALID' && e.httpStatus === 400);
+  const denied = (fn: () => void): void =>
+    assert.throws(fn, (e: unknown) => isMarError(e) && e.code === 'TOKEN_INVALID' && e.httpStatus === 400);
   auth.authorize(request(`Bearer ${keys.inference.key}`), 'inference');
   auth.authorize(request(`Bearer   ${keys.management.key}`), 'management');
   denied(() => auth.authorize(request(`Bearer ${keys.management.key}`), 'inference'));

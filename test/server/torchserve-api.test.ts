@@ -40,7 +40,10 @@ test('TorchServe texts: register with 0 and N workers, scale, async, no worker 5
   const asyncScale = await http(M, 'PUT', '/models/noop?min_worker=1');
   assert.deepEqual([asyncScale.status, asyncScale.json()], [202, { status: 'Processing worker updates...' }]);
   const withWorkers = await registerPy(s, 'noop2', 'noop:handle');
-  assert.deepEqual([withWorkers.status, withWorkers.json()], [200, { status: 'Model "noop2" Version: 1.0 registered with 1 initial workers' }]);
+  assert.deepEqual(
+    [withWorkers.status, withWorkers.json()],
+    [200, { status: 'Model "noop2" Version: 1.0 registered with 1 initial workers' }],
+  );
   const gone = await http(M, 'DELETE', '/models/noop2');
   assert.deepEqual([gone.status, gone.json()], [200, { status: 'Model "noop2" unregistered' }]);
   assert.deepEqual((await http(s.inference, 'GET', '/ping')).json(), { status: 'Healthy' });
