@@ -5,7 +5,7 @@ import { describeFsError, MarError } from '../errors.js';
 import { applyEnvOverrides, substituteEnvReferences } from './config-env.js';
 // --- TorchServe dialect, TLS, downloads (issue 12): the keys beyond MMS's core live in config-extended.ts ---
 import type { ExtendedCliOptions, ExtendedServerConfig } from './config-extended.js';
-import { resolveExtendedConfig } from './config-extended.js';
+import { EXTENDED_CONFIG_KEYS, resolveExtendedConfig } from './config-extended.js';
 import type { Dialect, DialectName } from './dialects/index.js';
 import { dialectNamed } from './dialects/index.js';
 import type { TlsMaterial } from './tls.js';
@@ -201,7 +201,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
     if (options.enableModelApi) props.set('enable_model_api', 'true');
   };
   if (dialect.envBeatsCommandLine) cliFlags();
-  applyEnvOverrides(props, env, dialect, CONFIG_KEYS);
+  applyEnvOverrides(props, env, dialect, [...CONFIG_KEYS, ...EXTENDED_CONFIG_KEYS]);
   // MMS's log4j configuration puts model_metrics.log under $METRICS_LOCATION and access_log.log under $LOG_LOCATION
   if (!props.has('metrics_location') && env['METRICS_LOCATION']) props.set('metrics_location', env['METRICS_LOCATION']);
   if (!props.has('log_location') && env['LOG_LOCATION']) props.set('log_location', env['LOG_LOCATION']);

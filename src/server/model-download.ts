@@ -14,7 +14,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
-import { isMarError, MarError } from '../errors.js';
+import { isMarError, type MarError } from '../errors.js';
 import type { UrlErrors } from './dialects/index.js';
 
 export interface DownloadOptions {
@@ -57,10 +57,9 @@ function fileNameOf(url: URL): string {
   return name === '' || /^\.+$/.test(name) ? 'model.mar' : name;
 }
 
-/** Fails with the dialect's download error, plus why when it is ours to say (size, time). */
+/** Fails with the dialect's download error, plus why when it is ours to say (size, time, a redirect). */
 function failed(o: DownloadOptions, status: number | null, why?: string, cause?: unknown): MarError {
-  const e = o.errors.downloadFailed(o.url, status);
-  return new MarError(e.code, why ? `${e.message} (${why})` : e.message, { cause, httpStatus: e.httpStatus });
+  return o.errors.downloadFailed(o.url, status, why, cause);
 }
 
 /** Counts bytes and stops the copy past the cap. */

@@ -127,7 +127,8 @@ export class ModelServer {
     if (c.loadModels.length === 0) return;
     if (c.modelStore !== null) this.#log(`Loading initial models from model store: ${c.modelStore}`);
     let entries: Array<{ name: string | undefined; url: string }> = [];
-    if (c.loadModels.length === 1 && c.loadModels[0] === 'ALL') {
+    // case-insensitive, as both Java servers (KServe's config says load_models=all)
+    if (c.loadModels.length === 1 && c.loadModels[0]!.toUpperCase() === 'ALL') {
       if (c.modelStore === null) {
         this.#log('load_models=ALL needs model_store; no models loaded');
         return;

@@ -21,8 +21,8 @@ export interface UrlErrors {
   empty: (() => MarError) | null;
   /** An http(s) url that does not parse. */
   malformed(url: string): MarError;
-  /** The download failed: no connection, a status other than 200 (`status`), too large or too slow. */
-  downloadFailed(url: string, status: number | null): MarError;
+  /** The download failed: no connection, a status other than 200 (`status`), or `why` (too large, too slow, a redirect). */
+  downloadFailed(url: string, status: number | null, why?: string, cause?: unknown): MarError;
   /** The downloaded archive's file is already in the model store (MMS: a conflict, TorchServe: a server error). */
   exists(fileName: string): MarError;
   /** A name that is not in the model store. */

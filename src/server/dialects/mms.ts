@@ -36,8 +36,14 @@ export const MMS_DIALECT: Dialect = {
   urlErrors: {
     empty: null,
     malformed: (url) => new MarError('MODEL_NOT_FOUND', `Invalid model url: ${url}`),
-    downloadFailed: (url, status) =>
-      new MarError('DOWNLOAD_FAILED', `Failed to download model from: ${url}${status === null ? '' : `, code: ${status}`}`),
+    downloadFailed: (url, status, why, cause) =>
+      new MarError(
+        'DOWNLOAD_FAILED',
+        `Failed to download model from: ${url}${status === null ? '' : `, code: ${status}`}${why ? ` (${why})` : ''}`,
+        {
+          cause,
+        },
+      ),
     exists: (fileName) => new MarError('MODEL_CONFLICT', `Model file already exists ${fileName}`),
     notInStore: (url) => new MarError('MODEL_NOT_FOUND', `Model not found in model store: ${url}`),
   },

@@ -115,7 +115,8 @@ export const TORCHSERVE_DIALECT: Dialect = {
     empty: () => new MarError('MODEL_NOT_FOUND', 'empty url'),
     // a url java.net.URL cannot parse fails inside the download: DownloadArchiveException, 400
     malformed: (url) => new MarError('DOWNLOAD_FAILED', `Failed to download archive from: ${url}`),
-    downloadFailed: (url) => new MarError('DOWNLOAD_FAILED', `Failed to download archive from: ${url}`),
+    downloadFailed: (url, _status, why, cause) =>
+      new MarError('DOWNLOAD_FAILED', `Failed to download archive from: ${url}${why ? ` (${why})` : ''}`, { cause }),
     exists: (fileName) => new MarError('INTERNAL', `Model file already exists ${fileName}`),
     notInStore: (url) => new MarError('MODEL_NOT_FOUND', `Model not found at: ${url}`),
   },

@@ -102,7 +102,8 @@ async function predict(
 function dialectError(api: ApiContext, err: unknown, modelName: string): unknown {
   const text = api.dialect.noWorker;
   if (text === null || !isMarError(err) || (err.code !== 'SERVICE_UNAVAILABLE' && err.code !== 'QUEUE_FULL')) return err;
-  return new MarError(err.code, text(modelName), { cause: err });
+  const code = err.code === 'QUEUE_FULL' ? 'QUEUE_FULL' : 'SERVICE_UNAVAILABLE';
+  return new MarError(code, text(modelName), { cause: err });
 }
 
 // headers we compute ourselves, as MMS overwrites them after copying the handler's
