@@ -42,7 +42,12 @@ workflow_store=/home/model-server/wf-store
 `;
 
 for (const [name, text, ignored, models] of [
-  ['KServe', KSERVE, ['NUM_WORKERS', 'enable_metrics_api', 'grpc_inference_port', 'grpc_management_port', 'number_of_netty_threads'], undefined],
+  [
+    'KServe',
+    KSERVE,
+    ['NUM_WORKERS', 'enable_metrics_api', 'grpc_inference_port', 'grpc_management_port', 'number_of_netty_threads'],
+    undefined,
+  ],
   [
     'Docker',
     DOCKER,
