@@ -2,8 +2,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { describeFsError, MarError } from '../errors.js';
-import { applyEnvOverrides, substituteEnvReferences } from './config-env.js';
 // --- TorchServe dialect, TLS, downloads (issue 12): the keys beyond MMS's core live in config-extended.ts ---
+import { applyEnvOverrides, substituteEnvReferences } from './config-env.js';
 import type { ExtendedCliOptions, ExtendedServerConfig } from './config-extended.js';
 import { EXTENDED_CONFIG_KEYS, resolveExtendedConfig } from './config-extended.js';
 import type { Dialect, DialectName } from './dialects/index.js';
