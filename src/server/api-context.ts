@@ -1,4 +1,6 @@
+import type { TokenAuthorization } from './auth.js';
 import type { ServerConfig } from './config.js';
+import type { Dialect } from './dialects/index.js';
 import type { LogFile } from './log-file.js';
 import type { ModelRegistry } from './model-registry.js';
 
@@ -12,4 +14,8 @@ export interface ApiContext {
   readonly log: (msg: string) => void;
   /** access_log.log when log_location is set, else null. */
   readonly accessLog: LogFile | null;
+  /** The dialect's defaults, texts and status codes (dialects/). */
+  readonly dialect: Dialect;
+  /** Token authorization, when on (TorchServe's default); null: requests need no key. */
+  readonly auth: TokenAuthorization | null;
 }

@@ -3,8 +3,10 @@ import { basename, join } from 'node:path';
 import type { MetricLine } from '../runtime/metrics.js';
 import type { ModelRuntimeOptions } from '../runtime/model-runtime.js';
 import type { ApiContext } from './api-context.js';
+import { TokenAuthorization } from './auth.js';
 import type { ServerConfig } from './config.js';
 import { isSameAddress } from './config.js';
+import { dialectNamed } from './dialects/index.js';
 import { HttpListener } from './http-server.js';
 import { LogFile } from './log-file.js';
 import { ModelRegistry } from './model-registry.js';
@@ -45,6 +47,7 @@ export class ModelServer {
   readonly #listeners: HttpListener[] = [];
   #metrics: LogFile | null = null;
   #accessLog: LogFile | null = null;
+  #auth: TokenAuthorization | null = null;
   #stopping: Promise<void> | null = null;
 
   constructor(options: ModelServerOptions) {
@@ -73,6 +76,13 @@ export class ModelServer {
 
   async start(): Promise<ListenerInfo[]> {
     const c = this.config;
+    const dialect = dialectNamed(c.dialect);
+    for (const key of c.ignoredKeys) this.#log(`Config key ${key} is not used by model-server; ignored`);
+    for (const warning of c.startupWarnings) this.#log(warning);
+    if (c.tokenAuthorization) {
+      this.#auth = await TokenAuthorization.create({ keyFile: c.keyFile, expirationMinutes: c.tokenExpirationMinutes });
+      this.#log(`Token authorization enabled: requests need "Authorization: Bearer <key>"; keys in ${c.keyFile}`);
+    }
     if (c.metricsLocation !== null) {
       this.#metrics = LogFile.open(c.metricsLocation, 'model_metrics.log', 'metrics_location', this.#log);
       this.#log(`Model metrics log: ${this.#metrics.path}`);
@@ -87,6 +97,8 @@ export class ModelServer {
       startupModels: this.#startupModels,
       log: this.#log,
       accessLog: this.#accessLog,
+      dialect,
+      auth: this.#auth,
     };
     if (isSameAddress(c.inferenceAddress, c.managementAddress)) {
       this.#listeners.push(new HttpListener(api, c.inferenceAddress, { inference: true, management: true }));
@@ -115,7 +127,8 @@ export class ModelServer {
     if (c.loadModels.length === 0) return;
     if (c.modelStore !== null) this.#log(`Loading initial models from model store: ${c.modelStore}`);
     let entries: Array<{ name: string | undefined; url: string }> = [];
-    if (c.loadModels.length === 1 && c.loadModels[0] === 'ALL') {
+    // case-insensitive, as both Java servers (KServe's config says load_models=all)
+    if (c.loadModels.length === 1 && c.loadModels[0]!.toUpperCase() === 'ALL') {
       if (c.modelStore === null) {
         this.#log('load_models=ALL needs model_store; no models loaded');
         return;
@@ -163,7 +176,7 @@ export class ModelServer {
       await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
       const left = Math.max(0, graceMs - (performance.now() - start));
       await this.registry.closeAll(left);
-      await Promise.all([this.#metrics?.close(), this.#accessLog?.close()]);
+      await Promise.all([this.#metrics?.close(), this.#accessLog?.close(), this.#auth?.removeKeyFile()]);
     })();
     return this.#stopping;
   }

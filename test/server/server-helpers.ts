@@ -6,6 +6,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
+import type { LoadConfigOptions } from '../../src/server/config.js';
 import type { ModelServer } from '../../src/server/server.js';
 import { startModelServer } from '../../src/server/start-server.js';
 import { FIXTURES, SERVER_BIN, tempDir } from '../helpers/util.js';
@@ -111,6 +112,8 @@ export interface StartServerOptions {
   props?: Record<string, string | number | boolean>;
   /** Environment the config is read with (MMS_<KEY> overrides), on top of this process's. */
   env?: NodeJS.ProcessEnv;
+  /** More of loadConfig's options (the dialect, TorchServe's flags); in-process servers only. */
+  load?: Pick<LoadConfigOptions, 'dialect' | 'disableTokenAuth' | 'enableModelApi' | 'noConfigSnapshots'>;
 }
 
 /** A temp dir with a model store holding the Python fixture handlers (store/py) and the Node ones (store/node). */
@@ -166,6 +169,7 @@ export async function startServer(t: TestContext, options: StartServerOptions = 
     configFile,
     cwd: dir,
     env: { ...process.env, ...options.env },
+    ...options.load,
     log: (msg) => log.push(msg),
     runtimeOptions: {
       log: (l) => log.push(`[${l.modelName} W-${l.workerId}] ${l.line}`),
