@@ -166,10 +166,10 @@ function lineWaiter(proc: ChildProcess): (re: RegExp) => Promise<string> {
   };
 }
 
-async function load(name: string, url: string, body = 'x'): Promise<Row> {
+async function load(name: string, url: string, body = 'x', headers: Record<string, string> = {}): Promise<Row> {
   // warm up (JIT, first batches)
-  await autocannon({ url, method: 'POST', body, connections: CONNECTIONS, duration: 1 });
-  const r = await autocannon({ url, method: 'POST', body, connections: CONNECTIONS, duration: SECONDS });
+  await autocannon({ url, method: 'POST', body, headers, connections: CONNECTIONS, duration: 1 });
+  const r = await autocannon({ url, method: 'POST', body, headers, connections: CONNECTIONS, duration: SECONDS });
   const row = {
     name,
     reqPerSec: r.requests.average,
@@ -203,6 +203,8 @@ async function startModelServer(
   dir: string,
   extraProps: string,
   args: string[] = [],
+  /** `--ts-config` reads the file in TorchServe's dialect. */
+  configFlag: '--config' | '--ts-config' = '--config',
 ): Promise<{
   proc: ChildProcess;
   inference: string;
@@ -214,7 +216,9 @@ async function startModelServer(
     cfg,
     `inference_address=http://127.0.0.1:0\nmanagement_address=http://127.0.0.1:0\nmodel_store=${join(dir, 'store')}\n${extraProps}`,
   );
-  const proc = spawn(process.execPath, [SERVER_BIN, 'start', '--config', cfg, ...args], {
+  const proc = spawn(process.execPath, [SERVER_BIN, 'start', configFlag, cfg, ...args], {
+    // the TorchServe dialect writes key_file.json into the working directory
+    cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, MAR_CACHE_DIR: join(dir, 'cache') },
   });
@@ -366,6 +370,22 @@ async function main(): Promise<void> {
     }
     s.proc.kill('SIGTERM');
     await new Promise((r) => s.proc.once('exit', r));
+
+    // 4b. TorchServe dialect with token authorization: every request carries and is checked for a Bearer key
+    const ts = await startModelServer(dir, 'metrics_address=http://127.0.0.1:0\nenable_model_api=true\n', [], '--ts-config');
+    const keys = JSON.parse(await readFile(join(dir, 'key_file.json'), 'utf8')) as Record<string, { key: string }>;
+    const tsReg = await fetch(`${ts.management}/models?url=py&model_name=noop&handler=noop:handle&initial_workers=1`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${keys['management']!.key}` },
+    });
+    if (tsReg.status !== 200) throw new Error(`register failed: ${await tsReg.text()}`);
+    rows.push(
+      await load('model-server --ts-config (token auth), noop.py, 1 worker', `${ts.inference}/predictions/noop`, 'x', {
+        authorization: `Bearer ${keys['inference']!.key}`,
+      }),
+    );
+    ts.proc.kill('SIGTERM');
+    await new Promise((r) => ts.proc.once('exit', r));
 
     // 5. cold start: process start -> first successful prediction (startup model, 1 worker)
     const colds: number[] = [];

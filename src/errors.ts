@@ -63,6 +63,9 @@ export const ERROR_CODES = {
   // the client went away (AbortSignal) before its answer; nobody sees the status (nginx's 499)
   REQUEST_CANCELLED: spec(1, 499, 'RequestCancelledException'),
   INTERNAL: spec(1, 500, 'InternalServerException'),
+  // TorchServe dialect (issue 12): a missing or wrong `Authorization: Bearer` key; a model's requirements failed to install
+  TOKEN_INVALID: spec(1, 400, 'InvalidKeyException'),
+  MODEL_DEPS_FAILED: spec(1, 400, 'ModelException'),
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -45,6 +45,8 @@ export interface OpenModelOptions {
   cacheDir?: string;
   /** How the caller's user sets the overrides, for the hints in errors: CLI flags (default) or HTTP parameters. */
   hintStyle?: HintStyle;
+  /** false: a handler module missing from the model is left for the worker to report (TorchServe's register). Default true. */
+  checkHandler?: boolean;
 }
 
 export type HintStyle = 'cli' | 'http';
@@ -131,7 +133,7 @@ async function describeModel(source: string, dir: string, options: OpenModelOpti
   }
   const runtime = resolveRuntime(options.runtime ?? (typeof manifest?.runtime === 'string' ? manifest.runtime : undefined));
   const entry = parseEntryPoint(handler);
-  await checkHandlerModule(dir, entry, runtime, source, options.hintStyle);
+  if (options.checkHandler !== false) await checkHandlerModule(dir, entry, runtime, source, options.hintStyle);
 
   let config: ModelConfig | null = null;
   const configFile = typeof manifest?.model.configFile === 'string' ? manifest.model.configFile : undefined;

@@ -2,14 +2,22 @@ import { readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { describeFsError, MarError } from '../errors.js';
+// --- TorchServe dialect, TLS, downloads (issue 12): the keys beyond MMS's core live in config-extended.ts ---
+import { applyEnvOverrides, substituteEnvReferences } from './config-env.js';
+import type { ExtendedCliOptions, ExtendedServerConfig } from './config-extended.js';
+import { EXTENDED_CONFIG_KEYS, resolveExtendedConfig } from './config-extended.js';
+import type { Dialect, DialectName } from './dialects/index.js';
+import { dialectNamed } from './dialects/index.js';
+import type { TlsMaterial } from './tls.js';
+// --- end TorchServe dialect imports ---
 
-/** Where a listener binds: `http://host[:port]` or `unix:/path` (MMS Connector syntax; https is not supported). */
+/** Where a listener binds: `http(s)://host[:port]` or `unix:/path` (MMS Connector syntax; https needs TLS keys, see tls.ts). */
 export type ListenAddress =
-  | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly url: string }
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly url: string; readonly tls?: true }
   | { readonly kind: 'unix'; readonly path: string; readonly url: string };
 
-/** The validated, frozen server configuration (MMS config.properties keys, plus a few of ours). */
-export interface ServerConfig {
+/** The validated, frozen server configuration (MMS config.properties keys, plus a few of ours; TorchServe's in ExtendedServerConfig). */
+export interface ServerConfig extends ExtendedServerConfig {
   readonly inferenceAddress: ListenAddress;
   readonly managementAddress: ListenAddress;
   /** Absolute model store directory, or null when none is configured. */
@@ -39,16 +47,6 @@ export interface ServerConfig {
   readonly logLocation: string | null;
   /** The config file read, if any. */
   readonly configFile: string | null;
-  // --- W12b (versions, metrics, snapshots): minimal stand-ins; W12a's TorchServe config owns the real parsing ---
-  /** Where the metrics API listens (TorchServe metrics_address), or null: no metrics listener, no metrics kept (MMS). */
-  readonly metricsAddress: ListenAddress | null;
-  /** TorchServe metrics_mode: `prometheus` (served on metricsAddress) or `log` (ts_metrics.log / model_metrics.log). */
-  readonly metricsMode: 'prometheus' | 'log';
-  /** TorchServe model_snapshot: the JSON text of the models to load at start (instead of load_models), or null. */
-  readonly modelSnapshot: string | null;
-  /** Whether management changes write `<log dir>/config/<timestamp>-snapshot.cfg` (TorchServe's default; off with --ncs). */
-  readonly snapshotsEnabled: boolean;
-  // --- end W12b ---
 }
 
 /** Every key we read (others are accepted and ignored, like MMS ignores unknown keys). */
@@ -84,6 +82,15 @@ export interface LoadConfigOptions {
   properties?: Readonly<Record<string, string | number | boolean>>;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  // --- TorchServe dialect (issue 12) ---
+  /** Whose defaults, environment variables, texts and status codes: MMS's (default) or TorchServe's (--ts-config). */
+  dialect?: DialectName;
+  /** TorchServe's --disable-token-auth (sets disable_token_authorization=true). */
+  disableTokenAuth?: boolean;
+  /** TorchServe's --enable-model-api (sets enable_model_api=true). */
+  enableModelApi?: boolean;
+  /** TorchServe's --ncs / --no-config-snapshots. */
+  noConfigSnapshots?: boolean;
 }
 
 /**
@@ -114,8 +121,11 @@ function unescapeProperty(s: string): string {
   });
 }
 
-/** Parses `http://host[:port]` / `unix:/path`; a missing port is 80 for inference and 8081 for management (as MMS). */
-export function parseListenAddress(raw: string, key: string, defaultPort: number): ListenAddress {
+/**
+ * Parses `http(s)://host[:port]` / `unix:/path`; a missing port is 80 for inference and 8081 for management (as MMS).
+ * https is accepted only when `tls` holds the key material (private_key_file + certificate_file, or keystore).
+ */
+export function parseListenAddress(raw: string, key: string, defaultPort: number, tls: TlsMaterial | null = null): ListenAddress {
   const value = raw.trim();
   if (value.startsWith('unix:')) {
     const path = value.slice('unix:'.length);
@@ -124,10 +134,18 @@ export function parseListenAddress(raw: string, key: string, defaultPort: number
   }
   const m = /^(https?):\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+)(?::(\d+))?\/?$/i.exec(value);
   if (!m) throw invalid(key, raw, 'expected http://host[:port] or unix:/path');
-  if (m[1]!.toLowerCase() === 'https') throw invalid(key, raw, 'https is not supported; use http:// behind a TLS proxy');
+  const https = m[1]!.toLowerCase() === 'https';
+  if (https && tls === null) {
+    throw invalid(
+      key,
+      raw,
+      'https is not supported without a certificate: set private_key_file and certificate_file (or keystore), or use http://',
+    );
+  }
   const port = m[3] === undefined ? defaultPort : Number(m[3]);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalid(key, raw, 'the port must be 0-65535');
   const host = m[2]!.startsWith('[') ? m[2]!.slice(1, -1) : m[2]!;
+  if (https) return Object.freeze({ kind: 'tcp', host, port, url: `https://${m[2]}:${port}`, tls: true });
   return Object.freeze({ kind: 'tcp', host, port, url: `http://${m[2]}:${port}` });
 }
 
@@ -152,21 +170,18 @@ function boolValue(props: Map<string, string>, key: string, def: boolean): boole
   throw invalid(key, raw, 'expected true or false');
 }
 
-/** `$$NAME$$` inside a value is replaced by the environment variable NAME (MMS does the same). */
-function substituteEnv(value: string, env: NodeJS.ProcessEnv): string {
-  return value.replace(/\$\$([A-Za-z_][A-Za-z0-9_]*)\$\$/g, (_, name: string) => env[name] ?? '');
-}
-
 /**
  * Builds the server configuration: defaults < config file < MMS_<KEY> environment variables < `properties` < CLI options.
+ * TorchServe's dialect: defaults < config file < CLI flags < TS_<KEY> variables (with enable_envvars_config=true) < `properties`.
  * Throws a one-line MarError for a bad value or an unreadable file, before anything listens.
  */
 export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
   const env = options.env ?? process.env;
   const cwd = options.cwd ?? process.cwd();
+  const dialect = dialectNamed(options.dialect ?? 'mms');
   let configFile: string | null = null;
   let text = '';
-  const explicit = options.configFile ?? env['MMS_CONFIG_FILE'];
+  const explicit = options.configFile ?? env[dialect.configFileEnv];
   const candidate = explicit ? resolve(cwd, explicit) : resolve(cwd, 'config.properties');
   try {
     text = readFileSync(candidate, 'utf8');
@@ -177,24 +192,54 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
     }
   }
   const props = parseProperties(text);
-  for (const [k, v] of props) props.set(k, substituteEnv(v, env));
-  for (const key of CONFIG_KEYS) {
-    const v = env[`MMS_${key.toUpperCase()}`];
-    if (v !== undefined) props.set(key, v);
-  }
+  substituteEnvReferences(props, env, dialect);
+  const cliFlags = (): void => {
+    if (options.modelStore !== undefined) props.set('model_store', options.modelStore);
+    if (options.models !== undefined && options.models.length > 0) props.set('load_models', options.models.join(','));
+    // TorchServe's flags can only turn these on, never off
+    if (options.disableTokenAuth) props.set('disable_token_authorization', 'true');
+    if (options.enableModelApi) props.set('enable_model_api', 'true');
+  };
+  if (dialect.envBeatsCommandLine) cliFlags();
+  applyEnvOverrides(props, env, dialect, [...CONFIG_KEYS, ...EXTENDED_CONFIG_KEYS]);
   // MMS's log4j configuration puts model_metrics.log under $METRICS_LOCATION and access_log.log under $LOG_LOCATION
   if (!props.has('metrics_location') && env['METRICS_LOCATION']) props.set('metrics_location', env['METRICS_LOCATION']);
   if (!props.has('log_location') && env['LOG_LOCATION']) props.set('log_location', env['LOG_LOCATION']);
   for (const [k, v] of Object.entries(options.properties ?? {})) props.set(k, String(v));
-  if (options.modelStore !== undefined) props.set('model_store', options.modelStore);
-  if (options.models !== undefined && options.models.length > 0) props.set('load_models', options.models.join(','));
-  return resolveConfig(props, { cwd, configFile });
+  if (!dialect.envBeatsCommandLine) cliFlags();
+  return resolveConfig(props, {
+    cwd,
+    configFile,
+    dialect: dialect.name,
+    ...(options.noConfigSnapshots !== undefined ? { cli: { noConfigSnapshots: options.noConfigSnapshots } } : {}),
+  });
 }
 
-/** Validates and defaults parsed properties into a frozen ServerConfig. */
-export function resolveConfig(props: Map<string, string>, ctx: { cwd: string; configFile: string | null }): ServerConfig {
-  const inferenceAddress = parseListenAddress(props.get('inference_address') ?? 'http://127.0.0.1:8080', 'inference_address', 80);
-  const managementAddress = parseListenAddress(props.get('management_address') ?? 'http://127.0.0.1:8081', 'management_address', 8081);
+/** Validates and defaults parsed properties into a frozen ServerConfig (MMS's dialect unless ctx.dialect says otherwise). */
+export function resolveConfig(
+  props: Map<string, string>,
+  ctx: { cwd: string; configFile: string | null; dialect?: DialectName; cli?: ExtendedCliOptions },
+): ServerConfig {
+  const dialect: Dialect = dialectNamed(ctx.dialect ?? 'mms');
+  const extended = resolveExtendedConfig(props, {
+    cwd: ctx.cwd,
+    dialect,
+    cli: ctx.cli ?? {},
+    known: CONFIG_KEYS,
+    parseAddress: parseListenAddress,
+  });
+  const inferenceAddress = parseListenAddress(
+    props.get('inference_address') ?? 'http://127.0.0.1:8080',
+    'inference_address',
+    80,
+    extended.tls,
+  );
+  const managementAddress = parseListenAddress(
+    props.get('management_address') ?? 'http://127.0.0.1:8081',
+    'management_address',
+    8081,
+    extended.tls,
+  );
   const storeRaw = props.get('model_store')?.trim();
   const modelStore = storeRaw ? resolve(ctx.cwd, storeRaw) : null;
   if (modelStore !== null && !statSync(modelStore, { throwIfNoEntry: false })?.isDirectory()) {
@@ -208,12 +253,13 @@ export function resolveConfig(props: Map<string, string>, ctx: { cwd: string; co
   const jobQueueSize = intValue(props, 'job_queue_size', 100, 1);
   const maxRequestSize = intValue(props, 'max_request_size', 6553500, 1);
   const maxResponseSize = intValue(props, 'max_response_size', 6553500, 1);
-  let defaultResponseTimeoutSeconds = 60 * intValue(props, 'default_response_timeout', 120, 1);
+  // minutes for MMS, seconds for TorchServe
+  let defaultResponseTimeoutSeconds = dialect.responseTimeoutUnitSeconds * intValue(props, 'default_response_timeout', 120, 1);
   if (props.get('default_response_timeout_seconds')?.trim()) {
     defaultResponseTimeoutSeconds = intValue(props, 'default_response_timeout_seconds', 7200, 1);
   }
   const allowedUrls: RegExp[] = [];
-  for (const raw of (props.get('allowed_urls') ?? '').split(',')) {
+  for (const raw of (props.get('allowed_urls')?.trim() || dialect.defaults['allowed_urls'] || '').split(',')) {
     const pattern = raw.trim();
     if (pattern === '') continue;
     try {
@@ -244,25 +290,9 @@ export function resolveConfig(props: Map<string, string>, ctx: { cwd: string; co
     metricsLocation: metricsRaw ? resolve(ctx.cwd, metricsRaw) : null,
     logLocation: logRaw ? resolve(ctx.cwd, logRaw) : null,
     configFile: ctx.configFile,
-    ...snapshotAndMetricsKeys(props),
+    ...extended,
   });
 }
-
-// --- W12b: metrics_address, metrics_mode, model_snapshot and the snapshot switch (config_snapshots, ours), parsed minimally ---
-function snapshotAndMetricsKeys(
-  props: Map<string, string>,
-): Pick<ServerConfig, 'metricsAddress' | 'metricsMode' | 'modelSnapshot' | 'snapshotsEnabled'> {
-  const metricsRaw = props.get('metrics_address')?.trim();
-  const modeRaw = (props.get('metrics_mode') ?? 'log').replace(/\s/g, '').toLowerCase();
-  if (modeRaw !== 'prometheus' && modeRaw !== 'log') throw invalid('metrics_mode', modeRaw, 'expected prometheus or log');
-  return {
-    metricsAddress: metricsRaw ? parseListenAddress(metricsRaw, 'metrics_address', 8082) : null,
-    metricsMode: modeRaw,
-    modelSnapshot: props.get('model_snapshot')?.trim() || null,
-    snapshotsEnabled: boolValue(props, 'config_snapshots', false),
-  };
-}
-// --- end W12b ---
 
 /** True when both APIs are served by one listener (MMS ConnectorType.BOTH). */
 export function isSameAddress(a: ListenAddress, b: ListenAddress): boolean {

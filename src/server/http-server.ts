@@ -1,6 +1,5 @@
 import { lstat, unlink } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { MarError } from '../errors.js';
 import type { ApiContext } from './api-context.js';
@@ -12,6 +11,8 @@ import { methodNotAllowed, newRequestId, notFound, sendError, sendJson, sendTooL
 import { handleInference, isInferenceRequest } from './routes/inference.js';
 import { handleManagement, isManagementRequest } from './routes/management.js';
 import { handleMetrics } from './routes/metrics.js';
+import { handleToken, isTokenRequest } from './routes/token.js';
+import { createListenerServer } from './tls.js';
 
 export interface ApiSet {
   inference: boolean;
@@ -45,12 +46,14 @@ export class HttpListener {
     this.#address = address;
     this.apis = apis;
     // Netty answers requests without a Host header (HTTP/1.1 clients written by hand often omit it); node would 400
-    this.#server = createServer({ keepAliveTimeout: 60_000, requireHostHeader: false }, (req, res) => {
+    // https when the address says so (tls.ts)
+    const tls = address.kind === 'tcp' && address.tls ? api.config.tls : null;
+    this.#server = createListenerServer(tls, { keepAliveTimeout: 60_000, requireHostHeader: false }, (req, res) => {
       void this.#onRequest(req, res);
     });
     // `Expect: 100-continue` (curl does it for large uploads): refuse an oversized body before it is sent
     // every pipelined request on a connection listens for its close (see #onRequest)
-    this.#server.on('connection', (socket: Socket) => socket.setMaxListeners(0));
+    this.#server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => socket.setMaxListeners(0));
     this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
       if (Number(req.headers['content-length']) > api.config.maxRequestSize) {
         sendTooLarge(res);
@@ -98,7 +101,7 @@ export class HttpListener {
     if (a.kind === 'tcp') {
       const port = (this.#server.address() as AddressInfo).port;
       const host = a.host.includes(':') ? `[${a.host}]` : a.host;
-      this.#boundUrl = `http://${host}:${port}`;
+      this.#boundUrl = `${a.tls ? 'https' : 'http'}://${host}:${port}`;
     } else {
       this.#boundUrl = a.url;
     }
@@ -184,11 +187,19 @@ export class HttpListener {
       }
       throw methodNotAllowed();
     }
+    // token authorization (TorchServe dialect, auth.ts): each API checks its own key
+    const auth = this.#api.auth;
     if (this.apis.inference && isInferenceRequest(segments)) {
+      auth?.authorize(req, 'inference');
       await handleInference(this.#api, req, res, rc, url, body);
       return;
     }
+    if (auth && this.apis.management && isTokenRequest(segments)) {
+      await handleToken(auth, req, res, rc, url);
+      return;
+    }
     if (this.apis.management && isManagementRequest(segments)) {
+      auth?.authorize(req, 'management');
       await handleManagement(this.#api, req, res, rc, url, body);
       return;
     }

@@ -1,10 +1,4 @@
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, realpath, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { basename, join, sep } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { isMarError, MarError } from '../errors.js';
+import { MarError } from '../errors.js';
 import { REGISTER_RUNTIMES } from '../handler/runtimes.js';
 import type { OpenedModel } from '../runtime/model.js';
 import { openModel } from '../runtime/model.js';
@@ -12,8 +6,11 @@ import type { ModelRuntimeOptions, ScaleResult } from '../runtime/model-runtime.
 import { ModelRuntime } from '../runtime/model-runtime.js';
 import { modelConfigNote, resolveServingOptions, type ServingOptions, type ServingRequest } from '../runtime/serving-options.js';
 import type { ServerConfig } from './config.js';
+import { dialectNamed } from './dialects/index.js';
+import { resolveModelSource } from './model-source.js';
 import { modelNotFound } from './responses.js';
-import { DEFAULT_MODEL_VERSION, defaultVersionInUse, setDefaultVersionNotFound, versionDialect, versionNotFound } from './version-texts.js';
+import { DEFAULT_MODEL_VERSION, defaultVersionInUse, setDefaultVersionNotFound, versionNotFound } from './version-texts.js';
+import { workerSetup } from './worker-setup.js';
 
 export interface RegisterOptions {
   /** `url` as the client sent it: a file/dir in model_store, or an http(s) URL matching allowed_urls. */
@@ -24,6 +21,8 @@ export interface RegisterOptions {
   /** The register call's serving parameters, a startup model's (none) or a snapshot's; see runtime/serving-options.ts. */
   request: Extract<ServingRequest, { caller: 'register' | 'startup' | 'snapshot' }>;
   loadedAtStartup?: boolean;
+  /** TorchServe's startup_timeout (seconds); default the config's default_startup_timeout. */
+  startupTimeoutSeconds?: number;
 }
 
 /** One registered model: its opened archive and the runtime serving it. */
@@ -76,6 +75,8 @@ export class ModelRegistry {
   readonly #live = new Set<ModelRuntime>();
   readonly #runtimeHooks: ModelRegistryOptions['runtimeHooks'];
   #onChange: ((change: RegistryChange) => void) | null = null;
+  /** Archives a register saved into the model store from a url: deleted on unregister (model-source.ts). */
+  readonly #saved = new WeakMap<ModelEntry, () => Promise<void>>();
 
   constructor(options: ModelRegistryOptions) {
     this.#config = options.config;
@@ -162,23 +163,37 @@ export class ModelRegistry {
     if (o.runtime !== undefined && !REGISTER_RUNTIMES.includes(o.runtime)) {
       throw new MarError('BAD_REQUEST', `Invalid RuntimeType value: ${o.runtime}`);
     }
-    const { path, cleanup } = await this.#resolveUrl(o.url);
+    const dialect = dialectNamed(this.#config.dialect);
+    // TorchServe resolves (downloads) the url first: re-registering a url whose archive is saved is its 500, not a 409.
+    // MMS answers a taken name before a url problem; a taken name with a good url may still add another version.
+    let source: Awaited<ReturnType<typeof resolveModelSource>>;
+    try {
+      source = await resolveModelSource(o.url, this.#config, dialect);
+    } catch (err) {
+      if (!dialect.urlBeforeNameCheck && o.modelName !== undefined && this.#models.has(o.modelName)) throw conflict(o.modelName);
+      throw err;
+    }
     let model: OpenedModel;
     try {
-      model = await openModel(path, {
+      model = await openModel(source.path, {
         hintStyle: 'http',
+        checkHandler: dialect.registerChecksHandler,
         ...(o.modelName !== undefined ? { modelName: o.modelName } : {}),
         ...(o.handler !== undefined ? { handler: o.handler } : {}),
         ...(o.runtime !== undefined ? { runtime: o.runtime } : {}),
       });
+    } catch (err) {
+      await source.removeSaved?.();
+      throw err;
     } finally {
-      await cleanup();
+      await source.afterOpen();
     }
     const name = model.name;
     const version = model.modelVersion ?? DEFAULT_MODEL_VERSION;
     if (this.get(name, version)) {
       await model.release();
-      throw versionDialect(this.#config).conflict(name, version);
+      await source.removeSaved?.();
+      throw dialect.versionConflict(name, version);
     }
     const resolved = resolveServingOptions({ modelConfig: model.config, server: this.#config, request: o.request });
     const serving = resolved.options;
@@ -186,7 +201,10 @@ export class ModelRegistry {
     if (note !== null) this.#log(note);
     let runtime: ModelRuntime;
     try {
+      // startup timeout and per-model Python requirements (install_py_dep_per_model)
+      const setup = await workerSetup(model, this.#config, serving.python ?? this.#config.python, o.startupTimeoutSeconds, this.#log);
       runtime = new ModelRuntime({
+        ...setup,
         jobQueueSize: serving.jobQueueSize,
         python: serving.python,
         decodeInputRequest: serving.decodeInputRequest,
@@ -203,9 +221,11 @@ export class ModelRegistry {
       });
     } catch (err) {
       await model.release();
+      await source.removeSaved?.();
       throw err;
     }
     const entry: ModelEntry = { name, version, url: o.url, model, runtime, serving, loadedAtStartup: o.loadedAtStartup ?? false };
+    if (source.removeSaved) this.#saved.set(entry, source.removeSaved);
     const set = this.#models.get(name);
     if (set) set.byVersion.set(version, entry);
     else this.#models.set(name, { byVersion: new Map([[version, entry]]), defaultVersion: version });
@@ -254,7 +274,7 @@ export class ModelRegistry {
         .close({ graceMs })
         .finally(() => {
           this.#live.delete(entry.runtime);
-          return entry.model.release();
+          return Promise.all([entry.model.release(), this.#saved.get(entry)?.()]);
         })
         .catch((err: unknown) => this.#log(`error while unloading ${name}: ${String(err)}`)),
     );
@@ -304,66 +324,7 @@ export class ModelRegistry {
     void p.finally(() => this.#closing.delete(p));
     return p;
   }
-
-  /** MMS ModelArchive#downloadModel, with remote urls off unless allowed_urls matches. */
-  async #resolveUrl(url: string): Promise<{ path: string; cleanup: () => Promise<void> }> {
-    const none = async (): Promise<void> => {};
-    if (/^https?:\/\//i.test(url)) {
-      if (!this.#config.allowedUrls.some((re) => re.test(url))) {
-        throw new MarError('MODEL_NOT_FOUND', `Given URL ${url} does not match any allowed URL(s)`);
-      }
-      return this.#download(url);
-    }
-    if (url.includes('..')) throw new MarError('MODEL_NOT_FOUND', `Relative path is not allowed in url: ${url}`);
-    const store = this.#config.modelStore;
-    if (store === null) throw new MarError('MODEL_NOT_FOUND', 'Model store has not been configured.');
-    const notInStore = (): MarError => new MarError('MODEL_NOT_FOUND', `Model not found in model store: ${url}`);
-    const candidate = join(store, url);
-    let real: string;
-    let realStore: string;
-    try {
-      [real, realStore] = await Promise.all([realpath(candidate), realpath(store)]);
-      await stat(real);
-    } catch {
-      throw notInStore();
-    }
-    // symlinks must not lead out of the store, and the store itself is not a model
-    if (!real.startsWith(realStore + sep)) {
-      if (real === realStore) throw notInStore();
-      throw new MarError('MODEL_NOT_FOUND', `Relative path is not allowed in url: ${url}`);
-    }
-    return { path: real, cleanup: none };
-  }
-
-  async #download(url: string): Promise<{ path: string; cleanup: () => Promise<void> }> {
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new MarError('MODEL_NOT_FOUND', `Invalid model url: ${url}`);
-    }
-    const dir = await mkdtemp(join(tmpdir(), 'mar-download-'));
-    const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
-    const file = join(dir, basename(parsed.pathname).replace(/[^\w.-]/g, '_') || 'model.mar');
-    try {
-      let res: Response;
-      try {
-        res = await fetch(parsed, { redirect: 'follow' });
-      } catch (err) {
-        throw new MarError('DOWNLOAD_FAILED', `Failed to download model from: ${url}`, { cause: err });
-      }
-      if (res.status !== 200 || !res.body) {
-        throw new MarError('DOWNLOAD_FAILED', `Failed to download model from: ${url}, code: ${res.status}`);
-      }
-      try {
-        await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(file, { mode: 0o600 }));
-      } catch (err) {
-        throw new MarError('DOWNLOAD_FAILED', `Failed to download model from: ${url}`, { cause: err });
-      }
-      return { path: file, cleanup };
-    } catch (err) {
-      await cleanup();
-      throw isMarError(err) ? err : new MarError('DOWNLOAD_FAILED', `Failed to download model from: ${url}`, { cause: err });
-    }
-  }
 }
+
+/** MMS's 409 for a taken name, before the archive (and so its version) is known. */
+const conflict = (name: string): MarError => new MarError('MODEL_CONFLICT', `Model ${name} is already registered.`);

@@ -1,10 +1,12 @@
 import { readdir, stat } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, join } from 'node:path';
 import type { MetricLine } from '../runtime/metrics.js';
 import type { ModelRuntimeOptions } from '../runtime/model-runtime.js';
 import type { ApiContext } from './api-context.js';
+import { TokenAuthorization } from './auth.js';
 import type { ServerConfig } from './config.js';
 import { isSameAddress } from './config.js';
+import { dialectNamed } from './dialects/index.js';
 import { HttpListener } from './http-server.js';
 import { LogFile } from './log-file.js';
 import { ServerMetrics } from './metrics/server-metrics.js';
@@ -51,16 +53,14 @@ export class ModelServer {
   #accessLog: LogFile | null = null;
   /** Config snapshots (snapshotsEnabled), from the end of start() on. */
   #snapshots: SnapshotWriter | null = null;
+  #auth: TokenAuthorization | null = null;
   #stopping: Promise<void> | null = null;
 
   constructor(options: ModelServerOptions) {
     this.config = options.config;
     this.#log = options.log ?? defaultLog;
     const c = this.config;
-    const ts =
-      c.metricsAddress === null
-        ? null
-        : new ServerMetrics({ mode: c.metricsMode, logDir: c.metricsLocation ?? resolve('logs'), log: this.#log });
+    const ts = c.metricsAddress === null ? null : new ServerMetrics({ mode: c.metricsMode, logDir: c.metricsLogDir, log: this.#log });
     this.#tsMetrics = ts;
     // Only with a consumer (TorchServe metrics, or MMS's metrics_location): else the workers' metric lines are dropped unparsed (hot path).
     const onMetric = ts
@@ -90,6 +90,14 @@ export class ModelServer {
 
   async start(): Promise<ListenerInfo[]> {
     const c = this.config;
+    const dialect = dialectNamed(c.dialect);
+    for (const key of c.ignoredKeys) this.#log(`Config key ${key} is not used by model-server; ignored`);
+    for (const warning of c.startupWarnings) this.#log(warning);
+    if (c.tokenAuthorization) {
+      this.#auth = await TokenAuthorization.create({ keyFile: c.keyFile, expirationMinutes: c.tokenExpirationMinutes });
+      this.#log(`Token authorization enabled: requests need "Authorization: Bearer <key>"; keys in ${c.keyFile}`);
+    }
+    // TorchServe's metrics own ts_metrics.log / model_metrics.log; MMS's model_metrics.log only without them
     this.#tsMetrics?.open();
     if (c.metricsLocation !== null && this.#tsMetrics === null) {
       this.#metrics = LogFile.open(c.metricsLocation, 'model_metrics.log', 'metrics_location', this.#log);
@@ -106,6 +114,8 @@ export class ModelServer {
       log: this.#log,
       accessLog: this.#accessLog,
       metrics: this.#tsMetrics,
+      dialect,
+      auth: this.#auth,
     };
     if (isSameAddress(c.inferenceAddress, c.managementAddress)) {
       this.#listeners.push(new HttpListener(api, c.inferenceAddress, { inference: true, management: true }));
@@ -132,8 +142,12 @@ export class ModelServer {
     }
     this.#log('Model server started.');
     if (c.snapshotsEnabled) {
-      const dir = join(c.logLocation ?? resolve('logs'), 'config');
-      const snapshots = new SnapshotWriter({ dir, registry: this.registry, properties: snapshotProperties(c), log: this.#log });
+      const snapshots = new SnapshotWriter({
+        dir: c.snapshotDir,
+        registry: this.registry,
+        properties: snapshotProperties(c),
+        log: this.#log,
+      });
       this.#snapshots = snapshots;
       await snapshots.save('startup');
       this.registry.watch(() => void snapshots.save('snapshot'));
@@ -147,7 +161,8 @@ export class ModelServer {
     if (c.loadModels.length === 0) return;
     if (c.modelStore !== null) this.#log(`Loading initial models from model store: ${c.modelStore}`);
     let entries: Array<{ name: string | undefined; url: string }> = [];
-    if (c.loadModels.length === 1 && c.loadModels[0] === 'ALL') {
+    // case-insensitive, as both Java servers (KServe's config says load_models=all)
+    if (c.loadModels.length === 1 && c.loadModels[0]!.toUpperCase() === 'ALL') {
       if (c.modelStore === null) {
         this.#log('load_models=ALL needs model_store; no models loaded');
         return;
@@ -197,7 +212,7 @@ export class ModelServer {
       await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
       const left = Math.max(0, graceMs - (performance.now() - start));
       await this.registry.closeAll(left);
-      await Promise.all([this.#metrics?.close(), this.#accessLog?.close(), this.#tsMetrics?.close()]);
+      await Promise.all([this.#metrics?.close(), this.#accessLog?.close(), this.#tsMetrics?.close(), this.#auth?.removeKeyFile()]);
     })();
     return this.#stopping;
   }

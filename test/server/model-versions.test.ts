@@ -6,7 +6,8 @@ import { http, type RunningServer, register, startServer, versionedModel } from 
 
 /** A server with `m` registered in 1.0 (store/m-v1, answers v1) and 2.0 (store/m-v2, answers v2), one worker each. */
 async function twoVersions(t: TestContext, dialect?: 'torchserve'): Promise<{ s: RunningServer; M: string; I: string }> {
-  const s = await startServer(t, dialect ? { configure: (c) => ({ ...c, dialect }) } : {});
+  const ts = { load: { dialect: 'torchserve', disableTokenAuth: true, enableModelApi: true } } as const;
+  const s = await startServer(t, dialect ? ts : {});
   await versionedModel(s.store, 'm-v1', 'm', '1.0', 'v1');
   await versionedModel(s.store, 'm-v2', 'm', '2.0', 'v2');
   for (const url of ['m-v1', 'm-v2']) {

@@ -6,9 +6,8 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
-import type { ServerConfig } from '../../src/server/config.js';
-import { loadConfig } from '../../src/server/config.js';
-import { ModelServer, type ModelServerOptions } from '../../src/server/server.js';
+import type { LoadConfigOptions } from '../../src/server/config.js';
+import type { ModelServer } from '../../src/server/server.js';
 import { startModelServer } from '../../src/server/start-server.js';
 import { FIXTURES, SERVER_BIN, tempDir } from '../helpers/util.js';
 
@@ -113,8 +112,8 @@ export interface StartServerOptions {
   props?: Record<string, string | number | boolean>;
   /** Environment the config is read with (MMS_<KEY> overrides), on top of this process's. */
   env?: NodeJS.ProcessEnv;
-  /** Changes the loaded configuration before the server starts (in-process servers only). */
-  configure?: (config: ServerConfig) => ServerConfig;
+  /** More of loadConfig's options (the dialect, TorchServe's flags); in-process servers only. */
+  load?: Pick<LoadConfigOptions, 'dialect' | 'disableTokenAuth' | 'enableModelApi' | 'noConfigSnapshots'>;
 }
 
 /** A temp dir with a model store holding the Python fixture handlers (store/py) and the Node ones (store/node). */
@@ -163,24 +162,22 @@ export interface RunningServer {
  * handlers. Stopped after the test. Tests of the CLI, signals and pid files use startServerProcess instead.
  */
 export async function startServer(t: TestContext, options: StartServerOptions = {}): Promise<RunningServer> {
-  const { dir, store, configFile } = await serverDir(t, options.props);
+  // TorchServe's metrics API would listen on its default port 8082: tests run in parallel, so a free port
+  const props = options.load?.dialect === 'torchserve' ? { metrics_address: 'http://127.0.0.1:0', ...options.props } : options.props;
+  const { dir, store, configFile } = await serverDir(t, props);
   const log = lineLog();
-  const serverOptions: Omit<ModelServerOptions, 'config'> = {
+  // the public API's way in: config file + MMS_* environment read by loadConfig, as `model-server start` does
+  const server = await startModelServer({
+    configFile,
+    cwd: dir,
+    env: { ...process.env, ...options.env },
+    ...options.load,
     log: (msg) => log.push(msg),
     runtimeOptions: {
       log: (l) => log.push(`[${l.modelName} W-${l.workerId}] ${l.line}`),
       onEvent: (e) => log.push(`[W-${e.workerId}] worker ${e.type}${'error' in e ? `: ${e.error.message}` : ''}`),
     },
-  };
-  const configSource = { configFile, cwd: dir, env: { ...process.env, ...options.env } };
-  let server: ModelServer;
-  if (options.configure) {
-    server = new ModelServer({ config: options.configure(loadConfig(configSource)), ...serverOptions });
-    await server.start();
-  } else {
-    // the public API's way in: config file + MMS_* environment read by loadConfig, as `model-server start` does
-    server = await startModelServer({ ...configSource, ...serverOptions });
-  }
+  });
   let stopping: Promise<void> | null = null;
   const stop = (graceMs?: number): Promise<void> => {
     stopping ??= server.stop(graceMs).finally(() => log.end('the server stopped'));

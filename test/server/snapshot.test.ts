@@ -32,6 +32,9 @@ async function newestSnapshot(
   }
 }
 
+/** TorchServe's dialect (snapshots on by default), without tokens so the test needs no keys. */
+const TS = { load: { dialect: 'torchserve', disableTokenAuth: true, enableModelApi: true } } as const;
+
 const describeAll = async (s: Pick<RunningServer, 'management'>) =>
   (await http(s.management, 'GET', '/models/m/all')).json().map((d: Record<string, unknown>) => ({
     version: d['modelVersion'],
@@ -62,8 +65,7 @@ test('snapshot file names and format: Java Properties with model_snapshot; the n
 });
 
 test('model_snapshot: every management change writes a snapshot; a new server started from it has the same models', async (t) => {
-  const props = { config_snapshots: true, log_location: 'logs' };
-  const s = await startServer(t, { props });
+  const s = await startServer(t, TS);
   const dir = join(s.dir, 'logs', 'config');
   const started = await snapshotFiles(dir);
   assert.equal(started.length, 1);
@@ -101,14 +103,14 @@ test('model_snapshot: every management change writes a snapshot; a new server st
         maxWorkers: 0,
         batchSize: 1,
         maxBatchDelay: 100,
-        responseTimeout: 7200,
+        responseTimeout: 120,
         runtimeType: 'python',
       },
     },
   });
   // the server's configuration is in the file too (TorchServe restarts from it with --ts-config)
   assert.equal(saved.get('model_store'), s.store);
-  assert.equal(saved.get('config_snapshots'), 'true');
+  assert.equal(saved.get('metrics_address'), 'http://127.0.0.1:0');
   const all = await snapshotFiles(dir);
   assert.ok(all.filter((f) => f.endsWith('-snapshot.cfg')).length >= 2, all.join(', '));
   assert.deepEqual(
@@ -122,7 +124,7 @@ test('model_snapshot: every management change writes a snapshot; a new server st
 
   await t.test('restarted with model_snapshot set: the same models, versions, defaults, workers, batching and timeouts', async (t) => {
     const json = JSON.stringify(snapshot); // one line, for a config.properties value
-    const again = await startServer(t, { props: { model_snapshot: json, load_models: 'py', model_store: s.store } });
+    const again = await startServer(t, { ...TS, props: { model_snapshot: json, load_models: 'py', model_store: s.store } });
     assert.deepEqual(await describeAll(again), before);
     assert.deepEqual(before, [
       { version: '1.0', isDefault: false, min: 2, max: 3, workers: 2, batchSize: 3, maxBatchDelay: 50 },
@@ -135,7 +137,13 @@ test('model_snapshot: every management change writes a snapshot; a new server st
   });
 
   await t.test('restarted from the snapshot file itself as the config file (torchserve --ts-config <snapshot>)', async () => {
-    const server = await startModelServer({ configFile: join(dir, file), cwd: s.dir, log: () => {}, runtimeOptions: { log: () => {} } });
+    const server = await startModelServer({
+      ...TS.load,
+      configFile: join(dir, file),
+      cwd: s.dir,
+      log: () => {},
+      runtimeOptions: { log: () => {} },
+    });
     t.after(() => server.stop(2000));
     const management = server.listeners.find((l) => l.api === 'management')!.url;
     assert.deepEqual(await describeAll({ management }), before);
@@ -144,7 +152,7 @@ test('model_snapshot: every management change writes a snapshot; a new server st
   await t.test('an archive missing from the model store: the start fails and names it', async (t) => {
     await rm(join(s.store, 'm-v2'), { recursive: true });
     await assert.rejects(
-      startServer(t, { props: { model_snapshot: JSON.stringify(snapshot), model_store: s.store } }),
+      startServer(t, { ...TS, props: { model_snapshot: JSON.stringify(snapshot), model_store: s.store } }),
       /model_snapshot: the archive m-v2 of model m, version 2\.0 is not in the model store/,
     );
   });

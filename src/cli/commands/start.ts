@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { MarError } from '../../errors.js';
 import type { LoadConfigOptions } from '../../server/config.js';
 import { loadConfig } from '../../server/config.js';
+import type { DialectName } from '../../server/dialects/index.js';
 import { defaultLog, ModelServer } from '../../server/server.js';
 import { packagePath } from '../../util/package-info.js';
 
@@ -17,6 +18,17 @@ export interface StartOptions {
   stop?: boolean;
   pidFile?: string;
   logFile?: string;
+  // --- TorchServe dialect (issue 12) ---
+  /** mms (default) or torchserve (--ts-config, the torchserve command). */
+  dialect?: DialectName;
+  /** TorchServe's --ncs / --no-config-snapshots. */
+  noConfigSnapshots?: boolean;
+  /** TorchServe's --disable-token-auth. */
+  disableTokenAuth?: boolean;
+  /** TorchServe's --enable-model-api. */
+  enableModelApi?: boolean;
+  /** The stop command the messages show (default: `model-server --stop --pid-file <pid file>`). */
+  stopCommand?: string;
 }
 
 const PID_FILE_NAME = '.model_server.pid';
@@ -40,7 +52,21 @@ function configOptions(o: StartOptions): LoadConfigOptions {
     ...(o.config !== undefined ? { configFile: o.config } : {}),
     ...(o.modelStore !== undefined ? { modelStore: o.modelStore } : {}),
     ...(o.models !== undefined ? { models: o.models.flatMap((m) => m.split(',')) } : {}),
+    ...(o.dialect !== undefined ? { dialect: o.dialect } : {}),
+    ...(o.noConfigSnapshots ? { noConfigSnapshots: true } : {}),
+    ...(o.disableTokenAuth ? { disableTokenAuth: true } : {}),
+    ...(o.enableModelApi ? { enableModelApi: true } : {}),
   };
+}
+
+/** The flags that carry the dialect and TorchServe's switches to the background server. */
+function dialectArgs(o: StartOptions): string[] {
+  const args: string[] = [];
+  if (o.dialect !== undefined) args.push('--dialect', o.dialect);
+  if (o.noConfigSnapshots) args.push('--ncs');
+  if (o.disableTokenAuth) args.push('--disable-token-auth');
+  if (o.enableModelApi) args.push('--enable-model-api');
+  return args;
 }
 
 function readPid(file: string): number | null {
@@ -73,15 +99,15 @@ function isServerProcess(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code !== 'ENOENT' || !existsSync('/proc/self');
   }
-  return cmdline.includes('model-server');
+  return cmdline.includes('model-server') || cmdline.includes('torchserve');
 }
 
-function writePidFile(file: string): void {
+function writePidFile(file: string, o: StartOptions): void {
   const existing = readPid(file);
   if (existing !== null && existing !== process.pid && isServerProcess(existing)) {
     throw new MarError(
       'OUTPUT_EXISTS',
-      `Model server is already running (pid ${existing}, pid file ${file}); stop it with: ${stopHint(file)}`,
+      `Model server is already running (pid ${existing}, pid file ${file}); stop it with: ${stopHint(file, o)}`,
     );
   }
   const tmp = `${file}.${process.pid}.tmp`;
@@ -103,7 +129,7 @@ function removePidFile(file: string): void {
 async function runForeground(o: StartOptions): Promise<void> {
   const config = loadConfig(configOptions(o));
   const pidFile = o.pidFile || o.start ? pidFilePath(o) : null;
-  if (pidFile) writePidFile(pidFile);
+  if (pidFile) writePidFile(pidFile, o);
   const server = new ModelServer({ config, log: defaultLog });
   let signalled = 0;
   let onSignal!: (sig: NodeJS.Signals) => void;
@@ -143,8 +169,8 @@ async function runForeground(o: StartOptions): Promise<void> {
 }
 
 /** The exact `--stop` command for a pid file: the default location depends on --model-store and the cwd. */
-function stopHint(pidFile: string): string {
-  return `model-server --stop --pid-file ${pidFile}`;
+function stopHint(pidFile: string, o: StartOptions = {}): string {
+  return o.stopCommand ?? `model-server --stop --pid-file ${pidFile}`;
 }
 
 /** --start: a detached foreground server whose logs go to a file; returns once it listens (or failed). */
@@ -154,13 +180,14 @@ async function runBackground(o: StartOptions): Promise<void> {
   const pidFile = pidFilePath(o);
   const existing = readPid(pidFile);
   if (existing !== null && isServerProcess(existing)) {
-    throw new MarError('OUTPUT_EXISTS', `Model server is already running (pid ${existing}); stop it with: ${stopHint(pidFile)}`);
+    throw new MarError('OUTPUT_EXISTS', `Model server is already running (pid ${existing}); stop it with: ${stopHint(pidFile, o)}`);
   }
   const logFile = o.logFile ? resolve(o.logFile) : join(dirname(pidFile), 'model_server.log');
   const args = [packagePath('bin', 'model-server.js'), 'start', '--foreground', '--start', '--pid-file', pidFile];
   if (o.modelStore !== undefined) args.push('--model-store', o.modelStore);
   if (o.config !== undefined) args.push('--config', resolve(o.config));
   for (const m of o.models ?? []) args.push('--models', m);
+  args.push(...dialectArgs(o));
   const fd = openSync(logFile, 'a');
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd, 'ipc'] });
   closeSync(fd);
@@ -176,7 +203,7 @@ async function runBackground(o: StartOptions): Promise<void> {
   child.disconnect();
   child.unref();
   for (const l of outcome.listeners ?? []) process.stdout.write(`${l.api} API: ${l.url}\n`);
-  process.stdout.write(`Model server started (pid ${child.pid}); logs: ${logFile}; stop with: ${stopHint(pidFile)}\n`);
+  process.stdout.write(`Model server started (pid ${child.pid}); logs: ${logFile}; stop with: ${stopHint(pidFile, o)}\n`);
 }
 
 /** --stop: SIGTERM to the pid in the pid file, then wait until that process is gone. */
@@ -197,6 +224,15 @@ async function runStop(o: StartOptions): Promise<void> {
   process.stdout.write('Model server stopped.\n');
 }
 
+/** What `model-server start` and `torchserve` do with their options: --stop, --start (background), or the foreground. */
+export async function runStart(o: StartOptions): Promise<void> {
+  if (o.stop) return runStop(o);
+  if (o.start && !o.foreground) return runBackground(o);
+  return runForeground(o);
+}
+
+type StartFlags = StartOptions & { mmsConfig?: string; tsConfig?: string; configSnapshots?: boolean };
+
 export function registerStart(program: Command): void {
   program
     .command('start')
@@ -210,13 +246,30 @@ export function registerStart(program: Command): void {
     .option('--stop', 'stop the server started with --start (reads the pid file)')
     .option('--pid-file <file>', 'pid file (default: <model_store or cwd>/.model_server.pid)')
     .option('--log-file <file>', 'log file for --start (default: model_server.log beside the pid file)')
-    .action(async (opts: StartOptions & { mmsConfig?: string }) => {
-      const o: StartOptions = { ...opts };
-      if (opts.mmsConfig && !opts.config) o.config = opts.mmsConfig;
-      if (o.stop) return runStop(o);
-      if (o.start && !o.foreground) return runBackground(o);
-      return runForeground(o);
-    });
+    .option('--ts-config <file>', "TorchServe's config.properties: TorchServe's defaults, texts and status codes (docs/torchserve.md)")
+    .option('--dialect <name>', 'mms (default) or torchserve (implied by --ts-config)')
+    .option('--ncs, --no-config-snapshots', 'TorchServe: do not write config snapshots')
+    .option('--dt, --disable-token-auth', 'TorchServe: requests need no token')
+    .option('--enable-model-api', 'TorchServe: allow registering and unregistering models')
+    .action(async (opts: StartFlags) => runStart(startOptions(opts)));
+}
+
+/** Checks and merges the aliases: --mms-config is --config; --ts-config is --config in TorchServe's dialect. */
+function startOptions(opts: StartFlags): StartOptions {
+  const { mmsConfig, tsConfig, configSnapshots, ...o } = opts;
+  if (mmsConfig && !o.config) o.config = mmsConfig;
+  if (o.dialect !== undefined && o.dialect !== 'mms' && o.dialect !== 'torchserve') {
+    throw new MarError('USAGE', `--dialect must be mms or torchserve, got ${JSON.stringify(o.dialect)}`);
+  }
+  if (tsConfig !== undefined) {
+    if (o.config !== undefined) throw new MarError('USAGE', '--ts-config and --config/--mms-config name two config files; pass one');
+    if (o.dialect === 'mms') throw new MarError('USAGE', '--ts-config selects the torchserve dialect; drop --dialect mms');
+    o.config = tsConfig;
+    o.dialect = 'torchserve';
+  }
+  // commander's --no-config-snapshots (alias --ncs) sets configSnapshots=false
+  if (configSnapshots === false) o.noConfigSnapshots = true;
+  return o;
 }
 
 /** `model-server --start ...` / `model-server --stop` (MMS style) mean `model-server start --start|--stop ...`. */

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { validateHeaderName, validateHeaderValue } from 'node:http';
-import { isMarError } from '../../errors.js';
+import { isMarError, MarError } from '../../errors.js';
 import type { PredictionResult } from '../../runtime/protocol.js';
 import type { ApiContext } from '../api-context.js';
 import { modelApi } from '../openapi.js';
@@ -32,9 +32,13 @@ export async function handleInference(
   const { segments } = url;
   switch (segments[1]) {
     case 'ping': {
-      const { running, configured } = api.registry.health();
-      const status = running > 0 && running < configured ? 'Partial Healthy' : running === 0 && configured > 0 ? 'Unhealthy' : 'Healthy';
-      sendJson(res, rc, 200, { status });
+      // per model: workers running, and workers configured (MMS minWorkers)
+      const models = api.registry.names().map((n) => {
+        const { runtime } = api.registry.get(n)!;
+        return { running: runtime.health().running, configured: runtime.minWorkers };
+      });
+      const { status, code } = api.dialect.ping(models);
+      sendJson(res, rc, code, { status });
       return;
     }
     case 'models':
@@ -91,13 +95,21 @@ async function predict(
     result = await submitted.promise;
   } catch (err) {
     if (isMarError(err) && err.code === 'REQUEST_CANCELLED') return;
-    sendError(res, rc, err, api.log);
+    sendError(res, rc, dialectError(api, err, modelName), api.log);
     return;
   } finally {
     rc.onAbort = null;
   }
   series?.answered(begin, submitted.sentAt, performance.now());
   sendPrediction(res, rc, result, api.log);
+}
+
+/** The dialect's text for "no worker" (TorchServe's differs from MMS's, kept by the runtime). */
+function dialectError(api: ApiContext, err: unknown, modelName: string): unknown {
+  const text = api.dialect.noWorker;
+  if (text === null || !isMarError(err) || (err.code !== 'SERVICE_UNAVAILABLE' && err.code !== 'QUEUE_FULL')) return err;
+  const code = err.code === 'QUEUE_FULL' ? 'QUEUE_FULL' : 'SERVICE_UNAVAILABLE';
+  return new MarError(code, text(modelName), { cause: err });
 }
 
 // headers we compute ourselves, as MMS overwrites them after copying the handler's

@@ -29,9 +29,11 @@ export async function handleManagement(
   const { segments } = url;
   if (segments[1] !== 'models') throw notFound();
   const method = req.method;
+  // enable_model_api=false (TorchServe's default): register and unregister are not allowed (405)
+  const modelApi = api.config.enableModelApi;
   if (segments.length < 3) {
     if (method === 'GET') return listModels(api, res, rc, url.query);
-    if (method === 'POST') return registerModel(api, req, res, rc, url.query, body);
+    if (method === 'POST' && modelApi) return registerModel(api, req, res, rc, url.query, body);
     throw methodNotAllowed();
   }
   const name = segments[2]!;
@@ -42,7 +44,7 @@ export async function handleManagement(
   }
   if (method === 'GET') return describeModel(api, res, rc, name, version);
   if (method === 'PUT') return scaleModel(api, res, rc, url.query, name, version ?? url.query.get('model_version') ?? undefined);
-  if (method === 'DELETE') return unregisterModel(api, res, rc, name, version);
+  if (method === 'DELETE' && modelApi) return unregisterModel(api, res, rc, name, version);
   throw methodNotAllowed();
 }
 
@@ -144,26 +146,35 @@ async function registerModel(
   const synchronous = p.bool('synchronous', true);
   // seconds, from the query and from JSON (MMS multiplies a query value by 60; we do not)
   const responseTimeoutSeconds = given('response_timeout');
+  // TorchServe's startup_timeout (seconds; default default_startup_timeout)
+  const startupTimeoutSeconds = given('startup_timeout');
 
   const entry = await api.registry.register({
     url,
     ...(modelName !== undefined ? { modelName } : {}),
     ...(handler !== undefined ? { handler } : {}),
     ...(runtime !== undefined ? { runtime } : {}),
+    ...(startupTimeoutSeconds !== undefined && startupTimeoutSeconds >= 0 ? { startupTimeoutSeconds } : {}),
     request: { caller: 'register', batchSize, maxBatchDelayMs, responseTimeoutSeconds, initialWorkers },
   });
   // initial_workers, or (TorchServe) the minWorkers/maxWorkers pair of the archive's model-config.yaml
   const { minWorkers, maxWorkers } = entry.serving;
   if (minWorkers <= 0) {
-    sendStatus(res, rc, `Model "${entry.name}" registered`);
+    sendStatus(res, rc, api.dialect.registered(entry.name, versionOf(entry)));
     return;
   }
   await updateModelWorkers(api, res, rc, entry.name, minWorkers, maxWorkers, synchronous, entry, entry.version);
 }
 
+/** The version TorchServe shows: the manifest's modelVersion, else 1.0. */
+function versionOf(entry: ModelEntry): string {
+  return entry.model.modelVersion ?? '1.0';
+}
+
 /**
  * MMS updateModelWorkers: async -> 202 at once; sync -> 200 "Workers scaled", 210 "Workers scaling in
  * progress...", or the failed worker's status with "Failed to start workers" (a register then unregisters).
+ * TorchServe's texts and its 206 come from the dialect table.
  */
 async function updateModelWorkers(
   api: ApiContext,
@@ -188,11 +199,15 @@ async function updateModelWorkers(
       // removed from the table now; workers stop in the background
       api.registry.unregister(name, { entry: registered }).catch((err: unknown) => api.log(`unregistering ${name} failed: ${String(err)}`));
     }
-    sendError(res, rc, internalError('Failed to start workers', result.error?.httpStatus ?? 500));
+    const entry = registered ?? api.registry.get(name);
+    const message = api.dialect.startFailed(name, entry ? versionOf(entry) : '1.0', result.error);
+    sendError(res, rc, internalError(message, result.error?.httpStatus ?? 500));
     return;
   }
-  if (result.running >= result.configured) sendStatus(res, rc, 'Workers scaled');
-  else sendStatus(res, rc, 'Workers scaling in progress...', 210);
+  if (result.running >= result.configured) {
+    const d = api.dialect;
+    sendStatus(res, rc, registered ? d.registeredWithWorkers(name, versionOf(registered), minWorkers) : d.scaled(name, minWorkers));
+  } else sendStatus(res, rc, 'Workers scaling in progress...', api.dialect.partialStatus);
 }
 
 async function scaleModel(

@@ -7,7 +7,7 @@ import type { ApiContext } from '../api-context.js';
 import type { ModelEntry } from '../model-registry.js';
 import type { ResponseContext } from '../responses.js';
 import { sendJson, sendStatus } from '../responses.js';
-import { defaultVersionSet, versionDialect } from '../version-texts.js';
+import { defaultVersionSet } from '../version-texts.js';
 
 /** `yyyy-MM-dd'T'HH:mm:ss.SSS'Z'` on local time with a literal Z, as MMS's Gson date format. */
 export function formatMmsDate(d: Date): string {
@@ -26,7 +26,7 @@ export function formatMmsDate(d: Date): string {
 export function describeModel(api: ApiContext, res: ServerResponse, rc: ResponseContext, name: string, version?: string): void {
   if (version === undefined) {
     const e = api.registry.find(name);
-    if (versionDialect(api.config).describeAsArray) sendJson(res, rc, 200, [describeVersion(api, e)]);
+    if (api.dialect.describeAsArray) sendJson(res, rc, 200, [describeVersion(api, e)]);
     else sendJson(res, rc, 200, describeEntry(e, e.model.modelVersion));
     return;
   }
