@@ -36,8 +36,9 @@ export interface ServerMetricsOptions {
 /** The per-request numbers of one model and requested version (TorchServe labels the version a request named, or "default"). */
 export class InferenceSeries {
   requests = 0;
-  latencyUs = 0;
-  queueUs = 0;
+  /** Sums in whole nanoseconds (TorchServe's nanoTime resolution), so they add up without binary fractions. */
+  latencyNs = 0;
+  queueNs = 0;
   readonly labels: readonly string[];
   /** Log mode: this series' line templates, by metric (made on first use). */
   readonly logTemplates = new Map<FrontendMetric, LogLineTemplate>();
@@ -131,7 +132,9 @@ export class ServerMetrics {
   /** Runtime hooks for the models' worker pools: WorkerLoadTime (per worker) and WorkerThreadTime. */
   timings(model: string, version: string): RuntimeTimings {
     return {
-      workerLoaded: (port, ms) => {
+      workerLoaded: (port, startMs) => {
+        // whole milliseconds, as TorchServe's WorkerThread measures it
+        const ms = Math.round(startMs);
         // TorchServe's worker name: W-<port>-<model>_<version>
         const worker = `W-${port}-${model}_${version}`;
         if (this.#tsLog)
@@ -140,7 +143,8 @@ export class ServerMetrics {
           );
         else this.#workerLoadMs.set(worker, ms);
       },
-      batchOverhead: (ms) => {
+      batchOverhead: (overheadMs) => {
+        const ms = Math.round(overheadMs * 1000) / 1000;
         if (this.#tsLog) this.#logHost('WorkerThreadTime', ms);
         else this.#workerThreadMs = ms;
       },
@@ -170,18 +174,18 @@ export class ServerMetrics {
 
   /** @internal InferenceSeries#answered: RestJob#responseInference's three metrics. */
   answered(s: InferenceSeries, begin: number, sentAt: number, end: number): void {
-    const latencyUs = (end - begin) * 1000;
-    const queueUs = (sentAt - begin) * 1000;
+    const latencyNs = Math.round((end - begin) * 1e6);
+    const queueNs = Math.round((sentAt - begin) * 1e6);
     // QueueTime is whole milliseconds (TimeUnit.MILLISECONDS.convert of nanoseconds)
     const queueMs = Math.floor(sentAt - begin);
     if (this.#tsLog) {
-      this.#logSeries(s, 'ts_inference_latency_microseconds', latencyUs);
-      this.#logSeries(s, 'ts_queue_latency_microseconds', queueUs);
+      this.#logSeries(s, 'ts_inference_latency_microseconds', latencyNs / 1000);
+      this.#logSeries(s, 'ts_queue_latency_microseconds', queueNs / 1000);
       this.#logHost('QueueTime', queueMs);
       return;
     }
-    s.latencyUs += latencyUs;
-    s.queueUs += queueUs;
+    s.latencyNs += latencyNs;
+    s.queueNs += queueNs;
     this.#queueTimeMs = queueMs;
   }
 
@@ -253,16 +257,16 @@ export class ServerMetrics {
         if (this.#responses[i]! > 0) c.inc(host, this.#responses[i]!);
       });
     }
-    const perModel = (field: 'requests' | 'latencyUs' | 'queueUs') => (c: Counter) => {
+    const perModel = (field: 'requests' | 'latencyNs' | 'queueNs', scale: number) => (c: Counter) => {
       for (const byVersion of this.#series.values()) {
         for (const s of byVersion.values()) {
-          c.inc({ model_name: s.labels[0]!, model_version: s.labels[1]!, hostname: s.labels[2]! }, s[field]);
+          c.inc({ model_name: s.labels[0]!, model_version: s.labels[1]!, hostname: s.labels[2]! }, s[field] / scale);
         }
       }
     };
-    counter('ts_inference_requests_total', perModel('requests'));
-    counter('ts_inference_latency_microseconds', perModel('latencyUs'));
-    counter('ts_queue_latency_microseconds', perModel('queueUs'));
+    counter('ts_inference_requests_total', perModel('requests', 1));
+    counter('ts_inference_latency_microseconds', perModel('latencyNs', 1000));
+    counter('ts_queue_latency_microseconds', perModel('queueNs', 1000));
     gauge('QueueTime', (g) => {
       if (this.#queueTimeMs !== null) g.set(host, this.#queueTimeMs);
     });
