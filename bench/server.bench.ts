@@ -9,6 +9,10 @@
  * worker, then 2 workers; the Node noop handler with 1 worker; noop with batch_size 8 (informational); slow.py (fixed 2 ms per batch) with batch_size 1 and 8 (1 worker each). Then cold start
  * (process start to the first successful prediction) and frontend RSS with one model loaded; then the issue's targets, met or not.
  * Every server runs in its own process; autocannon runs in this one.
+ *
+ * `--metrics [--rounds 3]` runs only the cost of TorchServe's metrics instead: the noop.py, 1 worker, batch_size 1 row
+ * without metrics (MMS mode), with metrics_mode=prometheus (scraped every second during the load) and with
+ * metrics_mode=log, the three servers taking turns each round; medians and ratios to the row without metrics.
  */
 
 import type { ChildProcess } from 'node:child_process';
@@ -33,7 +37,12 @@ type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
 const { values } = parseArgs({
-  options: { seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '32' } },
+  options: {
+    seconds: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '32' },
+    metrics: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '3' },
+  },
 });
 const SECONDS = Number(values.seconds);
 const CONNECTIONS = Number(values.connections);
@@ -127,6 +136,8 @@ process.on('SIGTERM', () => { echo.kill(); process.exit(0); });
 interface Row {
   name: string;
   reqPerSec: number;
+  /** Requests answered in the measured run. */
+  total: number;
   p50: number;
   p99: number;
   errors: number;
@@ -159,7 +170,14 @@ async function load(name: string, url: string, body = 'x', headers: Record<strin
   // warm up (JIT, first batches)
   await autocannon({ url, method: 'POST', body, headers, connections: CONNECTIONS, duration: 1 });
   const r = await autocannon({ url, method: 'POST', body, headers, connections: CONNECTIONS, duration: SECONDS });
-  const row = { name, reqPerSec: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.non2xx + r.errors + r.timeouts };
+  const row = {
+    name,
+    reqPerSec: r.requests.average,
+    total: r.requests.total,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    errors: r.non2xx + r.errors + r.timeouts,
+  };
   process.stderr.write(`${name}: ${Math.round(row.reqPerSec)} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, errors ${row.errors}\n`);
   return row;
 }
@@ -167,6 +185,13 @@ async function load(name: string, url: string, body = 'x', headers: Record<strin
 async function post(url: string, body?: string): Promise<{ status: number; text: string }> {
   const res = await fetch(url, { method: 'POST', ...(body !== undefined ? { body } : {}) });
   return { status: res.status, text: await res.text() };
+}
+
+/** CPU time a process has used so far (user + system, ms), from /proc. */
+async function cpuMs(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  // utime and stime (fields 14 and 15 of stat; 12 and 13 after the command) are in clock ticks of 10 ms
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 async function rssMb(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): Promise<number> {
@@ -184,6 +209,7 @@ async function startModelServer(
   proc: ChildProcess;
   inference: string;
   management: string;
+  wait: (re: RegExp) => Promise<string>;
 }> {
   const cfg = join(dir, `config-${children.length}.properties`);
   await writeFile(
@@ -200,7 +226,62 @@ async function startModelServer(
   const wait = lineWaiter(proc);
   const inference = /bind to: (\S+)/.exec(await wait(/Inference API bind to/))![1]!;
   const management = /bind to: (\S+)/.exec(await wait(/Management API bind to/))![1]!;
-  return { proc, inference, management };
+  return { proc, inference, management, wait };
+}
+
+/** `--metrics`: noop.py batch 1 without TorchServe metrics, with metrics_mode=prometheus (scraped each second), with log. */
+async function metricsCost(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'mar-metrics-bench-'));
+  try {
+    await cp(packagePath('fixtures', 'handlers', 'python'), join(dir, 'store', 'py'), { recursive: true });
+    const setups = [
+      { name: 'no metrics (MMS mode)', props: '' },
+      { name: 'metrics_mode=prometheus, scraped every 1 s', props: 'metrics_address=http://127.0.0.1:0\nmetrics_mode=prometheus\n' },
+      { name: 'metrics_mode=log', props: `metrics_address=http://127.0.0.1:0\nmetrics_mode=log\nmetrics_location=${join(dir, 'logs')}\n` },
+    ];
+    const servers = [];
+    for (const setup of setups) {
+      const s = await startModelServer(dir, setup.props);
+      const metrics = setup.props === '' ? null : /bind to: (\S+)/.exec(await s.wait(/Metrics API bind to/))![1]!;
+      const reg = await post(`${s.management}/models?url=py&model_name=noop&handler=noop:handle&initial_workers=1`);
+      if (reg.status !== 200) throw new Error(`register failed: ${reg.text}`);
+      servers.push({ ...setup, ...s, metrics, rates: [] as number[], cpuUs: [] as number[] });
+    }
+    for (let round = 0; round < Number(values.rounds); round++) {
+      for (const s of servers) {
+        const scraping = s.metrics !== null && s.name.includes('prometheus');
+        const timer = scraping ? setInterval(() => void fetch(`${s.metrics}/metrics`).then((r) => r.text()), 1000) : null;
+        try {
+          const cpu0 = await cpuMs(s.proc.pid!);
+          const row = await load(`${s.name}, round ${round + 1}`, `${s.inference}/predictions/noop`);
+          // the warm-up second is in the CPU time too: divide by its requests as well (about one more second's worth)
+          s.cpuUs.push((1000 * ((await cpuMs(s.proc.pid!)) - cpu0)) / (row.total * (1 + 1 / SECONDS)));
+          s.rates.push(row.reqPerSec);
+        } finally {
+          if (timer) clearInterval(timer);
+        }
+      }
+    }
+    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const base = median(servers[0]!.rates);
+    console.log(
+      `\nmetrics cost: noop.py, 1 worker, batch_size 1, ${CONNECTIONS} connections, ${values.rounds} x ${SECONDS} s (Node ${process.version})\n`,
+    );
+    const baseCpu = median(servers[0]!.cpuUs);
+    console.log('| setup | req/s per round | median | vs no metrics | frontend CPU µs/request (median) | vs no metrics |');
+    console.log('|---|---|---:|---:|---:|---:|');
+    for (const s of servers) {
+      const m = median(s.rates);
+      const c = median(s.cpuUs);
+      console.log(
+        `| ${s.name} | ${s.rates.map(Math.round).join(', ')} | ${Math.round(m)} | ${((100 * m) / base).toFixed(1)}% | ` +
+          `${c.toFixed(1)} | +${(c - baseCpu).toFixed(1)} µs |`,
+      );
+    }
+  } finally {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 async function main(): Promise<void> {
@@ -366,4 +447,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (values.metrics) await metricsCost();
+else await main();

@@ -51,6 +51,9 @@ export const ERROR_CODES = {
   RESOURCE_NOT_FOUND: spec(1, 404, 'ResourceNotFoundException'),
   METHOD_NOT_ALLOWED: spec(1, 405, 'MethodNotAllowedException'),
   MODEL_CONFLICT: spec(1, 409, 'ConflictStatusException'),
+  // model versions (TorchServe's exceptions and statuses)
+  VERSION_NOT_FOUND: spec(1, 404, 'ModelVersionNotFoundException'),
+  DEFAULT_VERSION_IN_USE: spec(1, 403, 'InvalidModelVersionException'),
   BAD_REQUEST: spec(1, 400, 'BadRequestException'),
   DOWNLOAD_FAILED: spec(1, 400, 'DownloadModelException'),
   REQUEST_TOO_LARGE: spec(1, 413, 'RequestEntityTooLargeException'),

@@ -115,6 +115,8 @@ export class Job {
   #watching = false;
   /** Called on abort while the job is not yet sent, to take it out of the queue or a forming batch. */
   onAbort: ((job: Job) => void) | null = null;
+  /** performance.now() when a worker took the job's batch (0 while queued): the end of its queue time. */
+  sentAt = 0;
 
   constructor(request: InferenceRequest, resolve: (r: PredictionResult) => void, reject: (e: MarError) => void, signal?: AbortSignal) {
     this.request = request;
@@ -141,9 +143,11 @@ export class Job {
     return this.#state === JobState.Sent;
   }
 
-  /** The batch holding this job was written to a worker: it can no longer be withdrawn. */
-  markSent(): void {
-    if (this.#state === JobState.Queued) this.#state = JobState.Sent;
+  /** The batch holding this job was taken by a worker at `at` (performance.now()): it can no longer be withdrawn. */
+  markSent(at: number = performance.now()): void {
+    if (this.#state !== JobState.Queued) return;
+    this.#state = JobState.Sent;
+    this.sentAt = at;
   }
 
   resolve(result: PredictionResult): void {

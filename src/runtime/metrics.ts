@@ -7,6 +7,14 @@
 
 export const METRICS_PREFIX = '[METRICS]';
 
+/** Frontend timings a server turns into TorchServe's WorkerLoadTime and WorkerThreadTime metrics. */
+export interface RuntimeTimings {
+  /** The worker numbered `port` (its MMS/TorchServe port number) answered LOAD `ms` after it was spawned. */
+  workerLoaded(port: number, ms: number): void;
+  /** The frontend's own time for one batch, without the worker's: handing it over and answering its jobs (ms). */
+  batchOverhead(ms: number): void;
+}
+
 export interface MetricLine {
   name: string;
   unit: string;
@@ -46,7 +54,9 @@ export function parseMetricLine(line: string): MetricLine | null {
   const raw = text.slice(METRICS_PREFIX.length);
   const m = METRIC_RE.exec(raw);
   if (!m) return null;
-  const value = Number(m[3]!.replace(/,/g, ''));
+  // (a server with TorchServe's metrics parses one line per batch: the common cases skip the regex replace and split)
+  const valueText = m[3]!;
+  const value = Number(valueText.includes(',') ? valueText.replace(/,/g, '') : valueText);
   const timestamp = Number(m[7]);
   if (!Number.isFinite(value) || !Number.isFinite(timestamp)) return null;
   const dimensions: Array<[string, string]> = [];
@@ -62,7 +72,7 @@ export function parseMetricLine(line: string): MetricLine | null {
     dimensions,
     hostname: m[6]!,
     timestamp,
-    requestIds: m[8] ? m[8].split(',').filter(Boolean) : [],
+    requestIds: !m[8] ? [] : m[8].includes(',') ? m[8].split(',').filter(Boolean) : [m[8]],
     raw,
   };
   if (m[5] !== undefined) metric.type = m[5];

@@ -1,6 +1,7 @@
 import { MarError } from '../errors.js';
 import { BatchAggregator } from './batch-aggregator.js';
 import { Job, JobQueue } from './job-queue.js';
+import type { RuntimeTimings } from './metrics.js';
 import type { OpenedModel } from './model.js';
 import type { InferenceRequest, PredictionResult } from './protocol.js';
 import { SERVING_DEFAULTS } from './serving-options.js';
@@ -48,6 +49,8 @@ export interface ModelRuntimeOptions {
   onEvent?: (event: PoolEvent) => void;
   /** Restart delays in ms (default 1, 1, 2, 3, 5, 8, ... s); tests shorten them. */
   backoffMs?: number[];
+  /** Worker load and per-batch frontend timings (the server's TorchServe metrics). */
+  timings?: RuntimeTimings;
 }
 
 /** What a scale (or start) call achieved, so a server can answer like MMS (200 / 210 / 500). */
@@ -76,9 +79,30 @@ export interface CancellablePrediction {
   readonly promise: Promise<PredictionResult>;
   /** A queued job leaves the queue; the promise rejects REQUEST_CANCELLED unless it settled already. */
   cancel(reason?: unknown): void;
+  /** performance.now() when a worker took the request (0 while it waits): where its queue time ends. */
+  readonly sentAt: number;
 }
 
-const noop = (): void => {};
+/** One object per request (no closures): the job's promise, its withdrawal and its queue end. */
+class Submitted implements CancellablePrediction {
+  readonly promise: Promise<PredictionResult>;
+  readonly #job: Job;
+
+  constructor(promise: Promise<PredictionResult>, job: Job) {
+    this.promise = promise;
+    this.#job = job;
+  }
+
+  cancel(reason?: unknown): void {
+    this.#job.cancel(reason);
+  }
+
+  get sentAt(): number {
+    return this.#job.sentAt;
+  }
+}
+
+const refused = (err: MarError): CancellablePrediction => ({ promise: Promise.reject(err), cancel: () => {}, sentAt: 0 });
 
 const DEFAULTS = {
   batchSize: SERVING_DEFAULTS.batchSize,
@@ -178,6 +202,7 @@ export class ModelRuntime {
       ...(options.backoffMs ? { backoffMs: options.backoffMs } : {}),
       onEvent: options.onEvent ?? defaultEventLog(options.model.name),
       onBatchDone: () => this.#drainWaiter?.(),
+      timings: options.timings,
     });
   }
 
@@ -282,14 +307,14 @@ export class ModelRuntime {
    * `cancel()` does what aborting `submit`'s signal does, without an AbortController per request.
    */
   submitCancellable(request: InferenceRequest): CancellablePrediction {
-    if (this.#closed || this.#pool.size === 0) return { promise: Promise.reject(this.#noWorker('SERVICE_UNAVAILABLE')), cancel: noop };
+    if (this.#closed || this.#pool.size === 0) return refused(this.#noWorker('SERVICE_UNAVAILABLE'));
     let job!: Job;
     const promise = new Promise<PredictionResult>((resolve, reject) => {
       job = new Job(request, resolve, reject);
     });
     job.onAbort = this.#removeJob;
     if (!this.#aggregator.add(job)) job.reject(this.#noWorker('QUEUE_FULL'));
-    return { promise, cancel: (reason?: unknown) => job.cancel(reason) };
+    return new Submitted(promise, job);
   }
 
   workers(): WorkerInfo[] {

@@ -6,11 +6,13 @@
  * |---------------------------|----------------------------|---------------------|-------------------|-------------------|
  * | register (POST /models)   | model-config.yaml          | register parameters | config.properties | register defaults |
  * | startup (load_models)     | model-config.yaml          | config.properties   | register defaults |                   |
+ * | snapshot (model_snapshot) | the snapshot's values      | model-config.yaml   | config.properties | register defaults |
  * | predict                   | explicit predict flags     | model-config.yaml   | predict defaults  |                   |
  *
  * The one difference in order is a rule of its own: an explicit predict flag (`--batch-size`, `--timeout`) is
  * typed for this one run and beats the archive's model-config.yaml; a register parameter does not (TorchServe's
- * rule: the archive's config wins over the register call). Predict reads no config.properties.
+ * rule: the archive's config wins over the register call). A TorchServe model_snapshot restores exactly the batch size,
+ * delay, timeout and workers it recorded (TorchServe's Model#setModelState). Predict reads no config.properties.
  *
  * What each layer sets (model-config.yaml values count only when positive, workers only as a valid pair):
  *
@@ -97,6 +99,15 @@ export type ServingRequest =
     }
   | { caller: 'startup' }
   | {
+      caller: 'snapshot';
+      batchSize: number;
+      maxBatchDelayMs: number;
+      /** Seconds; absent: the next layers decide (TorchServe: the model's default). */
+      responseTimeoutSeconds?: number | undefined;
+      minWorkers: number;
+      maxWorkers: number;
+    }
+  | {
       caller: 'predict';
       /** How many inputs the run submits (all at once). */
       inputCount: number;
@@ -129,7 +140,7 @@ export type ServingInputs =
       /** The archive's parsed model-config.yaml (OpenedModel.config), or null. */
       modelConfig: Record<string, unknown> | null;
       server: ServerServingDefaults;
-      request: Extract<ServingRequest, { caller: 'register' | 'startup' }>;
+      request: Extract<ServingRequest, { caller: 'register' | 'startup' | 'snapshot' }>;
     }
   | { modelConfig: Record<string, unknown> | null; server?: undefined; request: Extract<ServingRequest, { caller: 'predict' }> };
 
@@ -139,6 +150,7 @@ type Layer = 'request' | 'model-config' | 'server' | 'default';
 const ORDER: Record<ServingRequest['caller'], readonly Layer[]> = {
   register: ['model-config', 'request', 'server', 'default'],
   startup: ['model-config', 'server', 'default'],
+  snapshot: ['request', 'model-config', 'server', 'default'],
   predict: ['request', 'model-config', 'default'],
 };
 
@@ -181,7 +193,14 @@ function layers(inputs: ServingInputs): Record<Layer, LayerValues> {
             python: r.python,
             maxRequestBytes: r.largestInputBytes,
           }
-        : {};
+        : r.caller === 'snapshot'
+          ? {
+              batchSize: r.batchSize,
+              maxBatchDelayMs: r.maxBatchDelayMs,
+              responseTimeoutSeconds: (r.responseTimeoutSeconds ?? 0) > 0 ? r.responseTimeoutSeconds : undefined,
+              workers: { min: r.minWorkers, max: r.maxWorkers },
+            }
+          : {};
   const server: LayerValues = s
     ? {
         responseTimeoutSeconds: s.defaultResponseTimeoutSeconds,

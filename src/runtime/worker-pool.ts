@@ -2,6 +2,7 @@ import { isMarError, MarError } from '../errors.js';
 import { Backoff } from './backoff.js';
 import type { BatchAggregator } from './batch-aggregator.js';
 import type { Job } from './job-queue.js';
+import type { RuntimeTimings } from './metrics.js';
 import type { OpenedModel } from './model.js';
 import type { InferenceRequest, WorkerReply } from './protocol.js';
 import type { WorkerProcessOptions } from './worker-process.js';
@@ -60,6 +61,8 @@ export interface WorkerPoolOptions {
   onEvent?: (event: PoolEvent) => void;
   /** Called after every finished batch (drain bookkeeping). */
   onBatchDone?: () => void;
+  /** Load and per-batch frontend timings (a server's metrics); undefined: not measured. */
+  timings?: RuntimeTimings | undefined;
 }
 
 /** setTimeout's largest delay. */
@@ -217,6 +220,7 @@ export class WorkerPool {
     slot.state = { kind: 'idle', proc };
     proc.once('exit', () => this.#exited(slot, proc));
     this.#emit({ type: 'started', workerId: slot.id, pid: proc.pid, startMs });
+    this.#opts.timings?.workerLoaded(slot.port, startMs);
     this.#aggregator.ready(slot);
   }
 
@@ -275,13 +279,15 @@ export class WorkerPool {
       return;
     }
     slot.state = { kind: 'busy', proc: s.proc, batch, retire: null };
+    const takenAt = performance.now();
     const requests: InferenceRequest[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) {
       const job = batch[i]!;
-      job.markSent();
+      job.markSent(takenAt);
       requests[i] = job.request;
     }
     s.proc.predict(requests, this.#opts.responseTimeoutMs).then(slot.onReply, slot.onPredictError);
+    if (this.#opts.timings) slot.sendMs = performance.now() - takenAt;
   }
 
   #done(slot: WorkerSlot, reply: WorkerReply): void {
@@ -290,7 +296,10 @@ export class WorkerPool {
     // The state moves on before anyone hears of the batch's end (onBatchDone counts busy workers).
     slot.state = s.retire ? { kind: 'stopping', retire: s.retire } : { kind: 'idle', proc: s.proc };
     slot.backoff.reset(); // it answered: a later death starts the backoff over
+    const timings = this.#opts.timings;
+    const answeringAt = timings ? performance.now() : 0;
     completeBatch(s.batch, reply);
+    if (timings) timings.batchOverhead(slot.sendMs + performance.now() - answeringAt);
     this.#opts.onBatchDone?.();
     if (s.retire) this.#stopAndFinish(slot, s.proc, s.retire);
     else if (slot.state.kind === 'idle') this.#aggregator.ready(slot);

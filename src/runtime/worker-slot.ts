@@ -94,6 +94,8 @@ export class WorkerSlot implements BatchTarget<Job> {
   restarts = 0;
   /** performance.now() of the current process's successful LOAD. */
   loadedAt = 0;
+  /** Frontend time spent handing the current batch to the worker (ms; measured only for RuntimeTimings). */
+  sendMs = 0;
   readonly retired: Promise<void>;
   resolveRetired!: () => void;
   readonly onReply: (reply: WorkerReply) => void;

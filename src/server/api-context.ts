@@ -2,6 +2,7 @@ import type { TokenAuthorization } from './auth.js';
 import type { ServerConfig } from './config.js';
 import type { Dialect } from './dialects/index.js';
 import type { LogFile } from './log-file.js';
+import type { ServerMetrics } from './metrics/server-metrics.js';
 import type { ModelRegistry } from './model-registry.js';
 
 /** What the route handlers share: the config, the model table, and the models loaded at startup. */
@@ -14,6 +15,8 @@ export interface ApiContext {
   readonly log: (msg: string) => void;
   /** access_log.log when log_location is set, else null. */
   readonly accessLog: LogFile | null;
+  /** TorchServe's metrics when metrics_address is set, else null (MMS: nothing is recorded). */
+  readonly metrics: ServerMetrics | null;
   /** The dialect's defaults, texts and status codes (dialects/). */
   readonly dialect: Dialect;
   /** Token authorization, when on (TorchServe's default); null: requests need no key. */

@@ -53,6 +53,10 @@ export interface ExtendedServerConfig {
   readonly modelSnapshot: string | null;
   /** Whether management changes write config snapshots (TorchServe unless --ncs; never for MMS). */
   readonly snapshotsEnabled: boolean;
+  /** Where config snapshots go: `<log_location, else ./logs>/config` (TorchServe's FSSnapshotSerializer), absolute. */
+  readonly snapshotDir: string;
+  /** Where metrics_mode=log writes ts_metrics.log and model_metrics.log: metrics_location, else ./logs (TorchServe's). */
+  readonly metricsLogDir: string;
   /** Whether POST /models and DELETE /models/{m} are allowed (MMS: always; TorchServe: enable_model_api). */
   readonly enableModelApi: boolean;
   /** Whether requests need `Authorization: Bearer <key>` (TorchServe's default; see auth.ts). */
@@ -143,6 +147,8 @@ export function resolveExtendedConfig(
     metricsMode: mode,
     modelSnapshot: snapshot ? snapshot : null,
     snapshotsEnabled: dialect.name === 'torchserve' && ctx.cli.noConfigSnapshots !== true,
+    snapshotDir: join(resolve(cwd, props.get('log_location')?.trim() || 'logs'), 'config'),
+    metricsLogDir: resolve(cwd, props.get('metrics_location')?.trim() || 'logs'),
     enableModelApi: bool(props, dialect, 'enable_model_api', true),
     tokenAuthorization: !bool(props, dialect, 'disable_token_authorization', true),
     tokenExpirationMinutes: number(props, dialect, 'token_expiration_min', 60, 0, false),

@@ -10,12 +10,15 @@ import type { ResponseContext } from './responses.js';
 import { methodNotAllowed, newRequestId, notFound, sendError, sendJson, sendTooLarge } from './responses.js';
 import { handleInference, isInferenceRequest } from './routes/inference.js';
 import { handleManagement, isManagementRequest } from './routes/management.js';
+import { handleMetrics } from './routes/metrics.js';
 import { handleToken, isTokenRequest } from './routes/token.js';
 import { createListenerServer } from './tls.js';
 
 export interface ApiSet {
   inference: boolean;
   management: boolean;
+  /** TorchServe's metrics API, alone on its listener (metrics_address). */
+  metrics?: boolean;
 }
 
 function isKeepAlive(req: IncomingMessage): boolean {
@@ -147,6 +150,7 @@ export class HttpListener {
         const ms = Math.round(performance.now() - access.started);
         accessLog!.write(`${access.from} "${req.method} ${req.url} HTTP/${req.httpVersion}" ${res.statusCode} ${ms}`);
       }
+      if (res.headersSent) this.#api.metrics?.countResponse(res.statusCode);
       this.#active--;
       if (rc.onAbort && !res.writableFinished) rc.onAbort();
       if (this.#closing) {
@@ -175,6 +179,7 @@ export class HttpListener {
   async #dispatch(req: IncomingMessage, res: ServerResponse, rc: ResponseContext, body: Buffer): Promise<void> {
     const url = parseUrl(req.url);
     const { segments } = url;
+    if (this.apis.metrics) return handleMetrics(this.#api, res, rc, url);
     if (segments.length === 0 || (segments.length >= 2 && segments[1] === 'api-description')) {
       if ((url.path === '/' && req.method === 'OPTIONS') || (segments.length === 2 && segments[1] === 'api-description')) {
         sendJson(res, rc, 200, listApis(this.apis));

@@ -9,6 +9,7 @@ import type { ServerConfig } from './config.js';
 import { dialectNamed } from './dialects/index.js';
 import { resolveModelSource } from './model-source.js';
 import { modelNotFound } from './responses.js';
+import { DEFAULT_MODEL_VERSION, defaultVersionInUse, setDefaultVersionNotFound, versionNotFound } from './version-texts.js';
 import { workerSetup } from './worker-setup.js';
 
 export interface RegisterOptions {
@@ -17,8 +18,8 @@ export interface RegisterOptions {
   modelName?: string;
   handler?: string;
   runtime?: string;
-  /** The register call's serving parameters, or a startup model's (none); see runtime/serving-options.ts. */
-  request: Extract<ServingRequest, { caller: 'register' | 'startup' }>;
+  /** The register call's serving parameters, a startup model's (none) or a snapshot's; see runtime/serving-options.ts. */
+  request: Extract<ServingRequest, { caller: 'register' | 'startup' | 'snapshot' }>;
   loadedAtStartup?: boolean;
   /** TorchServe's startup_timeout (seconds); default the config's default_startup_timeout. */
   startupTimeoutSeconds?: number;
@@ -27,6 +28,8 @@ export interface RegisterOptions {
 /** One registered model: its opened archive and the runtime serving it. */
 export interface ModelEntry {
   readonly name: string;
+  /** The manifest's modelVersion, or 1.0 (TorchServe's default); one name may have several versions. */
+  readonly version: string;
   /** The url as registered (shown by list/describe). */
   readonly url: string;
   readonly model: OpenedModel;
@@ -41,21 +44,37 @@ export interface ModelRegistryOptions {
   /** Extra runtime options (tests shorten backoff; the server passes its loggers). */
   runtimeOptions?: Partial<Omit<ModelRuntimeOptions, 'model'>>;
   log?: (msg: string) => void;
+  /** Runtime options for one model version (the server's metrics hooks). */
+  runtimeHooks?: (name: string, version: string) => Partial<Omit<ModelRuntimeOptions, 'model'>>;
 }
 
+/** The versions registered under one name, and the one that answers when a request names no version. */
+interface VersionSet {
+  /** In registration order. */
+  readonly byVersion: Map<string, ModelEntry>;
+  defaultVersion: string;
+}
+
+/** What changed in the registry (the server writes a config snapshot after each). */
+export type RegistryChange = 'register' | 'scale' | 'unregister' | 'set-default';
+
 /**
- * The models the server knows. Names are reserved while an archive is being opened, so two concurrent
- * registers of one name give one 200 and one 409, and a name is removed from the table before its runtime
- * closes (new requests get 404 at once while in-flight batches finish).
+ * The models the server knows, by name and version (TorchServe's ModelManager; an MMS client only ever sees one
+ * version per name). The first version registered under a name is its default until set-default moves it. A name and
+ * version is checked right after the archive is opened, with no await in between, so two concurrent registers of one
+ * name and version give one 200 and one 409; an entry leaves the table before its runtime closes (new requests get 404
+ * at once while in-flight batches finish). Every front end (HTTP, and later KServe and gRPC) resolves models here.
  */
 export class ModelRegistry {
   readonly #config: ServerConfig;
   readonly #runtimeOptions: Partial<Omit<ModelRuntimeOptions, 'model'>>;
   readonly #log: (msg: string) => void;
-  readonly #models = new Map<string, ModelEntry>();
+  readonly #models = new Map<string, VersionSet>();
   readonly #closing = new Set<Promise<unknown>>();
   /** Every runtime not yet fully closed (also those already out of the table), for a forced exit. */
   readonly #live = new Set<ModelRuntime>();
+  readonly #runtimeHooks: ModelRegistryOptions['runtimeHooks'];
+  #onChange: ((change: RegistryChange) => void) | null = null;
   /** Archives a register saved into the model store from a url: deleted on unregister (model-source.ts). */
   readonly #saved = new WeakMap<ModelEntry, () => Promise<void>>();
 
@@ -63,10 +82,54 @@ export class ModelRegistry {
     this.#config = options.config;
     this.#runtimeOptions = options.runtimeOptions ?? {};
     this.#log = options.log ?? (() => {});
+    this.#runtimeHooks = options.runtimeHooks;
   }
 
-  get(name: string): ModelEntry | undefined {
-    return this.#models.get(name);
+  /** Calls `onChange` after every later register, scale, unregister and set-default (not for what happened before). */
+  watch(onChange: (change: RegistryChange) => void): void {
+    this.#onChange = onChange;
+  }
+
+  /** The model `name` in `version` (default: its default version), or undefined when either is unknown. */
+  get(name: string, version?: string): ModelEntry | undefined {
+    const set = this.#models.get(name);
+    return set?.byVersion.get(version ?? set.defaultVersion);
+  }
+
+  /** As get, but throws the 404s: "Model not found: m", or "Model version: v does not exist for model: m". */
+  find(name: string, version?: string): ModelEntry {
+    const set = this.#models.get(name);
+    if (!set) throw modelNotFound(name);
+    const entry = set.byVersion.get(version ?? set.defaultVersion);
+    if (!entry) throw versionNotFound(name, version ?? set.defaultVersion);
+    return entry;
+  }
+
+  /** Every version registered under `name`, in registration order ([] when the name is unknown). */
+  versions(name: string): ModelEntry[] {
+    return [...(this.#models.get(name)?.byVersion.values() ?? [])];
+  }
+
+  /** Whether `entry` is the default version of its name. */
+  isDefault(entry: ModelEntry): boolean {
+    return this.#models.get(entry.name)?.defaultVersion === entry.version;
+  }
+
+  /** Every registered model version, by name then registration order. */
+  entries(): ModelEntry[] {
+    return [...this.#models.values()].flatMap((set) => [...set.byVersion.values()]);
+  }
+
+  /** Makes `version` the one that answers requests naming no version (TorchServe set-default). */
+  setDefault(name: string, version: string): ModelEntry {
+    const set = this.#models.get(name);
+    if (!set) throw modelNotFound(name);
+    const entry = set.byVersion.get(version);
+    if (!entry) throw setDefaultVersionNotFound(name, version);
+    set.defaultVersion = version;
+    this.#log(`Default version of model ${name} set to ${version}`);
+    this.#changed('set-default');
+    return entry;
   }
 
   /** Registered names, sorted like Java's String order (UTF-16 code units). */
@@ -74,15 +137,16 @@ export class ModelRegistry {
     return [...this.#models.keys()].sort();
   }
 
+  /** Registered names (a name with several versions counts once). */
   get size(): number {
     return this.#models.size;
   }
 
-  /** Sum over models: workers running and workers configured (MMS minWorkers), for /ping. */
+  /** Sum over model versions: workers running and workers configured (MMS minWorkers), for /ping. */
   health(): { running: number; configured: number } {
     let running = 0;
     let configured = 0;
-    for (const e of this.#models.values()) {
+    for (const e of this.entries()) {
       const h = e.runtime.health();
       running += h.running;
       configured += e.runtime.minWorkers;
@@ -91,17 +155,24 @@ export class ModelRegistry {
   }
 
   /**
-   * Opens the archive and adds the model with no workers (MMS registerModel). Errors are MarErrors with
-   * MMS's statuses and messages: 404 for url problems, 400 for bad runtimes/archives, 409 for a taken name.
+   * Opens the archive and adds the model with no workers (MMS registerModel; a new version of a registered name
+   * as TorchServe). Errors are MarErrors with MMS's statuses and messages: 404 for url problems, 400 for bad
+   * runtimes/archives, 409 for a name and version already registered (the url is resolved first, as both servers do).
    */
   async register(o: RegisterOptions): Promise<ModelEntry> {
     if (o.runtime !== undefined && !REGISTER_RUNTIMES.includes(o.runtime)) {
       throw new MarError('BAD_REQUEST', `Invalid RuntimeType value: ${o.runtime}`);
     }
     const dialect = dialectNamed(this.#config.dialect);
-    // TorchServe resolves (downloads) the url first: re-registering a url whose archive is saved is its 500, not a 409
-    if (!dialect.urlBeforeNameCheck && o.modelName !== undefined && this.#models.has(o.modelName)) throw conflict(o.modelName);
-    const source = await resolveModelSource(o.url, this.#config, dialect);
+    // TorchServe resolves (downloads) the url first: re-registering a url whose archive is saved is its 500, not a 409.
+    // MMS answers a taken name before a url problem; a taken name with a good url may still add another version.
+    let source: Awaited<ReturnType<typeof resolveModelSource>>;
+    try {
+      source = await resolveModelSource(o.url, this.#config, dialect);
+    } catch (err) {
+      if (!dialect.urlBeforeNameCheck && o.modelName !== undefined && this.#models.has(o.modelName)) throw conflict(o.modelName);
+      throw err;
+    }
     let model: OpenedModel;
     try {
       model = await openModel(source.path, {
@@ -118,10 +189,11 @@ export class ModelRegistry {
       await source.afterOpen();
     }
     const name = model.name;
-    if (this.#models.has(name)) {
+    const version = model.modelVersion ?? DEFAULT_MODEL_VERSION;
+    if (this.get(name, version)) {
       await model.release();
       await source.removeSaved?.();
-      throw conflict(name);
+      throw dialect.versionConflict(name, version);
     }
     const resolved = resolveServingOptions({ modelConfig: model.config, server: this.#config, request: o.request });
     const serving = resolved.options;
@@ -139,6 +211,7 @@ export class ModelRegistry {
         maxResponseBytes: serving.maxResponseBytes,
         maxRequestBytes: serving.maxRequestBytes,
         ...this.#runtimeOptions,
+        ...this.#runtimeHooks?.(name, version),
         model,
         minWorkers: 0,
         maxWorkers: 0,
@@ -151,36 +224,50 @@ export class ModelRegistry {
       await source.removeSaved?.();
       throw err;
     }
-    const entry: ModelEntry = { name, url: o.url, model, runtime, serving, loadedAtStartup: o.loadedAtStartup ?? false };
+    const entry: ModelEntry = { name, version, url: o.url, model, runtime, serving, loadedAtStartup: o.loadedAtStartup ?? false };
     if (source.removeSaved) this.#saved.set(entry, source.removeSaved);
-    this.#models.set(name, entry);
+    const set = this.#models.get(name);
+    if (set) set.byVersion.set(version, entry);
+    else this.#models.set(name, { byVersion: new Map([[version, entry]]), defaultVersion: version });
     this.#live.add(runtime);
-    this.#log(`Model ${name} registered from ${o.url}`);
+    this.#log(`Model ${name} version ${version} registered from ${o.url}`);
+    this.#changed('register');
     return entry;
   }
 
-  /** MMS updateModel: sets min/max workers; 404 when the model is gone. */
-  async scale(name: string, minWorkers: number, maxWorkers: number, synchronous: boolean): Promise<ScaleResult> {
-    const entry = this.#models.get(name);
-    if (!entry) throw modelNotFound(name);
+  /** MMS updateModel: sets min/max workers of one version (default: the default one); 404 when it is gone. */
+  async scale(name: string, minWorkers: number, maxWorkers: number, synchronous: boolean, version?: string): Promise<ScaleResult> {
+    const entry = this.find(name, version);
+    let pending: Promise<ScaleResult>;
     try {
-      return await entry.runtime.scale(minWorkers, maxWorkers, { synchronous });
+      pending = entry.runtime.scale(minWorkers, maxWorkers, { synchronous });
+      // the new counts are set now: a snapshot taken from here on shows them
+      this.#changed('scale');
+      return await pending;
     } catch (err) {
       // unregistered while we waited
-      if (!this.#models.has(name) || entry.runtime.isClosed) throw modelNotFound(name);
+      if (this.get(name, entry.version) !== entry || entry.runtime.isClosed) throw modelNotFound(name);
       throw err;
     }
   }
 
   /**
-   * Removes the model at once (new requests get 404), lets in-flight batches finish within
-   * unregister_model_timeout, stops the workers and releases the archive. 404 if unknown, 408 on timeout.
+   * Removes one version (default: the default one) at once (new requests get 404), lets in-flight batches finish
+   * within unregister_model_timeout, stops the workers and releases the archive. 404 if unknown, 403 for the default
+   * version while others remain (TorchServe), 408 on timeout. `entry`: only that entry (a failed register's own).
    */
-  async unregister(name: string, entryToRemove?: ModelEntry): Promise<void> {
-    const entry = this.#models.get(name);
-    if (!entry || (entryToRemove !== undefined && entry !== entryToRemove)) throw modelNotFound(name);
-    this.#models.delete(name);
-    this.#log(`Unregistering model ${name}`);
+  async unregister(name: string, target: { version?: string; entry?: ModelEntry } = {}): Promise<void> {
+    const set = this.#models.get(name);
+    if (!set) throw modelNotFound(name);
+    const version = target.version ?? target.entry?.version ?? set.defaultVersion;
+    const entry = set.byVersion.get(version);
+    if (target.entry !== undefined && entry !== target.entry) throw modelNotFound(name);
+    if (!entry) throw versionNotFound(name, version);
+    if (version === set.defaultVersion && set.byVersion.size > 1) throw defaultVersionInUse(name);
+    set.byVersion.delete(version);
+    if (set.byVersion.size === 0) this.#models.delete(name);
+    this.#log(`Unregistering model ${name} version ${version}`);
+    this.#changed('unregister');
     const graceMs = this.#config.unregisterModelTimeoutSeconds * 1000;
     const done = this.#track(
       entry.runtime
@@ -205,7 +292,8 @@ export class ModelRegistry {
 
   /** Shutdown: closes every runtime (in-flight batches finish within graceMs) and releases every archive. */
   async closeAll(graceMs: number): Promise<void> {
-    const entries = [...this.#models.values()];
+    this.#onChange = null;
+    const entries = this.entries();
     this.#models.clear();
     await Promise.all(
       entries.map((e) =>
@@ -223,6 +311,14 @@ export class ModelRegistry {
     await Promise.all([...this.#closing]);
   }
 
+  #changed(change: RegistryChange): void {
+    try {
+      this.#onChange?.(change);
+    } catch (err) {
+      this.#log(`after ${change}: ${String(err)}`);
+    }
+  }
+
   #track<T>(p: Promise<T>): Promise<T> {
     this.#closing.add(p);
     void p.finally(() => this.#closing.delete(p));
@@ -230,4 +326,5 @@ export class ModelRegistry {
   }
 }
 
+/** MMS's 409 for a taken name, before the archive (and so its version) is known. */
 const conflict = (name: string): MarError => new MarError('MODEL_CONFLICT', `Model ${name} is already registered.`);

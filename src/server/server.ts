@@ -9,7 +9,9 @@ import { isSameAddress } from './config.js';
 import { dialectNamed } from './dialects/index.js';
 import { HttpListener } from './http-server.js';
 import { LogFile } from './log-file.js';
+import { ServerMetrics } from './metrics/server-metrics.js';
 import { ModelRegistry } from './model-registry.js';
+import { restoreSnapshot, SnapshotWriter, snapshotProperties } from './snapshot.js';
 
 export interface ModelServerOptions {
   config: ServerConfig;
@@ -20,7 +22,7 @@ export interface ModelServerOptions {
 }
 
 export interface ListenerInfo {
-  api: 'inference' | 'management' | 'both';
+  api: 'inference' | 'management' | 'both' | 'metrics';
   url: string;
 }
 
@@ -46,19 +48,31 @@ export class ModelServer {
   readonly #startupModels = new Set<string>();
   readonly #listeners: HttpListener[] = [];
   #metrics: LogFile | null = null;
+  /** TorchServe's metrics (metrics_address set), else null. */
+  readonly #tsMetrics: ServerMetrics | null;
   #accessLog: LogFile | null = null;
+  /** Config snapshots (snapshotsEnabled), from the end of start() on. */
+  #snapshots: SnapshotWriter | null = null;
   #auth: TokenAuthorization | null = null;
   #stopping: Promise<void> | null = null;
 
   constructor(options: ModelServerOptions) {
     this.config = options.config;
     this.#log = options.log ?? defaultLog;
-    // Only with metrics_location: without a consumer the workers' metric lines are dropped unparsed (hot path).
-    const onMetric = this.config.metricsLocation !== null ? { onMetric: (m: MetricLine) => this.#metrics?.write(m.raw) } : {};
+    const c = this.config;
+    const ts = c.metricsAddress === null ? null : new ServerMetrics({ mode: c.metricsMode, logDir: c.metricsLogDir, log: this.#log });
+    this.#tsMetrics = ts;
+    // Only with a consumer (TorchServe metrics, or MMS's metrics_location): else the workers' metric lines are dropped unparsed (hot path).
+    const onMetric = ts
+      ? { onMetric: (m: MetricLine) => ts.workerMetric(m) }
+      : c.metricsLocation !== null
+        ? { onMetric: (m: MetricLine) => this.#metrics?.write(m.raw) }
+        : {};
     this.registry = new ModelRegistry({
       config: this.config,
       log: this.#log,
       runtimeOptions: { ...onMetric, ...options.runtimeOptions },
+      ...(ts ? { runtimeHooks: (name: string, version: string) => ({ timings: ts.timings(name, version) }) } : {}),
     });
   }
 
@@ -69,7 +83,7 @@ export class ModelServer {
   /** Bound listeners (after start). */
   get listeners(): ListenerInfo[] {
     return this.#listeners.map((l) => ({
-      api: l.apis.inference && l.apis.management ? 'both' : l.apis.inference ? 'inference' : 'management',
+      api: l.apis.metrics ? 'metrics' : l.apis.inference && l.apis.management ? 'both' : l.apis.inference ? 'inference' : 'management',
       url: l.url,
     }));
   }
@@ -83,7 +97,9 @@ export class ModelServer {
       this.#auth = await TokenAuthorization.create({ keyFile: c.keyFile, expirationMinutes: c.tokenExpirationMinutes });
       this.#log(`Token authorization enabled: requests need "Authorization: Bearer <key>"; keys in ${c.keyFile}`);
     }
-    if (c.metricsLocation !== null) {
+    // TorchServe's metrics own ts_metrics.log / model_metrics.log; MMS's model_metrics.log only without them
+    this.#tsMetrics?.open();
+    if (c.metricsLocation !== null && this.#tsMetrics === null) {
       this.#metrics = LogFile.open(c.metricsLocation, 'model_metrics.log', 'metrics_location', this.#log);
       this.#log(`Model metrics log: ${this.#metrics.path}`);
     }
@@ -97,6 +113,7 @@ export class ModelServer {
       startupModels: this.#startupModels,
       log: this.#log,
       accessLog: this.#accessLog,
+      metrics: this.#tsMetrics,
       dialect,
       auth: this.#auth,
     };
@@ -106,18 +123,35 @@ export class ModelServer {
       this.#listeners.push(new HttpListener(api, c.inferenceAddress, { inference: true, management: false }));
       this.#listeners.push(new HttpListener(api, c.managementAddress, { inference: false, management: true }));
     }
-    await this.#loadStartupModels();
+    if (c.metricsAddress !== null) {
+      this.#listeners.push(new HttpListener(api, c.metricsAddress, { inference: false, management: false, metrics: true }));
+    }
     try {
+      // TorchServe: a model_snapshot replaces load_models
+      if (c.modelSnapshot !== null) await restoreSnapshot(this.registry, c, this.#log);
+      else await this.#loadStartupModels();
       for (const l of this.#listeners) {
         const url = await l.listen();
         if (l.apis.inference) this.#log(`Inference API bind to: ${url}`);
         if (l.apis.management) this.#log(`Management API bind to: ${url}`);
+        if (l.apis.metrics) this.#log(`Metrics API bind to: ${url}`);
       }
     } catch (err) {
       await this.stop(0);
       throw err;
     }
     this.#log('Model server started.');
+    if (c.snapshotsEnabled) {
+      const snapshots = new SnapshotWriter({
+        dir: c.snapshotDir,
+        registry: this.registry,
+        properties: snapshotProperties(c),
+        log: this.#log,
+      });
+      this.#snapshots = snapshots;
+      await snapshots.save('startup');
+      this.registry.watch(() => void snapshots.save('snapshot'));
+    }
     return this.listeners;
   }
 
@@ -157,7 +191,7 @@ export class ModelServer {
         this.#startupModels.add(entry.name);
         // startup workers, or the pair of the archive's model-config.yaml
         const { minWorkers: min, maxWorkers: max } = entry.serving;
-        const r = await this.registry.scale(entry.name, min, max, true);
+        const r = await this.registry.scale(entry.name, min, max, true, entry.version);
         if (r.failed > 0) this.#log(`Model ${entry.name}: ${r.failed} of ${min} worker(s) failed to start: ${r.error?.message ?? ''}`);
         else this.#log(`Model ${entry.name} loaded with ${min} worker(s)`);
       } catch (err) {
@@ -173,10 +207,12 @@ export class ModelServer {
   stop(graceMs = this.config.shutdownTimeoutSeconds * 1000): Promise<void> {
     this.#stopping ??= (async () => {
       const start = performance.now();
+      // the models as they were when the stop began
+      await this.#snapshots?.save('shutdown');
       await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
       const left = Math.max(0, graceMs - (performance.now() - start));
       await this.registry.closeAll(left);
-      await Promise.all([this.#metrics?.close(), this.#accessLog?.close(), this.#auth?.removeKeyFile()]);
+      await Promise.all([this.#metrics?.close(), this.#accessLog?.close(), this.#tsMetrics?.close(), this.#auth?.removeKeyFile()]);
     })();
     return this.#stopping;
   }

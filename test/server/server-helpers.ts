@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { cp, writeFile } from 'node:fs/promises';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
 import type { Agent, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -162,7 +162,9 @@ export interface RunningServer {
  * handlers. Stopped after the test. Tests of the CLI, signals and pid files use startServerProcess instead.
  */
 export async function startServer(t: TestContext, options: StartServerOptions = {}): Promise<RunningServer> {
-  const { dir, store, configFile } = await serverDir(t, options.props);
+  // TorchServe's metrics API would listen on its default port 8082: tests run in parallel, so a free port
+  const props = options.load?.dialect === 'torchserve' ? { metrics_address: 'http://127.0.0.1:0', ...options.props } : options.props;
+  const { dir, store, configFile } = await serverDir(t, props);
   const log = lineLog();
   // the public API's way in: config file + MMS_* environment read by loadConfig, as `model-server start` does
   const server = await startModelServer({
@@ -260,6 +262,17 @@ export async function startServerProcess(t: TestContext, options: ServerProcessO
 export function register(s: Pick<RunningServer, 'management'>, params: Record<string, string | number | boolean>): Promise<HttpResult> {
   const q = new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)]));
   return http(s.management, 'POST', `/models?${q}`);
+}
+
+/** A model directory `store/<dir>` whose manifest names `name` in `version`; its handler answers `reply` per request. */
+export async function versionedModel(store: string, dir: string, name: string, version: string, reply: string): Promise<void> {
+  const root = join(store, dir);
+  await mkdir(join(root, 'MAR-INF'), { recursive: true });
+  await writeFile(join(root, 'ver.py'), `def handle(d, c):\n    return None if d is None else [${JSON.stringify(reply)}] * len(d)\n`);
+  await writeFile(
+    join(root, 'MAR-INF', 'MANIFEST.json'),
+    JSON.stringify({ runtime: 'python', model: { modelName: name, modelVersion: version, handler: 'ver:handle' } }),
+  );
 }
 
 /** Registers a Python fixture handler module (fixtures/handlers/python/<module>.py) under `name`. */

@@ -62,6 +62,10 @@ export interface Dialect {
   readonly registerChecksHandler: boolean;
   /** A register call resolves (downloads) its url before it checks whether model_name is taken (TorchServe), or after (MMS). */
   readonly urlBeforeNameCheck: boolean;
+  /** 409 for registering a name in a version it already has. */
+  versionConflict(name: string, version: string): MarError;
+  /** `GET /models/{name}`: the default version as one object (MMS) or as a one-element array (TorchServe). */
+  readonly describeAsArray: boolean;
   /** `{"status"}` of a register call that started no workers. */
   registered(name: string, version: string): string;
   /** `{"status"}` of a synchronous register call whose workers all started. */

@@ -28,6 +28,8 @@ export const MMS_DIALECT: Dialect = {
 
   registerChecksHandler: true,
   urlBeforeNameCheck: false,
+  versionConflict: (name) => new MarError('MODEL_CONFLICT', `Model ${name} is already registered.`),
+  describeAsArray: false,
   registered: (name) => `Model "${name}" registered`,
   registeredWithWorkers: () => 'Workers scaled',
   scaled: () => 'Workers scaled',

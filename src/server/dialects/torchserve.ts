@@ -103,6 +103,8 @@ export const TORCHSERVE_DIALECT: Dialect = {
 
   registerChecksHandler: false,
   urlBeforeNameCheck: true,
+  versionConflict: (name, version) => new MarError('MODEL_CONFLICT', `Model version ${version} is already registered for model ${name}`),
+  describeAsArray: true,
   registered: (name, version) =>
     `Model "${name}" Version: ${version} registered with 0 initial workers. Use scale workers API to add workers for the model.`,
   registeredWithWorkers: (name, version, workers) => `Model "${name}" Version: ${version} registered with ${workers} initial workers`,

@@ -7,7 +7,7 @@ import { modelApi } from '../openapi.js';
 import type { ParsedUrl } from '../request-parser.js';
 import { buildInferenceRequest } from '../request-parser.js';
 import type { ResponseContext } from '../responses.js';
-import { badRequest, modelNotFound, notFound, sendError, sendJson, sendResponse } from '../responses.js';
+import { badRequest, notFound, sendError, sendJson, sendResponse } from '../responses.js';
 
 /** MMS InferenceRequestHandler#isInferenceReq: which paths the inference API claims. */
 export function isInferenceRequest(segments: readonly string[]): boolean {
@@ -15,7 +15,7 @@ export function isInferenceRequest(segments: readonly string[]): boolean {
   return (
     segments.length === 0 ||
     (segments.length >= 2 && (s1 === 'ping' || s1 === 'predictions' || s1 === 'api-description' || s1 === 'invocations')) ||
-    (segments.length === 4 && s1 === 'models') ||
+    (segments.length === 4 && s1 === 'models' && segments[3] === 'invoke') ||
     (segments.length === 3 && segments[2] === 'predict')
   );
 }
@@ -51,8 +51,9 @@ export async function handleInference(
       return predict(api, req, res, rc, body, url.query, name);
     }
     case 'predictions':
+      // /predictions/{name}[/{version}]
       if (segments.length < 3) throw notFound();
-      return predict(api, req, res, rc, body, null, segments[2]!);
+      return predict(api, req, res, rc, body, null, segments[2]!, segments[3]);
     default:
       // legacy /{model}/predict
       return predict(api, req, res, rc, body, url.query, segments[1]!);
@@ -67,6 +68,7 @@ async function predict(
   body: Buffer,
   query: URLSearchParams | null,
   modelName: string | null,
+  version?: string,
 ): Promise<void> {
   const input = buildInferenceRequest(rc.requestId, req, body, query);
   if (modelName === null) {
@@ -75,16 +77,19 @@ async function predict(
     if (field === undefined) throw badRequest('Parameter model_name is required.');
     modelName = field.value.toString('utf8');
   }
-  const entry = api.registry.get(modelName);
+  // 404 "Model not found" or "Model version: v does not exist for model: m"
+  const entry = api.registry.find(modelName, version);
   if (req.method === 'OPTIONS') {
-    if (!entry) throw modelNotFound(modelName);
     sendJson(res, rc, 200, modelApi(modelName));
     return;
   }
-  if (!entry) throw modelNotFound(modelName);
+  // TorchServe's per-model metrics (null without metrics_address: nothing is measured)
+  const series = api.metrics?.inference(modelName, version) ?? null;
+  series?.request();
+  const begin = series ? performance.now() : 0;
   // a client that goes away takes its queued job with it
   const submitted = entry.runtime.submitCancellable(input);
-  rc.onAbort = submitted.cancel;
+  rc.onAbort = () => submitted.cancel();
   let result: PredictionResult;
   try {
     result = await submitted.promise;
@@ -95,6 +100,7 @@ async function predict(
   } finally {
     rc.onAbort = null;
   }
+  series?.answered(begin, submitted.sentAt, performance.now());
   sendPrediction(res, rc, result, api.log);
 }
 

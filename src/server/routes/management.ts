@@ -6,11 +6,16 @@ import type { ModelEntry } from '../model-registry.js';
 import type { ParsedUrl } from '../request-parser.js';
 import { intParam, mimeType, parseJavaBoolean, parseJavaInt } from '../request-parser.js';
 import type { ResponseContext } from '../responses.js';
-import { badRequest, internalError, methodNotAllowed, modelNotFound, notFound, sendError, sendJson, sendStatus } from '../responses.js';
+import { badRequest, internalError, methodNotAllowed, notFound, sendError, sendJson, sendStatus } from '../responses.js';
+import { describeModel, setDefaultVersion } from './model-versions.js';
 
-/** MMS ManagementRequestHandler#isManagementReq: `/models` and `/models/{name}`. */
+export { formatMmsDate } from './model-versions.js';
+
+/** TorchServe ManagementRequestHandler#isManagementReq: `/models`, `/models/{name}[/{version}[/set-default]]`. */
 export function isManagementRequest(segments: readonly string[]): boolean {
-  return segments.length === 0 || ((segments.length === 2 || segments.length === 3) && segments[1] === 'models');
+  if (segments.length === 0) return true;
+  if (segments[1] !== 'models') return false;
+  return (segments.length >= 2 && segments.length <= 4) || (segments.length === 5 && segments[4] === 'set-default');
 }
 
 export async function handleManagement(
@@ -32,9 +37,14 @@ export async function handleManagement(
     throw methodNotAllowed();
   }
   const name = segments[2]!;
-  if (method === 'GET') return describeModel(api, res, rc, name);
-  if (method === 'PUT') return scaleModel(api, res, rc, url.query, name);
-  if (method === 'DELETE' && modelApi) return unregisterModel(api, res, rc, name);
+  const version = segments[3];
+  if (segments.length === 5) {
+    if (method === 'PUT') return setDefaultVersion(api, res, rc, name, version!);
+    throw methodNotAllowed();
+  }
+  if (method === 'GET') return describeModel(api, res, rc, name, version);
+  if (method === 'PUT') return scaleModel(api, res, rc, url.query, name, version ?? url.query.get('model_version') ?? undefined);
+  if (method === 'DELETE' && modelApi) return unregisterModel(api, res, rc, name, version);
   throw methodNotAllowed();
 }
 
@@ -153,7 +163,7 @@ async function registerModel(
     sendStatus(res, rc, api.dialect.registered(entry.name, versionOf(entry)));
     return;
   }
-  await updateModelWorkers(api, res, rc, entry.name, minWorkers, maxWorkers, synchronous, entry);
+  await updateModelWorkers(api, res, rc, entry.name, minWorkers, maxWorkers, synchronous, entry, entry.version);
 }
 
 /** The version TorchServe shows: the manifest's modelVersion, else 1.0. */
@@ -175,8 +185,9 @@ async function updateModelWorkers(
   maxWorkers: number,
   synchronous: boolean,
   registered: ModelEntry | null,
+  version?: string,
 ): Promise<void> {
-  const pending = api.registry.scale(name, minWorkers, maxWorkers, synchronous);
+  const pending = api.registry.scale(name, minWorkers, maxWorkers, synchronous, version);
   if (!synchronous) {
     pending.catch((err: unknown) => api.log(`scaling ${name} failed: ${String(err)}`));
     sendStatus(res, rc, 'Processing worker updates...', 202);
@@ -186,7 +197,7 @@ async function updateModelWorkers(
   if (result.failed > 0) {
     if (registered !== null) {
       // removed from the table now; workers stop in the background
-      api.registry.unregister(name, registered).catch((err: unknown) => api.log(`unregistering ${name} failed: ${String(err)}`));
+      api.registry.unregister(name, { entry: registered }).catch((err: unknown) => api.log(`unregistering ${name} failed: ${String(err)}`));
     }
     const entry = registered ?? api.registry.get(name);
     const message = api.dialect.startFailed(name, entry ? versionOf(entry) : '1.0', result.error);
@@ -199,57 +210,27 @@ async function updateModelWorkers(
   } else sendStatus(res, rc, 'Workers scaling in progress...', api.dialect.partialStatus);
 }
 
-async function scaleModel(api: ApiContext, res: ServerResponse, rc: ResponseContext, query: URLSearchParams, name: string): Promise<void> {
+async function scaleModel(
+  api: ApiContext,
+  res: ServerResponse,
+  rc: ResponseContext,
+  query: URLSearchParams,
+  name: string,
+  version: string | undefined,
+): Promise<void> {
   const minWorkers = intParam(query, 'min_worker', 1);
   const maxWorkers = intParam(query, 'max_worker', minWorkers);
   if (maxWorkers < minWorkers) throw badRequest('max_worker cannot be less than min_worker.');
   const synchronous = parseJavaBoolean(query.get('synchronous'));
-  if (!api.registry.get(name)) throw modelNotFound(name);
+  api.registry.find(name, version); // 404 for an unknown name or version
   // MMS fails here with an IndexOutOfBoundsException (500)
   if (minWorkers < 0) throw internalError(`min_worker cannot be negative: ${minWorkers}`);
-  await updateModelWorkers(api, res, rc, name, minWorkers, maxWorkers, synchronous, null);
+  await updateModelWorkers(api, res, rc, name, minWorkers, maxWorkers, synchronous, null, version);
 }
 
-/** `yyyy-MM-dd'T'HH:mm:ss.SSS'Z'` on local time with a literal Z, as MMS's Gson date format. */
-export function formatMmsDate(d: Date): string {
-  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
-  return (
-    `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T` +
-    `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}Z`
-  );
-}
-
-function describeModel(api: ApiContext, res: ServerResponse, rc: ResponseContext, name: string): void {
-  const e = api.registry.get(name);
-  if (!e) throw modelNotFound(name);
-  const engine = e.model.manifest?.['engine'] as { engineName?: unknown } | undefined;
-  const workers = e.runtime.workers().map((w) => ({
-    id: w.id,
-    startTime: w.startTime ? formatMmsDate(w.startTime) : undefined,
-    // MMS shows READY for a loaded worker (busy or not), UNLOADING otherwise; we keep STARTING/RESTARTING visible
-    status: w.status === 'BUSY' ? 'READY' : w.status === 'STOPPED' ? 'UNLOADING' : w.status,
-    gpu: w.gpu,
-    memoryUsage: w.memoryUsage,
-    pid: w.pid ?? undefined,
-  }));
-  sendJson(res, rc, 200, {
-    modelName: e.name,
-    modelVersion: e.model.modelVersion,
-    modelUrl: e.url,
-    engine: typeof engine?.engineName === 'string' ? engine.engineName : undefined,
-    runtime: e.model.runtime,
-    minWorkers: e.runtime.minWorkers,
-    maxWorkers: e.runtime.maxWorkers,
-    batchSize: e.runtime.batchSize,
-    maxBatchDelay: e.runtime.maxBatchDelayMs,
-    loadedAtStartup: e.loadedAtStartup,
-    workers,
-  });
-}
-
-async function unregisterModel(api: ApiContext, res: ServerResponse, rc: ResponseContext, name: string): Promise<void> {
+async function unregisterModel(api: ApiContext, res: ServerResponse, rc: ResponseContext, name: string, version?: string): Promise<void> {
   try {
-    await api.registry.unregister(name);
+    await api.registry.unregister(name, version === undefined ? {} : { version });
   } catch (err) {
     if (err instanceof MarError) throw err;
     throw internalError(`Interrupted while cleaning resources: ${name}`);
