@@ -52,7 +52,8 @@ class PyWorker {
       cwd,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    this.exited = once(this.child, 'exit').then(([code, signal]) => ({ code, signal }) as Exit);
+    // 'close', not 'exit': the output is read to its end first, so lines printed just before exiting are there
+    this.exited = once(this.child, 'close').then(([code, signal]) => ({ code, signal }) as Exit);
     for (const stream of [this.child.stdout, this.child.stderr]) {
       let rest = '';
       stream.setEncoding('utf8');
@@ -238,7 +239,7 @@ test('invalid JSON does not kill the worker: the handler gets the raw bytes', as
   assert.deepEqual((bodyJson(r, 0) as { params: object }).params, {
     body: { type: 'bytearray', value: '{not json', base64: Buffer.from('{not json').toString('base64'), content_type: 'application/json' },
   });
-  assert.ok(w.lines.some((l) => l.includes("Invalid JSON in parameter 'body' of request a")));
+  await w.waitLine((l) => l.includes("Invalid JSON in parameter 'body' of request a")); // the log line and the reply travel on different channels
   assert.equal((await w.predict([req('b', [['body', 'application/json', '{"ok": true}']])])).code, 200);
 });
 
