@@ -22,7 +22,6 @@ export { parseDigestFile } from './verify-data.js';
 export type { Problem, ProblemCode, VerifyResult } from './verify-report.js';
 
 const SOURCE_MAX_BYTES = 16 << 20;
-const CONFIG_MAX_BYTES = 4 << 20;
 
 async function checkStructure(reader: ArchiveReader, out: Collector): Promise<void> {
   const counts = new Map<string, number>();
@@ -183,7 +182,7 @@ async function checkContent(reader: ArchiveReader, manifest: Manifest, out: Coll
   const configFile = model['configFile'];
   if (typeof configFile === 'string' && reader.has(configFile)) {
     try {
-      parseModelConfig((await reader.readEntry(configFile, CONFIG_MAX_BYTES)).toString('utf8'), configFile);
+      parseModelConfig((await reader.readEntry(configFile, reader.limits.maxManifestBytes)).toString('utf8'), configFile);
     } catch (err) {
       out.problem('CONFIG_INVALID', err instanceof Error ? err.message : String(err), configFile);
     }

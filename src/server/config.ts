@@ -1,7 +1,9 @@
 import { readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
+import type { ArchiveLimits } from '../archive/limits.js';
 import { describeFsError, MarError } from '../errors.js';
+import type { ConnectionLimits } from './connection-guard.js';
 
 /** Where a listener binds: `http://host[:port]` or `unix:/path` (MMS Connector syntax; https is not supported). */
 export type ListenAddress =
@@ -39,6 +41,11 @@ export interface ServerConfig {
   readonly logLocation: string | null;
   /** The config file read, if any. */
   readonly configFile: string | null;
+  // --- reliability limits (issue 15): archive limits (archive/limits.ts), connections (connection-guard.ts) ---
+  /** max_manifest_size, max_archive_entries, max_archive_size, max_archive_ratio: what register loads. */
+  readonly archiveLimits: Readonly<ArchiveLimits>;
+  /** request_header_timeout, request_body_timeout, keep_alive_timeout, max_connections, max_header_size. */
+  readonly connectionLimits: Readonly<ConnectionLimits>;
 }
 
 /** Every key we read (others are accepted and ignored, like MMS ignores unknown keys). */
@@ -61,6 +68,16 @@ export const CONFIG_KEYS = [
   'number_of_gpu',
   'metrics_location',
   'log_location',
+  // reliability limits (issue 15)
+  'max_manifest_size',
+  'max_archive_entries',
+  'max_archive_size',
+  'max_archive_ratio',
+  'request_header_timeout',
+  'request_body_timeout',
+  'keep_alive_timeout',
+  'max_connections',
+  'max_header_size',
 ] as const;
 
 export interface LoadConfigOptions {
@@ -234,7 +251,29 @@ export function resolveConfig(props: Map<string, string>, ctx: { cwd: string; co
     metricsLocation: metricsRaw ? resolve(ctx.cwd, metricsRaw) : null,
     logLocation: logRaw ? resolve(ctx.cwd, logRaw) : null,
     configFile: ctx.configFile,
+    ...reliabilityLimits(props, maxRequestSize),
   });
+}
+
+// --- reliability limits (issue 15): defaults far above real use; docs/server.md beside MMS's and TorchServe's ---
+function reliabilityLimits(props: Map<string, string>, maxRequestSize: number): Pick<ServerConfig, 'archiveLimits' | 'connectionLimits'> {
+  const ms = (key: string, def: number): number => 1000 * intValue(props, key, def, 0);
+  return {
+    archiveLimits: Object.freeze({
+      maxManifestBytes: intValue(props, 'max_manifest_size', 4 << 20, 1),
+      maxEntries: intValue(props, 'max_archive_entries', 100_000, 1),
+      maxTotalBytes: intValue(props, 'max_archive_size', 64 * 1024 ** 3, 1),
+      maxRatio: intValue(props, 'max_archive_ratio', 1100, 1),
+    }),
+    connectionLimits: Object.freeze({
+      headerTimeoutMs: ms('request_header_timeout', 20),
+      requestTimeoutMs: ms('request_body_timeout', 60),
+      keepAliveTimeoutMs: ms('keep_alive_timeout', 60),
+      maxConnections: intValue(props, 'max_connections', 1000, 0),
+      maxHeaderBytes: intValue(props, 'max_header_size', 16384, 1024),
+      maxRequestBytes: maxRequestSize,
+    }),
+  };
 }
 
 /** True when both APIs are served by one listener (MMS ConnectorType.BOTH). */

@@ -103,6 +103,8 @@ export class ModelRegistry {
     try {
       model = await openModel(path, {
         hintStyle: 'http',
+        limits: this.#config.archiveLimits,
+        limitHint: 'config',
         ...(o.modelName !== undefined ? { modelName: o.modelName } : {}),
         ...(o.handler !== undefined ? { handler: o.handler } : {}),
         ...(o.runtime !== undefined ? { runtime: o.runtime } : {}),
