@@ -60,7 +60,7 @@ export function raiseHint(limit: keyof ArchiveLimits, hint: LimitHint): string |
   const r = RAISE[limit];
   if (hint === 'config') return `raise ${r.key} in config.properties`;
   if (r.flag === null) return null;
-  return hint === 'flags' ? `raise the limit with ${r.flag}` : `unpack it with model-archiver extract ${r.flag} and use the directory`;
+  return hint === 'flags' ? `raise the limit with ${r.flag}` : `extract it with model-archiver extract ${r.flag} <n> and run the directory`;
 }
 
 /** The config.properties key that sets each limit (server.md documents them). */
