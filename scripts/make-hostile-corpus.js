@@ -76,20 +76,24 @@ function zip(entries, opts = {}) {
       extra.writeBigUInt64LE(BigInt(e.zip64.csize), 12);
     }
     const big = (v) => (e.zip64 ? 0xffffffff : v);
+    // the fields local and central headers share, version needed to extra length, from `at`
+    const shared = (h, at, headerName) => {
+      h.writeUInt16LE(e.zip64 ? 45 : 20, at);
+      h.writeUInt16LE(flags, at + 2);
+      h.writeUInt16LE(method, at + 4);
+      h.writeUInt16LE(DOS_TIME, at + 6);
+      h.writeUInt16LE(DOS_DATE, at + 8);
+      h.writeUInt32LE(crc >>> 0, at + 10);
+      h.writeUInt32LE(big(csize), at + 14);
+      h.writeUInt32LE(big(size), at + 18);
+      h.writeUInt16LE(headerName.length, at + 22);
+      h.writeUInt16LE(extra.length, at + 24);
+    };
     r.offset = e.sharesDataOf === undefined ? offset : records[e.sharesDataOf].offset;
     if (e.sharesDataOf === undefined) {
       const lh = Buffer.alloc(30);
       lh.writeUInt32LE(0x04034b50, 0);
-      lh.writeUInt16LE(e.zip64 ? 45 : 20, 4);
-      lh.writeUInt16LE(flags, 6);
-      lh.writeUInt16LE(method, 8);
-      lh.writeUInt16LE(DOS_TIME, 10);
-      lh.writeUInt16LE(DOS_DATE, 12);
-      lh.writeUInt32LE(crc >>> 0, 14);
-      lh.writeUInt32LE(big(csize), 18);
-      lh.writeUInt32LE(big(size), 22);
-      lh.writeUInt16LE(localName.length, 26);
-      lh.writeUInt16LE(extra.length, 28);
+      shared(lh, 4, localName);
       const local = Buffer.concat([lh, localName, extra, stored]);
       locals.push(local);
       offset += local.length;
@@ -97,16 +101,7 @@ function zip(entries, opts = {}) {
     const ch = Buffer.alloc(46);
     ch.writeUInt32LE(0x02014b50, 0);
     ch.writeUInt16LE((3 << 8) | (e.zip64 ? 45 : 20), 4); // made by unix
-    ch.writeUInt16LE(e.zip64 ? 45 : 20, 6);
-    ch.writeUInt16LE(flags, 8);
-    ch.writeUInt16LE(method, 10);
-    ch.writeUInt16LE(DOS_TIME, 12);
-    ch.writeUInt16LE(DOS_DATE, 14);
-    ch.writeUInt32LE(crc >>> 0, 16);
-    ch.writeUInt32LE(big(csize), 20);
-    ch.writeUInt32LE(big(size), 24);
-    ch.writeUInt16LE(name.length, 28);
-    ch.writeUInt16LE(extra.length, 30);
+    shared(ch, 6, name);
     ch.writeUInt32LE(((e.mode ?? S_IFREG | 0o644) << 16) >>> 0, 38);
     ch.writeUInt32LE(r.offset, 42);
     centrals.push(Buffer.concat([ch, name, extra]));

@@ -166,9 +166,13 @@ test('hostile corpus: inspect, verify, extract and predict on every archive', as
         row.expect.predict,
         'predict (openModel)',
       );
-      const pre = await cli(serverMain, ['predict', file, '--data', 'x']);
-      if (row.expect.predict === 'ok') assert.equal(pre.code, 0, pre.stderr);
-      else assertOneLineError('predict', pre);
+      // the command itself where it must fail; where it loads, running a worker shows nothing about the archive
+      // beyond the control case
+      if (row.expect.predict !== 'ok' || row.input === 'control-ok.mar') {
+        const pre = await cli(serverMain, ['predict', file, '--data', 'x']);
+        if (row.expect.predict === 'ok') assert.equal(pre.code, 0, pre.stderr);
+        else assertOneLineError('predict', pre);
+      }
       assert.deepEqual(await listTree(cache).catch(() => []), [], 'the model cache is empty again');
     });
     await rm(box, { recursive: true, force: true });
