@@ -54,11 +54,10 @@ function rawAnswer(err: MarError): Buffer {
 
 const seconds = (ms: number): string => `${ms / 1000} s`;
 
-/** Per connection: the request being received or answered (for clientError), and whether one came at all. */
+/** Per connection: the request being received or answered last (for clientError). */
 interface ConnectionState {
-  req: IncomingMessage | null;
-  res: ServerResponse | null;
-  served: boolean;
+  req: IncomingMessage;
+  res: ServerResponse;
 }
 
 /** The createServer options that carry the limits (node enforces the deadlines and the header size itself). */
@@ -81,23 +80,22 @@ export function connectionServerOptions(limits: ConnectionLimits): ServerOptions
 export function guardConnections(server: Server, limits: ConnectionLimits): void {
   // node closes a connection over the cap before reading a byte of it (the client sees it closed)
   if (limits.maxConnections > 0) server.maxConnections = limits.maxConnections;
+  // keyed by the socket requests arrive on (with TLS, not the one 'connection' reports)
   const states = new WeakMap<Socket, ConnectionState>();
 
   server.on('connection', (socket: Socket) => {
-    states.set(socket, { req: null, res: null, served: false });
     // node's header deadline starts with the first byte: a connection that never sends one is cut off here
-    if (limits.headerTimeoutMs > 0) socket.setTimeout(limits.headerTimeoutMs);
+    if (limits.headerTimeoutMs <= 0) return;
+    const timer = setTimeout(() => {
+      if (socket.bytesRead === 0) socket.destroy();
+    }, limits.headerTimeoutMs);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
   });
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const socket = req.socket;
-    const state = states.get(socket);
-    if (state) {
-      if (!state.served && limits.headerTimeoutMs > 0) socket.setTimeout(0); // a request came: node's deadlines take over
-      state.served = true;
-      state.req = req;
-      state.res = res;
-    }
+    states.set(socket, { req, res });
     // `Expect: 100-continue` refused without a 100: the client never sends the body, there is nothing to drain
     let continued = !/100-continue/i.test(req.headers.expect ?? '');
     if (!continued) {
@@ -116,7 +114,9 @@ export function guardConnections(server: Server, limits: ConnectionLimits): void
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const state = states.get(socket);
-    const answered = state?.res?.headersSent ?? false;
+    // the request on the wire already has (part of) an answer: an early one being drained, or one being written;
+    // after a finished exchange on a keep-alive connection the next request has none yet
+    const answered = state !== undefined && state.res.headersSent && !(state.req.complete && state.res.writableFinished);
     if (socket.writable && !answered && err.code !== 'ECONNRESET') {
       socket.write(rawAnswer(clientErrorOf(err, state, limits)));
     }
@@ -128,7 +128,7 @@ export function guardConnections(server: Server, limits: ConnectionLimits): void
 function clientErrorOf(err: NodeJS.ErrnoException, state: ConnectionState | undefined, limits: ConnectionLimits): MarError {
   switch (err.code) {
     case 'ERR_HTTP_REQUEST_TIMEOUT': {
-      const inBody = state?.req !== null && state?.req !== undefined && !state.req.complete;
+      const inBody = state !== undefined && !state.req.complete;
       return new MarError(
         'REQUEST_TIMEOUT',
         inBody

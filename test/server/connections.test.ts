@@ -135,6 +135,10 @@ test('slow clients: headers or a body a byte at a time are cut off with 408 with
   const headers = rawConnection(s.inference);
   trickle(headers.socket, 'POST /predictions/noop HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx', 250);
   const idle = rawConnection(s.inference);
+  // keep-alive: a first request answered, then the next one's headers trickle in
+  const second = rawConnection(s.inference);
+  second.socket.write('GET /ping HTTP/1.1\r\nHost: x\r\n\r\n');
+  second.socket.once('data', () => trickle(second.socket, 'GET /ping HTTP/1.1\r\nHost: x\r\n\r\n', 250));
 
   // the stalled clients hold neither the model's one worker nor its one queue slot
   for (let i = 0; i < 3; i++) assert.equal((await http(s.inference, 'POST', '/predictions/noop', 'x')).text, 'OK');
@@ -153,6 +157,12 @@ test('slow clients: headers or a body a byte at a time are cut off with 408 with
     'The request headers were not received within 1 s; send them faster or raise request_header_timeout.',
   );
   assert.ok(h.ms >= 900 && h.ms < 3000, `cut off after ${Math.round(h.ms)} ms`);
+  const k = await second.closed;
+  assert.match(k.text, /^HTTP\/1\.1 200 OK\r\n[\s\S]*HTTP\/1\.1 408 Request Timeout\r\n/);
+  assert.equal(
+    bodyOf(k.text.slice(k.text.lastIndexOf('HTTP/1.1 408'))).message,
+    'The request headers were not received within 1 s; send them faster or raise request_header_timeout.',
+  );
   // a connection that never sends a byte is closed after the header timeout, without an answer
   const i = await idle.closed;
   assert.equal(i.text, '');
