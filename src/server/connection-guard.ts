@@ -116,7 +116,7 @@ export function guardConnections(server: Server, limits: ConnectionLimits): void
     const state = states.get(socket);
     // the request on the wire already has (part of) an answer: an early one being drained, or one being written;
     // after a finished exchange on a keep-alive connection the next request has none yet
-    const answered = state !== undefined && state.res.headersSent && !(state.req.complete && state.res.writableFinished);
+    const answered = state?.res.headersSent && !(state.req.complete && state.res.writableFinished);
     if (socket.writable && !answered && err.code !== 'ECONNRESET') {
       socket.write(rawAnswer(clientErrorOf(err, state, limits)));
     }
