@@ -72,11 +72,8 @@ export const LIMIT_CONFIG_KEYS: Readonly<Record<keyof ArchiveLimits, string>> = 
 });
 
 /** Defaults overlaid with the fields given (undefined fields keep their default). */
-export function resolveArchiveLimits(
-  partial: Partial<ArchiveLimits> = {},
-  base: Readonly<ArchiveLimits> = DEFAULT_ARCHIVE_LIMITS,
-): ArchiveLimits {
-  const out = { ...base };
+export function resolveArchiveLimits(partial: Partial<ArchiveLimits> = {}): ArchiveLimits {
+  const out = { ...DEFAULT_ARCHIVE_LIMITS };
   for (const k of Object.keys(RAISE) as (keyof ArchiveLimits)[]) {
     const v = partial[k];
     if (v !== undefined) out[k] = v;

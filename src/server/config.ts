@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
-import type { ArchiveLimits } from '../archive/limits.js';
+import { type ArchiveLimits, DEFAULT_ARCHIVE_LIMITS, LIMIT_CONFIG_KEYS } from '../archive/limits.js';
 import { describeFsError, MarError } from '../errors.js';
 import type { ConnectionLimits } from './connection-guard.js';
 
@@ -259,11 +259,12 @@ export function resolveConfig(props: Map<string, string>, ctx: { cwd: string; co
 function reliabilityLimits(props: Map<string, string>, maxRequestSize: number): Pick<ServerConfig, 'archiveLimits' | 'connectionLimits'> {
   const ms = (key: string, def: number): number => 1000 * intValue(props, key, def, 0);
   return {
+    // archive/limits.ts owns the keys' names and defaults
     archiveLimits: Object.freeze({
-      maxManifestBytes: intValue(props, 'max_manifest_size', 4 << 20, 1),
-      maxEntries: intValue(props, 'max_archive_entries', 100_000, 1),
-      maxTotalBytes: intValue(props, 'max_archive_size', 64 * 1024 ** 3, 1),
-      maxRatio: intValue(props, 'max_archive_ratio', 1100, 1),
+      maxManifestBytes: intValue(props, LIMIT_CONFIG_KEYS.maxManifestBytes, DEFAULT_ARCHIVE_LIMITS.maxManifestBytes, 1),
+      maxEntries: intValue(props, LIMIT_CONFIG_KEYS.maxEntries, DEFAULT_ARCHIVE_LIMITS.maxEntries, 1),
+      maxTotalBytes: intValue(props, LIMIT_CONFIG_KEYS.maxTotalBytes, DEFAULT_ARCHIVE_LIMITS.maxTotalBytes, 1),
+      maxRatio: intValue(props, LIMIT_CONFIG_KEYS.maxRatio, DEFAULT_ARCHIVE_LIMITS.maxRatio, 1),
     }),
     connectionLimits: Object.freeze({
       headerTimeoutMs: ms('request_header_timeout', 20),
