@@ -57,6 +57,8 @@ export const ERROR_CODES = {
   BAD_REQUEST: spec(1, 400, 'BadRequestException'),
   DOWNLOAD_FAILED: spec(1, 400, 'DownloadModelException'),
   REQUEST_TOO_LARGE: spec(1, 413, 'RequestEntityTooLargeException'),
+  // Netty's decoder fails such a request and MMS answers 400 BadRequestException; we say 431 (the status for it)
+  HEADERS_TOO_LARGE: spec(1, 431, 'BadRequestException'),
   QUEUE_FULL: spec(1, 503, 'ServiceUnavailableException'),
   SERVICE_UNAVAILABLE: spec(1, 503, 'ServiceUnavailableException'),
   REQUEST_TIMEOUT: spec(1, 408, 'RequestTimeoutException'),

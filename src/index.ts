@@ -12,6 +12,8 @@ export type { ExtractLimits, ExtractOptions, ExtractResult } from './archive/ext
 export { DEFAULT_EXTRACT_LIMITS, extractArchive } from './archive/extract.js';
 export type { InspectEntry, InspectManifestKind, InspectReport } from './archive/inspect.js';
 export { inspectArchive } from './archive/inspect.js';
+export type { ArchiveLimits, LimitHint } from './archive/limits.js';
+export { DEFAULT_ARCHIVE_LIMITS } from './archive/limits.js';
 export type { ArchiveFormat, CreateArchiveOptions, CreateResult } from './archive/pack.js';
 export { ARCHIVE_FORMATS, createArchive } from './archive/pack.js';
 export type { CreateProgress, ProgressCallback } from './archive/progress.js';
@@ -42,6 +44,7 @@ export type { InferenceRequest, PredictionResult, RequestParam } from './runtime
 
 export type { ListenAddress, LoadConfigOptions, ServerConfig } from './server/config.js';
 export { loadConfig } from './server/config.js';
+export type { ConnectionLimits } from './server/connection-guard.js';
 export type { ListenerInfo, ModelServerOptions } from './server/server.js';
 export { ModelServer } from './server/server.js';
 export type { StartModelServerOptions } from './server/start-server.js';

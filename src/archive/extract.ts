@@ -9,33 +9,30 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describeFsError, MarError } from '../errors.js';
+import {
+  type ArchiveLimits,
+  checkDeclaredSize,
+  DEFAULT_ARCHIVE_LIMITS,
+  EXTRACT_COMMAND_RATIO,
+  type LimitHint,
+  LimitMeter,
+} from './limits.js';
 import { type ArchiveEntryInfo, ArchiveReader, detectArchiveKind, type EntryType, findTgzRoot, scanTgz } from './read.js';
 import { checkEntryPath, describeUnsafe, resolveInside } from './safe-path.js';
 
-export interface ExtractLimits {
-  /** Total uncompressed bytes (counted while inflating, not taken from headers). Default 64 GiB. */
-  maxTotalBytes: number;
-  /** Number of entries (files, directories, links). Default 100,000. */
-  maxEntries: number;
-  /**
-   * Inflated bytes per byte of archive file (whole archive, not per entry). Default 200: real models stay
-   * far below it because weights barely compress, while zip bombs reach 1,000 and more (an archive that is
-   * mostly zero-filled files can too: raise the limit for it). Checked once more than RATIO_GRACE_BYTES
-   * have been inflated, so tiny archives never trip it. Not applied to directories.
-   */
-  maxRatio: number;
-}
+/** The limits extraction applies (see limits.ts); the ratio's default is the extract command's stricter one. */
+export type ExtractLimits = Pick<ArchiveLimits, 'maxTotalBytes' | 'maxEntries' | 'maxRatio'>;
 
 export const DEFAULT_EXTRACT_LIMITS: Readonly<ExtractLimits> = Object.freeze({
-  maxTotalBytes: 64 * 1024 ** 3,
-  maxEntries: 100_000,
-  maxRatio: 200,
+  maxTotalBytes: DEFAULT_ARCHIVE_LIMITS.maxTotalBytes,
+  maxEntries: DEFAULT_ARCHIVE_LIMITS.maxEntries,
+  maxRatio: EXTRACT_COMMAND_RATIO,
 });
-
-export const RATIO_GRACE_BYTES = 1 << 20;
 
 export interface ExtractOptions {
   limits?: Partial<ExtractLimits>;
+  /** How a limit error says to raise the limit: the extract command's flags (default) or the server's config keys. */
+  limitHint?: LimitHint;
   /** Replace an existing non-empty target directory (atomically, after extraction succeeded). */
   force?: boolean;
   /** tgz only: drop the single top-level directory (`<model-name>/`) as TorchServe does. Default true. */
@@ -48,47 +45,6 @@ export interface ExtractResult {
   entryCount: number;
   /** Bytes written. */
   bytes: number;
-}
-
-/** Counts inflated bytes against the limits; throws ARCHIVE_LIMIT the moment one is exceeded. */
-class LimitMeter {
-  readonly #limits: ExtractLimits;
-  readonly #archiveBytes: number;
-  readonly #archive: string;
-  bytes = 0;
-  entries = 0;
-
-  constructor(archive: string, archiveBytes: number, limits: ExtractLimits) {
-    this.#archive = archive;
-    this.#archiveBytes = Math.max(1, archiveBytes);
-    this.#limits = limits;
-  }
-
-  addEntry(count = 1): void {
-    this.entries += count;
-    if (this.entries > this.#limits.maxEntries) {
-      throw new MarError(
-        'ARCHIVE_LIMIT',
-        `${this.#archive} has more than ${this.#limits.maxEntries} entries; if you trust it, raise the limit with --max-entries`,
-      );
-    }
-  }
-
-  addBytes(n: number): void {
-    this.bytes += n;
-    if (this.bytes > this.#limits.maxTotalBytes) {
-      throw new MarError(
-        'ARCHIVE_LIMIT',
-        `${this.#archive} inflates to more than ${this.#limits.maxTotalBytes} bytes; if you trust it, raise the limit with --max-size`,
-      );
-    }
-    if (this.bytes > RATIO_GRACE_BYTES && this.bytes / this.#archiveBytes > this.#limits.maxRatio) {
-      throw new MarError(
-        'ARCHIVE_LIMIT',
-        `${this.#archive} inflates more than ${this.#limits.maxRatio} times its size (a zip bomb?); if you trust it, raise the limit with --max-ratio`,
-      );
-    }
-  }
 }
 
 function unsafe(archive: string, rawPath: string, why: string): MarError {
@@ -248,7 +204,8 @@ export async function extractArchive(archivePath: string, destDir: string, optio
   try {
     // A directory is not compressed: an infinite "archive size" keeps the ratio check out of the way.
     const archiveBytes = kind === 'dir' ? Number.POSITIVE_INFINITY : (await stat(archivePath)).size;
-    const meter = new LimitMeter(archivePath, archiveBytes, limits);
+    const hint = options.limitHint ?? 'flags';
+    const meter = new LimitMeter(archivePath, archiveBytes, limits, hint);
     let files = 0;
     let written = 0;
     let resultDir = tmp;
@@ -277,17 +234,16 @@ export async function extractArchive(archivePath: string, destDir: string, optio
       const root = options.stripTgzRoot === false ? null : findTgzRoot(rawPaths);
       if (root !== null) resultDir = join(tmp, root);
     } else {
-      const reader = await ArchiveReader.open(archivePath);
+      const reader = await ArchiveReader.open(archivePath, { maxEntries: limits.maxEntries }, hint);
       try {
         const entries = reader.entries();
         meter.addEntry(entries.length);
-        const declared = entries.reduce((n, e) => n + e.size, 0);
-        if (declared > limits.maxTotalBytes) {
-          throw new MarError(
-            'ARCHIVE_LIMIT',
-            `${archivePath} declares ${declared} bytes of content, more than the ${limits.maxTotalBytes} allowed; if you trust it, raise the limit with --max-size`,
-          );
-        }
+        checkDeclaredSize(
+          archivePath,
+          entries.reduce((n, e) => n + e.size, 0),
+          limits,
+          hint,
+        );
         // Vet every name before writing anything.
         const guard = new LayoutGuard(archivePath);
         const plan = new Map<number, string[]>();

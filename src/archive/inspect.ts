@@ -6,12 +6,10 @@ import { MarError } from '../errors.js';
 import { discoverManifest } from '../manifest/discover.js';
 import { MANIFEST_PATH, type Manifest } from '../manifest/manifest.js';
 import { validateManifest } from '../manifest/validate.js';
+import { checkManifestSize } from './limits.js';
 import { type ArchiveKind, type ArchiveReader, type EntryMethod, type EntryType, withArchive } from './read.js';
 
 export type InspectManifestKind = 'mar-inf' | 'legacy' | 'none';
-
-/** Manifests are tiny; anything bigger is not a manifest worth parsing. */
-const MANIFEST_MAX_BYTES = 4 << 20;
 
 export interface LoadedManifest {
   kind: InspectManifestKind;
@@ -27,7 +25,10 @@ export interface LoadedManifest {
 export async function loadManifest(reader: ArchiveReader): Promise<LoadedManifest> {
   const found = await discoverManifest(async (path) => {
     const entry = reader.find(path);
-    return entry ? reader.readEntry(entry, MANIFEST_MAX_BYTES) : null;
+    if (!entry) return null;
+    // manifests are tiny: a huge one is refused before it is read (limits.ts)
+    checkManifestSize(`${reader.path}: ${path}`, entry.size, reader.limits, reader.limitHint);
+    return reader.readEntry(entry, reader.limits.maxManifestBytes);
   });
   if (found.kind === 'none') return { kind: 'none', manifest: null, schemaErrors: [] };
   const { kind, json } = found;

@@ -7,6 +7,7 @@ import { open as openFile, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { describeFsError, MarError } from '../errors.js';
 import { DEFAULT_READ_ENTRY_MAX_BYTES, entryDataError, IntegrityCheck, readAll } from './integrity.js';
+import { type ArchiveLimits, checkEntryCount, type LimitHint, resolveArchiveLimits } from './limits.js';
 import { openDirSource } from './sources/dir.js';
 import type { ArchiveEntryInfo, ArchiveKind, ArchiveSource, EntryVisitor, LocalHeaderInfo } from './sources/source.js';
 import { openTgzSource } from './sources/tgz.js';
@@ -57,34 +58,53 @@ export class ArchiveReader {
   readonly archiveBytes: number;
   /** tgz only: the single root directory members live in, or null. */
   readonly tgzRoot: string | null;
+  /** The limits this reader applies (limits.ts), and how their errors say to raise them. */
+  readonly limits: Readonly<ArchiveLimits>;
+  readonly limitHint: LimitHint;
   readonly #source: ArchiveSource;
   readonly #entries: ArchiveEntryInfo[];
   #closed = false;
 
-  private constructor(path: string, kind: ArchiveKind, archiveBytes: number, source: ArchiveSource) {
+  private constructor(
+    path: string,
+    kind: ArchiveKind,
+    archiveBytes: number,
+    source: ArchiveSource,
+    limits: ArchiveLimits,
+    hint: LimitHint,
+  ) {
     this.path = path;
     this.kind = kind;
     this.archiveBytes = archiveBytes;
+    this.limits = limits;
+    this.limitHint = hint;
     this.tgzRoot = source.tgzRoot;
     this.#source = source;
     this.#entries = source.entries;
   }
 
-  /** Opens an archive; for a zip this reads only the central directory, for a tgz it scans the whole stream once. */
-  static async open(path: string): Promise<ArchiveReader> {
+  /**
+   * Opens an archive; for a zip this reads only the central directory, for a tgz it scans the whole stream once.
+   * The entry count (all formats) and, for a tgz's scan, the inflated size and ratio are held to `limits`.
+   */
+  static async open(path: string, limits: Partial<ArchiveLimits> = {}, hint: LimitHint = 'flags'): Promise<ArchiveReader> {
+    const resolved = resolveArchiveLimits(limits);
     const kind = await detectArchiveKind(path);
     if (kind === 'dir') {
       const source = await openDirSource(path);
+      checkEntryCount(path, source.entries.length, resolved, hint);
       return new ArchiveReader(
         path,
         kind,
         source.entries.reduce((n, e) => n + e.size, 0),
         source,
+        resolved,
+        hint,
       );
     }
     const archiveBytes = (await stat(path)).size;
-    const source = kind === 'zip' ? await openZipSource(path) : await openTgzSource(path);
-    return new ArchiveReader(path, kind, archiveBytes, source);
+    const source = kind === 'zip' ? await openZipSource(path, resolved, hint) : await openTgzSource(path, resolved, hint);
+    return new ArchiveReader(path, kind, archiveBytes, source, resolved, hint);
   }
 
   /** Every entry in archive order (duplicates included). */
@@ -197,8 +217,8 @@ export class ArchiveReader {
 }
 
 /** Opens, runs fn, and always closes. */
-export async function withArchive<T>(path: string, fn: (reader: ArchiveReader) => Promise<T>): Promise<T> {
-  const reader = await ArchiveReader.open(path);
+export async function withArchive<T>(path: string, fn: (reader: ArchiveReader) => Promise<T>, limits?: Partial<ArchiveLimits>): Promise<T> {
+  const reader = await ArchiveReader.open(path, limits);
   try {
     return await fn(reader);
   } finally {

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { MarError } from '../errors.js';
 import { DIGESTS_PATH } from '../manifest/manifest.js';
+import { LimitMeter } from './limits.js';
 import type { ArchiveEntryInfo, ArchiveReader } from './read.js';
 import { type Collector, type ProblemCode, REBUILD } from './verify-report.js';
 
@@ -65,16 +66,30 @@ export async function checkData(reader: ArchiveReader, out: Collector): Promise<
     return undefined;
   };
   const seen = new Set<string>();
+  // The data pass inflates everything: held to the reader's limits, like extraction (a bomb stops here too).
+  const meter = new LimitMeter(
+    reader.path,
+    reader.kind === 'dir' ? Number.POSITIVE_INFINITY : reader.archiveBytes,
+    reader.limits,
+    reader.limitHint,
+  );
+  let limited = false;
   const consume = async (e: ArchiveEntryInfo, stream: AsyncIterable<Buffer>): Promise<void> => {
     const listed = digests ? lookup(e.path) : undefined;
     const hash = listed ? createHash('sha256') : null;
     let bytes = 0;
     try {
       for await (const chunk of stream) {
+        meter.addBytes(chunk.length);
         hash?.update(chunk);
         bytes += chunk.length;
       }
     } catch (err) {
+      if (err instanceof MarError && err.code === 'ARCHIVE_LIMIT') {
+        limited = true;
+        out.problem('ARCHIVE_LIMIT', `${shortMessage(err, reader.path)}; the rest of the data was not checked`);
+        return;
+      }
       out.problem(classifyDataError(err), shortMessage(err, reader.path).replace(/^entry \S+ /, ''), e.rawPath);
       return;
     }
@@ -107,13 +122,14 @@ export async function checkData(reader: ArchiveReader, out: Collector): Promise<
     if (!digests) return;
     try {
       await reader.walk(async (e, stream) => {
-        if (stream) await consume(e, stream);
+        if (stream && !limited) await consume(e, stream);
       });
     } catch (err) {
       out.problem('ARCHIVE_CORRUPT', shortMessage(err, reader.path));
     }
   } else {
     for (const e of reader.entries()) {
+      if (limited) break;
       if (e.type !== 'file' || e.encrypted || e.method === 'other') continue;
       let stream;
       try {

@@ -7,6 +7,7 @@ import type { ArchiveKind } from './read.js';
 
 export type ProblemCode =
   | 'ARCHIVE_CORRUPT'
+  | 'ARCHIVE_LIMIT'
   | 'STORED_WITH_DATA_DESCRIPTOR'
   | 'NAME_NOT_UTF8'
   | 'NAME_BACKSLASH'

@@ -22,7 +22,6 @@ export { parseDigestFile } from './verify-data.js';
 export type { Problem, ProblemCode, VerifyResult } from './verify-report.js';
 
 const SOURCE_MAX_BYTES = 16 << 20;
-const CONFIG_MAX_BYTES = 4 << 20;
 
 async function checkStructure(reader: ArchiveReader, out: Collector): Promise<void> {
   const counts = new Map<string, number>();
@@ -119,6 +118,21 @@ async function checkStructure(reader: ArchiveReader, out: Collector): Promise<vo
         path,
       );
   }
+  // a file that other entries need as a directory: the servers' unzip cannot create them (extract refuses it)
+  for (const path of counts.keys()) {
+    const parts = path.split('/');
+    const parent = parts
+      .slice(1)
+      .map((_, i) => parts.slice(0, i + 1).join('/'))
+      .find((p) => counts.has(p));
+    if (parent !== undefined)
+      out.problem('NAME_DUPLICATE', `needs ${q(parent)} to be a directory, but it is also a file; ${REBUILD}`, path);
+  }
+  // sizes a zip records are only claims, but claims over the limit are refused by extract and the loaders before reading
+  const declared = reader.entries().reduce((n, e) => n + (e.type === 'file' ? e.size : 0), 0);
+  if (reader.kind === 'zip' && declared > reader.limits.maxTotalBytes) {
+    out.problem('ARCHIVE_LIMIT', `the entries declare ${declared} bytes of content, more than the ${reader.limits.maxTotalBytes} allowed`);
+  }
   for (const [path, n] of counts) {
     if (n > 1) {
       out.problem(
@@ -183,7 +197,7 @@ async function checkContent(reader: ArchiveReader, manifest: Manifest, out: Coll
   const configFile = model['configFile'];
   if (typeof configFile === 'string' && reader.has(configFile)) {
     try {
-      parseModelConfig((await reader.readEntry(configFile, CONFIG_MAX_BYTES)).toString('utf8'), configFile);
+      parseModelConfig((await reader.readEntry(configFile, reader.limits.maxManifestBytes)).toString('utf8'), configFile);
     } catch (err) {
       out.problem('CONFIG_INVALID', err instanceof Error ? err.message : String(err), configFile);
     }

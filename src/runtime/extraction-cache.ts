@@ -12,6 +12,7 @@ import { createReadStream, readdirSync, rmSync } from 'node:fs';
 import { lstat, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { type ArchiveLimits, DEFAULT_ARCHIVE_LIMITS, type LimitHint } from '../archive/limits.js';
 import { describeFsError, MarError } from '../errors.js';
 
 /** An extracted archive in use: its model directory, and the way to give it up. */
@@ -122,7 +123,7 @@ async function sweepStale(root: string): Promise<void> {
   }
 }
 
-async function extractInto(archive: string, entryDir: string): Promise<string> {
+async function extractInto(archive: string, entryDir: string, limits: ArchiveLimits, hint: LimitHint): Promise<string> {
   const modelDir = join(entryDir, 'model');
   const marker = join(entryDir, 'complete');
   await mkdir(join(entryDir, 'owners'), { recursive: true, mode: 0o700 });
@@ -136,9 +137,8 @@ async function extractInto(archive: string, entryDir: string): Promise<string> {
   const kind = await detectArchiveKind(archive);
   if (kind === 'dir') throw new MarError('INPUT_INVALID', `${archive} is a directory`);
   try {
-    // Models legitimately hold zero-filled tensors that deflate ~1000:1, so the ratio check (aimed at
-    // untrusted downloads) is set above deflate's maximum; the total-size and entry-count limits still apply.
-    await extractArchive(archive, modelDir, { stripTgzRoot: true, limits: { maxRatio: 1100 } });
+    // The loader's limits (archive/limits.ts): their ratio lets zero-filled tensors (~1000:1) through.
+    await extractArchive(archive, modelDir, { stripTgzRoot: true, limits, limitHint: hint });
   } catch (err) {
     // Lost a race with another process extracting the same archive: its result is as good as ours.
     if (!((await exists(marker)) && (await exists(modelDir)))) throw err;
@@ -175,7 +175,12 @@ async function ensureCacheRoot(root: string, isDefault: boolean): Promise<void> 
  * Extracts `archive` into the cache (or joins an extraction of the same bytes in progress or done) and leases
  * its model directory. `cacheRoot` defaults to defaultCacheDir(), which must be private to this user.
  */
-export async function acquireExtraction(archive: string, cacheRoot: string | undefined): Promise<ExtractionLease> {
+export async function acquireExtraction(
+  archive: string,
+  cacheRoot: string | undefined,
+  limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS,
+  hint: LimitHint = 'extract',
+): Promise<ExtractionLease> {
   const root = resolve(cacheRoot ?? defaultCacheDir());
   await ensureCacheRoot(root, cacheRoot === undefined && !process.env['MAR_CACHE_DIR']);
   await sweepStale(root);
@@ -184,7 +189,7 @@ export async function acquireExtraction(archive: string, cacheRoot: string | und
   await removals.get(entryDir);
   let entry = entries.get(entryDir);
   if (!entry) {
-    entry = { refs: 0, ready: extractInto(archive, entryDir) };
+    entry = { refs: 0, ready: extractInto(archive, entryDir, limits, hint) };
     entries.set(entryDir, entry);
   }
   entry.refs++;

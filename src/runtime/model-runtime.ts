@@ -117,6 +117,12 @@ function checkInt(name: string, v: number, min: number): number {
   return v;
 }
 
+/** How a worker died, for the log: a kill from outside (exit 137, a SIGKILL we did not send) is the OOM killer's. */
+function diedHow(error: MarError): string {
+  if (error.code === 'WORKER_OUT_OF_MEMORY') return 'was killed from outside (SIGKILL or exit 137): out of memory';
+  return `died: ${error.message}`;
+}
+
 function defaultEventLog(modelName: string): (e: PoolEvent) => void {
   return (e) => {
     let text: string;
@@ -128,7 +134,7 @@ function defaultEventLog(modelName: string): (e: PoolEvent) => void {
         text = `worker failed to start: ${e.error.message}${e.retryInMs === null ? '' : `; retrying in ${e.retryInMs} ms`}`;
         break;
       case 'died':
-        text = `worker (pid ${e.pid}) died: ${e.error.message}; ${e.inFlight} request(s) failed; restarting in ${e.retryInMs} ms`;
+        text = `worker (pid ${e.pid}) ${diedHow(e.error)}; ${e.inFlight} request(s) failed; restarting in ${e.retryInMs} ms`;
         break;
       case 'stopped':
         text = 'worker stopped';

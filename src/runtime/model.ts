@@ -6,6 +6,7 @@
 
 import { readFile, stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative, resolve } from 'node:path';
+import { type ArchiveLimits, checkManifestSize, type LimitHint, resolveArchiveLimits } from '../archive/limits.js';
 import { describeFsError, MarError } from '../errors.js';
 import { type EntryPoint, parseEntryPoint } from '../handler/entry-point.js';
 import { locateHandler } from '../handler/locate.js';
@@ -47,6 +48,10 @@ export interface OpenModelOptions {
   hintStyle?: HintStyle;
   /** false: a handler module missing from the model is left for the worker to report (TorchServe's register). Default true. */
   checkHandler?: boolean;
+  /** The archive limits (manifest size, entries, size, ratio) to load it under; default DEFAULT_ARCHIVE_LIMITS. */
+  limits?: Partial<ArchiveLimits>;
+  /** How a limit error says to raise the limit: 'config' (the server's keys) or 'extract' (default: unpack it first). */
+  limitHint?: LimitHint;
 }
 
 export type HintStyle = 'cli' | 'http';
@@ -69,7 +74,7 @@ export async function openModel(source: string, options: OpenModelOptions = {}):
   if (st.isDirectory()) return describeModel(abs, abs, options, async () => {});
   if (!st.isFile()) throw new MarError('INPUT_INVALID', `model ${source} is neither a file nor a directory`);
 
-  const lease = await acquireExtraction(abs, options.cacheDir);
+  const lease = await acquireExtraction(abs, options.cacheDir, resolveArchiveLimits(options.limits), limitHint(options));
   try {
     return await describeModel(abs, lease.dir, options, lease.release);
   } catch (err) {
@@ -78,10 +83,18 @@ export async function openModel(source: string, options: OpenModelOptions = {}):
   }
 }
 
-async function readOptional(path: string): Promise<Buffer | null> {
+/** The server's limit errors name its config keys; `predict` has no limit flags: it says to extract first. */
+function limitHint(options: OpenModelOptions): LimitHint {
+  return options.limitHint ?? 'extract';
+}
+
+/** Reads a metadata file (manifest, model config) that may be missing, refusing one over the manifest size limit. */
+async function readOptional(path: string, options: OpenModelOptions, label = path): Promise<Buffer | null> {
   try {
+    checkManifestSize(label, (await stat(path)).size, resolveArchiveLimits(options.limits), limitHint(options));
     return await readFile(path);
   } catch (err) {
+    if (err instanceof MarError) throw err;
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
     throw new MarError('INPUT_INVALID', `cannot read ${path}: ${describeFsError(err)}`, { cause: err });
   }
@@ -97,7 +110,7 @@ async function describeModel(source: string, dir: string, options: OpenModelOpti
   let manifest: Manifest | null = null;
   let manifestKind: OpenedModel['manifestKind'] = 'none';
   const found = await discoverManifest(
-    (path) => readOptional(join(dir, path)),
+    (path) => readOptional(join(dir, path), options, `${path} in ${source}`),
     (path) => `${path} in ${source}`,
   );
   if (found.kind !== 'none') {
@@ -140,7 +153,7 @@ async function describeModel(source: string, dir: string, options: OpenModelOpti
   if (configFile) {
     const path = insideDir(dir, configFile);
     if (!path) throw new MarError('MANIFEST_INVALID', `model.configFile ${JSON.stringify(configFile)} points outside the model directory`);
-    const text = await readOptional(path);
+    const text = await readOptional(path, options, `${configFile} in ${source}`);
     if (text === null) {
       throw new MarError(
         'CONFIG_INVALID',

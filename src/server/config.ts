@@ -1,15 +1,17 @@
 import { readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
+import { type ArchiveLimits, DEFAULT_ARCHIVE_LIMITS, LIMIT_CONFIG_KEYS } from '../archive/limits.js';
 import { describeFsError, MarError } from '../errors.js';
 // --- TorchServe dialect, TLS, downloads (issue 12): the keys beyond MMS's core live in config-extended.ts ---
 import { applyEnvOverrides, substituteEnvReferences } from './config-env.js';
 import type { ExtendedCliOptions, ExtendedServerConfig } from './config-extended.js';
 import { EXTENDED_CONFIG_KEYS, resolveExtendedConfig } from './config-extended.js';
+// --- end TorchServe dialect imports ---
+import type { ConnectionLimits } from './connection-guard.js';
 import type { Dialect, DialectName } from './dialects/index.js';
 import { dialectNamed } from './dialects/index.js';
 import type { TlsMaterial } from './tls.js';
-// --- end TorchServe dialect imports ---
 
 /** Where a listener binds: `http(s)://host[:port]` or `unix:/path` (MMS Connector syntax; https needs TLS keys, see tls.ts). */
 export type ListenAddress =
@@ -47,6 +49,11 @@ export interface ServerConfig extends ExtendedServerConfig {
   readonly logLocation: string | null;
   /** The config file read, if any. */
   readonly configFile: string | null;
+  // --- reliability limits (issue 15): archive limits (archive/limits.ts), connections (connection-guard.ts) ---
+  /** max_manifest_size, max_archive_entries, max_archive_size, max_archive_ratio: what register loads. */
+  readonly archiveLimits: Readonly<ArchiveLimits>;
+  /** request_header_timeout, request_body_timeout, keep_alive_timeout, max_connections, max_header_size. */
+  readonly connectionLimits: Readonly<ConnectionLimits>;
 }
 
 /** Every key we read (others are accepted and ignored, like MMS ignores unknown keys). */
@@ -69,6 +76,16 @@ export const CONFIG_KEYS = [
   'number_of_gpu',
   'metrics_location',
   'log_location',
+  // reliability limits (issue 15)
+  'max_manifest_size',
+  'max_archive_entries',
+  'max_archive_size',
+  'max_archive_ratio',
+  'request_header_timeout',
+  'request_body_timeout',
+  'keep_alive_timeout',
+  'max_connections',
+  'max_header_size',
 ] as const;
 
 export interface LoadConfigOptions {
@@ -291,7 +308,30 @@ export function resolveConfig(
     logLocation: logRaw ? resolve(ctx.cwd, logRaw) : null,
     configFile: ctx.configFile,
     ...extended,
+    ...reliabilityLimits(props, maxRequestSize),
   });
+}
+
+// --- reliability limits (issue 15): defaults far above real use; docs/server.md beside MMS's and TorchServe's ---
+function reliabilityLimits(props: Map<string, string>, maxRequestSize: number): Pick<ServerConfig, 'archiveLimits' | 'connectionLimits'> {
+  const ms = (key: string, def: number): number => 1000 * intValue(props, key, def, 0);
+  return {
+    // archive/limits.ts owns the keys' names and defaults
+    archiveLimits: Object.freeze({
+      maxManifestBytes: intValue(props, LIMIT_CONFIG_KEYS.maxManifestBytes, DEFAULT_ARCHIVE_LIMITS.maxManifestBytes, 1),
+      maxEntries: intValue(props, LIMIT_CONFIG_KEYS.maxEntries, DEFAULT_ARCHIVE_LIMITS.maxEntries, 1),
+      maxTotalBytes: intValue(props, LIMIT_CONFIG_KEYS.maxTotalBytes, DEFAULT_ARCHIVE_LIMITS.maxTotalBytes, 1),
+      maxRatio: intValue(props, LIMIT_CONFIG_KEYS.maxRatio, DEFAULT_ARCHIVE_LIMITS.maxRatio, 1),
+    }),
+    connectionLimits: Object.freeze({
+      headerTimeoutMs: ms('request_header_timeout', 20),
+      requestTimeoutMs: ms('request_body_timeout', 60),
+      keepAliveTimeoutMs: ms('keep_alive_timeout', 60),
+      maxConnections: intValue(props, 'max_connections', 1000, 0),
+      maxHeaderBytes: intValue(props, 'max_header_size', 16384, 1024),
+      maxRequestBytes: maxRequestSize,
+    }),
+  };
 }
 
 /** True when both APIs are served by one listener (MMS ConnectorType.BOTH). */

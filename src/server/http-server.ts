@@ -4,6 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { MarError } from '../errors.js';
 import type { ApiContext } from './api-context.js';
 import type { ListenAddress } from './config.js';
+import { connectionServerOptions, guardConnections } from './connection-guard.js';
 import { listApis } from './openapi.js';
 import { parseUrl, readBody } from './request-parser.js';
 import type { ResponseContext } from './responses.js';
@@ -48,15 +49,18 @@ export class HttpListener {
     // Netty answers requests without a Host header (HTTP/1.1 clients written by hand often omit it); node would 400
     // https when the address says so (tls.ts)
     const tls = address.kind === 'tcp' && address.tls ? api.config.tls : null;
-    this.#server = createListenerServer(tls, { keepAliveTimeout: 60_000, requireHostHeader: false }, (req, res) => {
+    const limits = api.config.connectionLimits;
+    this.#server = createListenerServer(tls, { ...connectionServerOptions(limits), requireHostHeader: false }, (req, res) => {
       void this.#onRequest(req, res);
     });
+    // timeouts (408), header size (431), connection cap, and early answers that reach a client still sending
+    guardConnections(this.#server, limits);
     // `Expect: 100-continue` (curl does it for large uploads): refuse an oversized body before it is sent
     // every pipelined request on a connection listens for its close (see #onRequest)
     this.#server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => socket.setMaxListeners(0));
     this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
       if (Number(req.headers['content-length']) > api.config.maxRequestSize) {
-        sendTooLarge(res);
+        sendTooLarge(res, api.config.maxRequestSize);
         return;
       }
       res.writeContinue();
@@ -164,7 +168,7 @@ export class HttpListener {
     try {
       const body = await readBody(req, this.#api.config.maxRequestSize);
       if (body === null) {
-        sendTooLarge(res);
+        sendTooLarge(res, this.#api.config.maxRequestSize);
         return;
       }
       if (this.#closing) rc.keepAlive = false;

@@ -178,6 +178,8 @@ export class ModelRegistry {
       model = await openModel(source.path, {
         hintStyle: 'http',
         checkHandler: dialect.registerChecksHandler,
+        limits: this.#config.archiveLimits,
+        limitHint: 'config',
         ...(o.modelName !== undefined ? { modelName: o.modelName } : {}),
         ...(o.handler !== undefined ? { handler: o.handler } : {}),
         ...(o.runtime !== undefined ? { runtime: o.runtime } : {}),

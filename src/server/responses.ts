@@ -179,11 +179,17 @@ export function sendError(res: ServerResponse, ctx: ResponseContext, err: unknow
   sendResponse(res, ctx, status, reasonPhrase(status), 'application/json', toMmsJson({ code: status, type, message }));
 }
 
-/** Netty's bare 413 from HttpObjectAggregator: no body, no MMS headers, connection closed. */
-export function sendTooLarge(res: ServerResponse): void {
-  if (res.headersSent || res.destroyed) return;
-  res.writeHead(413, 'Request Entity Too Large', ['content-length', '0', 'connection', 'close']);
-  res.end();
+/**
+ * 413 for a body over max_request_size, sent as soon as that is known (the connection guard then drains the
+ * rest of the body so the client reads it). Netty's HttpObjectAggregator sends it without a body; ours has
+ * MMS's error body, so a client can tell why.
+ */
+export function sendTooLarge(res: ServerResponse, maxRequestBytes: number): void {
+  const err = new MarError(
+    'REQUEST_TOO_LARGE',
+    `The request body is larger than max_request_size (${maxRequestBytes} bytes); send a smaller one or raise max_request_size.`,
+  );
+  sendError(res, { requestId: newRequestId(), keepAlive: false }, err);
 }
 
 export const notFound = (): MarError =>

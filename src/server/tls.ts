@@ -5,7 +5,7 @@
  */
 
 import { readFileSync } from 'node:fs';
-import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, Server, ServerOptions, ServerResponse } from 'node:http';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { resolve } from 'node:path';
@@ -66,7 +66,7 @@ export function loadTlsMaterial(props: ReadonlyMap<string, string>, cwd: string)
 /** A node:http server, or a node:https one with `tls` (same options, same request events). */
 export function createListenerServer(
   tls: TlsMaterial | null,
-  options: { keepAliveTimeout: number; requireHostHeader: boolean },
+  options: ServerOptions,
   onRequest: RequestListener<typeof IncomingMessage, typeof ServerResponse>,
 ): Server {
   if (tls === null) return createHttpServer(options, onRequest);

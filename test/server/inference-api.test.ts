@@ -251,10 +251,14 @@ test('inference API: routes, statuses, messages and headers as MMS', async (t) =
     assert.deepEqual(jsonKeys, register);
   });
 
-  await t.test('a body over max_request_size gets a bare 413 and the connection closes', async () => {
+  await t.test('a body over max_request_size gets a 413 with an MMS error body and the connection closes', async () => {
     const r = await http(I, 'POST', '/predictions/noop', Buffer.alloc(100_001));
     assert.equal(r.status, 413);
-    assert.equal(r.text, '');
+    assert.deepEqual(r.json(), {
+      code: 413,
+      type: 'RequestEntityTooLargeException',
+      message: 'The request body is larger than max_request_size (100000 bytes); send a smaller one or raise max_request_size.',
+    });
     assert.equal(r.headers['connection'], 'close');
     const ok = await http(I, 'POST', '/predictions/noop', Buffer.alloc(100_000));
     assert.equal(ok.status, 200);

@@ -210,7 +210,7 @@ test('management API: register, scale, describe, list, unregister with MMS statu
     d = (await http(M, 'GET', '/models/noop')).json();
     assert.deepEqual([d.minWorkers, d.maxWorkers], [1, 1]);
     const neg = await http(M, 'PUT', '/models/noop?min_worker=-1&max_worker=0');
-    assert.equal(neg.status, 500);
+    assert.deepEqual([neg.status, neg.json()], [400, bad('Invalid value for min_worker: "-1"; expected an integer from 0 to 256.')]);
     assert.equal((await http(I, 'POST', '/predictions/noop', 'x')).text, 'OK');
   });
 

@@ -175,7 +175,7 @@ export async function startServer(t: TestContext, options: StartServerOptions = 
     log: (msg) => log.push(msg),
     runtimeOptions: {
       log: (l) => log.push(`[${l.modelName} W-${l.workerId}] ${l.line}`),
-      onEvent: (e) => log.push(`[W-${e.workerId}] worker ${e.type}${'error' in e ? `: ${e.error.message}` : ''}`),
+      onEvent: (e) => log.push(`[W-${e.workerId}] worker ${e.type}${'error' in e ? `: ${e.error.message} [${e.error.code}]` : ''}`),
     },
   });
   let stopping: Promise<void> | null = null;

@@ -3,11 +3,13 @@
  * manifest, handler and config need no second pass); opening any other member scans again up to it.
  */
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { PassThrough, type Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { ReadEntry } from 'tar';
 import { MarError } from '../../errors.js';
 import { readAll } from '../integrity.js';
+import { type ArchiveLimits, type LimitHint, LimitMeter } from '../limits.js';
 import type { ArchiveEntryInfo, ArchiveSource, EntryType } from './source.js';
 
 /** Small tar members are kept from the listing scan so manifest/handler/config reads need no second pass. */
@@ -255,22 +257,31 @@ class TgzSource implements ArchiveSource {
   close(): void {}
 }
 
-/** Lists a .tar.gz in one scan (keeping small members in memory); an unreadable one is ARCHIVE_CORRUPT. */
-export async function openTgzSource(path: string): Promise<ArchiveSource> {
+/**
+ * Lists a .tar.gz in one scan (keeping small members in memory); an unreadable one is ARCHIVE_CORRUPT. The scan
+ * inflates everything, so it is held to the limits as it goes (a gzip bomb stops here, not after 64 GiB).
+ */
+export async function openTgzSource(path: string, limits: ArchiveLimits, hint: LimitHint): Promise<ArchiveSource> {
   const members: TarMember[] = [];
   const cache = new Map<number, Buffer>();
   let cached = 0;
-  await scanTgz(path, async (member, data) => {
-    const index = members.length;
-    members.push(member);
-    if (member.type === 'file' && member.size <= TGZ_CACHE_ENTRY_BYTES && cached + member.size <= TGZ_CACHE_TOTAL_BYTES) {
-      const buf = await readAll(data, TGZ_CACHE_ENTRY_BYTES, member.rawPath);
-      cache.set(index, buf);
-      cached += buf.length;
-    } else {
-      await skip(data);
-    }
-  });
+  const meter = new LimitMeter(path, (await stat(path)).size, limits, hint);
+  await scanTgz(
+    path,
+    async (member, data) => {
+      meter.addEntry();
+      const index = members.length;
+      members.push(member);
+      if (member.type === 'file' && member.size <= TGZ_CACHE_ENTRY_BYTES && cached + member.size <= TGZ_CACHE_TOTAL_BYTES) {
+        const buf = await readAll(data, TGZ_CACHE_ENTRY_BYTES, member.rawPath);
+        cache.set(index, buf);
+        cached += buf.length;
+      } else {
+        await skip(data);
+      }
+    },
+    { onInflated: (n) => meter.addBytes(n) },
+  );
   const tgzRoot = findTgzRoot(members.map((m) => m.rawPath));
   const entries = members.map((m, index) => tgzEntryInfo(m, index, tgzRoot));
   return new TgzSource(path, entries, tgzRoot, cache);

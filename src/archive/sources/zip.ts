@@ -8,11 +8,13 @@ import { promisify } from 'node:util';
 import yauzl from 'yauzl';
 import { MarError } from '../../errors.js';
 import { entryDataError } from '../integrity.js';
+import { type ArchiveLimits, checkEntryCount, type LimitHint } from '../limits.js';
 import type { ArchiveEntryInfo, ArchiveSource, LocalHeaderInfo } from './source.js';
 
 const S_IFMT = 0o170000;
 const S_IFLNK = 0o120000;
 const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
 
 const CP437_HIGH =
   'ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»░▒▓│┤╡╢╖╕╣║╗╝╜╛┐└┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■\u00a0';
@@ -151,7 +153,14 @@ async function openZip(path: string): Promise<yauzl.ZipFile> {
   });
 }
 
-function readCentralDirectory(zip: yauzl.ZipFile): Promise<yauzl.Entry[]> {
+function readCentralDirectory(
+  zip: yauzl.ZipFile,
+  path: string,
+  limits: Pick<ArchiveLimits, 'maxEntries'>,
+  hint: LimitHint,
+): Promise<yauzl.Entry[]> {
+  // The end record says how many entries follow: refuse a huge count before reading (and holding) any of them.
+  checkEntryCount(path, zip.entryCount, limits, hint);
   return new Promise((resolvePromise, reject) => {
     const out: yauzl.Entry[] = [];
     zip.on('entry', (e: yauzl.Entry) => {
@@ -184,13 +193,16 @@ function zipEntryInfo(e: yauzl.Entry, index: number): ArchiveEntryInfo {
   const madeBy = e.versionMadeBy >> 8;
   // Unix (3) and macOS (19) store st_mode in the high 16 bits of the external attributes.
   const mode = madeBy === 3 || madeBy === 19 ? (e.externalFileAttributes >>> 16) & 0xffff : undefined;
-  const isSymlink = mode !== undefined && (mode & S_IFMT) === S_IFLNK;
-  const isDirectory = name.endsWith('/') || (mode !== undefined && (mode & S_IFMT) === S_IFDIR);
+  const fmt = mode === undefined ? undefined : mode & S_IFMT;
+  const isSymlink = fmt === S_IFLNK;
+  const isDirectory = name.endsWith('/') || fmt === S_IFDIR;
+  // A FIFO, device or socket mode (0 means "no type recorded", a plain file): not a file, whatever unzip makes of it.
+  const isSpecial = !isSymlink && !isDirectory && fmt !== undefined && fmt !== 0 && fmt !== S_IFREG;
   const info: ArchiveEntryInfo = {
     index,
     path: zipServerPath(name, isDirectory),
     rawPath: name,
-    type: isSymlink ? 'symlink' : isDirectory ? 'directory' : 'file',
+    type: isSymlink ? 'symlink' : isDirectory ? 'directory' : isSpecial ? 'other' : 'file',
     isDirectory,
     isSymlink,
     size: e.uncompressedSize,
@@ -272,11 +284,11 @@ class ZipSource implements ArchiveSource {
 }
 
 /** Opens a zip and reads its central directory; an unreadable one is ARCHIVE_CORRUPT. */
-export async function openZipSource(path: string): Promise<ArchiveSource> {
+export async function openZipSource(path: string, limits: Pick<ArchiveLimits, 'maxEntries'>, hint: LimitHint): Promise<ArchiveSource> {
   let zip: yauzl.ZipFile | undefined;
   try {
     zip = await openZip(path);
-    return new ZipSource(path, zip, await readCentralDirectory(zip));
+    return new ZipSource(path, zip, await readCentralDirectory(zip, path, limits, hint));
   } catch (err) {
     zip?.close();
     throw zipError(path, err);

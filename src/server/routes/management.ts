@@ -3,8 +3,9 @@ import { MarError } from '../../errors.js';
 import type { ApiContext } from '../api-context.js';
 import { parseLenientJson } from '../lenient-json.js';
 import type { ModelEntry } from '../model-registry.js';
+import { type RangedParam, rangedInt } from '../params.js';
 import type { ParsedUrl } from '../request-parser.js';
-import { intParam, mimeType, parseJavaBoolean, parseJavaInt } from '../request-parser.js';
+import { intParam, mimeType, parseJavaBoolean } from '../request-parser.js';
 import type { ResponseContext } from '../responses.js';
 import { badRequest, internalError, methodNotAllowed, notFound, sendError, sendJson, sendStatus } from '../responses.js';
 import { describeModel, setDefaultVersion } from './model-versions.js';
@@ -85,13 +86,9 @@ class RegisterParams {
     throw badRequest(`Invalid value for ${key}: expected a string.`);
   }
 
-  int(key: string, def: number): number {
-    if (this.#json === null) return intParam(this.#query, key, def);
-    const v = this.#json[key];
-    if (v === undefined || v === null) return def;
-    const n = typeof v === 'number' && Number.isInteger(v) ? v : typeof v === 'string' ? parseJavaInt(v.trim()) : null;
-    if (n === null) throw badRequest(`Invalid value for ${key}: expected an integer.`);
-    return n;
+  /** A ranged numeric parameter (params.ts), undefined when not given. */
+  ranged(key: RangedParam): number | undefined {
+    return rangedInt(key, this.#json === null ? this.#query.get(key) : this.#json[key]);
   }
 
   bool(key: string, def: boolean): boolean {
@@ -136,25 +133,21 @@ async function registerModel(
   const handler = p.str('handler') || undefined;
   const runtime = p.str('runtime');
   // Parameters not given stay undefined: their defaults are rows of the precedence table (runtime/serving-options.ts).
-  const given = (key: string): number | undefined => {
-    const n = p.int(key, NaN);
-    return Number.isNaN(n) ? undefined : n;
-  };
-  const batchSize = given('batch_size');
-  const maxBatchDelayMs = given('max_batch_delay');
-  const initialWorkers = given('initial_workers');
+  const batchSize = p.ranged('batch_size');
+  const maxBatchDelayMs = p.ranged('max_batch_delay');
+  const initialWorkers = p.ranged('initial_workers');
   const synchronous = p.bool('synchronous', true);
   // seconds, from the query and from JSON (MMS multiplies a query value by 60; we do not)
-  const responseTimeoutSeconds = given('response_timeout');
+  const responseTimeoutSeconds = p.ranged('response_timeout');
   // TorchServe's startup_timeout (seconds; default default_startup_timeout)
-  const startupTimeoutSeconds = given('startup_timeout');
+  const startupTimeoutSeconds = p.ranged('startup_timeout');
 
   const entry = await api.registry.register({
     url,
     ...(modelName !== undefined ? { modelName } : {}),
     ...(handler !== undefined ? { handler } : {}),
     ...(runtime !== undefined ? { runtime } : {}),
-    ...(startupTimeoutSeconds !== undefined && startupTimeoutSeconds >= 0 ? { startupTimeoutSeconds } : {}),
+    ...(startupTimeoutSeconds !== undefined ? { startupTimeoutSeconds } : {}),
     request: { caller: 'register', batchSize, maxBatchDelayMs, responseTimeoutSeconds, initialWorkers },
   });
   // initial_workers, or (TorchServe) the minWorkers/maxWorkers pair of the archive's model-config.yaml
@@ -218,13 +211,11 @@ async function scaleModel(
   name: string,
   version: string | undefined,
 ): Promise<void> {
-  const minWorkers = intParam(query, 'min_worker', 1);
-  const maxWorkers = intParam(query, 'max_worker', minWorkers);
+  const minWorkers = rangedInt('min_worker', query.get('min_worker')) ?? 1;
+  const maxWorkers = rangedInt('max_worker', query.get('max_worker')) ?? minWorkers;
   if (maxWorkers < minWorkers) throw badRequest('max_worker cannot be less than min_worker.');
   const synchronous = parseJavaBoolean(query.get('synchronous'));
   api.registry.find(name, version); // 404 for an unknown name or version
-  // MMS fails here with an IndexOutOfBoundsException (500)
-  if (minWorkers < 0) throw internalError(`min_worker cannot be negative: ${minWorkers}`);
   await updateModelWorkers(api, res, rc, name, minWorkers, maxWorkers, synchronous, null, version);
 }
 
