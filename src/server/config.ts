@@ -2,6 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { describeFsError, MarError } from '../errors.js';
+import { DEFAULT_PYTHON, PYTHON_ENV } from '../runtime/python-env.js';
 
 /** Where a listener binds: `http://host[:port]` or `unix:/path` (MMS Connector syntax; https is not supported). */
 export type ListenAddress =
@@ -175,6 +176,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
   // MMS's log4j configuration puts model_metrics.log under $METRICS_LOCATION and access_log.log under $LOG_LOCATION
   if (!props.has('metrics_location') && env['METRICS_LOCATION']) props.set('metrics_location', env['METRICS_LOCATION']);
   if (!props.has('log_location') && env['LOG_LOCATION']) props.set('log_location', env['LOG_LOCATION']);
+  if (!props.get('python')?.trim() && env[PYTHON_ENV]?.trim()) props.set('python', env[PYTHON_ENV]);
   for (const [k, v] of Object.entries(options.properties ?? {})) props.set(k, String(v));
   if (options.modelStore !== undefined) props.set('model_store', options.modelStore);
   if (options.models !== undefined && options.models.length > 0) props.set('load_models', options.models.join(','));
@@ -212,7 +214,7 @@ export function resolveConfig(props: Map<string, string>, ctx: { cwd: string; co
       throw invalid('allowed_urls', pattern, `not a valid regular expression (${(err as Error).message})`);
     }
   }
-  const python = props.get('python')?.trim() || 'python3';
+  const python = props.get('python')?.trim() || DEFAULT_PYTHON;
   const metricsRaw = props.get('metrics_location')?.trim();
   const logRaw = props.get('log_location')?.trim();
   return Object.freeze({
