@@ -1,4 +1,4 @@
-"""The object detector example: a torchvision Faster R-CNN (model.py) with random weights, saved as a state
+"""The object detector example: a torchvision Faster R-CNN (detector_model.py) with random weights, saved as a state
 dict, served by the built-in `object_detector` handler (TorchServe's examples/object_detector/fast-rcnn, smaller
 and without the download).
 
@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 import _build  # noqa: E402
-from model import Detector  # noqa: E402
+from detector_model import Detector  # noqa: E402
 
 LABELS = ["__background__", "person", "bicycle", "car"]
 THRESHOLD = 0.5

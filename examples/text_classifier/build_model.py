@@ -1,10 +1,10 @@
-"""The text classifier example: an EmbeddingBag model (model.py) with random weights and a vocabulary built
+"""The text classifier example: an EmbeddingBag model (text_model.py) with random weights and a vocabulary built
 from a few sentences, served by the built-in `text_classifier` handler (TorchServe's examples/text_classification,
 without torchtext: the vocabulary is a plain dict saved with torch.save).
 
     python3 build_model.py [OUT_DIR]    (default: ./build)
 
-Writes text_model.pt (state dict), source_vocab.pt, index_to_name.json, inputs/*.txt and expected.json: for each
+Writes text_classifier.pt (the state dict), source_vocab.pt, index_to_name.json, inputs/*.txt and expected.json: for each
 text, the probability of each topic from calling the model directly on its words and word pairs.
 """
 
@@ -17,7 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 import _build  # noqa: E402
-from model import VOCAB_SIZE, TextClassificationModel  # noqa: E402
+from text_model import VOCAB_SIZE, TextClassificationModel  # noqa: E402
 
 TOPICS = ["World", "Sports", "Business", "Sci/Tech"]
 CORPUS = [
@@ -49,7 +49,7 @@ def build(out):
     torch.save(vocab, os.path.join(out, "source_vocab.pt"))
     torch.manual_seed(0)
     model = TextClassificationModel().eval()
-    torch.save(model.state_dict(), os.path.join(out, "text_model.pt"))
+    torch.save(model.state_dict(), os.path.join(out, "text_classifier.pt"))
     _build.write_json(os.path.join(out, "index_to_name.json"), {str(i): t for i, t in enumerate(TOPICS)})
     expected = {}
     for i, text in enumerate(TEXTS):

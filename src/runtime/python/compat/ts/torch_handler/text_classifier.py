@@ -46,7 +46,8 @@ class TextClassifier(TextHandler):
                 text = text.decode("utf-8")
             except UnicodeDecodeError as e:
                 raise BadInput("the request body is not UTF-8 text ({})".format(e))
-        if not isinstance(text, str):
+        if not isinstance(text, str) or not text.strip():
+            # TorchServe classifies an empty text (the model's bias alone); we say what is missing
             raise BadInput("the request has no text: send the text as the body (text/plain)")
         text = self._remove_html_tags(text)
         text = text.lower()
