@@ -45,7 +45,7 @@ serve() {
     curl -sf "http://127.0.0.1:$PORT/predictions/$model" -T "$OUT/inputs/$input" >"$OUT/answers/$input"
   done
   "$MAR_PYTHON" "$EXAMPLES/check_answers.py" "$OUT/expected.json" --answers "$OUT/answers"
-  echo "a bad input is answered on its own, and the worker stays:"
+  echo "a bad input gets a 4xx JSON error, and the worker keeps serving:"
   curl -s -w ' (HTTP %{http_code})\n' "http://127.0.0.1:$PORT/predictions/$model" -T "$OUT/inputs/$bad"
   curl -s -o /dev/null -w "then $1: HTTP %{http_code}\n" "http://127.0.0.1:$PORT/predictions/$model" -T "$OUT/inputs/$1"
   kill $server
