@@ -10,6 +10,17 @@ import os
 
 import torch
 from PIL import Image
+from torchvision import transforms
+
+# What the image_classifier and image_segmenter handlers do to an image (TorchServe's ImageNet transform).
+IMAGENET_TRANSFORM = transforms.Compose(
+    [
+        transforms.Resize(256),
+        transforms.CenterCrop(224),
+        transforms.ToTensor(),
+        transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+    ]
+)
 
 
 def match_worker_threads():

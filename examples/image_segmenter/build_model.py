@@ -13,20 +13,12 @@ import sys
 
 import torch
 from PIL import Image
-from torchvision import transforms
 from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import _build  # noqa: E402
 
-TRANSFORM = transforms.Compose(
-    [
-        transforms.Resize(256),
-        transforms.CenterCrop(224),
-        transforms.ToTensor(),
-        transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
-    ]
-)
+TRANSFORM = _build.IMAGENET_TRANSFORM
 
 
 def build(out):

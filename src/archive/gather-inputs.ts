@@ -7,9 +7,9 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { describeFsError, MarError } from '../errors.js';
+import { describeBuiltin } from '../handler/builtins.js';
 import { parseEntryPoint } from '../handler/entry-point.js';
 import { checkPythonEntryPoint, hasNodeExport } from '../handler/entry-point-check.js';
-import { describeBuiltin } from '../handler/builtins.js';
 import { handlerFileCandidates, isTorchServeBuiltin, locateHandler } from '../handler/locate.js';
 import { handlerLanguage } from '../handler/runtimes.js';
 import { parseModelConfig } from '../manifest/model-config.js';

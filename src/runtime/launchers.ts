@@ -72,7 +72,8 @@ export function pythonLaunch(o: LaunchOptions): LaunchSpec {
   };
   if (o.maxFieldBytes !== undefined) env['MAR_WORKER_MAX_FIELD_BYTES'] = String(o.maxFieldBytes);
   // The worker's share of the cores for torch, unless the user chose with OMP_NUM_THREADS (_mar_worker/torch_env.py).
-  if (base['OMP_NUM_THREADS'] === undefined) env['MAR_TORCH_THREADS'] = String(Math.max(1, Math.floor(availableParallelism() / Math.max(1, o.workers ?? 1))));
+  if (base['OMP_NUM_THREADS'] === undefined)
+    env['MAR_TORCH_THREADS'] = String(Math.max(1, Math.floor(availableParallelism() / Math.max(1, o.workers ?? 1))));
   return { command: o.python ?? defaultPython(base), args: [PYTHON_WORKER_SCRIPT, ...socketArgs(o.socket)], env, cwd: o.modelDir };
 }
 

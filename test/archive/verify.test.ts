@@ -192,7 +192,12 @@ test('TorchServe built-in handlers: verify says which class runs and what it nee
   assert.equal(theirs.ok, true);
   assert.deepEqual(
     theirs.warnings.map((w) => [w.code, w.message]),
-    [['HANDLER_BUILTIN', 'handler "trt_llm_handler" is a TorchServe built-in handler that only TorchServe ships: MMS and model-server cannot run it']],
+    [
+      [
+        'HANDLER_BUILTIN',
+        'handler "trt_llm_handler" is a TorchServe built-in handler that only TorchServe ships: MMS and model-server cannot run it',
+      ],
+    ],
   );
 });
 
@@ -204,7 +209,11 @@ test('a handler module of the archive: verify names it and the known packages it
     join(model, 'h.py'),
     'import json\nimport numpy as np\nfrom ts.torch_handler.image_classifier import ImageClassifier\n\n\nclass H(ImageClassifier):\n    pass\n',
   );
-  assert.deepEqual((await verifyArchive(model)).handler, { handler: 'h', runs: 'h.py in the archive', needs: ['torch', 'torchvision', 'PIL', 'numpy'] });
+  assert.deepEqual((await verifyArchive(model)).handler, {
+    handler: 'h',
+    runs: 'h.py in the archive',
+    needs: ['torch', 'torchvision', 'PIL', 'numpy'],
+  });
 });
 
 test('Python entry points resolve as MMS does: the function if present, else exactly one class', () => {

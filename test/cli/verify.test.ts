@@ -13,7 +13,7 @@ test('verify: exit 0 and one ok line for a sound archive', async () => {
   assert.equal(r.stderr, '');
 });
 
-test('verify: a handler that needs torch gets the handler line and what the workers\' Python has (a warning when it lacks it)', async () => {
+test("verify: a handler that needs torch gets the handler line and what the workers' Python has (a warning when it lacks it)", async () => {
   const r = await archiver(['verify', paths['torchserve-tgz']]);
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trimEnd().split('\n');

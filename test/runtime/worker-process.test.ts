@@ -389,7 +389,13 @@ test('launchers: python argv, PYTHONPATH order (handler dir, existing, model dir
   );
   // The interpreter: --python / the python key, else $MAR_PYTHON, else python3 on PATH.
   assert.equal(
-    pythonLaunch({ runtime: 'python', modelDir: '/m', entry, socket: { type: 'unix', path: '/s' }, env: { MAR_PYTHON: '/opt/torch/bin/python3' } }).command,
+    pythonLaunch({
+      runtime: 'python',
+      modelDir: '/m',
+      entry,
+      socket: { type: 'unix', path: '/s' },
+      env: { MAR_PYTHON: '/opt/torch/bin/python3' },
+    }).command,
     '/opt/torch/bin/python3',
   );
   const js = launchSpec({ runtime: 'node', modelDir: '/m', entry, socket: { type: 'unix', path: '/s/w.sock' }, env: {} });

@@ -41,7 +41,7 @@ describe('PyTorch detector, segmenter and text classifier through the built-in h
         results.map((r) => r.status),
         [200, 200, 200, 200, 400],
       );
-      ex.inputs.forEach((f, i) => assertAnswer(JSON.parse(results[i]!.body!), ex.expected[f], f));
+      for (const [i, f] of ex.inputs.entries()) assertAnswer(JSON.parse(results[i]!.body!), ex.expected[f], f);
       const bad = JSON.parse(results[4]!.body!) as { code: number; message: string };
       assert.equal(bad.code, 400);
       assert.match(bad.message, BAD_MESSAGE[name]);

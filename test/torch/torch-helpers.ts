@@ -41,7 +41,16 @@ export const EXAMPLE_ARCHIVES = {
   },
   object_detector: {
     model: 'detector',
-    args: ['--model-file', '@detector_model.py', '--serialized-file', 'detector.pt', '--extra-files', 'index_to_name.json', '--handler', 'object_detector'],
+    args: [
+      '--model-file',
+      '@detector_model.py',
+      '--serialized-file',
+      'detector.pt',
+      '--extra-files',
+      'index_to_name.json',
+      '--handler',
+      'object_detector',
+    ],
     inputs: ['street_1.jpg', 'street_2.jpg', 'street_3.jpg', 'street_4.jpg'],
     bad: 'not_an_image.jpg',
   },
@@ -130,7 +139,7 @@ export function assertAnswer(actual: unknown, expected: unknown, where: string):
     assert.ok(Math.abs((actual as number) - expected) <= tol, `${where}: expected ${expected}, got ${actual}`);
   } else if (Array.isArray(expected)) {
     assert.ok(Array.isArray(actual) && actual.length === expected.length, `${where}: expected a list of ${expected.length}`);
-    expected.forEach((e, i) => assertAnswer((actual as unknown[])[i], e, `${where}[${i}]`));
+    for (const [i, e] of expected.entries()) assertAnswer((actual as unknown[])[i], e, `${where}[${i}]`);
   } else if (expected !== null && typeof expected === 'object') {
     assert.ok(actual !== null && typeof actual === 'object' && !Array.isArray(actual), `${where}: expected an object`);
     assert.deepEqual(Object.keys(actual as object), Object.keys(expected), `${where}: keys`);
@@ -147,7 +156,10 @@ export interface PredictJson {
 }
 
 /** `model-server predict --json` on the given input files (one batch when they fit), with the torch Python. */
-export async function predictJson(ex: BuiltExample, files: readonly string[]): Promise<{ code: number | null; results: PredictJson[]; stderr: string }> {
+export async function predictJson(
+  ex: BuiltExample,
+  files: readonly string[],
+): Promise<{ code: number | null; results: PredictJson[]; stderr: string }> {
   const r = await server(['predict', ex.mar, '--python', TORCH_PYTHON, '--json', '-q', ...files.flatMap((f) => ['-i', ex.input(f)])]);
   assert.ok(r.stdout.trim().startsWith('['), `predict printed no JSON:\n${r.stderr}`);
   return { code: r.code, results: JSON.parse(r.stdout) as PredictJson[], stderr: r.stderr };

@@ -32,7 +32,7 @@ describe('PyTorch image models: resnet18 + image_classifier, eager MNIST + a Bas
       results.map((r) => r.status),
       [200, 200, 200, 200, 400],
     );
-    ex.inputs.forEach((f, i) => assertAnswer(JSON.parse(results[i]!.body!), ex.expected[f], f));
+    for (const [i, f] of ex.inputs.entries()) assertAnswer(JSON.parse(results[i]!.body!), ex.expected[f], f);
     assert.deepEqual(JSON.parse(results[4]!.body!), {
       code: 400,
       type: 'BadRequestException',
@@ -41,13 +41,11 @@ describe('PyTorch image models: resnet18 + image_classifier, eager MNIST + a Bas
     });
   });
 
-  it('predict: the BaseHandler subclass loads the eager model (model file + state dict) and answers a batch of 4; its PredictionException is a 400', async () => {
+  it('predict: the BaseHandler subclass loads the eager model (model file + state dict) and answers a batch of 4', async () => {
     const ex = built.mnist;
-    const [good, bad] = await Promise.all([predictJson(ex, ex.inputs), predictJson(ex, [ex.bad])]);
+    const good = await predictJson(ex, ex.inputs);
     assert.equal(good.code, 0, good.stderr);
-    ex.inputs.forEach((f, i) => assertAnswer(JSON.parse(good.results[i]!.body!), ex.expected[f], f));
-    assert.equal(bad.code, 1);
-    assert.deepEqual(bad.results, [{ status: 400, error: 'mnist: every request must be a PNG or JPEG image of a digit' }]);
+    for (const [i, f] of ex.inputs.entries()) assertAnswer(JSON.parse(good.results[i]!.body!), ex.expected[f], f);
   });
 
   it('the server: 4 concurrent requests batched, answers equal the direct call, a broken image gets 400 JSON, the worker keeps serving', async (t) => {
@@ -84,7 +82,10 @@ describe('PyTorch image models: resnet18 + image_classifier, eager MNIST + a Bas
       const bad = await http(s.inference, 'POST', `/predictions/${ex.model}`, await readFile(ex.input(ex.bad)));
       assert.equal(bad.status, 400, bad.text);
       assert.equal(bad.headers['content-type'], 'application/json');
-      assert.match(bad.json().message, ex.name === 'mnist' ? /^mnist: every request must be a PNG or JPEG image/ : /not an image Pillow can read/);
+      assert.match(
+        bad.json().message,
+        ex.name === 'mnist' ? /^mnist: every request must be a PNG or JPEG image/ : /not an image Pillow can read/,
+      );
       const again = await http(s.inference, 'POST', `/predictions/${ex.model}`, await readFile(ex.input(ex.inputs[0]!)));
       assert.equal(again.status, 200, again.text);
       assertAnswer(again.json(), ex.expected[ex.inputs[0]!], `${ex.model} after the bad request`);
@@ -96,6 +97,10 @@ describe('PyTorch image models: resnet18 + image_classifier, eager MNIST + a Bas
       .map((l) => / - HandlerTime\.Milliseconds:[\d.]+\|#ModelName:\w+,Level:Model\|#hostname:[^,]+,\d+,(.*)$/.exec(l)?.[1])
       .filter((ids): ids is string => ids !== undefined)
       .map((ids) => ids.split(',').sort());
-    for (const batch of batches) assert.ok(handlerBatches.some((b) => b.join() === batch.join()), `no batch of ${batch.join()} in:\n${metrics.join('\n')}`);
+    for (const batch of batches)
+      assert.ok(
+        handlerBatches.some((b) => b.join() === batch.join()),
+        `no batch of ${batch.join()} in:\n${metrics.join('\n')}`,
+      );
   });
 });

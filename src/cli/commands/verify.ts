@@ -48,7 +48,10 @@ async function checkPython(r: VerifyResult, command: string | undefined): Promis
     }
     return { probe };
   } catch (err) {
-    r.warnings.push({ code: 'PYTHON_PACKAGE_MISSING', message: `the handler needs ${needs.join(', ')}, but ${(err as Error).message}; ${hint}` });
+    r.warnings.push({
+      code: 'PYTHON_PACKAGE_MISSING',
+      message: `the handler needs ${needs.join(', ')}, but ${(err as Error).message}; ${hint}`,
+    });
     return { command: python, error: (err as Error).message };
   }
 }
@@ -65,7 +68,9 @@ export function registerVerify(program: Command): void {
       const result = await verifyArchive(archive);
       const python = await checkPython(result, opts.python);
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify(python ? { ...result, python: 'probe' in python ? python.probe : python } : result, null, 2)}\n`);
+        process.stdout.write(
+          `${JSON.stringify(python ? { ...result, python: 'probe' in python ? python.probe : python } : result, null, 2)}\n`,
+        );
         if (!result.ok) process.exitCode = 1;
         return;
       }

@@ -5,20 +5,13 @@ ts.handler_utils (timer, text_utils), the worker's thread rule and messages, and
 """
 
 import json
-import logging
 import os
 import sys
 import tempfile
 import types
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PYDIR = os.path.dirname(HERE)
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.join(PYDIR, "compat"))
-sys.path.insert(0, PYDIR)
-
-import mms_worker  # noqa: E402,F401 (puts the worker package and compat on sys.path as the worker does)
+import test_compat  # noqa: F401 (sets up sys.path as the worker does)
 from _mar_worker import loading, torch_env  # noqa: E402
 from _mms_compat import packages  # noqa: E402
 from _mms_compat.metrics import MetricsStore  # noqa: E402
@@ -170,5 +163,4 @@ class BuiltinFallbackWithoutTorchTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    logging.basicConfig()
     unittest.main()

@@ -11,16 +11,20 @@ from ts.torch_handler.vision_handler import VisionHandler
 from ts.utils.util import map_class_to_label
 
 
+# ImageNet's: the classifier's and the segmenter's (image_segmenter imports it).
+IMAGENET_TRANSFORM = transforms.Compose(
+    [
+        transforms.Resize(256),
+        transforms.CenterCrop(224),
+        transforms.ToTensor(),
+        transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+    ]
+)
+
+
 class ImageClassifier(VisionHandler):
     topk = 5
-    image_processing = transforms.Compose(
-        [
-            transforms.Resize(256),
-            transforms.CenterCrop(224),
-            transforms.ToTensor(),
-            transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
-        ]
-    )
+    image_processing = IMAGENET_TRANSFORM
 
     def set_max_result_classes(self, topk):
         self.topk = topk

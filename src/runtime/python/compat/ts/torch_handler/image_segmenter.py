@@ -3,20 +3,13 @@ probability out, as [H][W][class index (a float), probability] per request. The 
 with the class scores under "out" (torchvision's segmentation models); the transform is the classifier's."""
 
 import torch
-from torchvision import transforms
 
+from ts.torch_handler.image_classifier import IMAGENET_TRANSFORM
 from ts.torch_handler.vision_handler import VisionHandler
 
 
 class ImageSegmenter(VisionHandler):
-    image_processing = transforms.Compose(
-        [
-            transforms.Resize(256),
-            transforms.CenterCrop(224),
-            transforms.ToTensor(),
-            transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
-        ]
-    )
+    image_processing = IMAGENET_TRANSFORM
 
     def postprocess(self, data):
         # Only the best class per pixel: all classes would make answers of tens of MB.
