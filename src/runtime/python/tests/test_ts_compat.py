@@ -6,6 +6,7 @@ ts.handler_utils (timer, text_utils), the worker's thread rule and messages, and
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 import types
@@ -151,6 +152,37 @@ class ThreadsAndMessagesTest(unittest.TestCase):
         self.assertIn("pip install Pillow", packages.install_hint("PIL.Image"))
 
 
+class BaseHandlerWithoutTorchTest(unittest.TestCase):
+    def setUp(self):
+        from ts.torch_handler import base_handler
+
+        self.base_handler = base_handler
+        saved = list(base_handler._torch)
+        base_handler._torch[:] = [None]  # as on a Python without torch, whatever this one has
+        self.addCleanup(lambda: base_handler._torch.__setitem__(slice(None), saved))
+
+    def test_the_serialized_file_is_not_loaded_and_the_log_and_the_error_say_how_to_get_torch(self):
+        context = types.SimpleNamespace(
+            system_properties={"model_dir": tempfile.gettempdir(), "gpu_id": None},
+            manifest={"model": {"serializedFile": "model.pt"}},
+            model_yaml_config={},
+            metrics=MetricsStore({0: "r"}, "m"),
+            get_request_header=lambda idx, name: None,
+        )
+        handler = self.base_handler.BaseHandler()
+        with self.assertLogs(level="WARNING") as logs:
+            handler.initialize(context)
+        self.assertIn("torch is not installed for Python", logs.output[0])
+        self.assertIn("model.pt is not loaded", logs.output[0])
+        self.assertIn("apt-get install python3-torch", logs.output[0])
+        self.assertEqual((handler.model, handler.device), (None, "cpu"))
+        with self.assertRaises(RuntimeError) as caught:
+            handler.handle([{"body": [1]}], context)
+        self.assertIn("BaseHandler has no model; set self.model in initialize() or override inference()", str(caught.exception))
+        handler.model = lambda rows: [sum(r["body"]) for r in rows]  # a torch-free model still runs
+        self.assertEqual(handler.handle([{"body": [1, 2]}], context), [3])
+
+
 @unittest.skipIf(__import__("importlib").util.find_spec("torch") is not None, "this Python has torch")
 class BuiltinFallbackWithoutTorchTest(unittest.TestCase):
     def test_a_builtin_name_loads_ts_torch_handler_and_says_torch_is_missing(self):
@@ -160,6 +192,37 @@ class BuiltinFallbackWithoutTorchTest(unittest.TestCase):
         with self.assertRaises(ModuleNotFoundError) as caught:
             loading.import_handler_module("no_such_handler_module", None)
         self.assertEqual(caught.exception.name, "no_such_handler_module")
+
+
+@unittest.skipIf(__import__("importlib").util.find_spec("torch") is None, "needs torch")
+@unittest.skipIf(__import__("importlib").util.find_spec("torchtext") is not None, "this Python has torchtext")
+class TorchtextVocabularyTest(unittest.TestCase):
+    def test_a_torchtext_vocabulary_without_torchtext_says_so_and_how_to_save_a_plain_one(self):
+        import torch
+        from ts.torch_handler import text_handler
+
+        # A pickle that names torchtext's Vocab class, as torch.save(torchtext_vocab) writes it.
+        fake = types.ModuleType("torchtext.vocab")
+        Vocab = type("Vocab", (object,), {"__module__": "torchtext.vocab"})
+        fake.Vocab = Vocab
+        sys.modules["torchtext"], sys.modules["torchtext.vocab"] = types.ModuleType("torchtext"), fake
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "source_vocab.pt")
+        try:
+            torch.save(Vocab(), path)
+        finally:
+            del sys.modules["torchtext"], sys.modules["torchtext.vocab"]
+        with self.assertRaises(RuntimeError) as caught:
+            text_handler._load_vocab(path)
+        message = str(caught.exception)
+        self.assertIn("source_vocab.pt holds a torchtext vocabulary, and torchtext is not installed for Python", message)
+        self.assertIn("torch.save(dict(vocab.get_stoi()), 'source_vocab.pt')", message)
+        torch.save({"<unk>": 0, "a": 1}, path)
+        with self.assertLogs(level="INFO") as logs:
+            vocab = text_handler._load_vocab(path)
+        self.assertEqual([vocab["a"], vocab["zzz"]], [1, 0])
+        self.assertIn("tokenizer basic_english", logs.output[0])
 
 
 if __name__ == "__main__":
