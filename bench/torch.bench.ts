@@ -5,8 +5,9 @@
  *   npm run bench:torch [-- --seconds 10 --rounds 2]
  *
  * The bare loop does what the handler does for each image (decode the JPEG, resize/crop/normalise, stack the batch,
- * run the model under inference_mode, softmax and top 5), with all the cores as torch threads; a model-only loop
- * (pre-made tensors) is printed for information. The server rows: `model-server start` with the model registered
+ * run the model under inference_mode, softmax and top 5), with all the cores as torch threads and the workers'
+ * OMP_WAIT_POLICY=PASSIVE; a model-only loop (pre-made tensors) and the loop with libgomp's default (spinning) wait
+ * policy are printed for information. The server rows: `model-server start` with the model registered
  * with batch_size 1 (2 clients per worker, so one request waits while one runs) and batch_size 8 (dynamic batching,
  * 8 concurrent clients per worker, max_batch_delay 50 ms), with 1 and 2 workers (each worker's torch then gets
  * cores / workers threads). Rounds alternate bare and server runs (the machine may be shared); the table shows the
@@ -81,9 +82,9 @@ interface Measure {
   errors?: number;
 }
 
-function python(args: string[]): Promise<string> {
+function python(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const p = spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONUNBUFFERED: '1' } });
+    const p = spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONUNBUFFERED: '1', ...env } });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d));
@@ -93,18 +94,27 @@ function python(args: string[]): Promise<string> {
   });
 }
 
-async function bareLoop(dir: string, batch: number, mode: 'full' | 'model'): Promise<number> {
+/** The bare loop in the workers' OpenMP setting (passive waits: launchers.ts), or libgomp's default (spinning). */
+async function bareLoop(
+  dir: string,
+  batch: number,
+  mode: 'full' | 'model',
+  waitPolicy: 'PASSIVE' | 'default' = 'PASSIVE',
+): Promise<number> {
   const script = join(dir, 'bare_loop.py');
   await writeFile(script, BARE_LOOP);
-  const out = await python([
-    script,
-    join(dir, 'image_classifier', 'resnet18.pt'),
-    String(SECONDS),
-    String(batch),
-    String(CORES),
-    mode,
-    ...IMAGES.map((f) => join(dir, 'image_classifier', 'inputs', f)),
-  ]);
+  const out = await python(
+    [
+      script,
+      join(dir, 'image_classifier', 'resnet18.pt'),
+      String(SECONDS),
+      String(batch),
+      String(CORES),
+      mode,
+      ...IMAGES.map((f) => join(dir, 'image_classifier', 'inputs', f)),
+    ],
+    waitPolicy === 'PASSIVE' ? { OMP_WAIT_POLICY: 'PASSIVE' } : {},
+  );
   return (JSON.parse(out.trim().split('\n').pop()!) as { images_per_s: number }).images_per_s;
 }
 
@@ -199,10 +209,17 @@ async function main(): Promise<void> {
         rows.push({ name: `bare Python loop, batch ${batch}, ${CORES} threads`, batch, workers: 0, imagesPerSec: full });
         const model = await bareLoop(dir, batch, 'model');
         rows.push({ name: `bare loop, model only (pre-made tensors), batch ${batch}`, batch, workers: 0, imagesPerSec: model });
+        const spinning = await bareLoop(dir, batch, 'full', 'default');
+        rows.push({
+          name: `bare loop, libgomp's default wait policy (spinning), batch ${batch}`,
+          batch,
+          workers: 0,
+          imagesPerSec: spinning,
+        });
         for (const workers of [1, 2]) rows.push(await serverRow(server, body, batch, workers));
       }
       process.stderr.write(`round ${round}/${ROUNDS} done\n`);
-      for (const r of rows.slice(-8)) process.stderr.write(`  ${r.name}: ${r.imagesPerSec.toFixed(1)} images/s\n`);
+      for (const r of rows.slice(-10)) process.stderr.write(`  ${r.name}: ${r.imagesPerSec.toFixed(1)} images/s\n`);
     }
 
     const names = [...new Set(rows.map((r) => r.name))];

@@ -378,8 +378,10 @@ test('launchers: python argv, PYTHONPATH order (handler dir, existing, model dir
     [tcp.env['PYTHONPATH'], tcp.env['MMS_DECODE_INPUT_REQUEST'], tcp.env['OMP_NUM_THREADS']],
     [['/m', PYTHON_COMPAT_DIR].join(':'), 'false', '1'],
   );
-  // torch's share of the cores: max(1, cores / workers), unless the user chose OMP_NUM_THREADS (then none is given).
-  assert.equal(py.env['MAR_TORCH_THREADS'], undefined);
+  // torch's share of the cores: max(1, cores / workers), and passive OpenMP threads, unless the user chose
+  // OMP_NUM_THREADS (then neither is set by us).
+  assert.deepEqual([py.env['MAR_TORCH_THREADS'], py.env['OMP_WAIT_POLICY']], [undefined, undefined]);
+  assert.equal(tcp.env['OMP_WAIT_POLICY'], 'PASSIVE');
   const cores = availableParallelism();
   const share = (workers: number, env: NodeJS.ProcessEnv = {}) =>
     pythonLaunch({ runtime: 'python', modelDir: '/m', entry, socket: { type: 'unix', path: '/s' }, env, workers }).env;
