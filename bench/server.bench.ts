@@ -21,9 +21,9 @@ import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { packagePath } from '../src/util/package-info.js';
+import { lineWaiter } from './line-waiter.js';
 import { PYTHON_ECHO_SOURCE } from './python-echo.js';
 
 interface AutocannonResult {
@@ -144,27 +144,6 @@ interface Row {
 }
 
 const children: ChildProcess[] = [];
-
-function lineWaiter(proc: ChildProcess): (re: RegExp) => Promise<string> {
-  const lines: string[] = [];
-  const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = [];
-  const on = (line: string): void => {
-    lines.push(line);
-    for (let i = waiters.length - 1; i >= 0; i--) {
-      if (waiters[i]!.re.test(line)) waiters.splice(i, 1)[0]!.resolve(line);
-    }
-  };
-  if (proc.stdout) createInterface({ input: proc.stdout }).on('line', on);
-  if (proc.stderr) createInterface({ input: proc.stderr }).on('line', on);
-  return (re) => {
-    const seen = lines.find((l) => re.test(l));
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      waiters.push({ re, resolve });
-      proc.once('exit', () => reject(new Error(`process exited before ${re}:\n${lines.slice(-20).join('\n')}`)));
-    });
-  };
-}
 
 async function load(name: string, url: string, body = 'x', headers: Record<string, string> = {}): Promise<Row> {
   // warm up (JIT, first batches)

@@ -7,6 +7,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { describeFsError, MarError } from '../errors.js';
+import { describeBuiltin } from '../handler/builtins.js';
 import { parseEntryPoint } from '../handler/entry-point.js';
 import { checkPythonEntryPoint, hasNodeExport } from '../handler/entry-point-check.js';
 import { handlerFileCandidates, isTorchServeBuiltin, locateHandler } from '../handler/locate.js';
@@ -250,9 +251,7 @@ async function resolveHandler(raw: string, runtime: string, set: EntrySet, notes
   // `dir/h` where only a root `h.py` exists in the archive: the runtime's fallback finds it.
   if (location.kind === 'found') return handler;
   if (location.kind === 'builtin') {
-    notes.push(
-      `note: handler "${handler}" is a TorchServe built-in: only TorchServe ships it (MMS and model-server cannot run this archive)`,
-    );
+    notes.push(`note: handler "${handler}" is ${describeBuiltin(location.builtin)}`);
     return handler;
   }
   const looked = location.kind === 'missing' ? location.looked : [];

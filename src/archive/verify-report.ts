@@ -38,7 +38,8 @@ export type ProblemCode =
   | 'NAME_NO_UTF8_FLAG'
   | 'NAME_CASE_COLLISION'
   | 'HANDLER_BUILTIN'
-  | 'HANDLER_NOT_CHECKED';
+  | 'HANDLER_NOT_CHECKED'
+  | 'PYTHON_PACKAGE_MISSING';
 
 export interface Problem {
   code: ProblemCode;
@@ -46,6 +47,16 @@ export interface Problem {
   path?: string;
   /** One line: what is wrong and how to fix it. */
   message: string;
+}
+
+/** Which handler a server will run for the archive (set when the manifest names one). */
+export interface HandlerReport {
+  /** model.handler as the manifest has it. */
+  handler: string;
+  /** What runs, in words: the module found in the archive, or the built-in and its class. */
+  runs: string;
+  /** Python packages it needs (a built-in's, or the known ones its source imports: torch, torchvision, PIL, ...). */
+  needs: string[];
 }
 
 export interface VerifyResult {
@@ -57,6 +68,8 @@ export interface VerifyResult {
   problems: Problem[];
   /** Things worth knowing that do not stop a server from loading the archive. */
   warnings: Problem[];
+  /** Which handler will run; absent when the manifest names none (or cannot be read). */
+  handler?: HandlerReport;
 }
 
 export const REBUILD = 'rebuild the archive with model-archiver';
@@ -64,6 +77,7 @@ export const REBUILD = 'rebuild the archive with model-archiver';
 export class Collector {
   readonly problems: Problem[] = [];
   readonly warnings: Problem[] = [];
+  handler: HandlerReport | undefined;
 
   problem(code: ProblemCode, message: string, path?: string): void {
     this.problems.push(path === undefined ? { code, message } : { code, path, message });

@@ -6,6 +6,7 @@
  */
 
 import { MarError } from '../errors.js';
+import { describeBuiltin, pythonImportsOf } from '../handler/builtins.js';
 import { parseEntryPoint } from '../handler/entry-point.js';
 import { checkPythonEntryPoint, hasNodeExport } from '../handler/entry-point-check.js';
 import { locateHandler } from '../handler/locate.js';
@@ -154,10 +155,8 @@ async function checkContent(reader: ArchiveReader, manifest: Manifest, out: Coll
     if (location.kind === 'not-source') {
       out.warn('HANDLER_NOT_CHECKED', `runtime ${runtime}: handler ${q(handler)} is a native library and is not checked`);
     } else if (location.kind === 'builtin') {
-      out.warn(
-        'HANDLER_BUILTIN',
-        `handler ${q(handler)} is a TorchServe built-in: only TorchServe ships it, MMS and model-server cannot run it`,
-      );
+      out.handler = { handler, runs: describeBuiltin(location.builtin), needs: [...location.builtin.needs] };
+      if (location.builtin.className === null) out.warn('HANDLER_BUILTIN', `handler ${q(handler)} is ${describeBuiltin(location.builtin)}`);
     } else if (location.kind === 'missing') {
       out.problem(
         'HANDLER_MISSING',
@@ -165,8 +164,10 @@ async function checkContent(reader: ArchiveReader, manifest: Manifest, out: Coll
       );
     } else {
       const found = location.path;
+      out.handler = { handler, runs: `${found} in the archive`, needs: [] };
       try {
         const source = (await reader.readEntry(found, SOURCE_MAX_BYTES)).toString('utf8');
+        if (handlerLanguage(runtime) === 'python') out.handler.needs = pythonImportsOf(source);
         if (handlerLanguage(runtime) === 'node') {
           if (!hasNodeExport(source, entry.functionName)) {
             out.problem(
@@ -263,6 +264,7 @@ export async function verifyArchive(path: string): Promise<VerifyResult> {
       manifestKind: loaded.kind,
       problems: out.problems,
       warnings: out.warnings,
+      ...(out.handler ? { handler: out.handler } : {}),
     };
   } finally {
     await reader.close();

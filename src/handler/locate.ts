@@ -6,28 +6,22 @@
  * directory first on PYTHONPATH), then at the model root; an absolute directory (`/opt/h/h`) is looked for there
  * only. Python finds `h.py` or the package `h/__init__.py` (a dotted `pkg.h` is `pkg/h.py`); Node finds `h.js`,
  * `h.mjs` or `h.cjs`. A TorchServe built-in name (`image_classifier`) that the model does not provide is
- * TorchServe's own Python handler, which only TorchServe ships.
+ * TorchServe's own Python handler (builtins.ts says which ones our Python worker runs).
  */
 
 import { isAbsolute } from 'node:path';
+import { type BuiltinHandler, builtinHandler } from './builtins.js';
 import type { EntryPoint } from './entry-point.js';
 import { handlerLanguage, SOURCE_EXTENSIONS, SOURCE_FILE_SUFFIX } from './runtimes.js';
 
-/** TorchServe's built-in handlers: written to the manifest verbatim, never looked up in the archive. */
-export const TORCHSERVE_BUILTIN_HANDLERS = [
-  'base_handler',
-  'text_classifier',
-  'image_classifier',
-  'object_detector',
-  'image_segmenter',
-  'dali_image_classifier',
-  'vllm_handler',
-  'trt_llm_handler',
-] as const;
+/** The TorchServe built-in the entry point names (a bare name, no directory), if any. */
+export function torchServeBuiltin(entry: EntryPoint): BuiltinHandler | undefined {
+  return entry.dir === '' ? builtinHandler(entry.module) : undefined;
+}
 
 /** Whether the entry point names one of TorchServe's built-in handlers (a bare name, no directory). */
 export function isTorchServeBuiltin(entry: EntryPoint): boolean {
-  return entry.dir === '' && (TORCHSERVE_BUILTIN_HANDLERS as readonly string[]).includes(entry.module);
+  return torchServeBuiltin(entry) !== undefined;
 }
 
 /** The files that provide module `entry.module` in one directory (`prefix`: '', `sub/` or `/abs/dir/`). */
@@ -61,8 +55,8 @@ export type PathExists = (path: string) => boolean | Promise<boolean>;
 export type HandlerLocation =
   /** `path` provides the module; `atRoot` when the handler names a directory but only the model root has it. */
   | { kind: 'found'; path: string; atRoot: boolean }
-  /** Not in the model, and a TorchServe built-in name: TorchServe's own handler, which only TorchServe ships. */
-  | { kind: 'builtin'; looked: string[] }
+  /** Not in the model, and a TorchServe built-in name: our worker's implementation runs, unless `builtin.className` is null. */
+  | { kind: 'builtin'; builtin: BuiltinHandler; looked: string[] }
   /** Not in the model: `looked` lists every path tried, in order. */
   | { kind: 'missing'; looked: string[] }
   /** The runtime's handler is not source we can look for (LSP: a native library). */
@@ -80,7 +74,8 @@ export async function locateHandler(entry: EntryPoint, runtime: string, exists: 
   for (const path of root) if (await exists(path)) return { kind: 'found', path, atRoot: true };
   const looked = [...own, ...root];
   // Built-ins are TorchServe's Python handlers: a node model naming one simply lacks its module.
-  if (language === 'python' && isTorchServeBuiltin(entry)) return { kind: 'builtin', looked };
+  const builtin = language === 'python' ? torchServeBuiltin(entry) : undefined;
+  if (builtin) return { kind: 'builtin', builtin, looked };
   return { kind: 'missing', looked };
 }
 

@@ -203,9 +203,11 @@ async function checkHandlerModule(
   );
   if (location.kind === 'found') return;
   if (location.kind === 'builtin') {
+    // Ours runs in the Python worker (which says so, and names what it lacks, at load).
+    if (location.builtin.className !== null) return;
     throw new MarError(
       'HANDLER_NOT_FOUND',
-      `handler ${entry.module} is a TorchServe built-in handler, which needs TorchServe and torch; package a custom handler with the archive`,
+      `handler ${entry.module} is a TorchServe built-in handler that only TorchServe ships; package a custom handler with the archive`,
     );
   }
   const looked = location.kind === 'missing' ? location.looked.map((c) => relative(dir, resolve(dir, c)) || c).join(', ') : '';

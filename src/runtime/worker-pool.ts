@@ -45,7 +45,7 @@ export type PoolEvent =
   | { type: 'stopped'; workerId: string; pid: number | null };
 
 /** Options handed to every WorkerProcess.start (minus what the pool decides itself). */
-export type PoolWorkerOptions = Omit<WorkerProcessOptions, 'id' | 'model' | 'batchSize'>;
+export type PoolWorkerOptions = Omit<WorkerProcessOptions, 'id' | 'model' | 'batchSize' | 'workers'>;
 
 export interface WorkerPoolOptions {
   model: OpenedModel;
@@ -141,10 +141,15 @@ export class WorkerPool {
   add(count: number): Array<Promise<StartOutcome>> {
     if (this.#closed) throw new MarError('SERVICE_UNAVAILABLE', `Model ${this.#opts.model.name} is being unloaded.`);
     const out: Array<Promise<StartOutcome>> = [];
+    const added: WorkerSlot[] = [];
     for (let i = 0; i < count; i++) {
       const slot = new WorkerSlot(this.#owner, new Backoff(this.#opts.backoffMs, this.#opts.maxBackoffMs));
       this.#slots.push(slot);
       this.#active++;
+      added.push(slot);
+    }
+    // Started once all are counted: each worker's thread share (launchers.ts) divides by the new size.
+    for (const slot of added) {
       out.push(this.#waitStart(slot));
       this.#start(slot);
     }
@@ -194,6 +199,7 @@ export class WorkerPool {
       id: slot.id,
       model: this.#opts.model,
       batchSize: this.#opts.batchSize,
+      workers: this.#active,
       signal: cancel.signal,
     }).then(
       (proc) => this.#started(slot, proc, performance.now() - t0),

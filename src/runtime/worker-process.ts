@@ -41,8 +41,10 @@ export interface WorkerProcessOptions {
   batchSize: number;
   /** -1 (default) = CPU. */
   gpuId?: number;
-  /** Python interpreter for python/python3 models (default 'python3' on PATH). */
+  /** Python interpreter for python/python3 models (default: $MAR_PYTHON, else 'python3' on PATH). */
   python?: string;
+  /** How many workers the model runs (the pool's size when this one starts): sets the worker's torch threads. */
+  workers?: number;
   /** Socket kind (default unix; tcp binds 127.0.0.1 on a free port). */
   sockType?: 'unix' | 'tcp';
   /** Wait for the "worker started" line and the connection (default 120000, MMS's 2 minutes). */
@@ -129,6 +131,7 @@ export class WorkerProcess extends EventEmitter {
       socket,
       decodeInputRequest: options.decodeInputRequest ?? true,
       ...(options.python !== undefined ? { python: options.python } : {}),
+      ...(options.workers !== undefined ? { workers: options.workers } : {}),
       ...(options.env !== undefined ? { env: options.env } : {}),
       ...(options.maxRequestBytes !== undefined ? { maxFieldBytes: workerFieldCap(options.maxRequestBytes) } : {}),
     });

@@ -3,6 +3,7 @@ import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { type ArchiveLimits, DEFAULT_ARCHIVE_LIMITS, LIMIT_CONFIG_KEYS } from '../archive/limits.js';
 import { describeFsError, MarError } from '../errors.js';
+import { DEFAULT_PYTHON, PYTHON_ENV } from '../runtime/python-env.js';
 // --- TorchServe dialect, TLS, downloads (issue 12): the keys beyond MMS's core live in config-extended.ts ---
 import { applyEnvOverrides, substituteEnvReferences } from './config-env.js';
 import type { ExtendedCliOptions, ExtendedServerConfig } from './config-extended.js';
@@ -222,6 +223,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
   // MMS's log4j configuration puts model_metrics.log under $METRICS_LOCATION and access_log.log under $LOG_LOCATION
   if (!props.has('metrics_location') && env['METRICS_LOCATION']) props.set('metrics_location', env['METRICS_LOCATION']);
   if (!props.has('log_location') && env['LOG_LOCATION']) props.set('log_location', env['LOG_LOCATION']);
+  if (!props.get('python')?.trim() && env[PYTHON_ENV]?.trim()) props.set('python', env[PYTHON_ENV]);
   for (const [k, v] of Object.entries(options.properties ?? {})) props.set(k, String(v));
   if (!dialect.envBeatsCommandLine) cliFlags();
   return resolveConfig(props, {
@@ -285,7 +287,7 @@ export function resolveConfig(
       throw invalid('allowed_urls', pattern, `not a valid regular expression (${(err as Error).message})`);
     }
   }
-  const python = props.get('python')?.trim() || 'python3';
+  const python = props.get('python')?.trim() || DEFAULT_PYTHON;
   const metricsRaw = props.get('metrics_location')?.trim();
   const logRaw = props.get('log_location')?.trim();
   return Object.freeze({

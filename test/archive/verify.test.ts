@@ -170,19 +170,50 @@ test('names differing only in case are a warning (they collide on macOS and Wind
   );
 });
 
-test('TorchServe built-in handler names are a warning, not a problem', async () => {
-  const model = join(dir, 'builtin');
-  await mkdir(join(model, 'MAR-INF'), { recursive: true });
-  await writeFile(
-    join(model, 'MAR-INF', 'MANIFEST.json'),
-    JSON.stringify({ runtime: 'python', model: { modelName: 'b', handler: 'image_classifier', modelVersion: '1.0' } }),
-  );
-  const r = await verifyArchive(model);
-  assert.equal(r.ok, true);
+test('TorchServe built-in handlers: verify says which class runs and what it needs; TorchServe-only ones are a warning', async () => {
+  const manifestWith = async (name: string, handler: string): Promise<string> => {
+    const model = join(dir, name);
+    await mkdir(join(model, 'MAR-INF'), { recursive: true });
+    await writeFile(
+      join(model, 'MAR-INF', 'MANIFEST.json'),
+      JSON.stringify({ runtime: 'python', model: { modelName: 'b', handler, modelVersion: '1.0' } }),
+    );
+    return model;
+  };
+  const ours = await verifyArchive(await manifestWith('builtin', 'image_classifier'));
+  assert.equal(ours.ok, true);
+  assert.deepEqual(ours.warnings, []);
+  assert.deepEqual(ours.handler, {
+    handler: 'image_classifier',
+    runs: 'a TorchServe built-in handler: model-server runs ts.torch_handler.image_classifier.ImageClassifier (needs torch, torchvision, PIL)',
+    needs: ['torch', 'torchvision', 'PIL'],
+  });
+  const theirs = await verifyArchive(await manifestWith('builtin-ts-only', 'trt_llm_handler'));
+  assert.equal(theirs.ok, true);
   assert.deepEqual(
-    r.warnings.map((w) => w.code),
-    ['HANDLER_BUILTIN'],
+    theirs.warnings.map((w) => [w.code, w.message]),
+    [
+      [
+        'HANDLER_BUILTIN',
+        'handler "trt_llm_handler" is a TorchServe built-in handler that only TorchServe ships: MMS and model-server cannot run it',
+      ],
+    ],
   );
+});
+
+test('a handler module of the archive: verify names it and the known packages it imports', async () => {
+  const model = join(dir, 'imports');
+  await mkdir(join(model, 'MAR-INF'), { recursive: true });
+  await writeFile(join(model, 'MAR-INF', 'MANIFEST.json'), JSON.stringify({ runtime: 'python', model: { modelName: 'i', handler: 'h' } }));
+  await writeFile(
+    join(model, 'h.py'),
+    'import json\nimport numpy as np\nfrom ts.torch_handler.image_classifier import ImageClassifier\n\n\nclass H(ImageClassifier):\n    pass\n',
+  );
+  assert.deepEqual((await verifyArchive(model)).handler, {
+    handler: 'h',
+    runs: 'h.py in the archive',
+    needs: ['torch', 'torchvision', 'PIL', 'numpy'],
+  });
 });
 
 test('Python entry points resolve as MMS does: the function if present, else exactly one class', () => {

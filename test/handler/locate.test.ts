@@ -56,8 +56,12 @@ test('an absolute handler directory is looked in alone; the existence check may 
 test('TorchServe built-ins: only for Python runtimes and only when the model lacks the module; LSP handlers are not source', async () => {
   assert.deepEqual(await locate('image_classifier', 'python', inSet()), {
     kind: 'builtin',
+    builtin: { name: 'image_classifier', className: 'ImageClassifier', needs: ['torch', 'torchvision', 'PIL'] },
     looked: ['image_classifier.py', 'image_classifier/__init__.py'],
   });
+  // Ours runs every one TorchServe documents except its DALI, vLLM and TensorRT-LLM handlers.
+  const vllm = await locate('vllm_handler', 'python', inSet());
+  assert.equal(vllm.kind === 'builtin' && vllm.builtin.className, null);
   assert.deepEqual(await locate('image_classifier', 'python3', inSet('image_classifier.py')), {
     kind: 'found',
     path: 'image_classifier.py',

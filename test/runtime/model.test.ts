@@ -86,9 +86,13 @@ test('a missing handler module fails early and says where it looked', async (t) 
       e.code === 'HANDLER_NOT_FOUND' &&
       /handler module nope not found .*nope\.py, nope\/__init__\.py/.test(e.message),
   );
+  // TorchServe's built-ins run in our Python worker (which says at load what it lacks), except the TorchServe-only ones.
+  const builtin = await openModel(dir, { handler: 'image_classifier' });
+  assert.equal(builtin.handler, 'image_classifier');
+  await builtin.release();
   await assert.rejects(
-    openModel(dir, { handler: 'image_classifier' }),
-    (e: unknown) => e instanceof MarError && /TorchServe built-in handler/.test(e.message),
+    openModel(dir, { handler: 'vllm_handler' }),
+    (e: unknown) => e instanceof MarError && /TorchServe built-in handler that only TorchServe ships/.test(e.message),
   );
   await assert.rejects(
     openModel(dir, { runtime: 'node' }),

@@ -258,14 +258,22 @@ test('MMS_DECODE_INPUT_REQUEST=false (or TS_DECODE_INPUT_REQUEST=false) leaves e
   }
 });
 
-test('context: model name, manifest, system properties, request ids, headers, response status/headers, cwd', async (t) => {
+/** A model dir holding one fixture handler module, a manifest naming it and `config.yaml`, and that config file. */
+async function modelWithConfig(t: Parameters<typeof tempDir>[0], module: string, manifest: object, configYaml: string): Promise<string> {
   const modelDir = await tempDir(t, 'pyw-model-');
-  await cp(join(PY_HANDLERS, 'context_api.py'), join(modelDir, 'context_api.py'));
+  await cp(join(PY_HANDLERS, `${module}.py`), join(modelDir, `${module}.py`));
   await mkdir(join(modelDir, 'MAR-INF'));
-  const manifest = { model: { modelName: 'ctx', handler: 'context_api:handle', configFile: 'config.yaml' }, runtime: 'python3' };
   await writeFile(join(modelDir, 'MAR-INF', 'MANIFEST.json'), JSON.stringify(manifest));
-  await writeFile(
-    join(modelDir, 'config.yaml'),
+  await writeFile(join(modelDir, 'config.yaml'), configYaml);
+  return modelDir;
+}
+
+test('context: model name, manifest, system properties, request ids, headers, response status/headers, cwd', async (t) => {
+  const manifest = { model: { modelName: 'ctx', handler: 'context_api:handle', configFile: 'config.yaml' }, runtime: 'python3' };
+  const modelDir = await modelWithConfig(
+    t,
+    'context_api',
+    manifest,
     '# model config\nminWorkers: 1\nhandler:\n  threshold: 0.5  # tuned\n  labels: [a, "b c"]\n',
   );
   const { worker: w } = await startWorker(t, { env: { MAR_SERVER_VERSION: '9.8.7' } });
@@ -284,6 +292,7 @@ test('context: model name, manifest, system properties, request ids, headers, re
     batch_size: 4,
     server_name: 'MMS',
     server_version: '9.8.7',
+    limit_max_image_pixels: true,
   });
   assert.equal(c0['model_dir_on_path'], true);
   assert.deepEqual(c0['model_yaml_config'], { minWorkers: 1, handler: { threshold: 0.5, labels: ['a', 'b c'] } });
@@ -450,10 +459,22 @@ test('a TorchServe-style handler subclassing BaseHandler runs without torch', as
   );
   const handlerTime = parseMetricLine(await w.waitLine((l) => l.startsWith('[METRICS]HandlerTime')));
   assert.deepEqual(handlerTime?.requestIds, ['a', 'b']);
-  // @timed (ts.handler_utils.timer) records the decorated method.
-  assert.equal(parseMetricLine(await w.waitLine((l) => l.startsWith('[METRICS]preprocess.')))?.unit, 'Milliseconds');
+  // The batch's metrics are printed in one write: PredictionTime is there, and @timed recorded nothing (no profile).
+  await w.waitLine((l) => l.startsWith('[METRICS]PredictionTime'));
+  assert.deepEqual(
+    w.lines.filter((l) => /^\[METRICS\](ts_handler_|preprocess)/.test(l)),
+    [],
+  );
   const bad = await w.predict([req('c', [['body', 'text/plain', 'nope']])]);
   assert.deepEqual([bad.code, bad.message], [400, 'send a JSON list of numbers']);
+});
+
+test('@timed (ts.handler_utils.timer) records ts_handler_<method> when the model config says handler.profile: true', async (t) => {
+  const manifest = { model: { modelName: 'tsb', handler: 'ts_base_handler', configFile: 'config.yaml' }, runtime: 'python3' };
+  const w = await loaded(t, 'ts_base_handler', await modelWithConfig(t, 'ts_base_handler', manifest, 'handler:\n  profile: true\n'));
+  assert.equal((await w.predict([req('a', [['body', 'application/json', '[1]']])])).code, 200);
+  const timed = parseMetricLine(await w.waitLine((l) => l.startsWith('[METRICS]ts_handler_preprocess.')));
+  assert.deepEqual([timed?.unit, timed?.requestIds], ['Milliseconds', ['a']]);
 });
 
 test('load failures are answered (500, 507 for MemoryError) with the cause, logged with the traceback, then exit 1', async (t) => {

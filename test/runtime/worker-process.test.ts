@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { type TestContext, test } from 'node:test';
@@ -376,6 +377,28 @@ test('launchers: python argv, PYTHONPATH order (handler dir, existing, model dir
   assert.deepEqual(
     [tcp.env['PYTHONPATH'], tcp.env['MMS_DECODE_INPUT_REQUEST'], tcp.env['OMP_NUM_THREADS']],
     [['/m', PYTHON_COMPAT_DIR].join(':'), 'false', '1'],
+  );
+  // torch's share of the cores: max(1, cores / workers), and passive OpenMP threads, unless the user chose
+  // OMP_NUM_THREADS (then neither is set by us).
+  assert.deepEqual([py.env['MAR_TORCH_THREADS'], py.env['OMP_WAIT_POLICY']], [undefined, undefined]);
+  assert.equal(tcp.env['OMP_WAIT_POLICY'], 'PASSIVE');
+  const cores = availableParallelism();
+  const share = (workers: number, env: NodeJS.ProcessEnv = {}) =>
+    pythonLaunch({ runtime: 'python', modelDir: '/m', entry, socket: { type: 'unix', path: '/s' }, env, workers }).env;
+  assert.deepEqual(
+    [share(1)['MAR_TORCH_THREADS'], share(2)['MAR_TORCH_THREADS'], share(cores * 4)['MAR_TORCH_THREADS']],
+    [String(cores), String(Math.max(1, Math.floor(cores / 2))), '1'],
+  );
+  // The interpreter: --python / the python key, else $MAR_PYTHON, else python3 on PATH.
+  assert.equal(
+    pythonLaunch({
+      runtime: 'python',
+      modelDir: '/m',
+      entry,
+      socket: { type: 'unix', path: '/s' },
+      env: { MAR_PYTHON: '/opt/torch/bin/python3' },
+    }).command,
+    '/opt/torch/bin/python3',
   );
   const js = launchSpec({ runtime: 'node', modelDir: '/m', entry, socket: { type: 'unix', path: '/s/w.sock' }, env: {} });
   assert.deepEqual([js.command, ...js.args], [process.execPath, NODE_WORKER_SCRIPT, '--sock-type', 'unix', '--sock-name', '/s/w.sock']);

@@ -3,6 +3,8 @@
     codec    the OTF wire format: Reader, parse_predict, encode_*_response (no socket of its own)
     inputs   requests -> the handler's `data` list and request processors
     loading  the handler string, the manifest, model_yaml_config, importing and initialising the handler
+             (a bare built-in name such as image_classifier: ts.torch_handler's)
+    torch_env  torch's thread count and the load line naming the handler, Python and torch
     stdio    line-safe stdout/stderr and the worker's log format
     serve    the connection loop: LOAD, PREDICT, replies and [METRICS] lines
     main     arguments, bind/accept, signals, parent watch

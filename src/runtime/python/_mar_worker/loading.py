@@ -2,6 +2,7 @@
 model_yaml_config, then importing the handler module and initialising its entry point."""
 
 import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -9,6 +10,9 @@ import sys
 
 from _mms_compat.context import Context
 from _mms_compat.metrics import MetricsStore
+from _mms_compat.packages import missing_package_message
+
+from _mar_worker.torch_env import apply_threads, runtime_line
 
 logger = logging.getLogger("mms_worker")
 
@@ -104,6 +108,35 @@ def list_classes_from_module(module):
     ]
 
 
+# TorchServe's handlers, importable by their bare name: what a manifest's `image_classifier` means when the
+# model has no module of that name (TorchServe's model_loader falls back the same way).
+BUILTIN_PACKAGE = "ts.torch_handler"
+
+
+def import_handler_module(module_name, handler_dir):
+    """The handler's module: the model's own, else (a bare name only) TorchServe's built-in of that name."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name != module_name or handler_dir is not None or "." in module_name:
+            raise
+        builtin = "{}.{}".format(BUILTIN_PACKAGE, module_name)
+        try:
+            found = importlib.util.find_spec(builtin) is not None
+        except ImportError:
+            found = False
+        if not found:
+            raise
+    return importlib.import_module(builtin)
+
+
+def _explain_missing(e, module_name):
+    """A package the handler needs is missing: name the interpreter and how to install it (not for the
+    handler module itself, whose absence the message already says)."""
+    if isinstance(e, ModuleNotFoundError) and e.name and e.name != module_name:
+        raise ModuleNotFoundError(missing_package_message(e.name), name=e.name) from e
+
+
 def load_model(model_name, model_path, batch_size, handler, gpu_id):
     model_dir = os.path.realpath(model_path)
     handler_dir, module_name, function_name = parse_handler(handler)
@@ -122,27 +155,46 @@ def load_model(model_name, model_path, batch_size, handler, gpu_id):
     context.metrics = MetricsStore(_uuid4(), model_name)
 
     importlib.invalidate_caches()
-    module = importlib.import_module(module_name)
+    try:
+        module = import_handler_module(module_name, handler_dir)
+        entry, initialize, what = resolve_entry_point(module, module_name, function_name)
+        apply_threads(context.model_yaml_config)  # before the handler loads weights and runs anything
+        initialize(context)  # exceptions propagate: a failed load (as TorchServe)
+    except ImportError as e:
+        _explain_missing(e, module_name)
+        raise
+    logger.info("%s", runtime_line(model_name, what, apply_threads(context.model_yaml_config)))
+    return LoadedModel(context, entry)
+
+
+def resolve_entry_point(module, module_name, function_name):
+    """(the per-batch callable, its initialiser, what runs as one phrase) as MMS and TorchServe resolve it:
+    the module's function if it has one, else its one class."""
+    where = "" if module.__name__ == module_name else " (built-in, {})".format(_origin(module))
     entry = getattr(module, function_name, None)
     if entry is not None:
         if not callable(entry):
             raise ValueError("'{}' in module '{}' is not a function".format(function_name, module_name))
-        entry(None, context)  # MMS initialises a function entry point with data=None
-    else:
-        classes = list_classes_from_module(module)
-        if len(classes) != 1:
-            raise ValueError(
-                "Expected only one class in custom service code or a function entry point: "
-                "module '{}' has no function '{}' and defines {} classes ({})".format(
-                    module_name, function_name, len(classes), ", ".join(c.__name__ for c in classes) or "none"
-                )
+        # MMS initialises a function entry point with data=None
+        return entry, lambda context: entry(None, context), "{}.{}{}".format(module.__name__, function_name, where)
+    classes = list_classes_from_module(module)
+    if len(classes) != 1:
+        raise ValueError(
+            "Expected only one class in custom service code or a function entry point: "
+            "module '{}' has no function '{}' and defines {} classes ({})".format(
+                module_name, function_name, len(classes), ", ".join(c.__name__ for c in classes) or "none"
             )
-        service = classes[0]()
-        entry = getattr(service, "handle", None)
-        if entry is None:
-            raise AttributeError("class {} has no handle(data, context) method".format(classes[0].__name__))
-        initialize = getattr(service, "initialize", None)
-        if initialize is not None:
-            initialize(context)  # exceptions propagate: a failed load (as TorchServe)
-    return LoadedModel(context, entry)
+        )
+    service = classes[0]()
+    entry = getattr(service, "handle", None)
+    if entry is None:
+        raise AttributeError("class {} has no handle(data, context) method".format(classes[0].__name__))
+    initialize = getattr(service, "initialize", None) or (lambda context: None)
+    return entry, initialize, "{}.{}{}".format(module.__name__, classes[0].__name__, where)
 
+
+def _origin(module):
+    """mar-tools' own copy of a built-in, or the installed TorchServe's (whichever `ts` this Python imports)."""
+    path = os.path.realpath(getattr(module, "__file__", "") or "")
+    ours = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "compat"))
+    return "mar-tools" if path.startswith(ours + os.sep) else "from " + path

@@ -4,7 +4,7 @@
 class Context(object):
     """Model and per-batch request information handed to `handle(data, context)`."""
 
-    def __init__(self, model_name, model_dir, manifest, batch_size, gpu, mms_version):
+    def __init__(self, model_name, model_dir, manifest, batch_size, gpu, mms_version, limit_max_image_pixels=True):
         self.model_name = model_name
         self.manifest = manifest
         self._system_properties = {
@@ -13,6 +13,8 @@ class Context(object):
             "batch_size": batch_size,
             "server_name": "MMS",
             "server_version": mms_version,
+            # TorchServe's: when False, vision handlers lift PIL's decompression-bomb limit.
+            "limit_max_image_pixels": limit_max_image_pixels,
         }
         self.request_ids = None
         self._request_processor = None

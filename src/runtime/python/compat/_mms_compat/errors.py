@@ -33,3 +33,8 @@ def prediction_error_of(exc):
             code = 500  # cannot go on the wire (int32): encoding it used to kill the worker
         return code, str(message)
     return None
+
+
+class BadInput(ValueError):
+    """One request of a batch cannot be used (a broken image, no text): the built-in handlers answer that
+    request alone with 400 and this message, and run the rest of the batch."""

@@ -1,0 +1,1 @@
+"""ts.metrics: the metric names TorchServe handlers import (MetricTypes, Dimension, the stores)."""

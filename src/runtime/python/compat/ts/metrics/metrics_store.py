@@ -1,0 +1,1 @@
+from _mms_compat.metrics import MetricsStore  # noqa: F401
