@@ -1,0 +1,263 @@
+/**
+ * Writing a zip's file entries at disk speed, for extract.ts. Every entry is read as a raw byte range of the archive
+ * (ArchiveReader.rawRange/readRawAt) by a few workers at once:
+ *
+ * - stored entries are copied in CHUNK_BYTES positional reads and writes; the chunks of one large entry run in
+ *   parallel and their CRC-32s are combined (crc32-combine.ts). Node 20 has no way to copy a byte range inside the
+ *   kernel (fs.copyFile copies whole files, and copy_file_range is not exposed), and the CRC must be computed
+ *   anyway, so large user-space chunks are the fastest path: one read, one CRC pass, one write per 4 MiB;
+ * - small deflated entries are inflated in one call on the thread pool, large ones stream through inflateRaw with
+ *   1 MiB buffers, written as they come.
+ *
+ * Every byte is counted against the entry's recorded size (an entry never inflates past it), reported to the
+ * caller's limit meter, and CRC-checked (integrity.ts EntryCheck) before the entry counts as written. Memory stays
+ * bounded by WORKERS x CHUNK_BYTES plus one inflate stream per worker, whatever the archive size.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import { crc32, createInflateRaw, inflateRaw } from 'node:zlib';
+import { isMarError } from '../errors.js';
+import { Crc32Combiner } from './crc32-combine.js';
+import { EntryCheck, entryDataError } from './integrity.js';
+import type { ArchiveEntryInfo, ArchiveReader, RawRange } from './read.js';
+
+/** Bytes per positional read/write of a stored entry, and the largest entry inflated in one call. */
+export const CHUNK_BYTES = 4 << 20;
+/** Entries (or chunks of one) in flight: the size of libuv's default thread pool, which does the reads and writes. */
+export const WORKERS = 4;
+/** Compressed input read per step and inflated output per chunk of a streamed entry. */
+const STREAM_BYTES = 1 << 20;
+
+const inflateRawAsync = promisify(inflateRaw) as (buf: Buffer, options: { maxOutputLength: number }) => Promise<Buffer>;
+
+/** One file entry to write, and where (already checked to be inside the target directory). */
+export interface ZipFileTarget {
+  entry: ArchiveEntryInfo;
+  target: string;
+  /** File mode to create it with. */
+  mode: number;
+}
+
+export interface ZipWriteOptions {
+  /** Every inflated (or copied) chunk's length before it is written; throw to stop (limits). */
+  onBytes: (n: number) => void;
+}
+
+/** A stored entry larger than one chunk: its chunks are separate tasks that share the open file. */
+class ChunkedFile {
+  readonly file: ZipFileTarget;
+  readonly check: EntryCheck;
+  readonly crcs: number[] = [];
+  remaining: number;
+  #range: Promise<RawRange> | null = null;
+  #handle: Promise<FileHandle> | null = null;
+
+  constructor(archive: string, file: ZipFileTarget, chunks: number) {
+    this.file = file;
+    this.check = new EntryCheck(archive, file.entry);
+    this.remaining = chunks;
+  }
+
+  range(reader: ArchiveReader): Promise<RawRange> {
+    this.#range ??= reader.rawRange(this.file.entry);
+    return this.#range;
+  }
+
+  handle(): Promise<FileHandle> {
+    // 'wx': never write through something that already exists.
+    this.#handle ??= open(this.file.target, 'wx', this.file.mode);
+    return this.#handle;
+  }
+
+  /** Closes the file if it was opened (after a failure: errors no longer matter). */
+  async close(): Promise<void> {
+    const h = this.#handle;
+    this.#handle = null;
+    if (h) await (await h.catch(() => null))?.close().catch(() => undefined);
+  }
+}
+
+type Task =
+  | { kind: 'chunk'; file: ChunkedFile; index: number; offset: number; length: number }
+  | { kind: 'whole'; file: ZipFileTarget }
+  | { kind: 'stream'; file: ZipFileTarget };
+
+function plan(archive: string, files: readonly ZipFileTarget[]): { tasks: Task[]; chunked: ChunkedFile[] } {
+  const tasks: Task[] = [];
+  const chunked: ChunkedFile[] = [];
+  for (const f of files) {
+    const { compressedSize, size, method } = f.entry;
+    if (compressedSize <= CHUNK_BYTES && size <= CHUNK_BYTES) {
+      tasks.push({ kind: 'whole', file: f });
+    } else if (method === 'stored') {
+      const count = Math.ceil(compressedSize / CHUNK_BYTES);
+      const cf = new ChunkedFile(archive, f, count);
+      chunked.push(cf);
+      for (let i = 0; i < count; i++) {
+        const offset = i * CHUNK_BYTES;
+        tasks.push({ kind: 'chunk', file: cf, index: i, offset, length: Math.min(CHUNK_BYTES, compressedSize - offset) });
+      }
+    } else {
+      tasks.push({ kind: 'stream', file: f });
+    }
+  }
+  return { tasks, chunked };
+}
+
+async function readFully(reader: ArchiveReader, archive: string, entry: ArchiveEntryInfo, buf: Buffer, position: number): Promise<void> {
+  let got = 0;
+  while (got < buf.length) {
+    const n = await reader.readRawAt(buf, got, buf.length - got, position + got);
+    if (n === 0) throw entryDataError(archive, entry, new Error('unexpected end of file'));
+    got += n;
+  }
+}
+
+async function writeFully(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < buf.length; ) {
+    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+/** zlib's own errors are a corrupt entry; ours (limits, size checks) pass through. */
+function dataError(archive: string, entry: ArchiveEntryInfo, err: unknown): unknown {
+  return isMarError(err) ? err : entryDataError(archive, entry, err);
+}
+
+class ZipWriter {
+  readonly #reader: ArchiveReader;
+  readonly #archive: string;
+  readonly #onBytes: (n: number) => void;
+  readonly #combiner = new Crc32Combiner();
+
+  constructor(reader: ArchiveReader, archive: string, options: ZipWriteOptions) {
+    this.#reader = reader;
+    this.#archive = archive;
+    this.#onBytes = options.onBytes;
+  }
+
+  async run(task: Task, buffer: () => Buffer): Promise<void> {
+    if (task.kind === 'chunk') return this.#chunk(task, buffer());
+    if (task.kind === 'whole') return this.#whole(task.file);
+    return this.#stream(task.file);
+  }
+
+  async #chunk(task: Extract<Task, { kind: 'chunk' }>, buffer: Buffer): Promise<void> {
+    const { file } = task;
+    const range = await file.range(this.#reader);
+    const fh = await file.handle();
+    const data = buffer.subarray(0, task.length);
+    await readFully(this.#reader, this.#archive, file.file.entry, data, range.start + task.offset);
+    file.check.count(data.length);
+    this.#onBytes(data.length);
+    file.crcs[task.index] = crc32(data);
+    await writeFully(fh, data, task.offset);
+    if (--file.remaining > 0) return;
+    const pieces = file.crcs.map((c, i): [number, number] => [c, Math.min(CHUNK_BYTES, file.file.entry.compressedSize - i * CHUNK_BYTES)]);
+    file.check.finish(this.#combiner.combineAll(pieces));
+    await file.close();
+  }
+
+  async #whole(file: ZipFileTarget): Promise<void> {
+    const { entry } = file;
+    const check = new EntryCheck(this.#archive, entry);
+    const range = await this.#reader.rawRange(entry);
+    const raw = Buffer.allocUnsafe(range.end - range.start);
+    await readFully(this.#reader, this.#archive, entry, raw, range.start);
+    let data: Buffer = raw;
+    if (entry.method === 'deflated') {
+      try {
+        // One byte over the recorded size is enough to know it lies: never inflate further than that.
+        data = await inflateRawAsync(raw, { maxOutputLength: entry.size + 1 });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') check.count(entry.size + 1);
+        throw dataError(this.#archive, entry, err);
+      }
+    }
+    check.count(data.length);
+    this.#onBytes(data.length);
+    check.finish(check.hasCrc ? crc32(data) : 0);
+    const fh = await open(file.target, 'wx', file.mode);
+    try {
+      await writeFully(fh, data, 0);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async #stream(file: ZipFileTarget): Promise<void> {
+    const { entry } = file;
+    const check = new EntryCheck(this.#archive, entry);
+    const range = await this.#reader.rawRange(entry);
+    const reader = this.#reader;
+    const archive = this.#archive;
+    async function* raw(): AsyncGenerator<Buffer> {
+      for (let pos = range.start; pos < range.end; pos += STREAM_BYTES) {
+        // a fresh buffer each time: the inflater may still hold the previous one
+        const buf = Buffer.allocUnsafe(Math.min(STREAM_BYTES, range.end - pos));
+        await readFully(reader, archive, entry, buf, pos);
+        yield buf;
+      }
+    }
+    const fh = await open(file.target, 'wx', file.mode);
+    try {
+      let crc = 0;
+      let position = 0;
+      await pipeline(raw(), createInflateRaw({ chunkSize: STREAM_BYTES }), async (inflated: AsyncIterable<Buffer>) => {
+        for await (const out of inflated) {
+          check.count(out.length);
+          this.#onBytes(out.length);
+          crc = crc32(out, crc);
+          await writeFully(fh, out, position);
+          position += out.length;
+        }
+      });
+      check.finish(crc);
+    } catch (err) {
+      throw dataError(this.#archive, entry, err);
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+/**
+ * Writes every file entry to its target (directories for them are created first). Resolves once all are written
+ * and checked; on the first failure the workers stop taking tasks, the files in progress are closed, and the error
+ * is thrown: the caller removes its temp directory.
+ */
+export async function writeZipFiles(
+  reader: ArchiveReader,
+  archive: string,
+  files: readonly ZipFileTarget[],
+  options: ZipWriteOptions,
+): Promise<{ files: number; bytes: number }> {
+  const dirs = [...new Set(files.map((f) => dirname(f.target)))].sort();
+  for (const d of dirs) await mkdir(d, { recursive: true });
+  const { tasks, chunked } = plan(archive, files);
+  const writer = new ZipWriter(reader, archive, options);
+  let next = 0;
+  let failure: { err: unknown } | null = null;
+  const worker = async (): Promise<void> => {
+    let buf: Buffer | null = null;
+    const buffer = (): Buffer => (buf ??= Buffer.allocUnsafe(CHUNK_BYTES));
+    while (failure === null && next < tasks.length) {
+      const task = tasks[next++]!;
+      try {
+        await writer.run(task, buffer);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(WORKERS, Math.max(1, tasks.length)) }, worker));
+  if (failure !== null) {
+    await Promise.all(chunked.map((c) => c.close()));
+    throw (failure as { err: unknown }).err;
+  }
+  return { files: files.length, bytes: files.reduce((n, f) => n + f.entry.size, 0) };
+}
