@@ -2,6 +2,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { describeFsError, MarError } from '../errors.js';
+import { parseCacheCap } from '../runtime/cache/location.js';
+import type { OpenModelOptions } from '../runtime/model.js';
 
 /** Where a listener binds: `http://host[:port]` or `unix:/path` (MMS Connector syntax; https is not supported). */
 export type ListenAddress =
@@ -39,6 +41,8 @@ export interface ServerConfig {
   readonly logLocation: string | null;
   /** The config file read, if any. */
   readonly configFile: string | null;
+  /** The extraction cache (ours): model_cache_dir and model_cache_max_size, as openModel options; see cacheConfig. */
+  readonly modelCache: Readonly<Pick<OpenModelOptions, 'cacheDir' | 'cacheMaxSize'>>;
 }
 
 /** Every key we read (others are accepted and ignored, like MMS ignores unknown keys). */
@@ -61,6 +65,8 @@ export const CONFIG_KEYS = [
   'number_of_gpu',
   'metrics_location',
   'log_location',
+  'model_cache_dir',
+  'model_cache_max_size',
 ] as const;
 
 export interface LoadConfigOptions {
@@ -181,6 +187,21 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
   return resolveConfig(props, { cwd, configFile });
 }
 
+// ---- the extraction cache (issue 14): where extracted archives are kept, and how large that may grow ----
+
+/**
+ * model_cache_dir (relative to the working directory) and model_cache_max_size (a size like 20G, or a percentage
+ * of the disk space the cache could use, like 50%). Unset: $MAR_CACHE_DIR / $MAR_CACHE_MAX_SIZE, else the
+ * platform's cache directory and a quarter of the disk (runtime/cache/location.ts).
+ */
+function cacheConfig(props: Map<string, string>, cwd: string): ServerConfig['modelCache'] {
+  const dir = props.get('model_cache_dir')?.trim();
+  const capRaw = props.get('model_cache_max_size')?.trim();
+  const cap = capRaw ? parseCacheCap(capRaw) : null;
+  if (capRaw && !cap) throw invalid('model_cache_max_size', capRaw, 'expected a size (20G, 512M, bytes) or a percentage of the disk (50%)');
+  return Object.freeze({ ...(dir ? { cacheDir: resolve(cwd, dir) } : {}), ...(cap ? { cacheMaxSize: cap } : {}) });
+}
+
 /** Validates and defaults parsed properties into a frozen ServerConfig. */
 export function resolveConfig(props: Map<string, string>, ctx: { cwd: string; configFile: string | null }): ServerConfig {
   const inferenceAddress = parseListenAddress(props.get('inference_address') ?? 'http://127.0.0.1:8080', 'inference_address', 80);
@@ -234,6 +255,7 @@ export function resolveConfig(props: Map<string, string>, ctx: { cwd: string; co
     metricsLocation: metricsRaw ? resolve(ctx.cwd, metricsRaw) : null,
     logLocation: logRaw ? resolve(ctx.cwd, logRaw) : null,
     configFile: ctx.configFile,
+    modelCache: cacheConfig(props, ctx.cwd),
   });
 }
 

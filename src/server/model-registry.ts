@@ -103,6 +103,7 @@ export class ModelRegistry {
     try {
       model = await openModel(path, {
         hintStyle: 'http',
+        ...this.#config.modelCache,
         ...(o.modelName !== undefined ? { modelName: o.modelName } : {}),
         ...(o.handler !== undefined ? { handler: o.handler } : {}),
         ...(o.runtime !== undefined ? { runtime: o.runtime } : {}),
