@@ -17,12 +17,10 @@ import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { describeFsError, MarError } from '../errors.js';
 import { detectArchiveKind } from './read.js';
+import { SIG_EOCD, SIG_ZIP64_EOCD, SIG_ZIP64_LOCATOR } from './zip-format.js';
 
 /** Bumped when what goes into the key changes, so old cache entries are never taken for new ones. */
 const FINGERPRINT_VERSION = 'mar-fingerprint-1';
-const SIG_EOCD = 0x06054b50;
-const SIG_ZIP64_LOCATOR = 0x07064b50;
-const SIG_ZIP64_EOCD = 0x06064b50;
 const EOCD_BYTES = 22;
 const ZIP64_LOCATOR_BYTES = 20;
 const ZIP64_EOCD_BYTES = 56;

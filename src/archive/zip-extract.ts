@@ -11,7 +11,8 @@
  *
  * Every byte is counted against the entry's recorded size (an entry never inflates past it), reported to the
  * caller's limit meter, and CRC-checked (integrity.ts EntryCheck) before the entry counts as written. Memory stays
- * bounded by WORKERS x CHUNK_BYTES plus one inflate stream per worker, whatever the archive size.
+ * bounded by WORKERS x CHUNK_BYTES plus one inflate stream per task in flight, whatever the archive size and however
+ * many extractions run at once.
  */
 import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open } from 'node:fs/promises';
@@ -26,8 +27,44 @@ import type { ArchiveEntryInfo, ArchiveReader, RawRange } from './read.js';
 
 /** Bytes per positional read/write of a stored entry, and the largest entry inflated in one call. */
 export const CHUNK_BYTES = 4 << 20;
-/** Entries (or chunks of one) in flight: the size of libuv's default thread pool, which does the reads and writes. */
+/**
+ * Entries (or chunks of one) in flight in this process, across every extraction running in it (the server loads
+ * several models at once): the size of libuv's default thread pool, which does the reads and writes, and the bound
+ * on the chunk buffers held.
+ */
 export const WORKERS = 4;
+
+/** The process-wide task slots, each with its chunk buffer; buffers are dropped when no extraction runs. */
+class Slots {
+  #free = WORKERS;
+  readonly #waiting: Array<() => void> = [];
+  #buffers: Buffer[] = [];
+
+  async take(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  give(): void {
+    const next = this.#waiting.shift();
+    if (next) return next();
+    this.#free++;
+    if (this.#free === WORKERS) this.#buffers = [];
+  }
+
+  buffer(): Buffer {
+    return this.#buffers.pop() ?? Buffer.allocUnsafe(CHUNK_BYTES);
+  }
+
+  returnBuffer(b: Buffer): void {
+    this.#buffers.push(b);
+  }
+}
+
+const slots = new Slots();
 /** Compressed input read per step and inflated output per chunk of a streamed entry. */
 const STREAM_BYTES = 1 << 20;
 
@@ -142,7 +179,7 @@ class ZipWriter {
 
   async run(task: Task, buffer: () => Buffer): Promise<void> {
     if (task.kind === 'chunk') return this.#chunk(task, buffer());
-    if (task.kind === 'whole') return this.#whole(task.file);
+    if (task.kind === 'whole') return this.#whole(task.file, buffer());
     return this.#stream(task.file);
   }
 
@@ -162,11 +199,12 @@ class ZipWriter {
     await file.close();
   }
 
-  async #whole(file: ZipFileTarget): Promise<void> {
+  async #whole(file: ZipFileTarget, buffer: Buffer): Promise<void> {
     const { entry } = file;
     const check = new EntryCheck(this.#archive, entry);
     const range = await this.#reader.rawRange(entry);
-    const raw = Buffer.allocUnsafe(range.end - range.start);
+    // compressedSize <= CHUNK_BYTES (plan), and yauzl checked that the range is that long
+    const raw = buffer.subarray(0, range.end - range.start);
     await readFully(this.#reader, this.#archive, entry, raw, range.start);
     let data: Buffer = raw;
     if (entry.method === 'deflated') {
@@ -243,14 +281,19 @@ export async function writeZipFiles(
   let next = 0;
   let failure: { err: unknown } | null = null;
   const worker = async (): Promise<void> => {
-    let buf: Buffer | null = null;
-    const buffer = (): Buffer => (buf ??= Buffer.allocUnsafe(CHUNK_BYTES));
     while (failure === null && next < tasks.length) {
-      const task = tasks[next++]!;
+      await slots.take();
+      let buf: Buffer | null = null;
       try {
-        await writer.run(task, buffer);
+        // checked again: the slot may have come after another worker of this extraction failed or took the last task
+        if (failure !== null || next >= tasks.length) continue;
+        const task = tasks[next++]!;
+        await writer.run(task, () => (buf ??= slots.buffer()));
       } catch (err) {
         failure ??= { err };
+      } finally {
+        if (buf) slots.returnBuffer(buf);
+        slots.give();
       }
     }
   };

@@ -76,9 +76,12 @@ export async function removeEntry(root: string, key: string): Promise<RemoveOutc
 
 /**
  * Evicts least recently used entries (broken ones first) until the cache fits its cap; entries in `keep` (the one
- * just extracted), in use or locked are skipped. Resolves with what was removed.
+ * just extracted), in use or locked are skipped. Leftovers of killed extractions go first. Resolves with what was
+ * removed.
  */
 export async function enforceCap(root: string, cap: CacheCap, keep: ReadonlySet<string>): Promise<CacheEntryInfo[]> {
+  // what killed extractions left is not counted, but it takes disk space all the same
+  await sweepLeftovers(root);
   const entries = await listCache(root);
   let total = entries.reduce((n, e) => n + e.bytes, 0);
   const limit = await capBytes(root, cap, total);
@@ -95,21 +98,25 @@ export async function enforceCap(root: string, cap: CacheCap, keep: ReadonlySet<
   return removed;
 }
 
-/** Removes every entry not in use, leftover temp dirs of dead extractions, stale locks and the trash. */
-export async function clearCache(root: string): Promise<{ removed: CacheEntryInfo[]; kept: CacheEntryInfo[] }> {
-  const removed: CacheEntryInfo[] = [];
-  const kept: CacheEntryInfo[] = [];
-  for (const e of await listCache(root)) ((await removeEntry(root, e.key)) === 'removed' ? removed : kept).push(e);
+/** Removes temp dirs of extractions that died (their key's lock is free or stale), stale locks and the trash. */
+async function sweepLeftovers(root: string): Promise<void> {
   const keys = new Set<string>();
   for (const n of await readdir(join(root, TMP_DIR)).catch(() => [] as string[])) keys.add(n.split('.')[0]!);
   for (const n of await readdir(join(root, LOCK_DIR)).catch(() => [] as string[])) if (n.endsWith('.lock')) keys.add(n.slice(0, -5));
   for (const key of keys) {
-    // a free (or stale) lock means no extraction of that key is running: its temp dirs are leftovers
     const lock = await tryLock(entryPaths(root, key).lock);
     if (!lock) continue;
     await removeStaleTemps(root, key);
     await lock.release();
   }
   await emptyTrash(root);
+}
+
+/** Removes every entry not in use, leftover temp dirs of dead extractions, stale locks and the trash. */
+export async function clearCache(root: string): Promise<{ removed: CacheEntryInfo[]; kept: CacheEntryInfo[] }> {
+  const removed: CacheEntryInfo[] = [];
+  const kept: CacheEntryInfo[] = [];
+  for (const e of await listCache(root)) ((await removeEntry(root, e.key)) === 'removed' ? removed : kept).push(e);
+  await sweepLeftovers(root);
   return { removed, kept };
 }
