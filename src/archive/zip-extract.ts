@@ -50,7 +50,10 @@ class Slots {
 
   give(): void {
     const next = this.#waiting.shift();
-    if (next) return next();
+    if (next) {
+      next();
+      return;
+    }
     this.#free++;
     if (this.#free === WORKERS) this.#buffers = [];
   }
