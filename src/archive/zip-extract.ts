@@ -17,7 +17,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { crc32, createInflateRaw, inflateRaw } from 'node:zlib';
 import { isMarError } from '../errors.js';
@@ -34,24 +33,32 @@ export const CHUNK_BYTES = 4 << 20;
  */
 export const WORKERS = 4;
 
-/** The process-wide task slots, each with its chunk buffer; buffers are dropped when no extraction runs. */
+/**
+ * The process-wide task slots, each with its chunk buffer; buffers are dropped when no extraction runs. A free slot
+ * goes to the extraction that started first: concurrent extractions then finish one after another instead of all at
+ * the end, so the server starts a model's workers while the next model is still being extracted.
+ */
 class Slots {
   #free = WORKERS;
-  readonly #waiting: Array<() => void> = [];
+  readonly #waiting: Array<{ priority: number; wake: () => void }> = [];
   #buffers: Buffer[] = [];
 
-  async take(): Promise<void> {
+  async take(priority: number): Promise<void> {
     if (this.#free > 0) {
       this.#free--;
       return;
     }
-    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    await new Promise<void>((wake) => {
+      let i = this.#waiting.length;
+      while (i > 0 && this.#waiting[i - 1]!.priority > priority) i--;
+      this.#waiting.splice(i, 0, { priority, wake });
+    });
   }
 
   give(): void {
     const next = this.#waiting.shift();
     if (next) {
-      next();
+      next.wake();
       return;
     }
     this.#free++;
@@ -68,6 +75,7 @@ class Slots {
 }
 
 const slots = new Slots();
+let extractions = 0;
 /** Compressed input read per step and inflated output per chunk of a streamed entry. */
 const STREAM_BYTES = 1 << 20;
 
@@ -234,31 +242,42 @@ class ZipWriter {
     const { entry } = file;
     const check = new EntryCheck(this.#archive, entry);
     const range = await this.#reader.rawRange(entry);
-    const reader = this.#reader;
-    const archive = this.#archive;
-    async function* raw(): AsyncGenerator<Buffer> {
-      for (let pos = range.start; pos < range.end; pos += STREAM_BYTES) {
-        // a fresh buffer each time: the inflater may still hold the previous one
-        const buf = Buffer.allocUnsafe(Math.min(STREAM_BYTES, range.end - pos));
-        await readFully(reader, archive, entry, buf, pos);
-        yield buf;
-      }
-    }
     const fh = await open(file.target, 'wx', file.mode);
-    try {
-      let crc = 0;
+    const inflate = createInflateRaw({ chunkSize: STREAM_BYTES });
+    let crc = 0;
+    const written = (async () => {
       let position = 0;
-      await pipeline(raw(), createInflateRaw({ chunkSize: STREAM_BYTES }), async (inflated: AsyncIterable<Buffer>) => {
-        for await (const out of inflated) {
-          check.count(out.length);
-          this.#onBytes(out.length);
-          crc = crc32(out, crc);
-          await writeFully(fh, out, position);
-          position += out.length;
-        }
-      });
+      for await (const out of inflate as AsyncIterable<Buffer>) {
+        check.count(out.length);
+        this.#onBytes(out.length);
+        crc = crc32(out, crc);
+        await writeFully(fh, out, position);
+        position += out.length;
+      }
+    })();
+    // awaited below, but it may fail while we are reading: not an unhandled rejection meanwhile
+    written.catch(() => undefined);
+    // A write's callback comes once zlib has consumed that input: two input buffers, one read while the other inflates.
+    const fed = (buf: Buffer): Promise<void> =>
+      new Promise((resolve, reject) => inflate.write(buf, (err) => (err ? reject(err) : resolve())));
+    const buffers = [Buffer.allocUnsafe(STREAM_BYTES), Buffer.allocUnsafe(STREAM_BYTES)];
+    try {
+      let feeding: Promise<void> = Promise.resolve();
+      for (let pos = range.start, i = 0; pos < range.end; pos += STREAM_BYTES, i++) {
+        const buf = buffers[i % 2]!.subarray(0, Math.min(STREAM_BYTES, range.end - pos));
+        await readFully(this.#reader, this.#archive, entry, buf, pos);
+        // the output side failing (a limit, the size check, the disk) ends the feeding too
+        await Promise.race([feeding, written]);
+        feeding = fed(buf);
+        feeding.catch(() => undefined);
+      }
+      await Promise.race([feeding, written]);
+      inflate.end();
+      await written;
       check.finish(crc);
     } catch (err) {
+      inflate.destroy();
+      await written.catch(() => undefined);
       throw dataError(this.#archive, entry, err);
     } finally {
       await fh.close();
@@ -281,11 +300,12 @@ export async function writeZipFiles(
   for (const d of dirs) await mkdir(d, { recursive: true });
   const { tasks, chunked } = plan(archive, files);
   const writer = new ZipWriter(reader, archive, options);
+  const priority = extractions++;
   let next = 0;
   let failure: { err: unknown } | null = null;
   const worker = async (): Promise<void> => {
     while (failure === null && next < tasks.length) {
-      await slots.take();
+      await slots.take(priority);
       let buf: Buffer | null = null;
       try {
         // checked again: the slot may have come after another worker of this extraction failed or took the last task
