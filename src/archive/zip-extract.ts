@@ -14,11 +14,12 @@
  * bounded by WORKERS x CHUNK_BYTES plus one inflate stream per task in flight, whatever the archive size and however
  * many extractions run at once.
  */
+import { closeSync, openSync, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
-import { crc32, createInflateRaw, inflateRaw } from 'node:zlib';
+import { crc32, createInflateRaw, inflateRaw, inflateRawSync } from 'node:zlib';
 import { isMarError } from '../errors.js';
 import { Crc32Combiner } from './crc32-combine.js';
 import { EntryCheck, entryDataError } from './integrity.js';
@@ -78,6 +79,10 @@ const slots = new Slots();
 let extractions = 0;
 /** Compressed input read per step and inflated output per chunk of a streamed entry. */
 const STREAM_BYTES = 1 << 20;
+/** Entries up to this size are inflated and written synchronously (see #whole). */
+const SYNC_BYTES = 64 << 10;
+/** The most a worker runs synchronously before it lets the event loop serve others (a server keeps answering). */
+const SYNC_SLICE_MS = 10;
 
 const inflateRawAsync = promisify(inflateRaw) as (buf: Buffer, options: { maxOutputLength: number }) => Promise<Buffer>;
 
@@ -171,6 +176,16 @@ async function writeFully(fh: FileHandle, buf: Buffer, position: number): Promis
   }
 }
 
+function writeSmallFile(file: ZipFileTarget, data: Buffer): void {
+  // 'wx': never write through something that already exists.
+  const fd = openSync(file.target, 'wx', file.mode);
+  try {
+    for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done, done);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** zlib's own errors are a corrupt entry; ours (limits, size checks) pass through. */
 function dataError(archive: string, entry: ArchiveEntryInfo, err: unknown): unknown {
   return isMarError(err) ? err : entryDataError(archive, entry, err);
@@ -217,11 +232,15 @@ class ZipWriter {
     // compressedSize <= CHUNK_BYTES (plan), and yauzl checked that the range is that long
     const raw = buffer.subarray(0, range.end - range.start);
     await readFully(this.#reader, this.#archive, entry, raw, range.start);
+    // Small entries synchronously: a thread-pool round trip per open, write, close and inflate costs far more than
+    // the work (2,000 small files: 3x faster). The caller yields to the event loop between them.
+    const small = entry.size <= SYNC_BYTES;
     let data: Buffer = raw;
     if (entry.method === 'deflated') {
       try {
         // One byte over the recorded size is enough to know it lies: never inflate further than that.
-        data = await inflateRawAsync(raw, { maxOutputLength: entry.size + 1 });
+        const options = { maxOutputLength: entry.size + 1 };
+        data = small ? inflateRawSync(raw, options) : await inflateRawAsync(raw, options);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') check.count(entry.size + 1);
         throw dataError(this.#archive, entry, err);
@@ -230,6 +249,10 @@ class ZipWriter {
     check.count(data.length);
     this.#onBytes(data.length);
     check.finish(check.hasCrc ? crc32(data) : 0);
+    if (small) {
+      writeSmallFile(file, data);
+      return;
+    }
     const fh = await open(file.target, 'wx', file.mode);
     try {
       await writeFully(fh, data, 0);
@@ -304,7 +327,14 @@ export async function writeZipFiles(
   let next = 0;
   let failure: { err: unknown } | null = null;
   const worker = async (): Promise<void> => {
+    let sliceStart = performance.now();
     while (failure === null && next < tasks.length) {
+      // Raw reads of small entries resolve from the read window without I/O: without this, a run of small files
+      // would keep the event loop to itself until the last one.
+      if (performance.now() - sliceStart > SYNC_SLICE_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
       await slots.take(priority);
       let buf: Buffer | null = null;
       try {

@@ -236,7 +236,8 @@ export async function publishEntry(
 /** Moves an entry out of the way into .trash in one rename; false when it was not there. Delete it with deleteTrashed. */
 export async function trashEntry(root: string, dir: string): Promise<string | null> {
   const trash = join(root, TRASH_DIR);
-  const aside = join(trash, randomBytes(8).toString('hex'));
+  // the time in the name: emptyTrash leaves recent ones to their owner, which may still move one back (eviction.ts)
+  const aside = join(trash, `${Date.now()}.${randomBytes(6).toString('hex')}`);
   await mkdir(trash, { recursive: true });
   try {
     await rename(dir, aside);
@@ -259,8 +260,9 @@ export async function removeStaleTemps(root: string, key: string): Promise<void>
     if (n.startsWith(`${key}.`)) await rm(join(root, TMP_DIR, n), { recursive: true, force: true }).catch(() => undefined);
 }
 
-/** Deletes what is in .trash (deletions a killed process left unfinished). */
+/** Deletes what is in .trash for over a minute (deletions a killed process left unfinished). */
 export async function emptyTrash(root: string): Promise<void> {
   const names = await readdir(join(root, TRASH_DIR)).catch(() => [] as string[]);
-  for (const n of names) await deleteTrashed(join(root, TRASH_DIR, n));
+  // (a name without a time is not ours to wait for: deleted)
+  for (const n of names) if (!(Date.now() - Number(n.split('.')[0]) < 60_000)) await deleteTrashed(join(root, TRASH_DIR, n));
 }
