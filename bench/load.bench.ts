@@ -166,7 +166,12 @@ function cases(): Case[] {
   const predict = (file: string) => () => measure(node, [SERVER, 'predict', file, '--data', 'x', '--quiet'], WORK, env);
   for (const [key, a] of Object.entries(ARCHIVES)) {
     if (key !== 'tiny') {
-      out.push({ group: a.label, name: 'cp', before: () => rm(copy, { recursive: true, force: true }), run: () => measure('cp', [a.file, copy], WORK) });
+      out.push({
+        group: a.label,
+        name: 'cp',
+        before: () => rm(copy, { recursive: true, force: true }),
+        run: () => measure('cp', [a.file, copy], WORK),
+      });
       out.push({
         group: a.label,
         name: 'unzip',
