@@ -10,11 +10,14 @@
  *   <root>/.tmp/<key>.<pid>.<hex>/ an extraction in progress
  *   <root>/.trash/                 entries being deleted
  *
- * An entry is complete by construction: it is extracted below .tmp, its records are written and synced last, and
- * one rename publishes the whole directory. A crash at any point leaves either no entry or a complete one (plus
- * temp files the next holder of the lock removes). Extracted data is not fsynced file by file (that would cost
- * the disk's write time on every cold load); after a power loss, files whose data never reached the disk come
- * back shorter or missing on ext4, XFS and btrfs, and the size check of every warm hit finds them.
+ * An entry is complete by construction: it is extracted below .tmp, its records are written last, and one rename
+ * publishes the whole directory. A crash of the process at any point leaves either no entry or a complete one (plus
+ * temp files the next holder of the lock removes). Where fsync matters is a power loss, and there the warm check
+ * decides, not the order of writes: the record (entry.json) is fsynced before the rename, so a published entry
+ * that survives has its record whole; the extracted files are not fsynced one by one (that would cost the disk's
+ * write time on every cold load, and with it the directories' fsyncs, a journal commit each), so files whose data
+ * never reached the disk come back shorter or missing on ext4, XFS and btrfs, and the size check of every warm
+ * hit finds them and extracts again. A lost files.json or a lost rename costs the same re-extraction.
  */
 import { randomBytes } from 'node:crypto';
 import { lstatSync, readdirSync, unlinkSync } from 'node:fs';
@@ -172,14 +175,6 @@ export async function liveUsers(usersDir: string): Promise<number> {
 
 // ---- publishing ----
 
-async function syncPath(path: string): Promise<void> {
-  // Directories can be fsynced on Linux and macOS; where they cannot (Windows), rename is as durable as it gets.
-  const fh = await open(path, 'r').catch(() => null);
-  if (!fh) return;
-  await fh.sync().catch(() => undefined);
-  await fh.close();
-}
-
 async function writeSynced(path: string, text: string): Promise<void> {
   const fh = await open(path, 'wx', 0o644);
   try {
@@ -209,8 +204,8 @@ export async function makeTempEntry(root: string, key: string): Promise<string> 
 }
 
 /**
- * Publishes an extracted temp entry (its model/ filled): writes files.json and entry.json (synced), this process's
- * user marker, then renames it to <root>/<key> in one step and syncs the root. The caller holds the key's lock and
+ * Publishes an extracted temp entry (its model/ filled): writes files.json, this process's user marker and entry.json
+ * (fsynced), then renames it to <root>/<key> in one step. The caller holds the key's lock and
  * has moved any old entry of that key away.
  */
 export async function publishEntry(
@@ -220,16 +215,14 @@ export async function publishEntry(
 ): Promise<EntryRecord> {
   const files = listFiles(join(tmp, 'model'));
   const full: EntryRecord = { version: ENTRY_VERSION, ...record, bytes: files.reduce((n, [, s]) => n + s, 0), files: files.length };
-  await writeSynced(join(tmp, 'files.json'), JSON.stringify(files));
+  await writeFile(join(tmp, 'files.json'), JSON.stringify(files), { flag: 'wx' });
   await mkdir(join(tmp, 'users'));
   await writeFile(join(tmp, 'users', MARKER), JSON.stringify(selfIdentity()));
-  // entry.json last: an entry directory with it is complete (the rename below is what makes it visible anyway)
+  // entry.json last, fsynced (see the module comment): the rename below is what makes the entry visible
   await writeSynced(join(tmp, 'entry.json'), JSON.stringify(full, null, 2));
-  await syncPath(tmp);
   const paths = entryPaths(root, record.key);
   await rename(tmp, paths.dir);
   remember(paths.users);
-  await syncPath(root);
   return full;
 }
 
