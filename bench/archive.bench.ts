@@ -14,6 +14,7 @@ import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspectArchive } from '../src/archive/inspect.js';
 import { packagePath } from '../src/util/package-info.js';
+import { writeStream, writeTextFiles } from './generate.js';
 import { type Measurement, markdownTable, measure, median, verdict } from './measure.js';
 
 const BENCH = packagePath('.bench');
@@ -26,19 +27,6 @@ const BIG_MAR = join(BENCH, 'big', 'big5g.mar');
 const ARCHIVER = packagePath('bin', 'model-archiver.js');
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
 
-async function writeStream(path: string, total: number, chunk: (n: number) => Buffer): Promise<void> {
-  const fh = await open(path, 'w');
-  try {
-    for (let done = 0; done < total; ) {
-      const n = Math.min(8 << 20, total - done);
-      await fh.write(chunk(n));
-      done += n;
-    }
-  } finally {
-    await fh.close();
-  }
-}
-
 async function generate(): Promise<void> {
   if (existsSync(DONE)) return;
   process.stderr.write('generating .bench/model (1 GiB random + 200 MiB zeros + 2,000 text files)...\n');
@@ -48,15 +36,7 @@ async function generate(): Promise<void> {
   await writeStream(join(MODEL, 'weights.bin'), 1 << 30, (n) => randomBytes(n));
   const zeros = Buffer.alloc(8 << 20);
   await writeStream(join(MODEL, 'zeros.bin'), 200 << 20, (n) => zeros.subarray(0, n));
-  const words = ['tensor', 'layer', 'weight', 'bias', 'token', 'vocab', 'embedding', 'attention', 'head', 'model'];
-  for (let i = 0; i < 2000; i++) {
-    const dir = join(MODEL, 'text', `d${i % 40}`);
-    await mkdir(dir, { recursive: true });
-    const lines: string[] = [];
-    for (let l = 0; l < 20 + (i % 60); l++)
-      lines.push(`${words[(i + l) % 10]} ${words[(i * l) % 10]} ${i * 31 + l} ${(l * 0.37).toFixed(3)}`);
-    await writeFile(join(dir, `f${i}.txt`), `${lines.join('\n')}\n`);
-  }
+  await writeTextFiles(MODEL);
   await writeFile(DONE, new Date().toISOString());
 }
 

@@ -17,11 +17,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createArchive } from '../src/archive/pack.js';
 import { packagePath } from '../src/util/package-info.js';
+import { writeStream, writeTextFiles } from './generate.js';
 import { type Measurement, markdownTable, measure, median, peakRssKb, verdict } from './measure.js';
 
 const ROOT = packagePath('.bench', 'load');
@@ -44,15 +45,6 @@ const ARCHIVES = {
   tiny: { file: join(ROOT, 'tiny-1k.mar'), label: '1 KiB' },
 } as const;
 const SERVER_MODELS = [0, 1, 2, 3].map((i) => join(ROOT, `s${i}.mar`));
-
-async function writeChunks(path: string, total: number, chunk: (n: number) => Buffer): Promise<void> {
-  const fh = await open(path, 'w');
-  try {
-    for (let done = 0; done < total; done += 8 * MiB) await fh.write(chunk(Math.min(8 * MiB, total - done)));
-  } finally {
-    await fh.close();
-  }
-}
 
 /** float32 weights rounded to bfloat16 (low two bytes zero) in a narrow exponent range: deflate takes them to ~40 %. */
 function deflatableWeights(n: number): Buffer {
@@ -79,31 +71,17 @@ async function generate(): Promise<void> {
   if (existsSync(DONE)) return;
   process.stderr.write('generating .bench/load (1 GiB stored, 1 GiB deflated, 2,000 files, 1 KiB, 4 x 256 MiB; once)...\n');
   await mkdir(ROOT, { recursive: true });
-  await archive('stored-1g', (d) => writeChunks(join(d, 'weights.bin'), 1024 * MiB, randomBytes), 'zip-store');
+  await archive('stored-1g', (d) => writeStream(join(d, 'weights.bin'), 1024 * MiB, randomBytes), 'zip-store');
   await archive(
     'deflated-1g',
     async (d) => {
-      for (let s = 0; s < 4; s++) await writeChunks(join(d, `weights-${s}-of-4.bin`), 256 * MiB, deflatableWeights);
+      for (let s = 0; s < 4; s++) await writeStream(join(d, `weights-${s}-of-4.bin`), 256 * MiB, deflatableWeights);
     },
     'default',
   );
-  await archive(
-    'small-2000',
-    async (d) => {
-      const words = ['tensor', 'layer', 'weight', 'bias', 'token', 'vocab', 'embedding', 'attention', 'head', 'model'];
-      for (let i = 0; i < 2000; i++) {
-        const sub = join(d, 'text', `d${i % 40}`);
-        await mkdir(sub, { recursive: true });
-        const lines: string[] = [];
-        for (let l = 0; l < 20 + (i % 60); l++)
-          lines.push(`${words[(i + l) % 10]} ${words[(i * l) % 10]} ${i * 31 + l} ${(l * 0.37).toFixed(3)}`);
-        await writeFile(join(sub, `f${i}.txt`), `${lines.join('\n')}\n`);
-      }
-    },
-    'default',
-  );
+  await archive('small-2000', (d) => writeTextFiles(d), 'default');
   await archive('tiny-1k', (d) => writeFile(join(d, 'weights.bin'), randomBytes(1024)), 'zip-store');
-  await archive('s0', (d) => writeChunks(join(d, 'weights.bin'), 256 * MiB, randomBytes), 'zip-store');
+  await archive('s0', (d) => writeStream(join(d, 'weights.bin'), 256 * MiB, randomBytes), 'zip-store');
   for (const i of [1, 2, 3]) await copyFile(SERVER_MODELS[0]!, SERVER_MODELS[i]!);
   await writeFile(DONE, new Date().toISOString());
 }
