@@ -8,13 +8,14 @@
  * /usr/bin/time -v when present, else from polling /proc/<pid>/status (VmHWM). Last, inspectArchive() on the
  * 5 GiB archive in this process (no node start-up in the number): the target the unit test used to assert.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspectArchive } from '../src/archive/inspect.js';
 import { packagePath } from '../src/util/package-info.js';
+import { writeStream, writeTextFiles } from './generate.js';
+import { type Measurement, markdownTable, measure, median, verdict } from './measure.js';
 
 const BENCH = packagePath('.bench');
 const MODEL = join(BENCH, 'model');
@@ -25,20 +26,6 @@ const BIG_MODEL = join(BENCH, 'big-model');
 const BIG_MAR = join(BENCH, 'big', 'big5g.mar');
 const ARCHIVER = packagePath('bin', 'model-archiver.js');
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
-const HAS_TIME = existsSync('/usr/bin/time');
-
-async function writeStream(path: string, total: number, chunk: (n: number) => Buffer): Promise<void> {
-  const fh = await open(path, 'w');
-  try {
-    for (let done = 0; done < total; ) {
-      const n = Math.min(8 << 20, total - done);
-      await fh.write(chunk(n));
-      done += n;
-    }
-  } finally {
-    await fh.close();
-  }
-}
 
 async function generate(): Promise<void> {
   if (existsSync(DONE)) return;
@@ -49,15 +36,7 @@ async function generate(): Promise<void> {
   await writeStream(join(MODEL, 'weights.bin'), 1 << 30, (n) => randomBytes(n));
   const zeros = Buffer.alloc(8 << 20);
   await writeStream(join(MODEL, 'zeros.bin'), 200 << 20, (n) => zeros.subarray(0, n));
-  const words = ['tensor', 'layer', 'weight', 'bias', 'token', 'vocab', 'embedding', 'attention', 'head', 'model'];
-  for (let i = 0; i < 2000; i++) {
-    const dir = join(MODEL, 'text', `d${i % 40}`);
-    await mkdir(dir, { recursive: true });
-    const lines: string[] = [];
-    for (let l = 0; l < 20 + (i % 60); l++)
-      lines.push(`${words[(i + l) % 10]} ${words[(i * l) % 10]} ${i * 31 + l} ${(l * 0.37).toFixed(3)}`);
-    await writeFile(join(dir, `f${i}.txt`), `${lines.join('\n')}\n`);
-  }
+  await writeTextFiles(MODEL);
   await writeFile(DONE, new Date().toISOString());
 }
 
@@ -91,42 +70,6 @@ async function generateBig(): Promise<void> {
   );
   if (r.code !== 0) throw new Error(`could not build the 5 GiB archive: ${r.stderr}`);
   await rm(BIG_MODEL, { recursive: true, force: true });
-}
-
-interface Measurement {
-  wallMs: number;
-  rssKb: number;
-  code: number | null;
-  stderr: string;
-}
-
-/** Runs a command; peak RSS from /usr/bin/time -v, or from polling VmHWM. */
-function measure(cmd: string, args: string[], cwd: string): Promise<Measurement> {
-  return new Promise((resolve, reject) => {
-    const argv = HAS_TIME ? (['/usr/bin/time', ['-v', cmd, ...args]] as const) : ([cmd, args] as const);
-    const started = performance.now();
-    const child = spawn(argv[0], [...argv[1]], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    let hwm = 0;
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const poll = HAS_TIME
-      ? undefined
-      : setInterval(() => {
-          readFile(`/proc/${child.pid}/status`, 'utf8')
-            .then((s) => {
-              const m = /VmHWM:\s+(\d+)/.exec(s);
-              if (m) hwm = Math.max(hwm, Number(m[1]));
-            })
-            .catch(() => undefined);
-        }, 20);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const wallMs = performance.now() - started;
-      if (poll) clearInterval(poll);
-      const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
-      resolve({ wallMs, rssKb: m ? Number(m[1]) : hwm, code, stderr });
-    });
-  });
 }
 
 interface Case {
@@ -183,13 +126,6 @@ const cases: Case[] = [
   { name: 'unzip -l big5g.mar (baseline)', cmd: 'unzip', args: ['-l', BIG_MAR], cwd: BENCH },
   { name: 'node -e 0 (start-up floor)', cmd: node, args: ['-e', '0'], cwd: BENCH },
 ];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT met');
 
 /** Median ms of inspectArchive() in this process: it reads the central directory and the manifest, never the data. */
 async function inspectInProcess(path: string): Promise<number> {
@@ -250,11 +186,8 @@ async function main(): Promise<void> {
       Number.isNaN(bytes) ? '-' : `${((bytes / zip6Bytes - 1) * 100).toFixed(2)} %`,
     ]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]): string => `| ${r.map((v, i) => v.padEnd(widths[i]!)).join(' | ')} |`;
-  const out = [line(rows[0]!), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.slice(1).map(line)];
   process.stdout.write(`\nmodel: 1 GiB random + 200 MiB zeros + 2,000 text files; ${RUNS} interleaved runs each, median wall time\n`);
-  process.stdout.write(`${out.join('\n')}\n`);
+  process.stdout.write(`${markdownTable(rows)}\n`);
   for (const [name, why] of skipped) process.stdout.write(`skipped ${name}: ${why}\n`);
   const def = results.get('create default');
   if (def) {

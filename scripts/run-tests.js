@@ -3,7 +3,8 @@ import { spawnSync } from 'node:child_process';
 // Runs the compiled dist/test/**/*.test.js with node's test runner (Node 20 has no glob support for --test).
 //   node scripts/run-tests.js [--slow | --all] [path substrings...]
 // By default *.slow.test.js (the > 4 GiB archive tests) are skipped; --slow runs only those, --all runs both.
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 function find(dir) {
@@ -28,5 +29,11 @@ if (files.length === 0) {
   console.error(`no test files match (${set}${filter.length ? `: ${filter.join(' ')}` : ''})`);
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
+// The extraction cache persists between runs: tests get a private one, removed afterwards, never ~/.cache's.
+const cacheDir = mkdtempSync(join(tmpdir(), 'mar-test-cache-'));
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], {
+  stdio: 'inherit',
+  env: { ...process.env, MAR_CACHE_DIR: cacheDir },
+});
+rmSync(cacheDir, { recursive: true, force: true });
 process.exitCode = r.status ?? 1;

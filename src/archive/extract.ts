@@ -19,6 +19,7 @@ import {
 } from './limits.js';
 import { type ArchiveEntryInfo, ArchiveReader, detectArchiveKind, type EntryType, findTgzRoot, scanTgz } from './read.js';
 import { checkEntryPath, describeUnsafe, resolveInside } from './safe-path.js';
+import { writeZipFiles, type ZipFileTarget } from './zip-extract.js';
 
 /** The limits extraction applies (see limits.ts); the ratio's default is the extract command's stricter one. */
 export type ExtractLimits = Pick<ArchiveLimits, 'maxTotalBytes' | 'maxEntries' | 'maxRatio'>;
@@ -252,20 +253,35 @@ export async function extractArchive(archivePath: string, destDir: string, optio
           guard.add(e.rawPath, segments, e.isDirectory);
           plan.set(e.index, segments);
         }
-        await reader.walk(
-          async (e: ArchiveEntryInfo, stream) => {
-            const segments = plan.get(e.index)!;
-            if (e.isDirectory || !stream) {
-              const target = resolveInside(tmp, segments);
+        if (reader.hasRawRanges) {
+          // zip: large positional writes, several entries (and chunks of one) at once (zip-extract.ts)
+          const targets: ZipFileTarget[] = [];
+          for (const e of entries) {
+            const target = resolveInside(tmp, plan.get(e.index)!);
+            if (e.isDirectory) {
               if (target) await mkdir(target, { recursive: true });
-              return;
-            }
-            await writeEntry(tmp, segments, e.rawPath, archivePath, stream, e.mode);
-            files++;
-            written += e.size;
-          },
-          (_e, chunk) => meter.addBytes(chunk.length),
-        );
+            } else if (!target) {
+              throw unsafe(archivePath, e.rawPath, 'does not name a file inside the target directory');
+            } else targets.push({ entry: e, target, mode: fileMode(e.mode) });
+          }
+          const r = await writeZipFiles(reader, archivePath, targets, { onBytes: (n) => meter.addBytes(n) });
+          files = r.files;
+          written = r.bytes;
+        } else
+          await reader.walk(
+            async (e: ArchiveEntryInfo, stream) => {
+              const segments = plan.get(e.index)!;
+              if (e.isDirectory || !stream) {
+                const target = resolveInside(tmp, segments);
+                if (target) await mkdir(target, { recursive: true });
+                return;
+              }
+              await writeEntry(tmp, segments, e.rawPath, archivePath, stream, e.mode);
+              files++;
+              written += e.size;
+            },
+            (_e, chunk) => meter.addBytes(chunk.length),
+          );
       } finally {
         await reader.close();
       }

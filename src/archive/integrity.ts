@@ -27,58 +27,42 @@ export async function readAll(stream: AsyncIterable<Buffer> & { destroy(): unkno
 }
 
 /**
- * Passes data through while computing CRC-32 and counting bytes; at the end compares them with what the
- * archive recorded (zip: CRC and size; tar/dir: size). Errors are ARCHIVE_CORRUPT naming the entry.
+ * Size and CRC-32 accounting for one entry's data against what the archive recorded (zip: CRC and size; tar/dir:
+ * size), whoever reads the data: the stream below, or the extractor's parallel chunks. Errors are ARCHIVE_CORRUPT
+ * naming the entry.
  */
-export class IntegrityCheck extends Transform {
+export class EntryCheck {
   readonly #entry: ArchiveEntryInfo;
   readonly #archive: string;
-  readonly #onChunk: ((chunk: Buffer) => void) | undefined;
-  #crc = 0;
   #bytes = 0;
 
-  constructor(archive: string, entry: ArchiveEntryInfo, onChunk?: (chunk: Buffer) => void) {
-    super();
+  constructor(archive: string, entry: ArchiveEntryInfo) {
     this.#archive = archive;
     this.#entry = entry;
-    this.#onChunk = onChunk;
   }
 
   get bytes(): number {
     return this.#bytes;
   }
 
-  get crc(): number {
-    return this.#crc;
+  /** Whether the archive recorded a CRC-32 to compare with. */
+  get hasCrc(): boolean {
+    return this.#entry.crc32 !== undefined;
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.#bytes += chunk.length;
-    // Stop inflating as soon as an entry outgrows its recorded size: no trusting headers, no bombs.
-    if (this.#bytes > this.#entry.size) {
-      cb(this.#mismatch(`inflates to more than the recorded ${this.#entry.size} bytes`));
-      return;
-    }
-    if (this.#entry.crc32 !== undefined) this.#crc = crc32(chunk, this.#crc);
-    try {
-      this.#onChunk?.(chunk);
-    } catch (err) {
-      cb(err as Error);
-      return;
-    }
-    cb(null, chunk);
+  /** Counts n more bytes; throws the moment the entry outgrows its recorded size: no trusting headers, no bombs. */
+  count(n: number): void {
+    this.#bytes += n;
+    if (this.#bytes > this.#entry.size) throw this.#mismatch(`inflates to more than the recorded ${this.#entry.size} bytes`);
   }
 
-  override _flush(cb: TransformCallback): void {
-    if (this.#bytes !== this.#entry.size) {
-      cb(this.#mismatch(`has ${this.#bytes} bytes of data but the archive records ${this.#entry.size}`));
-      return;
+  /** Compares the bytes counted and the CRC-32 of all of them with the archive's record. */
+  finish(crc: number): void {
+    if (this.#bytes !== this.#entry.size)
+      throw this.#mismatch(`has ${this.#bytes} bytes of data but the archive records ${this.#entry.size}`);
+    if (this.#entry.crc32 !== undefined && crc >>> 0 !== this.#entry.crc32 >>> 0) {
+      throw this.#mismatch(`CRC-32 is ${hex8(crc)} but the archive records ${hex8(this.#entry.crc32)}`);
     }
-    if (this.#entry.crc32 !== undefined && this.#crc >>> 0 !== this.#entry.crc32 >>> 0) {
-      cb(this.#mismatch(`CRC-32 is ${hex8(this.#crc)} but the archive records ${hex8(this.#entry.crc32)}`));
-      return;
-    }
-    cb();
   }
 
   #mismatch(what: string): MarError {
@@ -89,6 +73,49 @@ export class IntegrityCheck extends Transform {
         details: { path: this.#entry.rawPath, kind: what.startsWith('CRC') ? 'crc' : 'size' },
       },
     );
+  }
+}
+
+/** Passes data through while checking it with an EntryCheck (size as it streams, CRC-32 at the end). */
+export class IntegrityCheck extends Transform {
+  readonly #check: EntryCheck;
+  readonly #onChunk: ((chunk: Buffer) => void) | undefined;
+  #crc = 0;
+
+  constructor(archive: string, entry: ArchiveEntryInfo, onChunk?: (chunk: Buffer) => void) {
+    super();
+    this.#check = new EntryCheck(archive, entry);
+    this.#onChunk = onChunk;
+  }
+
+  get bytes(): number {
+    return this.#check.bytes;
+  }
+
+  get crc(): number {
+    return this.#crc;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.#check.count(chunk.length);
+      if (this.#check.hasCrc) this.#crc = crc32(chunk, this.#crc);
+      this.#onChunk?.(chunk);
+    } catch (err) {
+      cb(err as Error);
+      return;
+    }
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    try {
+      this.#check.finish(this.#crc);
+    } catch (err) {
+      cb(err as Error);
+      return;
+    }
+    cb();
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * ArchiveReader: one read-only view over the three shapes a model comes in: a zip (.mar), a gzip tar
  * (.tar.gz) and an unpacked directory. Each shape is a source (sources/zip.ts, tgz.ts, dir.ts) that lists
- * entries and hands out raw data; every byte read here goes through the integrity checks (integrity.ts).
+ * entries and hands out raw data; every byte read here goes through the integrity checks (integrity.ts), except
+ * the raw zip ranges the extractor reads in parallel, which it checks itself with integrity.ts's EntryCheck.
  */
 import { open as openFile, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
@@ -9,12 +10,12 @@ import { describeFsError, MarError } from '../errors.js';
 import { DEFAULT_READ_ENTRY_MAX_BYTES, entryDataError, IntegrityCheck, readAll } from './integrity.js';
 import { type ArchiveLimits, checkEntryCount, type LimitHint, resolveArchiveLimits } from './limits.js';
 import { openDirSource } from './sources/dir.js';
-import type { ArchiveEntryInfo, ArchiveKind, ArchiveSource, EntryVisitor, LocalHeaderInfo } from './sources/source.js';
+import type { ArchiveEntryInfo, ArchiveKind, ArchiveSource, EntryVisitor, LocalHeaderInfo, RawRange } from './sources/source.js';
 import { openTgzSource } from './sources/tgz.js';
 import { openZipSource } from './sources/zip.js';
 
 export { DEFAULT_READ_ENTRY_MAX_BYTES, hex8, IntegrityCheck, readAll } from './integrity.js';
-export type { ArchiveEntryInfo, ArchiveKind, EntryMethod, EntryType, EntryVisitor, LocalHeaderInfo } from './sources/source.js';
+export type { ArchiveEntryInfo, ArchiveKind, EntryMethod, EntryType, EntryVisitor, LocalHeaderInfo, RawRange } from './sources/source.js';
 export { findTgzRoot, scanTgz, torchServeTarPath } from './sources/tgz.js';
 export { decodeZipName } from './sources/zip.js';
 
@@ -196,6 +197,28 @@ export class ArchiveReader {
         });
       }
     });
+  }
+
+  /** Whether entries can be read as raw byte ranges (zip), for rawRange and readRawAt. */
+  get hasRawRanges(): boolean {
+    return this.#source.rawRange !== undefined && this.#source.readAt !== undefined;
+  }
+
+  /**
+   * Zip only: where a file entry's raw (stored or deflated) bytes are in the archive, after its local header was
+   * checked. The bytes read from there are unchecked: the caller counts and CRCs them with an EntryCheck.
+   */
+  async rawRange(entry: ArchiveEntryInfo): Promise<RawRange> {
+    this.#assertOpen();
+    if (!this.#source.rawRange) throw new MarError('ARCHIVE_UNSUPPORTED', 'raw entry ranges exist only in zip archives');
+    return this.#source.rawRange(entry);
+  }
+
+  /** Zip only: raw bytes of the archive file at a position (see rawRange); resolves with the count read. */
+  async readRawAt(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
+    this.#assertOpen();
+    if (!this.#source.readAt) throw new MarError('ARCHIVE_UNSUPPORTED', 'raw reads exist only in zip archives');
+    return this.#source.readAt(buffer, offset, length, position);
   }
 
   /** Zip only: the entry's local header, which is what Java's ZipInputStream actually reads. */

@@ -13,9 +13,10 @@ export const FLAG_UTF8 = 0x800;
 
 const SIG_LOCAL = 0x04034b50;
 const SIG_CENTRAL = 0x02014b50;
-const SIG_EOCD = 0x06054b50;
-const SIG_ZIP64_EOCD = 0x06064b50;
-const SIG_ZIP64_LOCATOR = 0x07064b50;
+/** End-of-central-directory signatures (also read by fingerprint.ts to find the central directory). */
+export const SIG_EOCD = 0x06054b50;
+export const SIG_ZIP64_EOCD = 0x06064b50;
+export const SIG_ZIP64_LOCATOR = 0x07064b50;
 const ZIP64_EXTRA_ID = 0x0001;
 
 export const MAX_32 = 0xffffffff;

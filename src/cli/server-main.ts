@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { TOOL_VERSION } from '../util/package-info.js';
+import { registerCache } from './commands/cache.js';
 import { registerPredict } from './commands/predict.js';
 import { registerStart, rewriteMmsArgs } from './commands/start.js';
 import { runProgram } from './run.js';
@@ -11,6 +12,7 @@ export function buildServerProgram(): Command {
     .option('--debug', 'print stack traces on errors');
   registerPredict(program);
   registerStart(program);
+  registerCache(program);
   return program;
 }
 

@@ -1,218 +1,215 @@
 /**
- * The extraction cache: an archive is extracted once into a directory keyed by its sha256, shared by concurrent
- * opens in this process, and removed when the last user releases it.
+ * The persistent extraction cache shared by `predict`, the server and every process of this user: an archive is
+ * extracted once and reused until it changes or is evicted.
  *
- * Layout: <root>/<sha256>/{model/, complete, owners/<pid>}. `complete` is written after extraction;
- * `owners/<pid>` marks a live user process, so a process never deletes an entry another live process uses,
- * and entries left by dead processes are swept on the first open.
+ * - Key: a fingerprint that reads no entry data (archive/fingerprint.ts): size, mtime, inode and the zip central
+ *   directory (every entry's CRC-32), or a tgz's first and last 64 KiB. A changed archive is a new key.
+ * - Warm hit: the entry's records match the fingerprint and every extracted file is there with its size
+ *   (entry-store.ts verifyEntry). Nothing is hashed: a file changed in the cache keeping its size is not noticed.
+ *   The trust model: the cache is as trusted as the model store; it lives in a directory private to the user
+ *   (location.ts), and whoever can write there could as well replace the archives.
+ * - Cold: under the key's lock (lock.ts; other processes wait), extracted below .tmp with every CRC checked and
+ *   every limit applied (archive/extract.ts), then published by one rename (entry-store.ts publishEntry), then
+ *   least recently used entries are evicted past the cap (eviction.ts). An entry in use is never evicted.
  */
-
-import { createHash } from 'node:crypto';
-import { createReadStream, readdirSync, rmSync } from 'node:fs';
-import { lstat, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { type ArchiveFingerprint, fingerprintArchive } from '../archive/fingerprint.js';
 import { type ArchiveLimits, DEFAULT_ARCHIVE_LIMITS, type LimitHint } from '../archive/limits.js';
-import { describeFsError, MarError } from '../errors.js';
+import {
+  addUser,
+  deleteTrashed,
+  emptyTrash,
+  entryPaths,
+  makeTempEntry,
+  publishEntry,
+  removeStaleTemps,
+  removeUser,
+  touchEntry,
+  trashEntry,
+  verifyEntry,
+} from './cache/entry-store.js';
+import { type CacheEntryInfo, clearCache, enforceCap, listCache, removeEntry } from './cache/eviction.js';
+import { type CacheCap, type CacheRoot, type CacheSettings, capBytes, resolveCacheCap, resolveCacheRoot } from './cache/location.js';
+import { acquireLock } from './cache/lock.js';
+
+export type { CacheEntryInfo } from './cache/eviction.js';
+export type { CacheCap, CacheSettings } from './cache/location.js';
+export { parseCacheCap } from './cache/location.js';
 
 /** An extracted archive in use: its model directory, and the way to give it up. */
 export interface ExtractionLease {
   dir: string;
-  /** Gives up this use; the directory is deleted when no open in this process (or a live other) uses it. */
+  /** 'hit': reused; 'extracted': extracted by this call (possibly after waiting for another process that failed). */
+  outcome: 'hit' | 'extracted';
+  /** Gives up this use; the entry stays in the cache (it is only evicted once no process uses it). */
   release: () => Promise<void>;
+  /**
+   * Gives up this use of an archive the caller refused (a bad manifest, a missing handler): an entry this call
+   * extracted is removed again unless someone else uses it, so a refused archive leaves no cache entry behind.
+   */
+  discard: () => Promise<void>;
 }
 
-/** The cache root: $MAR_CACHE_DIR, else <tmpdir>/mar-tools-<uid>/models. */
-export function defaultCacheDir(): string {
-  const env = process.env['MAR_CACHE_DIR'];
-  if (env) return resolve(env);
-  const uid = typeof process.getuid === 'function' ? process.getuid() : 'user';
-  return join(tmpdir(), `mar-tools-${uid}`, 'models');
+interface Active {
+  refs: number;
+  ready: Promise<{ dir: string; outcome: ExtractionLease['outcome'] }>;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
+/** Opens in this process, by entry directory: concurrent opens of one archive share one extraction and one marker. */
+const active = new Map<string, Active>();
+/** Marker removals of entries this process just stopped using: a new open of the same entry waits for them. */
+const removals = new Map<string, Promise<void>>();
+const roots = new Map<string, Promise<CacheRoot>>();
+
+function cacheRoot(settings: CacheSettings): Promise<CacheRoot> {
+  const id = `${settings.dir ?? ''}\0${process.env['MAR_CACHE_DIR'] ?? ''}\0${process.env['XDG_CACHE_HOME'] ?? ''}`;
+  let r = roots.get(id);
+  if (!r) {
+    r = resolveCacheRoot(settings).then((root) => {
+      // deletions a killed process left unfinished; in the background, nothing waits for it
+      void emptyTrash(root.dir).catch(() => undefined);
+      return root;
+    });
+    roots.set(id, r);
+    r.catch(() => roots.delete(id));
+  }
+  return r;
+}
+
+/** The warm path: adds this process as a user, then checks the entry; false (and no marker) when it is not usable. */
+async function tryHit(root: string, fp: ArchiveFingerprint): Promise<boolean> {
+  const paths = entryPaths(root, fp.key);
+  if (!(await addUser(paths))) return false;
+  if ((await verifyEntry(paths, fp)) !== null) {
+    await removeUser(paths);
     return false;
   }
+  await touchEntry(paths);
+  return true;
 }
 
-interface CacheEntry {
-  refs: number;
-  ready: Promise<string>;
-}
-
-const entries = new Map<string, CacheEntry>();
-/** Deletions in progress, so a new open of the same archive waits instead of extracting into a dying dir. */
-const removals = new Map<string, Promise<void>>();
-const sweptRoots = new Set<string>();
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  try {
-    for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  } catch (err) {
-    throw new MarError('INPUT_INVALID', `cannot read ${path}: ${describeFsError(err)}`, { cause: err });
-  }
-  return hash.digest('hex');
-}
-
-function isAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Live owner pids of a cache entry, deleting the markers of dead ones. */
-async function liveOwners(entryDir: string): Promise<number[]> {
-  const ownersDir = join(entryDir, 'owners');
-  let names: string[];
-  try {
-    names = await readdir(ownersDir);
-  } catch {
-    return [];
-  }
-  const live: number[] = [];
-  for (const n of names) {
-    const pid = Number(n);
-    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) live.push(pid);
-    else await rm(join(ownersDir, n), { force: true });
-  }
-  return live;
-}
-
-let exitHookInstalled = false;
-
-/** On exit without release() (process.exit, a fatal error), clean up what only we used, synchronously. */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const entryDir of entries.keys()) {
-      try {
-        rmSync(join(entryDir, 'owners', String(process.pid)), { force: true });
-        const others = readdirSync(join(entryDir, 'owners')).filter((n) => Number(n) !== process.pid && isAlive(Number(n)));
-        if (others.length === 0) rmSync(entryDir, { recursive: true, force: true });
-      } catch {
-        /* best effort: a later sweep removes it */
-      }
-    }
-  });
-}
-
-/** Removes entries no live process owns (left behind by crashed or killed processes). Once per root. */
-async function sweepStale(root: string): Promise<void> {
-  if (sweptRoots.has(root)) return;
-  sweptRoots.add(root);
-  let names: string[];
-  try {
-    names = await readdir(root);
-  } catch {
-    return;
-  }
-  for (const n of names) {
-    if (entries.has(join(root, n))) continue;
-    const entryDir = join(root, n);
-    if ((await liveOwners(entryDir)).length === 0) await rm(entryDir, { recursive: true, force: true }).catch(() => {});
-  }
-}
-
-async function extractInto(archive: string, entryDir: string, limits: ArchiveLimits, hint: LimitHint): Promise<string> {
-  const modelDir = join(entryDir, 'model');
-  const marker = join(entryDir, 'complete');
-  await mkdir(join(entryDir, 'owners'), { recursive: true, mode: 0o700 });
-  await writeFile(join(entryDir, 'owners', String(process.pid)), '');
-  if ((await exists(marker)) && (await exists(modelDir))) return modelDir;
-  // No marker: a previous extraction died half-way (or is running in another process; extraction is
-  // atomic, so at worst both write the same bytes and one rename wins).
-  await rm(modelDir, { recursive: true, force: true });
-  const { detectArchiveKind } = await import('../archive/read.js');
-  const { extractArchive } = await import('../archive/extract.js');
-  const kind = await detectArchiveKind(archive);
-  if (kind === 'dir') throw new MarError('INPUT_INVALID', `${archive} is a directory`);
-  try {
-    // The loader's limits (archive/limits.ts): their ratio lets zero-filled tensors (~1000:1) through.
-    await extractArchive(archive, modelDir, { stripTgzRoot: true, limits, limitHint: hint });
-  } catch (err) {
-    // Lost a race with another process extracting the same archive: its result is as good as ours.
-    if (!((await exists(marker)) && (await exists(modelDir)))) throw err;
-  }
-  await writeFile(marker, `${new Date().toISOString()}\n`);
-  return modelDir;
-}
-
-/**
- * Creates the cache root. The default one lives in the shared temp dir, so it must be ours alone: a directory
- * another user created (or can write to) could swap extracted handler code under us.
- */
-async function ensureCacheRoot(root: string, isDefault: boolean): Promise<void> {
-  try {
-    await mkdir(root, { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw new MarError('OUTPUT_FAILED', `cannot create the model cache ${root}: ${describeFsError(err)}; set MAR_CACHE_DIR`, {
-      cause: err,
-    });
-  }
-  if (!isDefault || typeof process.getuid !== 'function') return;
-  for (const dir of [dirname(root), root]) {
-    const st = await lstat(dir);
-    if (!st.isDirectory() || st.uid !== process.getuid() || (st.mode & 0o022) !== 0) {
-      throw new MarError(
-        'OUTPUT_FAILED',
-        `the model cache ${dir} is not private to this user (a symlink, owned by uid ${st.uid}, or group/world-writable); remove it or set MAR_CACHE_DIR`,
-      );
-    }
-  }
-}
-
-/**
- * Extracts `archive` into the cache (or joins an extraction of the same bytes in progress or done) and leases
- * its model directory. `cacheRoot` defaults to defaultCacheDir(), which must be private to this user.
- */
-export async function acquireExtraction(
+async function extractLocked(
   archive: string,
-  cacheRoot: string | undefined,
-  limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS,
-  hint: LimitHint = 'extract',
-): Promise<ExtractionLease> {
-  const root = resolve(cacheRoot ?? defaultCacheDir());
-  await ensureCacheRoot(root, cacheRoot === undefined && !process.env['MAR_CACHE_DIR']);
-  await sweepStale(root);
-  installExitHook();
-  const entryDir = join(root, await sha256File(archive));
-  await removals.get(entryDir);
-  let entry = entries.get(entryDir);
+  root: string,
+  fp: ArchiveFingerprint,
+  cap: CacheCap,
+  hooks: AcquireHooks,
+): Promise<ExtractionLease['outcome']> {
+  const paths = entryPaths(root, fp.key);
+  const lock = await acquireLock(paths.lock, hooks.onWait && ((holder) => hooks.onWait?.(holder?.pid ?? null)));
+  try {
+    // another process may have published it while we waited
+    if (await tryHit(root, fp)) return 'hit';
+    await removeStaleTemps(root, fp.key);
+    // an entry that failed the warm check (a file changed or went missing): replaced, even if others still use it
+    const old = await trashEntry(root, paths.dir);
+    if (old !== null) void deleteTrashed(old);
+    const tmp = await makeTempEntry(root, fp.key);
+    try {
+      // The loader's limits (archive/limits.ts): their ratio lets zero-filled tensors (~1000:1) through.
+      // loaded on a miss only: a warm start never needs the extractor
+      const { extractArchive } = await import('../archive/extract.js');
+      await extractArchive(archive, resolve(tmp, 'model'), {
+        stripTgzRoot: true,
+        limits: hooks.limits ?? DEFAULT_ARCHIVE_LIMITS,
+        limitHint: hooks.limitHint ?? 'extract',
+      });
+      await publishEntry(root, tmp, { key: fp.key, archive, fingerprint: fp, created: new Date().toISOString() });
+    } catch (err) {
+      await deleteTrashed(tmp);
+      throw err;
+    }
+  } finally {
+    await lock.release();
+  }
+  // Past the cap: least recently used entries go (never this one, never one in use). Best effort.
+  await enforceCap(root, cap, new Set([fp.key])).catch(() => undefined);
+  return 'extracted';
+}
+
+export interface AcquireHooks {
+  /** Called when another process is extracting the same archive and this call waits for it (with its pid). */
+  onWait?: (holderPid: number | null) => void;
+  /** The archive limits to extract under (archive/limits.ts); default DEFAULT_ARCHIVE_LIMITS. */
+  limits?: ArchiveLimits;
+  /** How a limit error says to raise the limit (default 'extract': unpack it first). */
+  limitHint?: LimitHint;
+}
+
+/**
+ * Leases the extraction of `archive` (a .mar / .zip / .tar.gz file) from the cache, extracting it first when it is
+ * not there (or no longer matches). See the module comment for the key, the checks and the locking.
+ */
+export async function acquireExtraction(archive: string, settings: CacheSettings = {}, hooks: AcquireHooks = {}): Promise<ExtractionLease> {
+  const abs = resolve(archive);
+  const cap = resolveCacheCap(settings); // a bad $MAR_CACHE_MAX_SIZE fails now, not silently at eviction time
+  const root = (await cacheRoot(settings)).dir;
+  const fp = await fingerprintArchive(abs);
+  const paths = entryPaths(root, fp.key);
+  await removals.get(paths.dir);
+  let entry = active.get(paths.dir);
   if (!entry) {
-    entry = { refs: 0, ready: extractInto(archive, entryDir, limits, hint) };
-    entries.set(entryDir, entry);
+    const ready = (async () => {
+      if (await tryHit(root, fp)) return { dir: paths.model, outcome: 'hit' as const };
+      return { dir: paths.model, outcome: await extractLocked(abs, root, fp, cap, hooks) };
+    })();
+    entry = { refs: 0, ready };
+    active.set(paths.dir, entry);
   }
   entry.refs++;
   const current = entry;
+  let released = false;
   const release = async (): Promise<void> => {
+    if (released) return;
+    released = true;
     if (--current.refs > 0) return;
-    if (entries.get(entryDir) === current) entries.delete(entryDir);
-    const removal = (async () => {
-      await rm(join(entryDir, 'owners', String(process.pid)), { force: true });
-      // Another live process still uses it: leave it; the last one out (or a later sweep) removes it.
-      if ((await liveOwners(entryDir)).length === 0) await rm(entryDir, { recursive: true, force: true });
-    })();
-    removals.set(entryDir, removal);
-    try {
-      await removal;
-    } finally {
-      if (removals.get(entryDir) === removal) removals.delete(entryDir);
-    }
+    if (active.get(paths.dir) === current) active.delete(paths.dir);
+    const removal = removeUser(paths);
+    removals.set(paths.dir, removal);
+    await removal;
+    if (removals.get(paths.dir) === removal) removals.delete(paths.dir);
   };
   try {
-    return { dir: await current.ready, release };
+    const { dir, outcome } = await current.ready;
+    const discard = async (): Promise<void> => {
+      await release();
+      // The caller is reporting why the open failed; that error is the one to surface. An entry
+      // that could not be removed stays unused and is evicted by the size cap like any other.
+      if (outcome === 'extracted') await removeEntry(root, fp.key).catch(() => undefined);
+    };
+    return { dir, outcome, release, discard };
   } catch (err) {
-    await release();
+    if (active.get(paths.dir) === current) active.delete(paths.dir);
+    released = true;
+    current.refs--;
     throw err;
   }
+}
+
+/** What `model-server cache list` shows. */
+export interface CacheListing {
+  root: string;
+  cap: CacheCap;
+  /** The cap in bytes now (a fraction is taken of the free disk space plus totalBytes). */
+  capBytes: number;
+  totalBytes: number;
+  /** Most recently used first. */
+  entries: CacheEntryInfo[];
+}
+
+/** Lists the cache's entries with their sizes, last use and users. */
+export async function listExtractionCache(settings: CacheSettings = {}): Promise<CacheListing> {
+  const root = (await cacheRoot(settings)).dir;
+  const entries = await listCache(root);
+  const totalBytes = entries.reduce((n, e) => n + e.bytes, 0);
+  const cap = resolveCacheCap(settings);
+  return { root, cap, capBytes: await capBytes(root, cap, totalBytes), totalBytes, entries };
+}
+
+/** Removes every entry no live process uses (and leftovers of killed extractions); says what went and what stayed. */
+export async function clearExtractionCache(
+  settings: CacheSettings = {},
+): Promise<{ root: string; removed: CacheEntryInfo[]; kept: CacheEntryInfo[] }> {
+  const root = (await cacheRoot(settings)).dir;
+  return { root, ...(await clearCache(root)) };
 }

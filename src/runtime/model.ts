@@ -1,6 +1,6 @@
 /**
  * openModel: turns a .mar / .tar.gz / directory into a model directory plus the facts a worker needs
- * (name, handler, runtime, manifest, config). An archive is opened through the extraction cache
+ * (name, handler, runtime, manifest, config). An archive is opened through the persistent extraction cache
  * (extraction-cache.ts); a directory is used in place.
  */
 
@@ -14,7 +14,7 @@ import { resolveRuntime, type WorkerRuntime } from '../handler/runtimes.js';
 import { discoverManifest } from '../manifest/discover.js';
 import { MANIFEST_PATH, type Manifest, MODEL_NAME_PATTERN } from '../manifest/manifest.js';
 import type { ModelConfig } from '../manifest/model-config.js';
-import { acquireExtraction } from './extraction-cache.js';
+import { acquireExtraction, type CacheCap } from './extraction-cache.js';
 
 export interface OpenedModel {
   name: string;
@@ -31,7 +31,7 @@ export interface OpenedModel {
   modelVersion?: string;
   /** The parsed model.configFile (TorchServe model-config YAML), if the manifest names one. */
   config: ModelConfig | null;
-  /** Gives up this open; the cached extraction is deleted when no open in this process uses it. Idempotent. */
+  /** Gives up this open (the extraction stays in the cache for the next open). Idempotent. */
   release(): Promise<void>;
 }
 
@@ -42,8 +42,10 @@ export interface OpenModelOptions {
   handler?: string;
   /** Overrides the manifest's runtime (python, python3, node). */
   runtime?: string;
-  /** Cache root for extracted archives (default $MAR_CACHE_DIR or <tmpdir>/mar-tools-<uid>/models). */
+  /** Cache root for extracted archives (default $MAR_CACHE_DIR, else the platform's cache dir; see extraction-cache.ts). */
   cacheDir?: string;
+  /** The cache's size cap (default $MAR_CACHE_MAX_SIZE, else a quarter of the disk space it could use). */
+  cacheMaxSize?: CacheCap;
   /** How the caller's user sets the overrides, for the hints in errors: CLI flags (default) or HTTP parameters. */
   hintStyle?: HintStyle;
   /** false: a handler module missing from the model is left for the worker to report (TorchServe's register). Default true. */
@@ -74,11 +76,18 @@ export async function openModel(source: string, options: OpenModelOptions = {}):
   if (st.isDirectory()) return describeModel(abs, abs, options, async () => {});
   if (!st.isFile()) throw new MarError('INPUT_INVALID', `model ${source} is neither a file nor a directory`);
 
-  const lease = await acquireExtraction(abs, options.cacheDir, resolveArchiveLimits(options.limits), limitHint(options));
+  const lease = await acquireExtraction(
+    abs,
+    {
+      ...(options.cacheDir !== undefined ? { dir: options.cacheDir } : {}),
+      ...(options.cacheMaxSize !== undefined ? { maxSize: options.cacheMaxSize } : {}),
+    },
+    { limits: resolveArchiveLimits(options.limits), limitHint: limitHint(options) },
+  );
   try {
     return await describeModel(abs, lease.dir, options, lease.release);
   } catch (err) {
-    await lease.release();
+    await lease.discard();
     throw err;
   }
 }

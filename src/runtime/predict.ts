@@ -18,7 +18,7 @@ export interface PredictInput {
   contentType?: string;
 }
 
-export interface PredictOptions extends Pick<OpenModelOptions, 'modelName' | 'handler' | 'runtime' | 'cacheDir'> {
+export interface PredictOptions extends Pick<OpenModelOptions, 'modelName' | 'handler' | 'runtime' | 'cacheDir' | 'cacheMaxSize'> {
   /** Python interpreter for python models (default: python3 on PATH). */
   python?: string;
   /** Most inputs per batch (default: the model config's batchSize, else all inputs in one batch). */
@@ -64,6 +64,7 @@ export async function predict(model: string, inputs: readonly PredictInput[], op
     ...(options.handler !== undefined ? { handler: options.handler } : {}),
     ...(options.runtime !== undefined ? { runtime: options.runtime } : {}),
     ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
+    ...(options.cacheMaxSize !== undefined ? { cacheMaxSize: options.cacheMaxSize } : {}),
   });
   try {
     const requests = inputs.map((i) => toRequest(i, options.headers ?? []));

@@ -3,6 +3,8 @@ import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { type ArchiveLimits, DEFAULT_ARCHIVE_LIMITS, LIMIT_CONFIG_KEYS } from '../archive/limits.js';
 import { describeFsError, MarError } from '../errors.js';
+import { parseCacheCap } from '../runtime/cache/location.js';
+import type { OpenModelOptions } from '../runtime/model.js';
 import { DEFAULT_PYTHON, PYTHON_ENV } from '../runtime/python-env.js';
 // --- TorchServe dialect, TLS, downloads (issue 12): the keys beyond MMS's core live in config-extended.ts ---
 import { applyEnvOverrides, substituteEnvReferences } from './config-env.js';
@@ -55,6 +57,8 @@ export interface ServerConfig extends ExtendedServerConfig {
   readonly archiveLimits: Readonly<ArchiveLimits>;
   /** request_header_timeout, request_body_timeout, keep_alive_timeout, max_connections, max_header_size. */
   readonly connectionLimits: Readonly<ConnectionLimits>;
+  /** The extraction cache (ours): model_cache_dir and model_cache_max_size, as openModel options; see cacheConfig. */
+  readonly modelCache: Readonly<Pick<OpenModelOptions, 'cacheDir' | 'cacheMaxSize'>>;
 }
 
 /** Every key we read (others are accepted and ignored, like MMS ignores unknown keys). */
@@ -87,6 +91,8 @@ export const CONFIG_KEYS = [
   'keep_alive_timeout',
   'max_connections',
   'max_header_size',
+  'model_cache_dir',
+  'model_cache_max_size',
 ] as const;
 
 export interface LoadConfigOptions {
@@ -234,6 +240,21 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
   });
 }
 
+// ---- the extraction cache (issue 14): where extracted archives are kept, and how large that may grow ----
+
+/**
+ * model_cache_dir (relative to the working directory) and model_cache_max_size (a size like 20G, or a percentage
+ * of the disk space the cache could use, like 50%). Unset: $MAR_CACHE_DIR / $MAR_CACHE_MAX_SIZE, else the
+ * platform's cache directory and a quarter of the disk (runtime/cache/location.ts).
+ */
+function cacheConfig(props: Map<string, string>, cwd: string): ServerConfig['modelCache'] {
+  const dir = props.get('model_cache_dir')?.trim();
+  const capRaw = props.get('model_cache_max_size')?.trim();
+  const cap = capRaw ? parseCacheCap(capRaw) : null;
+  if (capRaw && !cap) throw invalid('model_cache_max_size', capRaw, 'expected a size (20G, 512M, bytes) or a percentage of the disk (50%)');
+  return Object.freeze({ ...(dir ? { cacheDir: resolve(cwd, dir) } : {}), ...(cap ? { cacheMaxSize: cap } : {}) });
+}
+
 /** Validates and defaults parsed properties into a frozen ServerConfig (MMS's dialect unless ctx.dialect says otherwise). */
 export function resolveConfig(
   props: Map<string, string>,
@@ -311,6 +332,7 @@ export function resolveConfig(
     configFile: ctx.configFile,
     ...extended,
     ...reliabilityLimits(props, maxRequestSize),
+    modelCache: cacheConfig(props, ctx.cwd),
   });
 }
 

@@ -180,6 +180,7 @@ export class ModelRegistry {
         checkHandler: dialect.registerChecksHandler,
         limits: this.#config.archiveLimits,
         limitHint: 'config',
+        ...this.#config.modelCache,
         ...(o.modelName !== undefined ? { modelName: o.modelName } : {}),
         ...(o.handler !== undefined ? { handler: o.handler } : {}),
         ...(o.runtime !== undefined ? { runtime: o.runtime } : {}),

@@ -1,4 +1,5 @@
 import { readdir, stat } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import { basename, join } from 'node:path';
 import type { MetricLine } from '../runtime/metrics.js';
 import type { ModelRuntimeOptions } from '../runtime/model-runtime.js';
@@ -25,6 +26,9 @@ export interface ListenerInfo {
   api: 'inference' | 'management' | 'both' | 'metrics';
   url: string;
 }
+
+/** Startup models loaded at once: extraction and worker start overlap, without starting hundreds together. */
+const STARTUP_LOAD_CONCURRENCY = Math.min(8, Math.max(4, cpus().length));
 
 export function defaultLog(msg: string): void {
   process.stdout.write(`${new Date().toISOString()} [INFO ] ${msg}\n`);
@@ -180,23 +184,31 @@ export class ModelServer {
         return { name: undefined, url: item };
       });
     }
-    for (const { name, url } of entries) {
-      try {
-        const entry = await this.registry.register({
-          url,
-          ...(name !== undefined ? { modelName: name } : {}),
-          request: { caller: 'startup' },
-          loadedAtStartup: true,
-        });
-        this.#startupModels.add(entry.name);
-        // startup workers, or the pair of the archive's model-config.yaml
-        const { minWorkers: min, maxWorkers: max } = entry.serving;
-        const r = await this.registry.scale(entry.name, min, max, true, entry.version);
-        if (r.failed > 0) this.#log(`Model ${entry.name}: ${r.failed} of ${min} worker(s) failed to start: ${r.error?.message ?? ''}`);
-        else this.#log(`Model ${entry.name} loaded with ${min} worker(s)`);
-      } catch (err) {
-        this.#log(`Failed to load model ${name ?? defaultModelName(url)} from ${url}: ${err instanceof Error ? err.message : String(err)}`);
-      }
+    // Concurrently (bounded): ready time is not the sum of the models' load times. The listeners bind only after
+    // this, so /ping answers nothing until every startup model is loaded or has failed.
+    const queue = [...entries];
+    const loader = async (): Promise<void> => {
+      for (let e = queue.shift(); e !== undefined; e = queue.shift()) await this.#loadStartupModel(e.name, e.url);
+    };
+    await Promise.all(Array.from({ length: Math.min(STARTUP_LOAD_CONCURRENCY, queue.length) }, loader));
+  }
+
+  /** One startup model: register, then its startup workers (or its model-config.yaml's); failures are only logged. */
+  async #loadStartupModel(name: string | undefined, url: string): Promise<void> {
+    try {
+      const entry = await this.registry.register({
+        url,
+        ...(name !== undefined ? { modelName: name } : {}),
+        request: { caller: 'startup' },
+        loadedAtStartup: true,
+      });
+      this.#startupModels.add(entry.name);
+      const { minWorkers: min, maxWorkers: max } = entry.serving;
+      const r = await this.registry.scale(entry.name, min, max, true, entry.version);
+      if (r.failed > 0) this.#log(`Model ${entry.name}: ${r.failed} of ${min} worker(s) failed to start: ${r.error?.message ?? ''}`);
+      else this.#log(`Model ${entry.name} loaded with ${min} worker(s)`);
+    } catch (err) {
+      this.#log(`Failed to load model ${name ?? defaultModelName(url)} from ${url}: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 

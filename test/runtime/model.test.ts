@@ -1,12 +1,14 @@
-/** openModel: archive kinds, manifests, overrides, refusals, and the extraction cache's reuse and cleanup. */
+/** openModel: archive kinds, manifests, overrides, refusals, and how it uses the persistent extraction cache. */
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { MarError } from '../../src/errors.js';
+import { listCache } from '../../src/runtime/cache/eviction.js';
 import { openModel } from '../../src/runtime/model.js';
 import { WorkerProcess } from '../../src/runtime/worker-process.js';
 import { packagePath } from '../../src/util/package-info.js';
@@ -34,6 +36,11 @@ async function modelDir(t: TestContext, opts: { manifest?: string | null; legacy
   );
   await writeFile(join(dir, 'weights.bin'), Buffer.alloc(1024, 1));
   return dir;
+}
+
+/** The cache's entry directories. */
+async function cacheEntries(cacheDir: string): Promise<string[]> {
+  return (await listCache(cacheDir)).map((e) => e.dir);
 }
 
 /** A .mar written by Python's zipfile, the way the reference archiver does. */
@@ -138,7 +145,7 @@ test('model.configFile is parsed; a broken one is CONFIG_INVALID', async (t) => 
   );
 });
 
-test('a .mar from Python zipfile is extracted into the cache, shared, reused, and removed on the last release', async (t) => {
+test('a .mar from Python zipfile is extracted into the cache, shared by concurrent opens, and kept for the next open', async (t) => {
   const work = await tempDir(t);
   const cacheDir = join(work, 'cache');
   const mar = await zipDir(await modelDir(t), join(work, 'squeeze.mar'));
@@ -147,15 +154,18 @@ test('a .mar from Python zipfile is extracted into the cache, shared, reused, an
   assert.ok(a.dir.startsWith(cacheDir));
   assert.deepEqual([a.name, a.manifestKind, a.source], ['squeeze', 'mar-inf', mar]);
   assert.deepEqual((await readdir(a.dir)).sort(), ['MAR-INF', 'my_handler.py', 'weights.bin']);
-  assert.equal((await readdir(cacheDir)).length, 1);
+  assert.equal((await cacheEntries(cacheDir)).length, 1);
+  const ino = (await stat(join(a.dir, 'weights.bin'))).ino;
 
   await a.release();
   assert.ok(existsSync(b.dir), 'still used by b');
-  const c = await openModel(mar, { cacheDir });
-  assert.equal(c.dir, b.dir, 'a later open reuses the extraction while present');
   await b.release();
+  assert.ok(existsSync(b.dir), 'the extraction outlives its last user: the cache is persistent');
+  const c = await openModel(mar, { cacheDir });
+  assert.equal(c.dir, b.dir, 'a later open reuses it');
+  assert.equal((await stat(join(c.dir, 'weights.bin'))).ino, ino, 'without extracting again');
   await c.release();
-  assert.deepEqual(await readdir(cacheDir), [], 'the last release removes it');
+  assert.equal((await cacheEntries(cacheDir)).length, 1);
 });
 
 test('a model from the cache runs in a real worker', async (t) => {
@@ -181,7 +191,7 @@ test('a TorchServe-style .tar.gz (single root directory) opens like the director
   await m.release();
 });
 
-test('a failed open releases its extraction; a missing file is INPUT_NOT_FOUND', async (t) => {
+test('a failed open removes what it extracted; a missing file is INPUT_NOT_FOUND', async (t) => {
   const work = await tempDir(t);
   const cacheDir = join(work, 'cache');
   const mar = await zipDir(await modelDir(t), join(work, 'squeeze.mar'));
@@ -189,49 +199,63 @@ test('a failed open releases its extraction; a missing file is INPUT_NOT_FOUND',
     openModel(mar, { cacheDir, handler: 'absent' }),
     (e: unknown) => e instanceof MarError && e.code === 'HANDLER_NOT_FOUND',
   );
-  assert.deepEqual(await readdir(cacheDir), []);
+  assert.deepEqual(await cacheEntries(cacheDir), [], 'the cache holds only archives that opened');
+  const ok = await openModel(mar, { cacheDir });
+  await ok.release();
+  await assert.rejects(openModel(mar, { cacheDir, handler: 'absent' }), (e: unknown) => e instanceof MarError);
+  const [entry] = await cacheEntries(cacheDir);
+  assert.deepEqual(await readdir(join(entry!, 'users')), [], 'an entry cached earlier stays, and this process no longer uses it');
   await assert.rejects(
     openModel(join(work, 'nope.mar'), { cacheDir }),
     (e: unknown) => e instanceof MarError && e.code === 'INPUT_NOT_FOUND',
   );
   await writeFile(join(work, 'junk.mar'), 'this is not an archive');
   await assert.rejects(openModel(join(work, 'junk.mar'), { cacheDir }), (e: unknown) => e instanceof MarError);
-  assert.deepEqual(await readdir(cacheDir), []);
+  assert.equal((await cacheEntries(cacheDir)).length, 1, 'nothing cached for the junk');
 });
 
-test('entries left by a dead process are swept; entries of a live process are kept', async (t) => {
+test('an entry used by a live process survives eviction; one whose user died does not', async (t) => {
   const work = await tempDir(t);
   const cacheDir = join(work, 'cache');
+  const mar = await zipDir(await modelDir(t), join(work, 'squeeze.mar'));
+  const m = await openModel(mar, { cacheDir });
+  await m.release();
+  const users = join(m.dir, '..', 'users');
   // A pid that is certainly dead: a child that has exited.
   const child = spawn(process.execPath, ['-e', '']);
   const deadPid = await new Promise<number>((resolve) => child.on('exit', () => resolve(child.pid!)));
-  await mkdir(join(cacheDir, 'a'.repeat(64), 'owners'), { recursive: true });
-  await writeFile(join(cacheDir, 'a'.repeat(64), 'owners', String(deadPid)), '');
-  await mkdir(join(cacheDir, 'b'.repeat(64), 'owners'), { recursive: true });
-  await writeFile(join(cacheDir, 'b'.repeat(64), 'owners', String(process.ppid)), '');
-  const mar = await zipDir(await modelDir(t), join(work, 'squeeze.mar'));
-  const m = await openModel(mar, { cacheDir });
-  const names = await readdir(cacheDir);
-  assert.ok(!names.includes('a'.repeat(64)), 'stale entry removed');
-  assert.ok(names.includes('b'.repeat(64)), 'live entry kept');
-  await m.release();
+  await writeFile(join(users, 'dead'), JSON.stringify({ pid: deadPid, host: hostname(), boot: null, start: null }));
+  await writeFile(join(users, 'live'), JSON.stringify({ pid: process.ppid, host: hostname(), boot: null, start: null }));
+  // a tiny cap: everything not in use goes
+  const other = await zipDir(await modelDir(t), join(work, 'other.mar'));
+  const o = await openModel(other, { cacheDir, cacheMaxSize: { bytes: 1 } });
+  await o.release();
+  assert.ok(existsSync(m.dir), 'kept: a live process uses it');
+  assert.deepEqual((await readdir(users)).sort(), ['live'], "the dead process's marker is dropped");
+  await unlink(join(users, 'live'));
+  const again = await openModel(other, { cacheDir, cacheMaxSize: { bytes: 1 } });
+  await again.release();
+  assert.ok(existsSync(again.dir), 'the entry just used stays');
+  const evicted = await openModel(await zipDir(await modelDir(t), join(work, 'third.mar')), { cacheDir, cacheMaxSize: { bytes: 1 } });
+  await evicted.release();
+  assert.ok(!existsSync(m.dir), 'evicted once nobody uses it');
 });
 
-test('the default cache under the shared temp dir is refused when another user could write to it', async (t) => {
+test('the default cache follows XDG_CACHE_HOME and is refused when another user could write to it', async (t) => {
   const work = await tempDir(t);
   const mar = await zipDir(await modelDir(t), join(work, 'squeeze.mar'));
-  const tmp = join(work, 'tmp');
-  await mkdir(join(tmp, `mar-tools-${process.getuid!()}`), { recursive: true });
-  await chmod(join(tmp, `mar-tools-${process.getuid!()}`), 0o777);
+  const xdg = join(work, 'xdg');
+  await mkdir(join(xdg, 'mar-tools'), { recursive: true });
+  await chmod(join(xdg, 'mar-tools'), 0o777);
   const script =
     `import(${JSON.stringify(packagePath('dist', 'src', 'runtime', 'model.js'))})` +
     `.then((m) => m.openModel(${JSON.stringify(mar)})).then((m) => { console.log(m.dir); return m.release(); }, (e) => console.log(e.code, e.message))`;
-  const env = { TMPDIR: tmp, MAR_CACHE_DIR: '' };
+  const env = { XDG_CACHE_HOME: xdg, MAR_CACHE_DIR: '' };
   const refused = await run(process.execPath, ['-e', script], { env });
-  assert.match(refused.stdout, /^OUTPUT_FAILED the model cache .*mar-tools-\d+ is not private to this user/);
-  await chmod(join(tmp, `mar-tools-${process.getuid!()}`), 0o700);
+  assert.match(refused.stdout, /^OUTPUT_FAILED the model cache .*xdg\/mar-tools is not private to this user/);
+  await chmod(join(xdg, 'mar-tools'), 0o700);
   const ok = await run(process.execPath, ['-e', script], { env });
-  assert.ok(ok.stdout.startsWith(join(tmp, `mar-tools-${process.getuid!()}`, 'models')), ok.stdout + ok.stderr);
+  assert.ok(ok.stdout.startsWith(join(xdg, 'mar-tools', 'models')), ok.stdout + ok.stderr);
 });
 
 test('archives made by our model-archiver (python and node runtimes) open and run', async (t) => {
@@ -281,7 +305,7 @@ test('archives made by our model-archiver (python and node runtimes) open and ru
   }
 });
 
-test('a process that exits without release() leaves no extraction behind', async (t) => {
+test('a process that exits without release() leaves its extraction for the next one, and no marker pinning it', async (t) => {
   const work = await tempDir(t);
   const cacheDir = join(work, 'cache');
   const mar = await zipDir(await modelDir(t), join(work, 'squeeze.mar'));
@@ -289,6 +313,10 @@ test('a process that exits without release() leaves no extraction behind', async
     `import(${JSON.stringify(packagePath('dist', 'src', 'runtime', 'model.js'))})` +
     `.then((m) => m.openModel(${JSON.stringify(mar)}, { cacheDir: ${JSON.stringify(cacheDir)} })).then((m) => { console.log(m.dir); process.exit(0); })`;
   const r = await run(process.execPath, ['-e', script]);
-  assert.ok(r.stdout.startsWith(cacheDir), r.stdout + r.stderr);
-  assert.deepEqual(await readdir(cacheDir), []);
+  const dir = r.stdout.trim();
+  assert.ok(dir.startsWith(cacheDir), r.stdout + r.stderr);
+  assert.deepEqual(await readdir(join(dir, '..', 'users')), [], 'its marker was removed on exit');
+  const again = await openModel(mar, { cacheDir });
+  t.after(() => again.release());
+  assert.equal(again.dir, dir);
 });

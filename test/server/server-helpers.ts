@@ -129,6 +129,7 @@ async function serverDir(
     inference_address: 'http://127.0.0.1:0',
     management_address: 'http://127.0.0.1:0',
     model_store: store,
+    model_cache_dir: join(dir, 'cache'),
     ...extraProps,
   };
   const configFile = join(dir, 'config.properties');

@@ -51,6 +51,12 @@ export interface LocalHeaderInfo {
   size: number;
 }
 
+/** Where an entry's raw (stored or still deflated) bytes lie in the archive file: [start, end). */
+export interface RawRange {
+  start: number;
+  end: number;
+}
+
 /** Gets every entry's data in archive order; `stream` is null for directories and links. */
 export type EntryVisitor = (entry: ArchiveEntryInfo, stream: Readable | null) => Promise<void>;
 
@@ -69,6 +75,10 @@ export interface ArchiveSource {
    * `data` (or resume it). Absent when entries can be opened one by one.
    */
   scan?(visit: (entry: ArchiveEntryInfo, data: NodeJS.ReadableStream) => Promise<void>): Promise<void>;
+  /** Zip only: where the entry's raw bytes are, after its local header was read and checked. */
+  rawRange?(entry: ArchiveEntryInfo): Promise<RawRange>;
+  /** Zip only: raw, unchecked bytes of the archive file at a position; resolves with the count read. */
+  readAt?(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
   /** Zip only: the entry's local header. */
   readLocalHeader?(entry: ArchiveEntryInfo): Promise<LocalHeaderInfo>;
   close(): void;

@@ -9,7 +9,7 @@ import yauzl from 'yauzl';
 import { MarError } from '../../errors.js';
 import { entryDataError } from '../integrity.js';
 import { type ArchiveLimits, checkEntryCount, type LimitHint } from '../limits.js';
-import type { ArchiveEntryInfo, ArchiveSource, LocalHeaderInfo } from './source.js';
+import type { ArchiveEntryInfo, ArchiveSource, LocalHeaderInfo, RawRange } from './source.js';
 
 const S_IFMT = 0o170000;
 const S_IFLNK = 0o120000;
@@ -122,12 +122,23 @@ class WindowedFileReader extends yauzl.RandomAccessReader {
     fill(0);
   }
 
+  /** Raw bytes at a position: small reads through the window (neighbouring small entries share one read), large ones straight from the fd. */
+  readAt(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
+    return new Promise((resolvePromise, reject) => {
+      if (length <= SMALL_RANGE_BYTES) {
+        this.read(buffer, offset, length, position, (err) => (err ? reject(err) : resolvePromise(length)));
+        return;
+      }
+      fsRead(this.#fd, buffer, offset, length, position, (err, n) => (err ? reject(err) : resolvePromise(n)));
+    });
+  }
+
   override close(callback: (err: Error | null) => void): void {
     fsClose(this.#fd, (err) => callback(err ?? null));
   }
 }
 
-async function openZip(path: string): Promise<yauzl.ZipFile> {
+async function openZip(path: string): Promise<{ zip: yauzl.ZipFile; reader: WindowedFileReader }> {
   // A raw fd, not a FileHandle: the reader owns it and closes it when yauzl releases the reader.
   const fd = await openFd(path, 'r');
   let size: number;
@@ -147,7 +158,7 @@ async function openZip(path: string): Promise<yauzl.ZipFile> {
         if (err || !zip) {
           fsClose(fd, () => undefined);
           reject(err);
-        } else resolvePromise(zip);
+        } else resolvePromise({ zip, reader });
       },
     );
   });
@@ -232,10 +243,12 @@ class ZipSource implements ArchiveSource {
   readonly #path: string;
   readonly #zip: yauzl.ZipFile;
   readonly #zipEntries: yauzl.Entry[];
+  readonly #reader: WindowedFileReader;
 
-  constructor(path: string, zip: yauzl.ZipFile, zipEntries: yauzl.Entry[]) {
+  constructor(path: string, zip: yauzl.ZipFile, reader: WindowedFileReader, zipEntries: yauzl.Entry[]) {
     this.#path = path;
     this.#zip = zip;
+    this.#reader = reader;
     this.#zipEntries = zipEntries;
     this.entries = zipEntries.map(zipEntryInfo);
   }
@@ -244,8 +257,7 @@ class ZipSource implements ArchiveSource {
     return undefined;
   }
 
-  async openRaw(entry: ArchiveEntryInfo): Promise<Readable> {
-    const ze = this.#zipEntries[entry.index]!;
+  #assertReadable(entry: ArchiveEntryInfo): void {
     if (entry.encrypted)
       throw new MarError('ARCHIVE_UNSUPPORTED', `${this.#path}: entry ${entry.rawPath} is encrypted; model archives must not be encrypted`);
     if (entry.method === 'other') {
@@ -254,11 +266,32 @@ class ZipSource implements ArchiveSource {
         `${this.#path}: entry ${entry.rawPath} uses compression method ${entry.compressionMethod}; only stored (0) and deflated (8) are readable by the servers`,
       );
     }
+  }
+
+  async openRaw(entry: ArchiveEntryInfo): Promise<Readable> {
+    const ze = this.#zipEntries[entry.index]!;
+    this.#assertReadable(entry);
     return new Promise((resolvePromise, reject) => {
       this.#zip.openReadStream(ze, (err, stream) =>
         err || !stream ? reject(entryDataError(this.#path, entry, err)) : resolvePromise(stream),
       );
     });
+  }
+
+  rawRange(entry: ArchiveEntryInfo): Promise<RawRange> {
+    const ze = this.#zipEntries[entry.index]!;
+    this.#assertReadable(entry);
+    // yauzl reads the local header and checks that the data lies inside the file.
+    return new Promise((resolvePromise, reject) => {
+      this.#zip.readLocalFileHeader(ze, { minimal: true }, (err, h) => {
+        if (err || !h) return reject(entryDataError(this.#path, entry, err));
+        resolvePromise({ start: h.fileDataStart, end: h.fileDataStart + entry.compressedSize });
+      });
+    });
+  }
+
+  readAt(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
+    return this.#reader.readAt(buffer, offset, length, position);
   }
 
   readLocalHeader(entry: ArchiveEntryInfo): Promise<LocalHeaderInfo> {
@@ -287,8 +320,9 @@ class ZipSource implements ArchiveSource {
 export async function openZipSource(path: string, limits: Pick<ArchiveLimits, 'maxEntries'>, hint: LimitHint): Promise<ArchiveSource> {
   let zip: yauzl.ZipFile | undefined;
   try {
-    zip = await openZip(path);
-    return new ZipSource(path, zip, await readCentralDirectory(zip, path, limits, hint));
+    const opened = await openZip(path);
+    zip = opened.zip;
+    return new ZipSource(path, zip, opened.reader, await readCentralDirectory(zip, path, limits, hint));
   } catch (err) {
     zip?.close();
     throw zipError(path, err);

@@ -1,14 +1,11 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import type { ExtractLimits } from '../../archive/extract.js';
-import { formatBytes } from '../../util/format.js';
-
-const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+import { formatBytes, parseByteSize } from '../../util/format.js';
 
 /** "512M", "10G", "1.5GiB", "123456" -> bytes (binary units). */
 export function parseSize(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text);
-  if (!m) throw new InvalidArgumentError(`expected a size like 512M, 10G or a number of bytes, got ${JSON.stringify(text)}`);
-  const bytes = Math.floor(Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]!);
+  const bytes = parseByteSize(text);
+  if (bytes === null) throw new InvalidArgumentError(`expected a size like 512M, 10G or a number of bytes, got ${JSON.stringify(text)}`);
   if (bytes <= 0) throw new InvalidArgumentError('must be greater than 0');
   return bytes;
 }

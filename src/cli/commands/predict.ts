@@ -15,6 +15,7 @@ interface PredictOptions {
   timeout?: number;
   header: Array<[string, string]>;
   quiet?: boolean;
+  cacheDir?: string;
 }
 
 /** One input in command-line order: a file (`--input`) or a literal (`--data`). */
@@ -144,6 +145,7 @@ async function runPredict(source: string, opts: PredictOptions, sources: readonl
       ...(opts.python !== undefined ? { python: opts.python } : {}),
       ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
       ...(opts.timeout !== undefined ? { timeoutSeconds: opts.timeout } : {}),
+      ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
       headers: opts.header,
       ...(opts.quiet ? {} : { log: (line: string) => process.stderr.write(`${line}\n`) }),
     },
@@ -210,6 +212,7 @@ export function registerPredict(program: Command): void {
     )
     .option('-H, --header <header>', "a request header 'Name: value' (repeatable)", parseHeader, [] as Array<[string, string]>)
     .option('-q, --quiet', "don't forward the worker's log lines to stderr")
+    .option('--cache-dir <dir>', 'where extracted archives are kept (default: $MAR_CACHE_DIR, else ~/.cache/mar-tools/models)')
     .addHelpText(
       'after',
       `
