@@ -10,6 +10,8 @@ import sys
 from _mms_compat.context import Context
 from _mms_compat.metrics import MetricsStore
 
+from _mar_worker.items import can_explain
+
 logger = logging.getLogger("mms_worker")
 
 MAX_MESSAGE_CHARS = 1000
@@ -19,6 +21,8 @@ class LoadedModel(object):
     def __init__(self, context, entry):
         self.context = context
         self.entry = entry
+        # KServe's :explain is refused (501) for a handler that cannot explain (§3.3)
+        self.explains = can_explain(getattr(entry, "__self__", None))
 
 
 def _one_line(text):
