@@ -11,7 +11,7 @@ import { ITEMS_PARAM } from '../../runtime/protocol.js';
 import type { Element, Tensor } from './tensor.js';
 import { flattenValue, inferDatatype, reshape, valuesToElements } from './tensor.js';
 import type { InferRequest } from './v2-json.js';
-import { parseOutputTensor, stringifyJson } from './v2-json.js';
+import { oneLine, parseOutputTensor, stringifyJson } from './v2-json.js';
 
 /** TorchServe's service_envelope values we serve: none (the body as /predictions passes it), kserve (v1), kservev2. */
 export const ENVELOPES = ['none', 'kserve', 'kservev2'] as const;
@@ -108,7 +108,7 @@ export function v1Instances(body: Buffer): unknown[] {
   try {
     o = JSON.parse(body.toString('utf8'));
   } catch (err) {
-    throw new MarError('BAD_REQUEST', `the request body is not valid JSON: ${(err as Error).message}; send {"instances": [...]}`);
+    throw new MarError('BAD_REQUEST', `the request body is not valid JSON (${oneLine((err as Error).message)}); send {"instances": [...]}`);
   }
   const instances = (o as { instances?: unknown } | null)?.instances;
   if (typeof o !== 'object' || o === null || !Array.isArray(instances)) {

@@ -55,11 +55,17 @@ export function checkParameters(v: unknown, what: string): Parameters | undefine
   return v as Parameters;
 }
 
+/** A parser's message on one line and short: it quotes the client's bytes, newlines and control characters included. */
+export function oneLine(text: string): string {
+  const flat = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\s]+/g, ' ');
+  return flat.length > 200 ? `${flat.slice(0, 197)}...` : flat;
+}
+
 function parseJson(bytes: Buffer, what: string): unknown {
   try {
     return JSON.parse(bytes.toString('utf8'));
   } catch (err) {
-    throw bad(`${what} is not valid JSON: ${(err as Error).message}`);
+    throw bad(`${what} is not valid JSON: ${oneLine((err as Error).message)}`);
   }
 }
 

@@ -9,6 +9,7 @@ import type { ParsedUrl } from '../request-parser.js';
 import { buildInferenceRequest } from '../request-parser.js';
 import type { ResponseContext } from '../responses.js';
 import { badRequest, notFound, sendError, sendJson, sendResponse } from '../responses.js';
+import { envelopedPrediction } from './enveloped.js';
 
 /** MMS InferenceRequestHandler#isInferenceReq: which paths the inference API claims. */
 export function isInferenceRequest(segments: readonly string[]): boolean {
@@ -86,7 +87,10 @@ async function predict(
   }
   let result: PredictionResult;
   try {
-    result = await runPrediction(api, entry, input, { modelName, version, onCancel: (cancel) => (rc.onAbort = cancel) });
+    // service_envelope=kserve|kservev2: the body is a KServe request (TorchServe's request envelopes, docs/kserve.md)
+    const envelope = api.config.serviceEnvelope;
+    if (envelope === 'kserve' || envelope === 'kservev2') result = await envelopedPrediction(api, req, rc, body, { name: modelName, version });
+    else result = await runPrediction(api, entry, input, { modelName, version, onCancel: (cancel) => (rc.onAbort = cancel) });
   } catch (err) {
     if (isMarError(err) && err.code === 'REQUEST_CANCELLED') return;
     sendError(res, rc, err, api.log);
