@@ -19,7 +19,11 @@ export async function envelopedPrediction(
   target: { name: string; version?: string | undefined },
 ): Promise<PredictionResult> {
   const call = { requestId: rc.requestId, headers: requestHeaders(req), onCancel: (cancel: (() => void) | null) => (rc.onAbort = cancel) };
-  const where = { name: target.name, ...(target.version !== undefined ? { version: target.version } : {}), protocol: 'torchserve' as const };
+  const where = {
+    name: target.name,
+    ...(target.version !== undefined ? { version: target.version } : {}),
+    protocol: 'torchserve' as const,
+  };
   if (api.config.serviceEnvelope === 'kserve') return v1Predict(api, where, body, mimeType(req.headers['content-type']), false, call);
   const headerLength = req.headers[INFERENCE_HEADER];
   const infer = parseRestRequest(body, typeof headerLength === 'string' ? headerLength : undefined);

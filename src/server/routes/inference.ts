@@ -88,9 +88,10 @@ async function predict(
   let result: PredictionResult;
   try {
     // service_envelope=kserve|kservev2: the body is a KServe request (TorchServe's request envelopes, docs/kserve.md)
-    const envelope = api.config.serviceEnvelope;
-    if (envelope === 'kserve' || envelope === 'kservev2') result = await envelopedPrediction(api, req, rc, body, { name: modelName, version });
-    else result = await runPrediction(api, entry, input, { modelName, version, onCancel: (cancel) => (rc.onAbort = cancel) });
+    const enveloped = api.config.serviceEnvelope === 'kserve' || api.config.serviceEnvelope === 'kservev2';
+    result = enveloped
+      ? await envelopedPrediction(api, req, rc, body, { name: modelName, version })
+      : await runPrediction(api, entry, input, { modelName, version, onCancel: (cancel) => (rc.onAbort = cancel) });
   } catch (err) {
     if (isMarError(err) && err.code === 'REQUEST_CANCELLED') return;
     sendError(res, rc, err, api.log);
