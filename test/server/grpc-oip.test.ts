@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import type { Client, ServiceClientConstructor } from '@grpc/grpc-js';
 import { credentials, loadPackageDefinition, Metadata, status } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { encodeBinary } from '../../src/server/oip/tensor.js';
+import { encodeBinary } from '../../src/server/oip/tensor-binary.js';
 import { packagePath } from '../../src/util/package-info.js';
 import { run, tempDir } from '../helpers/util.js';
 import type { RunningServer } from './server-helpers.js';

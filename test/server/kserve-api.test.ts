@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { encodeBinary } from '../../src/server/oip/tensor.js';
+import { encodeBinary } from '../../src/server/oip/tensor-binary.js';
 import { TOOL_VERSION } from '../../src/util/package-info.js';
 import { FIXTURES, tempDir } from '../helpers/util.js';
 import { http, registerPy, startServer, versionedModel } from './server-helpers.js';

@@ -4,18 +4,10 @@
  * contents or raw_output_contents out (raw when the request was raw, or an output is FP16: KServe's rule). Pure.
  */
 import { MarError } from '../../errors.js';
-import type { Contents, Element, Parameters, ParamValue, Tensor } from '../oip/tensor.js';
-import {
-  CONTENTS_FIELDS,
-  checkDatatype,
-  checkShape,
-  decodeBinary,
-  encodeBinary,
-  expectedCount,
-  fromContents,
-  resolveShape,
-  toContents,
-} from '../oip/tensor.js';
+import type { Element, Parameters, ParamValue, Tensor } from '../oip/tensor.js';
+import { checkDatatype, checkShape, expectedCount, resolveShape } from '../oip/tensor.js';
+import type { Contents } from '../oip/tensor-binary.js';
+import { CONTENTS_FIELDS, decodeBinary, encodeBinary, fromContents, toContents } from '../oip/tensor-binary.js';
 import type { InferRequest, InferResponse } from '../oip/v2-json.js';
 import { selectOutputs } from '../oip/v2-json.js';
 

@@ -6,7 +6,8 @@
 
 import { MarError } from '../../errors.js';
 import type { Element, Parameters, ParamValue, Tensor } from './tensor.js';
-import { checkDatatype, checkShape, decodeBinary, encodeBinary, expectedCount, flattenJsonData, resolveShape } from './tensor.js';
+import { checkDatatype, checkShape, expectedCount, flattenJsonData, resolveShape } from './tensor.js';
+import { decodeBinary, encodeBinary } from './tensor-binary.js';
 
 /** An output the client asked for (`outputs` of the request). */
 export interface RequestedOutput {

@@ -11,19 +11,21 @@ import type { Datatype, Element } from '../../../src/server/oip/tensor.js';
 import {
   checkShape,
   DATATYPES,
-  decodeBinary,
-  encodeBinary,
   flattenJsonData,
   flattenValue,
-  floatToHalf,
-  fromContents,
-  halfToFloat,
   inferDatatype,
   reshape,
   resolveShape,
+} from '../../../src/server/oip/tensor.js';
+import {
+  decodeBinary,
+  encodeBinary,
+  floatToHalf,
+  fromContents,
+  halfToFloat,
   shortestFloat32,
   toContents,
-} from '../../../src/server/oip/tensor.js';
+} from '../../../src/server/oip/tensor-binary.js';
 import { formatRestResponse, parseRestRequest, stringifyJson } from '../../../src/server/oip/v2-json.js';
 
 /** Asserts `fn` throws a BAD_REQUEST MarError whose one-line message matches `re`. */
