@@ -262,11 +262,12 @@ export function formatRestResponse(
 
 /** JSON.stringify that writes bigints as exact integers (JSON numbers have no size limit; JSON.stringify refuses bigints). */
 export function stringifyJson(value: unknown): string {
-  let hasBig = false;
-  const text = JSON.stringify(value, (_k, v: unknown) => {
-    if (typeof v !== 'bigint') return v;
-    hasBig = true;
-    return `\u0000big:${v}`;
-  });
-  return hasBig ? text.replace(/"\\u0000big:(-?\d+)"/g, '$1') : text;
+  try {
+    // the common case has no bigint: no replacer call per value
+    return JSON.stringify(value);
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+  }
+  const text = JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `\u0000big:${v}` : v));
+  return text.replace(/"\\u0000big:(-?\d+)"/g, '$1');
 }

@@ -13,7 +13,7 @@ def items_of(req):
     params = req.params
     if len(params) != 1 or params[0][0] != ITEMS_PARAM:
         return None
-    items = json.loads(bytes(params[0][2]).decode("utf-8"))
+    items = json.loads(params[0][2])  # bytes or bytearray: json reads UTF-8 itself
     if not isinstance(items, list):
         raise ValueError("the {} parameter of request {} is not a JSON array".format(ITEMS_PARAM, req.request_id))
     return items
@@ -58,13 +58,20 @@ def expected_outputs(requests, counts):
     return sum(1 if c is None else c for c in counts)
 
 
+def _json(outputs):
+    try:
+        return json.dumps(outputs).encode("utf-8")  # the shared encoder: no new JSONEncoder per call
+    except TypeError:
+        return json.dumps(outputs, default=_plain).encode("utf-8")
+
+
 def split_outputs(ret, counts):
     """The handler's list cut into one value per request: an item row gets the JSON array of its items' outputs
     (all of `ret` when it is the only request, whatever its length: TorchServe's envelopes take one request),
     an ordinary request its one output; the caller checked the length (expected_outputs). Raises TypeError for
     outputs that are not JSON."""
     if len(counts) == 1 and counts[0] is not None:
-        return [json.dumps(ret, default=_plain).encode("utf-8")]
+        return [_json(ret)]
     rows = []
     pos = 0
     for c in counts:
@@ -72,6 +79,6 @@ def split_outputs(ret, counts):
             rows.append(ret[pos])
             pos += 1
         else:
-            rows.append(json.dumps(ret[pos : pos + c], default=_plain).encode("utf-8"))
+            rows.append(_json(ret[pos : pos + c]))
             pos += c
     return rows
