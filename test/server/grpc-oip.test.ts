@@ -147,7 +147,10 @@ test('OIP gRPC with grpc-js: every method, typed and raw contents, errors as sta
 });
 
 test('OIP gRPC and token authorization: the inference key in the metadata; liveness and readiness without one', async (t) => {
-  const s = await startServer(t, { props: { grpc_inference_port: 0 }, load: { dialect: 'torchserve', enableModelApi: true } });
+  const s = await startServer(t, {
+    props: { grpc_inference_port: 0, log_location: 'logs' },
+    load: { dialect: 'torchserve', enableModelApi: true },
+  });
   const keys = JSON.parse(await readFile(join(s.dir, 'key_file.json'), 'utf8'));
   const c = oipClient(s);
   t.after(c.close);
@@ -163,6 +166,11 @@ test('OIP gRPC and token authorization: the inference key in the metadata; liven
   const wrong = new Metadata();
   wrong.set('authorization', `Bearer ${keys.management.key}`);
   assert.equal((await c.call('ServerMetadata', {}, wrong)).code, status.PERMISSION_DENIED, 'the management key is not the inference key');
+  // every call has its access log line (peer, method, gRPC status, milliseconds), as every HTTP request
+  await s.stop();
+  const log = await readFile(join(s.dir, 'logs', 'access_log.log'), 'utf8');
+  assert.match(log, /(ipv4:)?127\.0\.0\.1:\d+ "gRPC \/inference\.GRPCInferenceService\/ServerLive" 0 \d+\n/);
+  assert.match(log, /"gRPC \/inference\.GRPCInferenceService\/ServerMetadata" 7 \d+\n/);
 });
 
 /** An interpreter with Debian's grpcio and grpc_tools (python3 on PATH may be another one), or null. */
