@@ -6,7 +6,7 @@
  * Rows: a bare node:http "OK" server; a minimal node:http server forwarding each request over one unix socket
  * to a trivial Python echo process (4-byte length framing), then the same with one and with two requests in flight
  * (informational: the ceiling MMS's one-batch-per-worker rule leaves, and what one batch held ahead would allow); `model-server` with the noop Python handler and 1
- * worker, then 2 workers; the Node noop handler with 1 worker; noop with batch_size 8 (informational); slow.py (fixed 2 ms per batch) with batch_size 1 and 8 (1 worker each). Then cold start
+ * worker (by /predictions, then by an Open Inference Protocol v2 JSON infer), then 2 workers; the Node noop handler with 1 worker; noop with batch_size 8 (informational); slow.py (fixed 2 ms per batch) with batch_size 1 and 8 (1 worker each). Then cold start
  * (process start to the first successful prediction) and frontend RSS with one model loaded; then the issue's targets, met or not.
  * Every server runs in its own process; autocannon runs in this one.
  *
@@ -47,6 +47,9 @@ const { values } = parseArgs({
 const SECONDS = Number(values.seconds);
 const CONNECTIONS = Number(values.connections);
 const SERVER_BIN = packagePath('bin', 'model-server.js');
+
+const V2_ROW = 'model-server, noop.py, 1 worker, OIP v2 JSON infer (1 INT32 tensor)';
+const V2_BODY = JSON.stringify({ id: '1', inputs: [{ name: 'x', shape: [1, 4], datatype: 'INT32', data: [[1, 2, 3, 4]] }] });
 
 const BARE_SERVER = `
 const http = require('http');
@@ -318,6 +321,9 @@ async function main(): Promise<void> {
     const reg = await post(`${s.management}/models?url=py&model_name=noop&handler=noop:handle&initial_workers=1`);
     if (reg.status !== 200) throw new Error(`register failed: ${reg.text}`);
     rows.push(await load('model-server, noop.py, 1 worker', `${s.inference}/predictions/noop`));
+    // The same model and worker through the Open Inference Protocol: a one-tensor JSON infer (parsed, checked, passed
+    // to the handler as TorchServe's kservev2 envelope does, its output made a tensor again)
+    rows.push(await load(V2_ROW, `${s.inference}/v2/models/noop/infer`, V2_BODY, { 'content-type': 'application/json' }));
     const scaled = await fetch(`${s.management}/models/noop?min_worker=2&synchronous=true`, { method: 'PUT' });
     if (scaled.status !== 200) throw new Error(`scale failed: ${await scaled.text()}`);
     rows.push(await load('model-server, noop.py, 2 workers', `${s.inference}/predictions/noop`));
@@ -417,6 +423,10 @@ async function main(): Promise<void> {
         `${((1000 * CONNECTIONS) / one.reqPerSec).toFixed(1)} ms = connections / throughput)`,
     );
     console.log(`  batch_size 8 >= 6x batch_size 1: ${(b8 / b1).toFixed(1)}x -> ${verdict(b8 / b1 >= 6)}`);
+    const v2 = rows.find((r) => r.name === V2_ROW)!;
+    console.log(
+      `  OIP v2 JSON infer >= 0.8x /predictions (issue 13): ${(v2.reqPerSec / one.reqPerSec).toFixed(2)}x -> ${verdict(v2.reqPerSec >= 0.8 * one.reqPerSec)}`,
+    );
     const coldMax = Math.max(...colds);
     console.log(`  cold start < 0.3 s: worst of 3 ${Math.round(coldMax)} ms -> ${verdict(coldMax < 300)}`);
     console.log(`  frontend RSS < 80 MB with one model loaded: ${rssIdle.toFixed(1)} MB idle -> ${verdict(rssIdle < 80)}`);

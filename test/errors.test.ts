@@ -7,26 +7,29 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
+import { status as grpcStatus } from '@grpc/grpc-js';
 import ts from 'typescript';
-import { ERROR_CODES, handlerStatus, MarError } from '../src/errors.js';
+import { ERROR_CODES, GRPC_STATUS, grpcStatusForHttp, handlerStatus, MarError } from '../src/errors.js';
 import { packagePath } from '../src/util/package-info.js';
 
 interface DocRow {
   exitCode: number;
   httpStatus: number;
   type: string;
+  grpcStatus: string;
   when: string;
 }
 
-/** The rows of the table in docs/errors.md: | `CODE` | exit | status | `Type` | when |. */
+/** The rows of the table in docs/errors.md: | `CODE` | exit | status | `Type` | `GRPC_STATUS` | when |. */
 function documentedCodes(): Map<string, DocRow> {
   const rows = new Map<string, DocRow>();
   const text = readFileSync(packagePath('docs', 'errors.md'), 'utf8');
   for (const line of text.split('\n')) {
-    const m = /^\|\s*`([A-Z0-9_]+)`\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*`(\w+)`\s*\|\s*(.*?)\s*\|\s*$/.exec(line);
-    if (!m) continue;
+    if (!/^\|\s*`[A-Z0-9_]+`\s*\|/.test(line)) continue;
+    const m = /^\|\s*`([A-Z0-9_]+)`\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*`(\w+)`\s*\|\s*`([A-Z_]+)`\s*\|\s*(.*?)\s*\|\s*$/.exec(line);
+    assert.ok(m, `docs/errors.md: a row without the six columns (code, exit, HTTP, type, gRPC, when): ${line}`);
     assert.ok(!rows.has(m[1]!), `docs/errors.md lists ${m[1]} twice`);
-    rows.set(m[1]!, { exitCode: Number(m[2]), httpStatus: Number(m[3]), type: m[4]!, when: m[5]! });
+    rows.set(m[1]!, { exitCode: Number(m[2]), httpStatus: Number(m[3]), type: m[4]!, grpcStatus: m[5]!, when: m[6]! });
   }
   return rows;
 }
@@ -34,13 +37,14 @@ function documentedCodes(): Map<string, DocRow> {
 describe('docs/errors.md and the registry', () => {
   const docs = documentedCodes();
 
-  it('documents every registry code with its exit code, HTTP status and MMS type', () => {
+  it('documents every registry code with its exit code, HTTP status, MMS type and gRPC status', () => {
     for (const [code, spec] of Object.entries(ERROR_CODES)) {
       const row = docs.get(code);
       assert.ok(row, `${code} is in src/errors.ts but not in docs/errors.md`);
       assert.equal(row.exitCode, spec.exitCode, `${code}: exit code`);
       assert.equal(row.httpStatus, spec.httpStatus, `${code}: HTTP status`);
       assert.equal(row.type, spec.type, `${code}: MMS type`);
+      assert.equal(row.grpcStatus, spec.grpcStatus, `${code}: gRPC status`);
       assert.notEqual(row.when, '', `${code}: say when it happens`);
     }
   });
@@ -49,11 +53,30 @@ describe('docs/errors.md and the registry', () => {
     for (const code of docs.keys()) assert.ok(code in ERROR_CODES, `docs/errors.md lists ${code}, which src/errors.ts does not know`);
   });
 
-  it('registry statuses are HTTP statuses the servers can send, exit codes 1 or 2', () => {
+  it('registry statuses are HTTP statuses the servers can send, exit codes 1 or 2, gRPC errors (never OK)', () => {
     for (const [code, spec] of Object.entries(ERROR_CODES)) {
       assert.equal(handlerStatus(spec.httpStatus), spec.httpStatus, code);
       assert.ok(spec.exitCode === 1 || spec.exitCode === 2, code);
+      assert.ok(spec.grpcStatus in GRPC_STATUS && spec.grpcStatus !== 'OK', `${code}: ${spec.grpcStatus}`);
     }
+  });
+
+  it("GRPC_STATUS holds gRPC's numbers (as @grpc/grpc-js has them)", () => {
+    assert.deepEqual(Object.fromEntries(Object.entries(grpcStatus).filter(([k]) => Number.isNaN(Number(k)))), GRPC_STATUS);
+  });
+});
+
+describe('gRPC status of an error', () => {
+  it("is the registry's, or TorchServe's mapping of a status a handler chose", () => {
+    assert.equal(new MarError('MODEL_NOT_FOUND', 'x').grpcStatus, 'NOT_FOUND');
+    assert.equal(new MarError('TOKEN_INVALID', 'x').grpcStatus, 'PERMISSION_DENIED');
+    // PredictionException(msg, 400) -> a PREDICTION_FAILED with httpStatus 400
+    assert.equal(new MarError('PREDICTION_FAILED', 'x').grpcStatus, 'UNAVAILABLE');
+    assert.equal(new MarError('PREDICTION_FAILED', 'x', { httpStatus: 400 }).grpcStatus, 'INVALID_ARGUMENT');
+    assert.equal(new MarError('PREDICTION_FAILED', 'x', { httpStatus: 418 }).grpcStatus, 'FAILED_PRECONDITION');
+    assert.equal(new MarError('PREDICTION_FAILED', 'x', { httpStatus: 507 }).grpcStatus, 'INTERNAL');
+    assert.equal(new MarError('PREDICTION_FAILED', 'x', { httpStatus: 302 }).grpcStatus, 'UNKNOWN');
+    assert.equal(grpcStatusForHttp(204), 'OK');
   });
 });
 

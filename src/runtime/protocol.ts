@@ -14,6 +14,13 @@ const END = -1;
 /** MMS's max_response_size: the default cap on any single length field. */
 export const DEFAULT_MAX_FRAME_BYTES = 6_553_500;
 
+/**
+ * The parameter of an item row (docs/worker-protocol.md §3.3): a request whose only parameter has this name carries
+ * a JSON array whose elements the handler sees as entries of `data`; the row's answer is the JSON array of their
+ * outputs. The server passes KServe v1 instances and v2 input tensors this way (server/oip/envelope.ts).
+ */
+export const ITEMS_PARAM = 'mar:items';
+
 export interface RequestParam {
   name: string;
   /** null is sent as an empty string (length 0) and decoded back to null. */

@@ -4,6 +4,7 @@ import type { Dialect } from './dialects/index.js';
 import type { LogFile } from './log-file.js';
 import type { ServerMetrics } from './metrics/server-metrics.js';
 import type { ModelRegistry } from './model-registry.js';
+import type { StartupModels } from './readiness.js';
 
 /** What the route handlers share: the config, the model table, and the models loaded at startup. */
 export interface ApiContext {
@@ -21,4 +22,6 @@ export interface ApiContext {
   readonly dialect: Dialect;
   /** Token authorization, when on (TorchServe's default); null: requests need no key. */
   readonly auth: TokenAuthorization | null;
+  /** The models loaded at start and those that failed to, for readiness (readiness.ts). */
+  readonly startup: StartupModels;
 }

@@ -85,7 +85,12 @@ export class TokenAuthorization {
 
   /** Throws TOKEN_INVALID unless `req` carries the live key of `kind`. */
   authorize(req: IncomingMessage, kind: TokenKind): void {
-    if (!this.#accepts(req.headers.authorization, kind === 'inference' ? this.#inference : this.#management)) {
+    this.authorizeHeader(req.headers.authorization, kind);
+  }
+
+  /** As authorize, for an `Authorization` value from elsewhere (gRPC metadata). */
+  authorizeHeader(header: string | undefined, kind: TokenKind): void {
+    if (!this.#accepts(header, kind === 'inference' ? this.#inference : this.#management)) {
       throw new MarError('TOKEN_INVALID', AUTHORIZATION_FAILED);
     }
   }

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { MarError } from '../errors.js';
 import type { ListenAddress } from './config.js';
+import type { ProtocolServerConfig } from './config-protocols.js';
+import { PROTOCOL_CONFIG_KEYS, resolveProtocolConfig } from './config-protocols.js';
 import type { Dialect, DialectName } from './dialects/index.js';
 import type { TlsMaterial } from './tls.js';
 import { loadTlsMaterial } from './tls.js';
@@ -34,6 +36,8 @@ export const EXTENDED_CONFIG_KEYS = [
   'use_env_allowed_urls',
   'max_download_size',
   'download_timeout',
+  // KServe protocols and gRPC (config-protocols.ts)
+  ...PROTOCOL_CONFIG_KEYS,
 ] as const;
 
 /** What the command line adds that is no config key in either server (TorchServe's flags). */
@@ -42,8 +46,8 @@ export interface ExtendedCliOptions {
   noConfigSnapshots?: boolean;
 }
 
-/** The part of ServerConfig this module resolves. */
-export interface ExtendedServerConfig {
+/** The part of ServerConfig this module resolves (with config-protocols.ts). */
+export interface ExtendedServerConfig extends ProtocolServerConfig {
   /** Whose defaults, texts and status codes the server uses. */
   readonly dialect: DialectName;
   /** Where the metrics API listens (TorchServe: 127.0.0.1:8082), or null: no metrics listener (MMS). */
@@ -161,5 +165,6 @@ export function resolveExtendedConfig(
     downloadTimeoutSeconds: number(props, dialect, 'download_timeout', 3600, 1),
     ignoredKeys: Object.freeze([...props.keys()].filter((k) => !known.has(k)).sort()),
     startupWarnings: Object.freeze(warnings),
+    ...resolveProtocolConfig(props, tls),
   };
 }

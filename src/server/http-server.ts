@@ -10,6 +10,7 @@ import { parseUrl, readBody } from './request-parser.js';
 import type { ResponseContext } from './responses.js';
 import { methodNotAllowed, newRequestId, notFound, sendError, sendJson, sendTooLarge } from './responses.js';
 import { handleInference, isInferenceRequest } from './routes/inference.js';
+import { handleKServe, isKServeRequest } from './routes/kserve.js';
 import { handleManagement, isManagementRequest } from './routes/management.js';
 import { handleMetrics } from './routes/metrics.js';
 import { handleToken, isTokenRequest } from './routes/token.js';
@@ -196,6 +197,11 @@ export class HttpListener {
     if (this.apis.inference && isInferenceRequest(segments)) {
       auth?.authorize(req, 'inference');
       await handleInference(this.#api, req, res, rc, url, body);
+      return;
+    }
+    // KServe v1 and the Open Inference Protocol (after MMS's paths, as TorchServe: /v2/predict is model v2's legacy predict)
+    if (this.apis.inference && isKServeRequest(segments)) {
+      await handleKServe(this.#api, req, res, rc, url, body);
       return;
     }
     if (auth && this.apis.management && isTokenRequest(segments)) {

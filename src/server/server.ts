@@ -8,10 +8,13 @@ import { TokenAuthorization } from './auth.js';
 import type { ServerConfig } from './config.js';
 import { isSameAddress } from './config.js';
 import { dialectNamed } from './dialects/index.js';
+import type { GrpcHost } from './grpc/host.js';
+import { grpcHosts } from './grpc/services.js';
 import { HttpListener } from './http-server.js';
 import { LogFile } from './log-file.js';
 import { ServerMetrics } from './metrics/server-metrics.js';
 import { ModelRegistry } from './model-registry.js';
+import type { StartupModels } from './readiness.js';
 import { restoreSnapshot, SnapshotWriter, snapshotProperties } from './snapshot.js';
 
 export interface ModelServerOptions {
@@ -23,7 +26,7 @@ export interface ModelServerOptions {
 }
 
 export interface ListenerInfo {
-  api: 'inference' | 'management' | 'both' | 'metrics';
+  api: 'inference' | 'management' | 'both' | 'metrics' | 'gRPC inference' | 'gRPC management';
   url: string;
 }
 
@@ -51,6 +54,10 @@ export class ModelServer {
   readonly #log: (msg: string) => void;
   readonly #startupModels = new Set<string>();
   readonly #listeners: HttpListener[] = [];
+  /** gRPC listeners (grpc_inference_port, grpc_management_port). */
+  #grpc: GrpcHost[] = [];
+  /** The models loaded at start, for readiness (filled before any listener opens). */
+  readonly #startup: StartupModels = { entries: [], failed: [] };
   #metrics: LogFile | null = null;
   /** TorchServe's metrics (metrics_address set), else null. */
   readonly #tsMetrics: ServerMetrics | null;
@@ -86,10 +93,11 @@ export class ModelServer {
 
   /** Bound listeners (after start). */
   get listeners(): ListenerInfo[] {
-    return this.#listeners.map((l) => ({
+    const http: ListenerInfo[] = this.#listeners.map((l) => ({
       api: l.apis.metrics ? 'metrics' : l.apis.inference && l.apis.management ? 'both' : l.apis.inference ? 'inference' : 'management',
       url: l.url,
     }));
+    return [...http, ...this.#grpc.map((g): ListenerInfo => ({ api: `gRPC ${g.api}`, url: g.url }))];
   }
 
   async start(): Promise<ListenerInfo[]> {
@@ -120,6 +128,7 @@ export class ModelServer {
       metrics: this.#tsMetrics,
       dialect,
       auth: this.#auth,
+      startup: this.#startup,
     };
     if (isSameAddress(c.inferenceAddress, c.managementAddress)) {
       this.#listeners.push(new HttpListener(api, c.inferenceAddress, { inference: true, management: true }));
@@ -130,16 +139,19 @@ export class ModelServer {
     if (c.metricsAddress !== null) {
       this.#listeners.push(new HttpListener(api, c.metricsAddress, { inference: false, management: false, metrics: true }));
     }
+    this.#grpc = grpcHosts(api, this.#log);
     try {
       // TorchServe: a model_snapshot replaces load_models
-      if (c.modelSnapshot !== null) await restoreSnapshot(this.registry, c, this.#log);
+      if (c.modelSnapshot !== null) this.#startup.failed.push(...(await restoreSnapshot(this.registry, c, this.#log)));
       else await this.#loadStartupModels();
+      this.#startup.entries = this.registry.entries();
       for (const l of this.#listeners) {
         const url = await l.listen();
         if (l.apis.inference) this.#log(`Inference API bind to: ${url}`);
         if (l.apis.management) this.#log(`Management API bind to: ${url}`);
         if (l.apis.metrics) this.#log(`Metrics API bind to: ${url}`);
       }
+      for (const g of this.#grpc) this.#log(`gRPC ${g.api} API bind to: ${await g.listen()}`);
     } catch (err) {
       await this.stop(0);
       throw err;
@@ -208,6 +220,7 @@ export class ModelServer {
       if (r.failed > 0) this.#log(`Model ${entry.name}: ${r.failed} of ${min} worker(s) failed to start: ${r.error?.message ?? ''}`);
       else this.#log(`Model ${entry.name} loaded with ${min} worker(s)`);
     } catch (err) {
+      this.#startup.failed.push(name ?? defaultModelName(url));
       this.#log(`Failed to load model ${name ?? defaultModelName(url)} from ${url}: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
@@ -221,7 +234,7 @@ export class ModelServer {
       const start = performance.now();
       // the models as they were when the stop began
       await this.#snapshots?.save('shutdown');
-      await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
+      await Promise.all([...this.#listeners.map((l) => l.close(graceMs)), ...this.#grpc.map((g) => g.close(graceMs))]);
       const left = Math.max(0, graceMs - (performance.now() - start));
       await this.registry.closeAll(left);
       await Promise.all([this.#metrics?.close(), this.#accessLog?.close(), this.#tsMetrics?.close(), this.#auth?.removeKeyFile()]);

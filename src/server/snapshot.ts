@@ -218,9 +218,9 @@ export function parseSnapshot(json: string): Snapshot {
  * Registers every model version of `snapshot` (SnapshotManager#restore): first checks that every archive is in the
  * model store (else nothing is loaded and the start fails, as TorchServe), then registers each with the snapshot's
  * batch size, delay, timeout and workers, sets the default versions, and starts the workers. A model that fails to
- * load is logged and the others still load.
+ * load is logged and the others still load; the names and versions that failed are returned (for readiness).
  */
-export async function restoreSnapshot(registry: ModelRegistry, config: ServerConfig, log: (msg: string) => void): Promise<void> {
+export async function restoreSnapshot(registry: ModelRegistry, config: ServerConfig, log: (msg: string) => void): Promise<string[]> {
   const snapshot = parseSnapshot(config.modelSnapshot ?? '{"models":{}}');
   const store = config.modelStore;
   const all = Object.entries(snapshot.models).flatMap(([name, versions]) => Object.entries(versions).map(([v, s]) => ({ name, v, s })));
@@ -234,6 +234,7 @@ export async function restoreSnapshot(registry: ModelRegistry, config: ServerCon
       );
     }
   }
+  const failed: string[] = [];
   for (const { name, v, s } of all) {
     try {
       const entry = await registry.register({
@@ -254,7 +255,9 @@ export async function restoreSnapshot(registry: ModelRegistry, config: ServerCon
       if (r.failed > 0) log(`Model ${name} version ${entry.version}: ${r.failed} worker(s) failed to start: ${r.error?.message ?? ''}`);
       else log(`Model ${name} version ${entry.version} restored with ${entry.serving.minWorkers} worker(s)`);
     } catch (err) {
+      failed.push(`${name} ${v}`);
       log(`Failed to restore model ${name} version ${v} from ${s.marName}: ${isMarError(err) ? err.message : String(err)}`);
     }
   }
+  return failed;
 }

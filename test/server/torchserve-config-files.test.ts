@@ -1,8 +1,8 @@
 /**
  * Two config.properties files from real TorchServe deployments (pytorch/serve: kubernetes/kserve/config.properties
  * and docker/config.properties), verbatim, start the server in TorchServe's dialect: every key is accepted, the
- * ones without an effect are reported, and the model is served. Only the listen addresses and the model store are
- * replaced from code (a test cannot bind 0.0.0.0:8085 or own /home/model-server).
+ * ones without an effect are reported, and the model is served. Only the listen addresses (gRPC ports included) and
+ * the model store are replaced from code (a test cannot bind 0.0.0.0:8085 or own /home/model-server).
  */
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -42,18 +42,8 @@ workflow_store=/home/model-server/wf-store
 `;
 
 for (const [name, text, ignored, models] of [
-  [
-    'KServe',
-    KSERVE,
-    ['NUM_WORKERS', 'enable_metrics_api', 'grpc_inference_port', 'grpc_management_port', 'number_of_netty_threads'],
-    undefined,
-  ],
-  [
-    'Docker',
-    DOCKER,
-    ['grpc_inference_address', 'grpc_management_address', 'number_of_netty_threads', 'workflow_store'],
-    ['mnist=mnist.mar'],
-  ],
+  ['KServe', KSERVE, ['NUM_WORKERS', 'enable_metrics_api', 'number_of_netty_threads'], undefined],
+  ['Docker', DOCKER, ['number_of_netty_threads', 'workflow_store'], ['mnist=mnist.mar']],
 ] as const) {
   test(`TorchServe's ${name} config.properties starts the server unchanged`, async (t) => {
     const dir = await tempDir(t);
@@ -73,6 +63,8 @@ for (const [name, text, ignored, models] of [
         inference_address: 'http://127.0.0.1:0',
         management_address: 'http://127.0.0.1:0',
         metrics_address: 'http://127.0.0.1:0',
+        // the KServe file's gRPC ports (7070, 7071): free ones, as for the HTTP listeners
+        ...(text.includes('grpc_inference_port') ? { grpc_inference_port: 0, grpc_management_port: 0 } : {}),
         default_workers_per_model: 1,
       },
       log: (l) => lines.push(l),
@@ -88,5 +80,10 @@ for (const [name, text, ignored, models] of [
     assert.deepEqual(list.json().models, [{ modelName: 'mnist', modelUrl: 'mnist.mar' }]);
     const predicted = await http(inference, 'POST', '/predictions/mnist', 'x', { authorization: `Bearer ${keys.inference.key}` });
     assert.equal(predicted.text, 'OK');
+    // grpc_inference_port serves the Open Inference Protocol (docs/kserve.md)
+    assert.equal(
+      server.listeners.some((l) => l.api === 'gRPC inference'),
+      text.includes('grpc_inference_port'),
+    );
   });
 }

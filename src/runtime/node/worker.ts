@@ -18,6 +18,7 @@ import { discoverManifest } from '../../manifest/discover.js';
 import { RequestDecoder } from '../frame-decoder.js';
 import { encodeReply, type InferenceRequest, type LoadRequest, type PredictionResult, type WorkerReply } from '../protocol.js';
 import { Context } from './context.js';
+import { asksExplain, expectedOutputs, itemsOf, splitOutputs } from './items.js';
 
 type HandleFn = (data: unknown, context: Context) => unknown;
 
@@ -203,11 +204,30 @@ function statusOf(err: unknown): number | null {
 async function predict(h: LoadedHandler, batch: InferenceRequest[]): Promise<WorkerReply> {
   const { context } = h;
   context.startBatch(batch);
-  const data = batch.map((r) => {
-    const row: Record<string, unknown> = {};
-    for (const p of r.params) row[p.name] = decodeValue(p.contentType, p.value);
-    return row;
-  });
+  // item rows (§3.3): their items join `data` one by one; counts stays null when there are none
+  let counts: Array<number | null> | null = null;
+  const data: unknown[] = [];
+  try {
+    for (const r of batch) {
+      const items = itemsOf(r);
+      if (items !== null) {
+        counts ??= new Array<number | null>(data.length).fill(null);
+        counts.push(items.length);
+        data.push(...items);
+        continue;
+      }
+      counts?.push(null);
+      const row: Record<string, unknown> = {};
+      for (const p of r.params) row[p.name] = decodeValue(p.contentType, p.value);
+      data.push(row);
+    }
+  } catch (err) {
+    out(`Prediction failed: ${(err as Error)?.message ?? String(err)}`);
+    return errorReply(batch, 503, 'Prediction failed');
+  }
+  if (counts !== null && asksExplain(batch[0]!)) {
+    return errorReply(batch, 501, `The handler of model ${context.modelName} does not implement explain`);
+  }
   const started = performance.now();
   let result: unknown;
   try {
@@ -225,10 +245,19 @@ async function predict(h: LoadedHandler, batch: InferenceRequest[]): Promise<Wor
     return errorReply(batch, 503, 'Prediction failed');
   }
   if (!Array.isArray(result)) return errorReply(batch, 503, 'Invalid model predict output');
-  if (result.length !== batch.length) return errorReply(batch, 503, 'number of batch response mismatched');
+  const expected = expectedOutputs(batch.length, counts);
+  if (expected !== null && result.length !== expected) return errorReply(batch, 503, 'number of batch response mismatched');
+  let rows: unknown[] = result;
+  if (counts !== null) {
+    try {
+      rows = splitOutputs(result, counts);
+    } catch {
+      return errorReply(batch, 503, 'Unsupported model output data type.'); // BigInt, cycles
+    }
+  }
   const predictions: PredictionResult[] = [];
   for (let i = 0; i < batch.length; i++) {
-    const body = serialise(result[i]);
+    const body = serialise(rows[i]);
     if (!body) return errorReply(batch, 503, 'Unsupported model output data type.');
     predictions.push({ requestId: batch[i]!.requestId, ...context.responseParts(i), body });
   }

@@ -1,13 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { validateHeaderName, validateHeaderValue } from 'node:http';
-import { isMarError, MarError } from '../../errors.js';
+import { isMarError } from '../../errors.js';
 import type { PredictionResult } from '../../runtime/protocol.js';
 import type { ApiContext } from '../api-context.js';
 import { modelApi } from '../openapi.js';
+import { runPrediction } from '../prediction.js';
 import type { ParsedUrl } from '../request-parser.js';
 import { buildInferenceRequest } from '../request-parser.js';
 import type { ResponseContext } from '../responses.js';
 import { badRequest, notFound, sendError, sendJson, sendResponse } from '../responses.js';
+import { envelopedPrediction } from './enveloped.js';
 
 /** MMS InferenceRequestHandler#isInferenceReq: which paths the inference API claims. */
 export function isInferenceRequest(segments: readonly string[]): boolean {
@@ -83,33 +85,19 @@ async function predict(
     sendJson(res, rc, 200, modelApi(modelName));
     return;
   }
-  // TorchServe's per-model metrics (null without metrics_address: nothing is measured)
-  const series = api.metrics?.inference(modelName, version) ?? null;
-  series?.request();
-  const begin = series ? performance.now() : 0;
-  // a client that goes away takes its queued job with it
-  const submitted = entry.runtime.submitCancellable(input);
-  rc.onAbort = () => submitted.cancel();
   let result: PredictionResult;
   try {
-    result = await submitted.promise;
+    // service_envelope=kserve|kservev2: the body is a KServe request (TorchServe's request envelopes, docs/kserve.md)
+    const enveloped = api.config.serviceEnvelope === 'kserve' || api.config.serviceEnvelope === 'kservev2';
+    result = enveloped
+      ? await envelopedPrediction(api, req, rc, body, { name: modelName, version })
+      : await runPrediction(api, entry, input, { modelName, version, onCancel: (cancel) => (rc.onAbort = cancel) });
   } catch (err) {
     if (isMarError(err) && err.code === 'REQUEST_CANCELLED') return;
-    sendError(res, rc, dialectError(api, err, modelName), api.log);
+    sendError(res, rc, err, api.log);
     return;
-  } finally {
-    rc.onAbort = null;
   }
-  series?.answered(begin, submitted.sentAt, performance.now());
   sendPrediction(res, rc, result, api.log);
-}
-
-/** The dialect's text for "no worker" (TorchServe's differs from MMS's, kept by the runtime). */
-function dialectError(api: ApiContext, err: unknown, modelName: string): unknown {
-  const text = api.dialect.noWorker;
-  if (text === null || !isMarError(err) || (err.code !== 'SERVICE_UNAVAILABLE' && err.code !== 'QUEUE_FULL')) return err;
-  const code = err.code === 'QUEUE_FULL' ? 'QUEUE_FULL' : 'SERVICE_UNAVAILABLE';
-  return new MarError(code, text(modelName), { cause: err });
 }
 
 // headers we compute ourselves, as MMS overwrites them after copying the handler's

@@ -6,6 +6,8 @@ import os
 
 from _mms_compat.context import RequestProcessor
 
+from _mar_worker.items import items_of
+
 logger = logging.getLogger("mms_worker")
 
 
@@ -35,9 +37,22 @@ def decode_value(name, content_type, value, decode, request_id):
 
 
 def build_batch(requests, decode=True):
+    """`data`, one request processor per request, and per request its item count (None for an ordinary request),
+    or None for the counts when no request is an item row (§3.3)."""
     data = []
     processors = []
-    for req in requests:
+    counts = None
+    for i, req in enumerate(requests):
+        items = items_of(req)
+        if items is not None:
+            if counts is None:
+                counts = [None] * i
+            counts.append(len(items))
+            data.extend(items)
+            processors.append(RequestProcessor({name: value for name, value in req.headers}))
+            continue
+        if counts is not None:
+            counts.append(None)
         item = {}
         header_map = {}
         for name, content_type, value in req.params:
@@ -47,4 +62,4 @@ def build_batch(requests, decode=True):
             header_map[name] = value
         data.append(item)
         processors.append(RequestProcessor(header_map))
-    return data, processors
+    return data, processors, counts

@@ -14,6 +14,8 @@ from _mms_compat.packages import missing_package_message
 
 from _mar_worker.torch_env import apply_threads, runtime_line
 
+from _mar_worker.items import can_explain
+
 logger = logging.getLogger("mms_worker")
 
 MAX_MESSAGE_CHARS = 1000
@@ -23,6 +25,8 @@ class LoadedModel(object):
     def __init__(self, context, entry):
         self.context = context
         self.entry = entry
+        # KServe's :explain is refused (501) for a handler that cannot explain (§3.3)
+        self.explains = can_explain(getattr(entry, "__self__", None))
 
 
 def _one_line(text):

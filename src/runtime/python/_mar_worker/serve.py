@@ -10,6 +10,7 @@ from _mms_compat.metrics import _HOSTNAME, MetricsStore
 
 from _mar_worker.codec import PeerClosed, Reader, encode_load_response, encode_predict_response, read_load
 from _mar_worker.inputs import build_batch, decoding_enabled
+from _mar_worker.items import asks_explain, expected_outputs, split_outputs
 from _mar_worker.loading import _one_line, load_model
 from _mar_worker.stdio import end_lines
 
@@ -95,6 +96,12 @@ class Worker(object):
         self.send(encode_load_response(200, "loaded model {}".format(model_name)))
         return True
 
+    def refuse_explain(self, requests):
+        """KServe's :explain for a handler that cannot explain: 501 for the batch, the handler is not called."""
+        message = "The handler of model {} does not implement explain".format(self.model.context.model_name)
+        logger.warning("%s: answering 501", message)
+        return encode_predict_response(None, requests, message, 501)
+
     def handle_predict(self, requests):
         if self.model is None:
             logger.error("PREDICT before LOAD: no model loaded")
@@ -105,17 +112,21 @@ class Worker(object):
         metrics = MetricsStore(request_ids, context.model_name)
         response = None
         prediction_line = None
+        counts = None
         try:
-            data, processors = build_batch(requests, self.decode)
-            context.request_ids = request_ids
-            context.request_processor = processors
-            context.metrics = metrics
-            start = time.time()
-            try:
-                ret = self.model.entry(data, context)
-            finally:
-                end_lines()  # the handler's output ends before ours starts
-            duration_ms = round((time.time() - start) * 1000, 2)
+            data, processors, counts = build_batch(requests, self.decode)
+            if counts is not None and not self.model.explains and asks_explain(requests[0]):
+                response = self.refuse_explain(requests)
+            else:
+                context.request_ids = request_ids
+                context.request_processor = processors
+                context.metrics = metrics
+                start = time.time()
+                try:
+                    ret = self.model.entry(data, context)
+                finally:
+                    end_lines()  # the handler's output ends before ours starts
+                duration_ms = round((time.time() - start) * 1000, 2)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as e:  # includes MemoryError; a handler error never ends the worker
@@ -133,10 +144,10 @@ class Worker(object):
             if not isinstance(ret, list):
                 logger.warning("model: %s, Invalid return type: %s.", context.model_name, type(ret))
                 response = encode_predict_response(None, requests, "Invalid model predict output", 503)
-            elif len(ret) != len(requests):
+            elif expected_outputs(requests, counts) not in (None, len(ret)):
                 logger.warning(
                     "model: %s, number of batch response mismatched, expect: %d, got: %d.",
-                    context.model_name, len(requests), len(ret),
+                    context.model_name, expected_outputs(requests, counts), len(ret),
                 )
                 response = encode_predict_response(None, requests, "number of batch response mismatched", 503)
             else:
@@ -145,6 +156,8 @@ class Worker(object):
                 else:
                     metrics.add_time(PREDICTION_METRIC, duration_ms)
                 try:
+                    if counts is not None:
+                        ret = split_outputs(ret, counts)
                     response = encode_predict_response(ret, requests, "Prediction success", 200, context)
                 except Exception:
                     logger.warning("Unable to serialize model output.", exc_info=True)
