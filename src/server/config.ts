@@ -205,6 +205,8 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
   // MMS's log4j configuration puts model_metrics.log under $METRICS_LOCATION and access_log.log under $LOG_LOCATION
   if (!props.has('metrics_location') && env['METRICS_LOCATION']) props.set('metrics_location', env['METRICS_LOCATION']);
   if (!props.has('log_location') && env['LOG_LOCATION']) props.set('log_location', env['LOG_LOCATION']);
+  // ours, in both dialects (a container's env): text or json lines (logger.ts)
+  if (!props.has('log_format') && env['LOG_FORMAT']) props.set('log_format', env['LOG_FORMAT']);
   for (const [k, v] of Object.entries(options.properties ?? {})) props.set(k, String(v));
   if (!dialect.envBeatsCommandLine) cliFlags();
   return resolveConfig(props, {
