@@ -177,6 +177,8 @@ test('the ConfigMap is a config the server starts with: every key known, JSON lo
   await mkdir(join(modelDir, 'config'), { recursive: true });
   await mkdir(join(modelDir, 'model-store'));
   await writeFile(join(modelDir, 'config', 'config.properties'), configMap.data!['config.properties']!);
+  const flags = new Set(buildEntrypointProgram().options.flatMap((o) => [o.long, o.short].filter(Boolean)));
+  for (const arg of container.args ?? []) assert.ok(flags.has(arg.split('=')[0]!), `${arg} is an entrypoint flag`);
   const plan = planEntrypoint({ modelDir, configSnapshots: container.args?.includes('--ncs') ? false : undefined }, {});
   assert.equal(plan.inferenceUrl, `http://0.0.0.0:${KSERVE_HTTP_PORT}`);
   assert.equal(plan.properties['grpc_inference_address'], '0.0.0.0', 'gRPC is reachable through the Service');
