@@ -88,7 +88,7 @@ test('LOG_FORMAT=json in the environment switches a config without log_format; t
   assert.equal((await json.stop()).code, 0);
   assert.ok(records(json.lines).some((r) => r['msg'] === 'Model server started.'));
 
-  const text = await startServerProcess(t);
+  const text = await startServerProcess(t, { env: { LOG_FORMAT: '' } });
   assert.equal((await http(text.inference, 'GET', '/ping')).status, 200);
   assert.equal((await text.stop()).code, 0);
   assert.ok(text.lines.length > 0);
