@@ -123,25 +123,22 @@ function diedHow(error: MarError): string {
   return `died: ${error.message}`;
 }
 
+/** The readable text of a pool event (the server's logger and the default stderr line share it). */
+export function poolEventText(e: PoolEvent): string {
+  switch (e.type) {
+    case 'started':
+      return `worker started (pid ${e.pid}, ${Math.round(e.startMs)} ms)`;
+    case 'start-failed':
+      return `worker failed to start: ${e.error.message}${e.retryInMs === null ? '' : `; retrying in ${e.retryInMs} ms`}`;
+    case 'died':
+      return `worker (pid ${e.pid}) ${diedHow(e.error)}; ${e.inFlight} request(s) failed; restarting in ${e.retryInMs} ms`;
+    case 'stopped':
+      return 'worker stopped';
+  }
+}
+
 function defaultEventLog(modelName: string): (e: PoolEvent) => void {
-  return (e) => {
-    let text: string;
-    switch (e.type) {
-      case 'started':
-        text = `worker started (pid ${e.pid}, ${Math.round(e.startMs)} ms)`;
-        break;
-      case 'start-failed':
-        text = `worker failed to start: ${e.error.message}${e.retryInMs === null ? '' : `; retrying in ${e.retryInMs} ms`}`;
-        break;
-      case 'died':
-        text = `worker (pid ${e.pid}) ${diedHow(e.error)}; ${e.inFlight} request(s) failed; restarting in ${e.retryInMs} ms`;
-        break;
-      case 'stopped':
-        text = 'worker stopped';
-        break;
-    }
-    process.stderr.write(`[${modelName} W-${e.workerId}] ${text}\n`);
-  };
+  return (e) => process.stderr.write(`[${modelName} W-${e.workerId}] ${poolEventText(e)}\n`);
 }
 
 /**

@@ -22,6 +22,8 @@ export interface WorkerLogLine {
   workerId: string;
   stream: 'stdout' | 'stderr';
   line: string;
+  /** The worker's pid (the `[PID]` it announced, else the spawned process's). */
+  pid: number;
 }
 
 export interface WorkerExitInfo {
@@ -199,7 +201,7 @@ export class WorkerProcess extends EventEmitter {
       onPid: (pid) => (this.#workerPid = pid),
       onStarted: () => this.#conn.connect(this.#socketSpec),
       onMetric: options.onMetric,
-      log: (stream, line) => log({ modelName: this.modelName, workerId: this.id, stream, line }),
+      log: (stream, line) => log({ modelName: this.modelName, workerId: this.id, stream, line, pid: this.pid }),
     });
     child.on('error', (err: NodeJS.ErrnoException) => {
       const msg =

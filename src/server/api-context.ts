@@ -1,7 +1,7 @@
 import type { TokenAuthorization } from './auth.js';
 import type { ServerConfig } from './config.js';
 import type { Dialect } from './dialects/index.js';
-import type { LogFile } from './log-file.js';
+import type { ServerLogger } from './logger.js';
 import type { ServerMetrics } from './metrics/server-metrics.js';
 import type { ModelRegistry } from './model-registry.js';
 import type { StartupModels } from './readiness.js';
@@ -14,8 +14,8 @@ export interface ApiContext {
   readonly startupModels: ReadonlySet<string>;
   /** One log line (server log, stdout). */
   readonly log: (msg: string) => void;
-  /** access_log.log when log_location is set, else null. */
-  readonly accessLog: LogFile | null;
+  /** The server's log: `logger.access` records answered requests (access_log.log, JSON lines), null when nothing does. */
+  readonly logger: ServerLogger;
   /** TorchServe's metrics when metrics_address is set, else null (MMS: nothing is recorded). */
   readonly metrics: ServerMetrics | null;
   /** The dialect's defaults, texts and status codes (dialects/). */

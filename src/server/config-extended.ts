@@ -12,6 +12,7 @@ import type { ListenAddress } from './config.js';
 import type { ProtocolServerConfig } from './config-protocols.js';
 import { PROTOCOL_CONFIG_KEYS, resolveProtocolConfig } from './config-protocols.js';
 import type { Dialect, DialectName } from './dialects/index.js';
+import { LOG_FORMATS, type LogFormat } from './logger.js';
 import type { TlsMaterial } from './tls.js';
 import { loadTlsMaterial } from './tls.js';
 
@@ -38,6 +39,7 @@ export const EXTENDED_CONFIG_KEYS = [
   'download_timeout',
   // KServe protocols and gRPC (config-protocols.ts)
   ...PROTOCOL_CONFIG_KEYS,
+  'log_format',
 ] as const;
 
 /** What the command line adds that is no config key in either server (TorchServe's flags). */
@@ -80,6 +82,8 @@ export interface ExtendedServerConfig extends ProtocolServerConfig {
   /** Limits for model archives downloaded from allowed URLs. */
   readonly maxDownloadBytes: number;
   readonly downloadTimeoutSeconds: number;
+  /** `text` (readable lines) or `json` (one JSON object per line on stdout, for log shippers): logger.ts. */
+  readonly logFormat: LogFormat;
   /** Keys in the configuration that the server does not act on, logged once at start. */
   readonly ignoredKeys: readonly string[];
   /** Warnings to log once at start (e.g. TorchServe's open allowed_urls). */
@@ -143,6 +147,10 @@ export function resolveExtendedConfig(
   const startupKey = props.get('default_startup_timeout')?.trim() ? 'default_startup_timeout' : 'startup_timeout';
   const depsRaw = props.get('python_deps_location')?.trim();
   const known = new Set<string>([...ctx.known, ...EXTENDED_CONFIG_KEYS]);
+  const logFormat = valueFor(props, dialect, 'log_format', 'text').toLowerCase();
+  if (!(LOG_FORMATS as readonly string[]).includes(logFormat)) {
+    throw invalid('log_format', props.get('log_format') ?? logFormat, `expected ${LOG_FORMATS.join(' or ')}`);
+  }
   const warnings: string[] = [];
   if (dialect.openAllowedUrlsWarning !== null && !props.get('allowed_urls')?.trim()) warnings.push(dialect.openAllowedUrlsWarning);
   return {
@@ -163,6 +171,7 @@ export function resolveExtendedConfig(
     tls,
     maxDownloadBytes: number(props, dialect, 'max_download_size', 10 * 1024 ** 3, 1),
     downloadTimeoutSeconds: number(props, dialect, 'download_timeout', 3600, 1),
+    logFormat: logFormat as LogFormat,
     ignoredKeys: Object.freeze([...props.keys()].filter((k) => !known.has(k)).sort()),
     startupWarnings: Object.freeze(warnings),
     ...resolveProtocolConfig(props, tls),

@@ -230,6 +230,8 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
   if (!props.has('metrics_location') && env['METRICS_LOCATION']) props.set('metrics_location', env['METRICS_LOCATION']);
   if (!props.has('log_location') && env['LOG_LOCATION']) props.set('log_location', env['LOG_LOCATION']);
   if (!props.get('python')?.trim() && env[PYTHON_ENV]?.trim()) props.set('python', env[PYTHON_ENV]);
+  // ours, in both dialects (a container's env): text or json lines (logger.ts)
+  if (!props.has('log_format') && env['LOG_FORMAT']) props.set('log_format', env['LOG_FORMAT']);
   for (const [k, v] of Object.entries(options.properties ?? {})) props.set(k, String(v));
   if (!dialect.envBeatsCommandLine) cliFlags();
   return resolveConfig(props, {

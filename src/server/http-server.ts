@@ -140,20 +140,28 @@ export class HttpListener {
     // A pipelined request queued behind a response that closed the connection (any status >= 400) never
     // gets 'close' on its response, so the socket's 'close' ends it too (else shutdown waited the whole grace).
     const socket = req.socket;
-    const accessLog = this.#api.accessLog;
-    // MMS's access log line: remote address as Java prints it, request line, status, milliseconds
-    const access = accessLog && {
-      from: `/${socket.remoteAddress ?? ''}:${socket.remotePort ?? ''}`,
-      started: performance.now(),
-    };
+    // null unless something records requests (access_log.log, log_format=json): then no clock read per request
+    const access = this.#api.logger.access;
+    const started = access ? performance.now() : 0;
+    // read now: a closed socket no longer knows its peer
+    const remote = access ? `${socket.remoteAddress ?? ''}:${socket.remotePort ?? ''}` : '';
     let ended = false;
     const end = (): void => {
       if (ended) return;
       ended = true;
       socket.off('close', end);
       if (access && res.headersSent) {
-        const ms = Math.round(performance.now() - access.started);
-        accessLog!.write(`${access.from} "${req.method} ${req.url} HTTP/${req.httpVersion}" ${res.statusCode} ${ms}`);
+        access({
+          remote,
+          method: req.method ?? '',
+          url: req.url ?? '',
+          httpVersion: req.httpVersion,
+          status: res.statusCode,
+          latencyMs: performance.now() - started,
+          requestId: rc.requestId,
+          model: rc.model?.name,
+          version: rc.model?.version,
+        });
       }
       if (res.headersSent) this.#api.metrics?.countResponse(res.statusCode);
       this.#active--;

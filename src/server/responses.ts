@@ -120,6 +120,8 @@ export interface ResponseContext {
   keepAlive: boolean;
   /** Called when the connection closes before the response was finished (a route withdraws its queued job). */
   onAbort?: (() => void) | null;
+  /** The model version a route resolved (for the access record, logger.ts). */
+  model?: { readonly name: string; readonly version: string };
 }
 
 export function newRequestId(): string {

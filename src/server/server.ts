@@ -12,6 +12,7 @@ import type { GrpcHost } from './grpc/host.js';
 import { grpcHosts } from './grpc/services.js';
 import { HttpListener } from './http-server.js';
 import { LogFile } from './log-file.js';
+import { ServerLogger } from './logger.js';
 import { ServerMetrics } from './metrics/server-metrics.js';
 import { ModelRegistry } from './model-registry.js';
 import type { StartupModels } from './readiness.js';
@@ -19,7 +20,7 @@ import { restoreSnapshot, SnapshotWriter, snapshotProperties } from './snapshot.
 
 export interface ModelServerOptions {
   config: ServerConfig;
-  /** Server log lines (default: stdout with a timestamp). */
+  /** Server log lines in the text log format (default: stdout with a timestamp); log_format=json writes JSON lines to stdout. */
   log?: (msg: string) => void;
   /** Passed to every ModelRuntime (tests shorten backoff). */
   runtimeOptions?: Partial<Omit<ModelRuntimeOptions, 'model'>>;
@@ -32,10 +33,6 @@ export interface ListenerInfo {
 
 /** Startup models loaded at once: extraction and worker start overlap, without starting hundreds together. */
 const STARTUP_LOAD_CONCURRENCY = Math.min(8, Math.max(4, cpus().length));
-
-export function defaultLog(msg: string): void {
-  process.stdout.write(`${new Date().toISOString()} [INFO ] ${msg}\n`);
-}
 
 /** `resnet-18.mar` -> `resnet_18` (MMS: file name without extension, non-word characters -> `_`). */
 export function defaultModelName(url: string): string {
@@ -51,6 +48,8 @@ export function defaultModelName(url: string): string {
 export class ModelServer {
   readonly config: ServerConfig;
   readonly registry: ModelRegistry;
+  /** Every log line of the server, in the configured log_format (logger.ts). */
+  readonly logger: ServerLogger;
   readonly #log: (msg: string) => void;
   readonly #startupModels = new Set<string>();
   readonly #listeners: HttpListener[] = [];
@@ -61,7 +60,6 @@ export class ModelServer {
   #metrics: LogFile | null = null;
   /** TorchServe's metrics (metrics_address set), else null. */
   readonly #tsMetrics: ServerMetrics | null;
-  #accessLog: LogFile | null = null;
   /** Config snapshots (snapshotsEnabled), from the end of start() on. */
   #snapshots: SnapshotWriter | null = null;
   #auth: TokenAuthorization | null = null;
@@ -69,8 +67,10 @@ export class ModelServer {
 
   constructor(options: ModelServerOptions) {
     this.config = options.config;
-    this.#log = options.log ?? defaultLog;
     const c = this.config;
+    const logger = new ServerLogger({ format: c.logFormat, log: options.log });
+    this.logger = logger;
+    this.#log = logger.info;
     const ts = c.metricsAddress === null ? null : new ServerMetrics({ mode: c.metricsMode, logDir: c.metricsLogDir, log: this.#log });
     this.#tsMetrics = ts;
     // Only with a consumer (TorchServe metrics, or MMS's metrics_location): else the workers' metric lines are dropped unparsed (hot path).
@@ -79,11 +79,17 @@ export class ModelServer {
       : c.metricsLocation !== null
         ? { onMetric: (m: MetricLine) => this.#metrics?.write(m.raw) }
         : {};
+    const given = options.runtimeOptions;
     this.registry = new ModelRegistry({
       config: this.config,
       log: this.#log,
-      runtimeOptions: { ...onMetric, ...options.runtimeOptions },
-      ...(ts ? { runtimeHooks: (name: string, version: string) => ({ timings: ts.timings(name, version) }) } : {}),
+      runtimeOptions: { ...onMetric, ...given },
+      // worker lines and pool events through the logger (unless the caller routes them), metrics hooks
+      runtimeHooks: (name: string, version: string) => ({
+        log: given?.log ?? logger.worker(name, version),
+        onEvent: given?.onEvent ?? logger.workerEvent(name, version),
+        ...(ts ? { timings: ts.timings(name, version) } : {}),
+      }),
     });
   }
 
@@ -115,16 +121,13 @@ export class ModelServer {
       this.#metrics = LogFile.open(c.metricsLocation, 'model_metrics.log', 'metrics_location', this.#log);
       this.#log(`Model metrics log: ${this.#metrics.path}`);
     }
-    if (c.logLocation !== null) {
-      this.#accessLog = LogFile.open(c.logLocation, 'access_log.log', 'log_location', this.#log);
-      this.#log(`Access log: ${this.#accessLog.path}`);
-    }
+    if (c.logLocation !== null) this.logger.openAccessLog(c.logLocation);
     const api: ApiContext = {
       config: this.config,
       registry: this.registry,
       startupModels: this.#startupModels,
       log: this.#log,
-      accessLog: this.#accessLog,
+      logger: this.logger,
       metrics: this.#tsMetrics,
       dialect,
       auth: this.#auth,
@@ -237,7 +240,8 @@ export class ModelServer {
       await Promise.all([...this.#listeners.map((l) => l.close(graceMs)), ...this.#grpc.map((g) => g.close(graceMs))]);
       const left = Math.max(0, graceMs - (performance.now() - start));
       await this.registry.closeAll(left);
-      await Promise.all([this.#metrics?.close(), this.#accessLog?.close(), this.#tsMetrics?.close(), this.#auth?.removeKeyFile()]);
+      await Promise.all([this.#metrics?.close(), this.#tsMetrics?.close(), this.#auth?.removeKeyFile()]);
+      await this.logger.close();
     })();
     return this.#stopping;
   }

@@ -76,6 +76,7 @@ test('the tarball holds what runs and nothing else: compiled src with declaratio
     'src/runtime/python/compat/mms/service.py',
     'bin/model-archiver.js',
     'bin/model-server.js',
+    'bin/model-server-entrypoint.js',
     'LICENSE',
     'docs/server.md',
     'docs/errors.md',
@@ -163,6 +164,8 @@ test('the CLIs run from node_modules/.bin', async () => {
   for (const [bin, usage] of [
     ['model-archiver', /Usage: model-archiver/],
     ['model-server', /Usage: model-server/],
+    // the container image's ENTRYPOINT: npm links it when the image installs the packed tarball
+    ['model-server-entrypoint', /Usage: model-server-entrypoint/],
   ] as const) {
     const r = await run(join(project, 'node_modules', '.bin', bin), ['--help'], { cwd: project });
     assert.equal(r.code, 0, r.stderr);

@@ -253,8 +253,9 @@ export async function startServerProcess(t: TestContext, options: ServerProcessO
   let inference = '';
   let management = '';
   if (!options.noWait) {
-    inference = /bind to: (\S+)/.exec(await log.waitLine(/Inference API bind to: /))![1]!;
-    management = /bind to: (\S+)/.exec(await log.waitLine(/Management API bind to: /))![1]!;
+    // the url ends at white space, or at the quote closing a log_format=json message
+    inference = /bind to: ([^\s"]+)/.exec(await log.waitLine(/Inference API bind to: /))![1]!;
+    management = /bind to: ([^\s"]+)/.exec(await log.waitLine(/Management API bind to: /))![1]!;
   }
   return { proc, inference, management, dir, store, lines: log.lines, waitLine: log.waitLine, exited, stop };
 }

@@ -6,7 +6,7 @@ import { MarError } from '../../errors.js';
 import type { LoadConfigOptions } from '../../server/config.js';
 import { loadConfig } from '../../server/config.js';
 import type { DialectName } from '../../server/dialects/index.js';
-import { defaultLog, ModelServer } from '../../server/server.js';
+import { ModelServer } from '../../server/server.js';
 import { packagePath } from '../../util/package-info.js';
 
 export interface StartOptions {
@@ -29,6 +29,10 @@ export interface StartOptions {
   enableModelApi?: boolean;
   /** The stop command the messages show (default: `model-server --stop --pid-file <pid file>`). */
   stopCommand?: string;
+  /** config.properties keys set by the caller (the container entrypoint's KServe mapping); they win over file and env. */
+  properties?: Readonly<Record<string, string>>;
+  /** Lines the server logs first, in its log format (what the entrypoint applied). */
+  notes?: readonly string[];
 }
 
 const PID_FILE_NAME = '.model_server.pid';
@@ -56,6 +60,7 @@ function configOptions(o: StartOptions): LoadConfigOptions {
     ...(o.noConfigSnapshots ? { noConfigSnapshots: true } : {}),
     ...(o.disableTokenAuth ? { disableTokenAuth: true } : {}),
     ...(o.enableModelApi ? { enableModelApi: true } : {}),
+    ...(o.properties !== undefined ? { properties: o.properties } : {}),
   };
 }
 
@@ -130,7 +135,9 @@ async function runForeground(o: StartOptions): Promise<void> {
   const config = loadConfig(configOptions(o));
   const pidFile = o.pidFile || o.start ? pidFilePath(o) : null;
   if (pidFile) writePidFile(pidFile, o);
-  const server = new ModelServer({ config, log: defaultLog });
+  const server = new ModelServer({ config });
+  const log = server.logger.info;
+  for (const note of o.notes ?? []) log(note);
   let signalled = 0;
   let onSignal!: (sig: NodeJS.Signals) => void;
   const stopped = new Promise<void>((resolveStop) => {
@@ -138,13 +145,13 @@ async function runForeground(o: StartOptions): Promise<void> {
       signalled++;
       if (signalled > 1) {
         // The runtime's exit hook SIGKILLs every worker process, starting ones included.
-        defaultLog(`${sig} received again: exiting now`);
+        log(`${sig} received again: exiting now`);
         if (pidFile) removePidFile(pidFile);
         process.exit(130);
       }
-      defaultLog(`${sig} received: shutting down (in-flight requests get up to ${config.shutdownTimeoutSeconds} s)`);
+      log(`${sig} received: shutting down (in-flight requests get up to ${config.shutdownTimeoutSeconds} s)`);
       void server.stop().then(resolveStop, (err: unknown) => {
-        defaultLog(`error during shutdown: ${String(err)}`);
+        log(`error during shutdown: ${String(err)}`);
         resolveStop();
       });
     };
@@ -155,7 +162,7 @@ async function runForeground(o: StartOptions): Promise<void> {
     const listeners = await server.start();
     process.send?.({ type: 'ready', listeners, pid: process.pid });
     await stopped;
-    defaultLog('Model server stopped.');
+    log('Model server stopped.');
   } catch (err) {
     process.send?.({ type: 'failed', message: err instanceof Error ? err.message : String(err) });
     await server.stop(0);

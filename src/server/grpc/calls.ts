@@ -46,14 +46,21 @@ export function unary<Req, Res>(
 ): handleUnaryCall<Req, Res> {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
     const started = performance.now();
+    const requestId = newRequestId();
     let cancel: (() => void) | null = null;
     call.on('cancelled', () => cancel?.());
-    const done = (code: number, reply: () => void): void => {
+    const done = (code: number, httpStatus: number, reply: () => void): void => {
       reply();
-      if (api.accessLog) {
-        const ms = Math.round(performance.now() - started);
-        api.accessLog.write(`${call.getPeer()} "gRPC ${call.getPath()}" ${code} ${ms}`);
-      }
+      api.logger.access?.({
+        remote: call.getPeer(),
+        method: 'gRPC',
+        url: call.getPath(),
+        httpVersion: '2',
+        status: httpStatus,
+        grpcStatus: code,
+        latencyMs: performance.now() - started,
+        requestId,
+      });
     };
     void (async () => {
       try {
@@ -62,17 +69,17 @@ export function unary<Req, Res>(
           api.auth.authorizeHeader(typeof header === 'string' ? header : undefined, options.key);
         }
         const result = await fn(call.request, {
-          requestId: newRequestId(),
+          requestId,
           headers: metadataHeaders(call.metadata),
           onCancel: (c) => {
             cancel = c;
           },
         });
-        done(GRPC_STATUS.OK, () => callback(null, result));
+        done(GRPC_STATUS.OK, 200, () => callback(null, result));
       } catch (err) {
         if (isMarError(err) && err.code === 'REQUEST_CANCELLED') return;
         const e = toServiceError(err, api.log);
-        done(e.code ?? GRPC_STATUS.UNKNOWN, () => callback(e as ServiceError));
+        done(e.code ?? GRPC_STATUS.UNKNOWN, isMarError(err) ? err.httpStatus : 500, () => callback(e as ServiceError));
       }
     })();
   };

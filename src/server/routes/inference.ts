@@ -81,6 +81,7 @@ async function predict(
   }
   // 404 "Model not found" or "Model version: v does not exist for model: m"
   const entry = api.registry.find(modelName, version);
+  rc.model = entry;
   if (req.method === 'OPTIONS') {
     sendJson(res, rc, 200, modelApi(modelName));
     return;
