@@ -10,6 +10,7 @@ import type { EntryPoint } from '../handler/entry-point.js';
 import { type HandlerLanguage, launcherOf, resolveRuntime } from '../handler/runtimes.js';
 import { packagePath, TOOL_VERSION } from '../util/package-info.js';
 import { defaultPython } from './python-env.js';
+import { resolvePython } from './python-resolve.js';
 
 /** Where the worker listens: a unix socket path or 127.0.0.1:port. */
 export type WorkerSocket = { type: 'unix'; path: string } | { type: 'tcp'; host: string; port: number };
@@ -78,7 +79,10 @@ export function pythonLaunch(o: LaunchOptions): LaunchSpec {
     env['MAR_TORCH_THREADS'] = String(Math.max(1, Math.floor(availableParallelism() / Math.max(1, o.workers ?? 1))));
     env['OMP_WAIT_POLICY'] = base['OMP_WAIT_POLICY'] ?? 'PASSIVE';
   }
-  return { command: o.python ?? defaultPython(base), args: [PYTHON_WORKER_SCRIPT, ...socketArgs(o.socket)], env, cwd: o.modelDir };
+  // a version manager's shim is resolved here rather than run per spawn (python-resolve.ts)
+  const python = resolvePython(o.python ?? defaultPython(base), o.modelDir, base);
+  Object.assign(env, python.env);
+  return { command: python.command, args: [PYTHON_WORKER_SCRIPT, ...socketArgs(o.socket)], env, cwd: o.modelDir };
 }
 
 export function nodeLaunch(o: LaunchOptions): LaunchSpec {
