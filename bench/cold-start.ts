@@ -45,7 +45,10 @@ function timedRun(args: string[], env: NodeJS.ProcessEnv = process.env): Promise
 /** `model-server start --models name` -> [ms to the first 200, ms of that first request]. */
 async function serverColdStart(dir: string, name: string): Promise<[number, number]> {
   const cfg = join(dir, `cold-${name}.properties`);
-  await writeFile(cfg, `inference_address=http://127.0.0.1:0\nmanagement_address=http://127.0.0.1:0\nmodel_store=${join(dir, 'store')}\n`);
+  await writeFile(
+    cfg,
+    `inference_address=http://127.0.0.1:0\nmanagement_address=http://127.0.0.1:0\nmodel_store=${join(dir, 'store')}\ndefault_workers_per_model=1\n`,
+  );
   const t0 = performance.now();
   const proc = spawn(process.execPath, [SERVER_BIN, 'start', '--config', cfg, '--models', name], {
     cwd: dir,
