@@ -24,6 +24,8 @@ type HandleFn = (data: unknown, context: Context) => unknown;
 
 const ACCEPT_TIMEOUT_MS = 30_000;
 const DECODE = (process.env['MMS_DECODE_INPUT_REQUEST'] ?? 'true') === 'true';
+/** 0 when the frontend drops [METRICS] lines (nothing consumes them): none are printed (launchers.ts). */
+const METRICS_ENABLED = process.env['MAR_WORKER_METRICS'] !== '0';
 
 /**
  * The frontend reads stdout line by line ([METRICS] lines): a handler's `process.stdout.write('...')` without a
@@ -293,7 +295,7 @@ function serve(conn: Socket): void {
     printMetrics();
   };
   const printMetrics = (): void => {
-    if (handler) for (const line of handler.context.metrics.lines()) out(line);
+    if (handler && METRICS_ENABLED) for (const line of handler.context.metrics.lines()) out(line);
   };
 
   conn.on('data', (chunk: Buffer) => {
