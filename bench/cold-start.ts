@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { openModel } from '../src/runtime/model.js';
 import { WorkerProcess } from '../src/runtime/worker-process.js';
 import { packagePath } from '../src/util/package-info.js';
@@ -15,6 +16,9 @@ import { lineWaiter } from './line-waiter.js';
 
 const SERVER_BIN = packagePath('bin', 'model-server.js');
 const ARCHIVER_BIN = packagePath('bin', 'model-archiver.js');
+const START_PATH_IMPORTS = ['cli/server-main.js', 'server/config.js', 'server/server.js']
+  .map((m) => `await import(${JSON.stringify(pathToFileURL(packagePath('dist', 'src', ...m.split('/'))).href)});`)
+  .join('\n');
 
 export interface ColdStartParts {
   /** Each value: the runs in ms. */
@@ -114,8 +118,8 @@ export async function coldStartParts(dir: string, runs = 3): Promise<ColdStartPa
   for (let i = 0; i < runs; i++) {
     const node = await timedRun(['-e', '']);
     parts.nodeStart.push(node);
-    // --version loads the whole CLI (the server's modules included), then exits
-    parts.ourModules.push(Math.max(0, (await timedRun([SERVER_BIN, '--version'])) - node));
+    // what `model-server start` loads before it reads the config: the CLI and the server's modules
+    parts.ourModules.push(Math.max(0, (await timedRun(['--input-type=module', '-e', START_PATH_IMPORTS])) - node));
     parts.pythonWorkerReady.push(await workerReady('python'));
     parts.nodeWorkerReady.push(await workerReady('node'));
     const [py, pyFirst] = await serverColdStart(dir, 'coldpy');
@@ -138,7 +142,7 @@ export function coldStartTable(p: ColdStartParts): string {
     '| cold start part | median ms | runs ms |',
     '|---|---:|---|',
     row('node start (`node -e ""`, spawn to exit)', p.nodeStart),
-    row('our modules (`model-server --version` minus node start)', p.ourModules),
+    row('our modules (importing the CLI and the server, minus node start)', p.ourModules),
     row('Python worker spawn -> LOAD answered (noop.py)', p.pythonWorkerReady),
     row('Node worker spawn -> LOAD answered (noop.js)', p.nodeWorkerReady),
     row('`start --models` Python model: spawn -> first 200', p.pythonTotal),
