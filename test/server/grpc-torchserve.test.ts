@@ -5,21 +5,16 @@
  * errors as gRPC statuses from the error registry, token authorization, the size limit and the access log.
  */
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { Client, ServiceClientConstructor } from '@grpc/grpc-js';
-import { credentials, loadPackageDefinition, Metadata, status } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { packagePath } from '../../src/util/package-info.js';
-import { run, tempDir } from '../helpers/util.js';
+import { status } from '@grpc/grpc-js';
+import { grpcClient, PY_STATUS, pythonGrpcClient } from '../helpers/grpc-clients.js';
+import { run } from '../helpers/util.js';
 import type { RunningServer } from './server-helpers.js';
 import { http, registerPy, startServer } from './server-helpers.js';
 
-const PROTO_DIR = packagePath('proto');
-
 type Answer = any;
-type Unary = (req: object, meta: Metadata, cb: (err: (Error & { code: number; details: string }) | null, res: any) => void) => void;
 interface Streamed {
   messages: Answer[];
   code: number;
@@ -36,34 +31,24 @@ function collect(stream: NodeJS.EventEmitter): Promise<Streamed> {
   );
 }
 
-/** A grpc-js client of one of TorchServe's services, on the listener `api` of the server. */
-function tsClient(url: string, file: 'inference.proto' | 'management.proto', key?: string) {
-  const def = loadSync(join(PROTO_DIR, file), { keepCase: true, longs: String, defaults: true, oneofs: true, includeDirs: [PROTO_DIR] });
-  const pkg = loadPackageDefinition(def) as any;
-  const ns = pkg.org.pytorch.serve.grpc;
-  const Service: ServiceClientConstructor =
-    file === 'inference.proto' ? ns.inference.InferenceAPIsService : ns.management.ManagementAPIsService;
-  const client = new Service(url, credentials.createInsecure()) as Client & Record<string, any>;
-  const meta = (): Metadata => {
-    const m = new Metadata();
-    if (key !== undefined) m.set('authorization', `Bearer ${key}`);
-    m.set('x-probe', 'grpc');
-    return m;
-  };
+const SERVICES = {
+  'inference.proto': 'org.pytorch.serve.grpc.inference.InferenceAPIsService',
+  'management.proto': 'org.pytorch.serve.grpc.management.ManagementAPIsService',
+} as const;
+
+/** A grpc-js client of one of TorchServe's services, with StreamPredictions and StreamPredictions2 collected. */
+function tsClient(url: string, file: keyof typeof SERVICES, key?: string) {
+  const c = grpcClient(url, file, SERVICES[file], key);
   return {
-    call: (method: string, req: object): Promise<Answer> =>
-      new Promise((resolve) =>
-        (client[method] as Unary)(req, meta(), (err, res) => resolve(err ? { code: err.code, details: err.details } : res)),
-      ),
-    stream: (req: object): Promise<Streamed> => collect(client['StreamPredictions'](req, meta())),
+    ...c,
+    stream: (req: object): Promise<Streamed> => collect(c.client['StreamPredictions'](req, c.metadata())),
     bidi: (reqs: object[]): Promise<Streamed> => {
-      const call = client['StreamPredictions2'](meta());
+      const call = c.client['StreamPredictions2'](c.metadata());
       const done = collect(call);
       for (const r of reqs) call.write(r);
       call.end();
       return done;
     },
-    close: () => client.close(),
   };
 }
 
@@ -252,8 +237,9 @@ test('TorchServe gRPC and token authorization: the inference key for inference, 
   const noKeyBidi = await infNone.bidi([{ ...req, sequenceId: 's' }]);
   assert.deepEqual([noKeyBidi.messages, noKeyBidi.code], [[], status.PERMISSION_DENIED]);
   assert.equal((await inf.bidi([{ ...req, sequenceId: 's' }])).messages.length, 1);
-  // Ping needs no key, as /ping
-  assert.deepEqual(JSON.parse((await infNone.call('Ping', {})).health), { status: 'Healthy' });
+  // Ping needs the inference key, as /ping
+  assert.deepEqual(await infNone.call('Ping', {}), { code: status.PERMISSION_DENIED, details: denied });
+  assert.deepEqual(JSON.parse((await inf.call('Ping', {})).health), { status: 'Healthy' });
 
   await s.stop();
   const log = await readFile(join(s.dir, 'logs', 'access_log.log'), 'utf8');
@@ -274,15 +260,6 @@ test('enable_model_api=false refuses RegisterModel and UnregisterModel over gRPC
   assert.equal((await m.call('ListModels', {})).msg, (await http(s.management, 'GET', '/models')).text);
 });
 
-/** An interpreter with Debian's grpcio and grpc_tools (python3 on PATH may be another one), or null. */
-async function pythonWithGrpc(): Promise<string | null> {
-  for (const python of ['python3', '/usr/bin/python3']) {
-    const r = await run(python, ['-c', 'import grpc, grpc_tools.protoc'], { timeoutMs: 30_000 }).catch(() => null);
-    if (r?.code === 0) return python;
-  }
-  return null;
-}
-
 const PY_CLIENT = `
 import json, sys
 sys.path.insert(0, sys.argv[1])
@@ -294,14 +271,7 @@ import management_pb2 as mgmt, management_pb2_grpc as mgmt_rpc
 i = inf_rpc.InferenceAPIsServiceStub(grpc.insecure_channel(sys.argv[2]))
 m = mgmt_rpc.ManagementAPIsServiceStub(grpc.insecure_channel(sys.argv[3]))
 out = {}
-
-def status(call):
-    try:
-        call()
-        return None
-    except grpc.RpcError as e:
-        return [e.code().name, e.details()]
-
+${PY_STATUS}
 def seen(prediction):
     return json.loads(prediction)["params"]["data"]["value"]
 
@@ -324,25 +294,10 @@ print(json.dumps(out))
 `;
 
 test('TorchServe gRPC with Python grpcio and stubs generated by grpc_tools from our .proto files', async (t) => {
-  const python = await pythonWithGrpc();
-  if (python === null) {
-    t.skip('needs Python grpcio and grpc_tools: apt-get install python3-grpcio python3-grpc-tools');
-    return;
-  }
-  const dir = await tempDir(t, 'mar-grpc-ts-py-');
-  const protos = ['inference.proto', 'management.proto', join('google', 'rpc', 'status.proto')];
-  const gen = await run(python, [
-    '-m',
-    'grpc_tools.protoc',
-    `-I${PROTO_DIR}`,
-    `--python_out=${dir}`,
-    `--grpc_python_out=${dir}`,
-    ...protos,
-  ]);
-  assert.equal(gen.code, 0, gen.stderr);
-  await writeFile(join(dir, 'client.py'), PY_CLIENT);
+  const py = await pythonGrpcClient(t, ['inference.proto', 'management.proto', join('google', 'rpc', 'status.proto')], PY_CLIENT);
+  if (py === null) return;
   const s = await startServer(t, { props: { grpc_inference_port: 0, grpc_management_port: 0 } });
-  const r = await run(python, [join(dir, 'client.py'), dir, grpcUrl(s, 'inference'), grpcUrl(s, 'management')], { timeoutMs: 60_000 });
+  const r = await run(py.python, [py.script, py.dir, grpcUrl(s, 'inference'), grpcUrl(s, 'management')], { timeoutMs: 60_000 });
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout), {
     register: 'Workers scaled',

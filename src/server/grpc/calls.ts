@@ -125,6 +125,35 @@ export function unary<Req, Res>(
 }
 
 /**
+ * A streaming call's frame: checks the key, runs `body`, then ends the call OK (nothing once the client cancelled),
+ * or with the error's status when `body` throws.
+ */
+function streamCall<Req, Res>(
+  api: ApiContext,
+  call: ServerWritableStream<Req, Res> | ServerDuplexStream<Req, Res>,
+  key: TokenKind | null,
+  body: (b: Begun, cancelled: () => boolean) => Promise<void>,
+): void {
+  const b = begin(api, call);
+  let cancelled = false;
+  call.on('cancelled', () => {
+    cancelled = true;
+    b.cancel();
+  });
+  void (async () => {
+    try {
+      authorize(api, call, key);
+      await body(b, () => cancelled);
+      if (cancelled) return;
+      call.end();
+      b.log(GRPC_STATUS.OK, 200);
+    } catch (err) {
+      fail(api, b, err, (e) => call.emit('error', e)); // grpc-js: the error event sends the status
+    }
+  })();
+}
+
+/**
  * A server-streaming method: as `unary`, but `fn` sends each message with `send`; the call ends (OK) when it
  * resolves, or with the error's status when it throws.
  */
@@ -133,20 +162,8 @@ export function serverStreaming<Req, Res>(
   options: UnaryOptions,
   fn: (request: Req, call: GrpcCall, send: (message: Res) => void) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
-  return (call: ServerWritableStream<Req, Res>) => {
-    const b = begin(api, call);
-    call.on('cancelled', b.cancel);
-    void (async () => {
-      try {
-        authorize(api, call, options.key);
-        await fn(call.request, b.call, (m) => call.write(m));
-        call.end();
-        b.log(GRPC_STATUS.OK, 200);
-      } catch (err) {
-        fail(api, b, err, (e) => call.emit('error', e)); // grpc-js: the error event sends the status
-      }
-    })();
-  };
+  return (call: ServerWritableStream<Req, Res>) =>
+    streamCall(api, call, options.key, (b) => fn(call.request, b.call, (m) => call.write(m)));
 }
 
 /**
@@ -159,29 +176,14 @@ export function bidiStreaming<Req, Res>(
   options: UnaryOptions,
   fn: (request: Req, call: GrpcCall, send: (message: Res) => void) => Promise<void>,
 ): handleBidiStreamingCall<Req, Res> {
-  return (call: ServerDuplexStream<Req, Res>) => {
-    const b = begin(api, call);
-    let cancelled = false;
-    call.on('cancelled', () => {
-      cancelled = true;
-      b.cancel();
-    });
-    void (async () => {
-      try {
-        authorize(api, call, options.key);
-        // the iterator must not destroy the call when the client's stream ends: the status is still to be sent
-        for await (const request of call.iterator({ destroyOnReturn: false }) as AsyncIterable<Req>) {
-          if (cancelled) return;
-          await fn(request, { ...b.call, requestId: newRequestId() }, (m) => call.write(m));
-        }
-        if (cancelled) return;
-        call.end();
-        b.log(GRPC_STATUS.OK, 200);
-      } catch (err) {
-        fail(api, b, err, (e) => call.emit('error', e)); // grpc-js: the error event sends the status
+  return (call: ServerDuplexStream<Req, Res>) =>
+    streamCall(api, call, options.key, async (b, cancelled) => {
+      // the iterator must not destroy the call when the client's stream ends: the status is still to be sent
+      for await (const request of call.iterator({ destroyOnReturn: false }) as AsyncIterable<Req>) {
+        if (cancelled()) return;
+        await fn(request, { ...b.call, requestId: newRequestId() }, (m) => call.write(m));
       }
-    })();
-  };
+    });
 }
 
 /** BAD_REQUEST for a required field left empty (proto3 cannot tell empty from absent). */

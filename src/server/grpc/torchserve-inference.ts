@@ -80,10 +80,10 @@ async function sequenceAnswer(api: ApiContext, r: PredictionsRequestMessage, cal
   }
 }
 
-/** The service for the gRPC inference listener. Ping needs no key (TorchServe's GRPCInterceptor lets it through). */
+/** The service for the gRPC inference listener; every method needs the inference key, as /ping and /predictions. */
 export function torchserveInferenceService(api: ApiContext): GrpcService {
   const implementation: UntypedServiceImplementation = {
-    Ping: unary(api, { key: null }, () => ({ health: toMmsJson({ status: pingStatus(api).status }) })),
+    Ping: unary(api, { key: 'inference' }, () => ({ health: toMmsJson({ status: pingStatus(api).status }) })),
     Predictions: unary(api, { key: 'inference' }, async (r: PredictionsRequestMessage, call) => ({
       prediction: await predictions(api, r, call),
     })),
