@@ -46,7 +46,7 @@ export interface UnaryOptions {
   key: TokenKind | null;
 }
 
-/** What every kind of call has: its path, peer, metadata, and the 'cancelled' event. */
+/** What every kind of call has: its path, peer and metadata. */
 type AnyCall = Pick<ServerUnaryCall<unknown, unknown>, 'getPeer' | 'getPath' | 'metadata'>;
 
 /** A call begun: its facts for the handler, and `log` for its one access log line (when it ends). */
