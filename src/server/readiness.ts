@@ -2,6 +2,7 @@
  * Whether the server and its models can answer inference requests: the one answer KServe's v1 and v2 health routes,
  * gRPC's ServerReady/ModelReady and Kubernetes' readiness probe (`/v2/health/ready`) all give.
  */
+import type { ApiContext } from './api-context.js';
 import type { ModelEntry, ModelRegistry } from './model-registry.js';
 
 /** The models the server loaded at start (load_models or model_snapshot), filled in before any listener opens. */
@@ -30,4 +31,14 @@ export function serverReadiness(registry: ModelRegistry, startup: StartupModels)
     (e) => `${e.name} ${e.version} (${e.runtime.health().running} of ${Math.max(1, e.runtime.minWorkers)} workers up)`,
   );
   return { ready: false, reason: `not every startup model has its workers up: ${what.join(', ')}` };
+}
+
+/** `/ping` and TorchServe's gRPC Ping: the dialect's health text and HTTP status from each model's running workers. */
+export function pingStatus(api: Pick<ApiContext, 'registry' | 'dialect'>): { status: string; code: number } {
+  // per model: workers running, and workers configured (MMS minWorkers)
+  const models = api.registry.names().map((n) => {
+    const { runtime } = api.registry.get(n)!;
+    return { running: runtime.health().running, configured: runtime.minWorkers };
+  });
+  return api.dialect.ping(models);
 }

@@ -145,8 +145,7 @@ export class ModelServer {
     if (c.metricsAddress !== null) {
       this.#listeners.push(new HttpListener(api, c.metricsAddress, { inference: false, management: false, metrics: true }));
     }
-    this.#grpc =
-      c.grpcInference !== null || c.grpcManagement !== null ? (await import('./grpc/services.js')).grpcHosts(api, this.#log) : [];
+    this.#grpc = c.grpcInference !== null || c.grpcManagement !== null ? (await import('./grpc/services.js')).grpcHosts(api) : [];
     try {
       // TorchServe: a model_snapshot replaces load_models
       if (c.modelSnapshot !== null) this.#startup.failed.push(...(await restoreSnapshot(this.registry, c, this.#log)));

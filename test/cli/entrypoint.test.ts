@@ -16,6 +16,7 @@ import { createArchive } from '../../src/archive/pack.js';
 import { planEntrypoint } from '../../src/cli/entrypoint-plan.js';
 import { isMarError } from '../../src/errors.js';
 import { packagePath } from '../../src/util/package-info.js';
+import { grpcClient } from '../helpers/grpc-clients.js';
 import { FIXTURES, run, tempDir } from '../helpers/util.js';
 import { http } from '../server/server-helpers.js';
 
@@ -195,7 +196,7 @@ test('a directory without model-store/: one line saying what KServe must provide
   );
 });
 
-test("started as kserve-torchserve starts its container (its args, KServe's env), the server serves the model store", async (t) => {
+test("started as kserve-torchserve starts its container (its args, KServe's env), the server serves the model store: TorchServe's APIs, v1, v2 and gRPC", async (t) => {
   const dir = await tempDir(t);
   // KServe's config, on loopback and free ports for the test (the image's config says 0.0.0.0)
   await kserveLayout(dir, {
@@ -258,6 +259,40 @@ test("started as kserve-torchserve starts its container (its args, KServe's env)
   assert.equal(predicted.json().params.body.value, 'hi');
   const models = await http(management, 'GET', '/models');
   assert.deepEqual(models.json().models, [{ modelName: 'echo', modelUrl: 'echo.mar' }]);
+
+  // the protocols KServe's wrapper answered: v1, v2 (REST) and gRPC v2, without a wrapper
+  const v1 = await http(inference, 'POST', '/v1/models/echo:predict', JSON.stringify({ instances: [{ a: 1 }] }), {
+    'content-type': 'application/json',
+  });
+  assert.equal(v1.status, 200, v1.text);
+  assert.equal(v1.json().predictions[0].params.a.value, 1, 'the instance reached the handler');
+  const ready = await http(inference, 'GET', '/v2/health/ready');
+  assert.equal(ready.status, 200, ready.text);
+  assert.deepEqual(ready.json(), { ready: true });
+  const infer = { id: 'e2e', inputs: [{ name: 'x', shape: [2], datatype: 'INT32', data: [1, 2] }] };
+  const v2 = await http(inference, 'POST', '/v2/models/echo/infer', JSON.stringify(infer), { 'content-type': 'application/json' });
+  assert.equal(v2.status, 200, v2.text);
+  assert.equal(v2.json().model_name, 'echo');
+  assert.equal(v2.json().id, 'e2e');
+  // gRPC on the port the server logs (bound on all interfaces, as in the container)
+  const grpcPort = (await bound('gRPC inference')).split(':').pop()!;
+  const grpcUrl = `127.0.0.1:${grpcPort}`;
+  const oip = grpcClient(grpcUrl, 'open_inference_grpc.proto', 'inference.GRPCInferenceService');
+  const ts = grpcClient(grpcUrl, 'inference.proto', 'org.pytorch.serve.grpc.inference.InferenceAPIsService');
+  t.after(() => {
+    oip.close();
+    ts.close();
+  });
+  const inferred = await oip.call('ModelInfer', {
+    model_name: 'echo',
+    id: 'g-e2e',
+    inputs: [{ name: 'x', datatype: 'INT32', shape: [2], contents: { int_contents: [1, 2] } }],
+  });
+  assert.equal(inferred.id, 'g-e2e', JSON.stringify(inferred));
+  assert.equal(inferred.model_name, 'echo');
+  assert.equal(inferred.outputs.length, 1);
+  const predictedGrpc = await ts.call('Predictions', { model_name: 'echo', input: { body: Buffer.from('hi') } });
+  assert.equal(JSON.parse(predictedGrpc.prediction.toString('utf8')).params.body.value, 'hi', JSON.stringify(predictedGrpc));
 
   proc.kill('SIGTERM');
   assert.equal(await exited, 0);

@@ -59,7 +59,7 @@ after(() => rm(root, { recursive: true, force: true }));
 
 test('the tarball holds what runs and nothing else: compiled src with declarations, bin, the Python worker, schema, .proto files, validator, the docs the README links', () => {
   const allowed =
-    /^(package\.json|README\.md|LICENSE|CHANGELOG\.md|docs\/[\w-]+\.md|bin\/[\w-]+\.js|dist\/src\/.+\.(js|d\.ts)|dist\/manifest-validator\.cjs|schemas\/[\w.-]+\.json|proto\/[\w.-]+\.proto|src\/runtime\/python\/(?!tests\/).+\.py)$/;
+    /^(package\.json|README\.md|LICENSE|CHANGELOG\.md|docs\/[\w-]+\.md|bin\/[\w-]+\.js|dist\/src\/.+\.(js|d\.ts)|dist\/manifest-validator\.cjs|schemas\/[\w.-]+\.json|proto\/([\w-]+\/)*[\w.-]+\.proto|src\/runtime\/python\/(?!tests\/).+\.py)$/;
   assert.deepEqual(
     packed.filter((p) => !allowed.test(p)),
     [],
@@ -71,6 +71,9 @@ test('the tarball holds what runs and nothing else: compiled src with declaratio
     'dist/manifest-validator.cjs',
     'schemas/manifest.schema.json',
     'proto/open_inference_grpc.proto',
+    'proto/inference.proto',
+    'proto/management.proto',
+    'proto/google/rpc/status.proto',
     'src/runtime/python/mms_worker.py',
     'src/runtime/python/_mar_worker/codec.py',
     'src/runtime/python/compat/mms/service.py',

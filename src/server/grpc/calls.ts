@@ -1,9 +1,20 @@
 /**
  * What every gRPC method shares, as the HTTP listener does for routes: the key check (token authorization, as
  * TorchServe's GRPCInterceptor: `authorization: Bearer <key>` metadata), errors as gRPC statuses from the error
- * registry, the client's metadata as request headers, cancellation, and the access log line.
+ * registry, the client's metadata as request headers, cancellation, and the access log line; for unary,
+ * server-streaming and bidirectional-streaming methods.
  */
-import type { handleUnaryCall, Metadata, ServerUnaryCall, ServiceError, sendUnaryData } from '@grpc/grpc-js';
+import type {
+  handleBidiStreamingCall,
+  handleServerStreamingCall,
+  handleUnaryCall,
+  Metadata,
+  ServerDuplexStream,
+  ServerUnaryCall,
+  ServerWritableStream,
+  ServiceError,
+  sendUnaryData,
+} from '@grpc/grpc-js';
 import { GRPC_STATUS, isMarError, MarError } from '../../errors.js';
 import type { ApiContext } from '../api-context.js';
 import type { TokenKind } from '../auth.js';
@@ -35,6 +46,59 @@ export interface UnaryOptions {
   key: TokenKind | null;
 }
 
+/** What every kind of call has: its path, peer and metadata. */
+type AnyCall = Pick<ServerUnaryCall<unknown, unknown>, 'getPeer' | 'getPath' | 'metadata'>;
+
+/** A call begun: its facts for the handler, and `log` for its one access log line (when it ends). */
+interface Begun {
+  call: GrpcCall;
+  /** Withdraws what the call waits for (the client cancelled). */
+  cancel: () => void;
+  log: (grpcStatus: number, httpStatus: number) => void;
+}
+
+function begin(api: ApiContext, call: AnyCall): Begun {
+  const started = performance.now();
+  const requestId = newRequestId();
+  let cancel: (() => void) | null = null;
+  return {
+    call: {
+      requestId,
+      headers: metadataHeaders(call.metadata),
+      onCancel: (c) => {
+        cancel = c;
+      },
+    },
+    cancel: () => cancel?.(),
+    log: (grpcStatus, httpStatus) =>
+      api.logger.access?.({
+        remote: call.getPeer(),
+        method: 'gRPC',
+        url: call.getPath(),
+        httpVersion: '2',
+        status: httpStatus,
+        grpcStatus,
+        latencyMs: performance.now() - started,
+        requestId,
+      }),
+  };
+}
+
+/** The key check of token authorization (TorchServe's GRPCInterceptor); throws TOKEN_INVALID. */
+function authorize(api: ApiContext, call: AnyCall, key: TokenKind | null): void {
+  if (key === null || !api.auth) return;
+  const header = call.metadata.get('authorization')[0];
+  api.auth.authorizeHeader(typeof header === 'string' ? header : undefined, key);
+}
+
+/** Ends a call with an error's status (nothing for REQUEST_CANCELLED: nobody is left to answer). */
+function fail(api: ApiContext, b: Begun, err: unknown, reply: (e: ServiceError) => void): void {
+  if (isMarError(err) && err.code === 'REQUEST_CANCELLED') return;
+  const e = toServiceError(err, api.log);
+  reply(e as ServiceError);
+  b.log(e.code ?? GRPC_STATUS.UNKNOWN, isMarError(err) ? err.httpStatus : 500);
+}
+
 /**
  * A unary method: checks the key, runs `fn` with the call's facts, answers its result or the error's status. A call
  * the client cancels withdraws its queued job (REQUEST_CANCELLED is then answered to nobody).
@@ -45,44 +109,81 @@ export function unary<Req, Res>(
   fn: (request: Req, call: GrpcCall) => Res | Promise<Res>,
 ): handleUnaryCall<Req, Res> {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-    const started = performance.now();
-    const requestId = newRequestId();
-    let cancel: (() => void) | null = null;
-    call.on('cancelled', () => cancel?.());
-    const done = (code: number, httpStatus: number, reply: () => void): void => {
-      reply();
-      api.logger.access?.({
-        remote: call.getPeer(),
-        method: 'gRPC',
-        url: call.getPath(),
-        httpVersion: '2',
-        status: httpStatus,
-        grpcStatus: code,
-        latencyMs: performance.now() - started,
-        requestId,
-      });
-    };
+    const b = begin(api, call);
+    call.on('cancelled', b.cancel);
     void (async () => {
       try {
-        if (options.key !== null && api.auth) {
-          const header = call.metadata.get('authorization')[0];
-          api.auth.authorizeHeader(typeof header === 'string' ? header : undefined, options.key);
-        }
-        const result = await fn(call.request, {
-          requestId,
-          headers: metadataHeaders(call.metadata),
-          onCancel: (c) => {
-            cancel = c;
-          },
-        });
-        done(GRPC_STATUS.OK, 200, () => callback(null, result));
+        authorize(api, call, options.key);
+        const result = await fn(call.request, b.call);
+        callback(null, result);
+        b.log(GRPC_STATUS.OK, 200);
       } catch (err) {
-        if (isMarError(err) && err.code === 'REQUEST_CANCELLED') return;
-        const e = toServiceError(err, api.log);
-        done(e.code ?? GRPC_STATUS.UNKNOWN, isMarError(err) ? err.httpStatus : 500, () => callback(e as ServiceError));
+        fail(api, b, err, (e) => callback(e));
       }
     })();
   };
+}
+
+/**
+ * A streaming call's frame: checks the key, runs `body`, then ends the call OK (nothing once the client cancelled),
+ * or with the error's status when `body` throws.
+ */
+function streamCall<Req, Res>(
+  api: ApiContext,
+  call: ServerWritableStream<Req, Res> | ServerDuplexStream<Req, Res>,
+  key: TokenKind | null,
+  body: (b: Begun, cancelled: () => boolean) => Promise<void>,
+): void {
+  const b = begin(api, call);
+  let cancelled = false;
+  call.on('cancelled', () => {
+    cancelled = true;
+    b.cancel();
+  });
+  void (async () => {
+    try {
+      authorize(api, call, key);
+      await body(b, () => cancelled);
+      if (cancelled) return;
+      call.end();
+      b.log(GRPC_STATUS.OK, 200);
+    } catch (err) {
+      fail(api, b, err, (e) => call.emit('error', e)); // grpc-js: the error event sends the status
+    }
+  })();
+}
+
+/**
+ * A server-streaming method: as `unary`, but `fn` sends each message with `send`; the call ends (OK) when it
+ * resolves, or with the error's status when it throws.
+ */
+export function serverStreaming<Req, Res>(
+  api: ApiContext,
+  options: UnaryOptions,
+  fn: (request: Req, call: GrpcCall, send: (message: Res) => void) => Promise<void>,
+): handleServerStreamingCall<Req, Res> {
+  return (call: ServerWritableStream<Req, Res>) =>
+    streamCall(api, call, options.key, (b) => fn(call.request, b.call, (m) => call.write(m)));
+}
+
+/**
+ * A bidirectional-streaming method: the key is checked once, then each request the client sends is handed to `fn`
+ * in turn (the next waits for the one before: answers keep the order of requests); `fn` answers with `send` and
+ * handles its own errors. The call ends (OK) once the client has finished sending and every request is answered.
+ */
+export function bidiStreaming<Req, Res>(
+  api: ApiContext,
+  options: UnaryOptions,
+  fn: (request: Req, call: GrpcCall, send: (message: Res) => void) => Promise<void>,
+): handleBidiStreamingCall<Req, Res> {
+  return (call: ServerDuplexStream<Req, Res>) =>
+    streamCall(api, call, options.key, async (b, cancelled) => {
+      // the iterator must not destroy the call when the client's stream ends: the status is still to be sent
+      for await (const request of call.iterator({ destroyOnReturn: false }) as AsyncIterable<Req>) {
+        if (cancelled()) return;
+        await fn(request, { ...b.call, requestId: newRequestId() }, (m) => call.write(m));
+      }
+    });
 }
 
 /** BAD_REQUEST for a required field left empty (proto3 cannot tell empty from absent). */

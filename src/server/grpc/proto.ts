@@ -17,7 +17,8 @@ const loaded = new Map<string, GrpcObject>();
 export function loadProto(file: string): GrpcObject {
   let pkg = loaded.get(file);
   if (!pkg) {
-    pkg = loadPackageDefinition(loadSync(packagePath('proto', file), LOADER_OPTIONS));
+    // imports (google/rpc/status.proto) resolve in proto/ too
+    pkg = loadPackageDefinition(loadSync(packagePath('proto', file), { ...LOADER_OPTIONS, includeDirs: [packagePath('proto')] }));
     loaded.set(file, pkg);
   }
   return pkg;

@@ -24,7 +24,7 @@ import {
   v2RequestJson,
 } from './envelope.js';
 import type { InferRequest, InferResponse } from './v2-json.js';
-import { parseResponseObject } from './v2-json.js';
+import { formatRestResponse, parseResponseObject, parseRestRequest } from './v2-json.js';
 
 /** One call's own facts: the request id (also `x-request-id`), the client's headers, and how to withdraw it. */
 export interface CallContext {
@@ -154,6 +154,38 @@ export async function v2Infer(
   const result = await predict(api, entry, itemsRequest(call.requestId, headers, v2Items(req)), target, call);
   const { outputs, floats } = itemOutputsWithFloats(result);
   return { model_name: entry.name, model_version: entry.version, id, outputs: v2Outputs(outputs, req.inputs, floats) };
+}
+
+/**
+ * A TorchServe route (/predictions, /invocations, gRPC Predictions) when service_envelope names a KServe envelope: as
+ * in TorchServe, every request of the model goes through it, so the body must be a KServe v1 (`kserve`) or v2
+ * (`kservev2`, binary extension included: `headerLength` is Inference-Header-Content-Length) request, answered in the
+ * same protocol.
+ */
+export async function envelopedPredict(
+  api: ApiContext,
+  target: { name: string; version?: string | undefined },
+  body: Buffer,
+  contentType: string | null,
+  headerLength: string | undefined,
+  call: CallContext,
+): Promise<PredictionResult> {
+  const where = {
+    name: target.name,
+    ...(target.version !== undefined ? { version: target.version } : {}),
+    protocol: 'torchserve' as const,
+  };
+  if (api.config.serviceEnvelope === 'kserve') return v1Predict(api, where, body, contentType, false, call);
+  const infer = parseRestRequest(body, headerLength);
+  const out = formatRestResponse(infer, await v2Infer(api, where, infer, call, headerLength === undefined ? body : null));
+  return {
+    requestId: call.requestId,
+    statusCode: 200,
+    reasonPhrase: '',
+    contentType: out.contentType,
+    headers: out.jsonLength === null ? [] : [['Inference-Header-Content-Length', String(out.jsonLength)]],
+    body: out.body,
+  };
 }
 
 function predict(

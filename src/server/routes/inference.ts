@@ -5,6 +5,7 @@ import type { PredictionResult } from '../../runtime/protocol.js';
 import type { ApiContext } from '../api-context.js';
 import { modelApi } from '../openapi.js';
 import { runPrediction } from '../prediction.js';
+import { pingStatus } from '../readiness.js';
 import type { ParsedUrl } from '../request-parser.js';
 import { buildInferenceRequest } from '../request-parser.js';
 import type { ResponseContext } from '../responses.js';
@@ -34,12 +35,7 @@ export async function handleInference(
   const { segments } = url;
   switch (segments[1]) {
     case 'ping': {
-      // per model: workers running, and workers configured (MMS minWorkers)
-      const models = api.registry.names().map((n) => {
-        const { runtime } = api.registry.get(n)!;
-        return { running: runtime.health().running, configured: runtime.minWorkers };
-      });
-      const { status, code } = api.dialect.ping(models);
+      const { status, code } = pingStatus(api);
       sendJson(res, rc, code, { status });
       return;
     }

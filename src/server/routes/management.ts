@@ -1,13 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { MarError } from '../../errors.js';
 import type { ApiContext } from '../api-context.js';
 import { parseLenientJson } from '../lenient-json.js';
-import type { ModelEntry } from '../model-registry.js';
+import * as ops from '../management-ops.js';
 import { type RangedParam, rangedInt } from '../params.js';
 import type { ParsedUrl } from '../request-parser.js';
 import { intParam, mimeType, parseJavaBoolean } from '../request-parser.js';
 import type { ResponseContext } from '../responses.js';
-import { badRequest, internalError, methodNotAllowed, notFound, sendError, sendJson, sendStatus } from '../responses.js';
+import { badRequest, methodNotAllowed, notFound, sendJson, sendStatus } from '../responses.js';
 import { describeModel, setDefaultVersion } from './model-versions.js';
 
 export { formatMmsDate } from './model-versions.js';
@@ -40,31 +39,17 @@ export async function handleManagement(
   const name = segments[2]!;
   const version = segments[3];
   if (segments.length === 5) {
-    if (method === 'PUT') return setDefaultVersion(api, res, rc, name, version!);
+    if (method === 'PUT') return sendStatus(res, rc, setDefaultVersion(api, name, version!));
     throw methodNotAllowed();
   }
-  if (method === 'GET') return describeModel(api, res, rc, name, version);
+  if (method === 'GET') return sendJson(res, rc, 200, describeModel(api, name, version));
   if (method === 'PUT') return scaleModel(api, res, rc, url.query, name, version ?? url.query.get('model_version') ?? undefined);
   if (method === 'DELETE' && modelApi) return unregisterModel(api, res, rc, name, version);
   throw methodNotAllowed();
 }
 
 function listModels(api: ApiContext, res: ServerResponse, rc: ResponseContext, query: URLSearchParams): void {
-  let limit = intParam(query, 'limit', 100);
-  let token = intParam(query, 'next_page_token', 0);
-  if (limit > 100 || limit < 0) limit = 100;
-  if (token < 0) token = 0;
-  const names = api.registry.names();
-  let last = token + limit;
-  let nextPageToken: string | undefined;
-  if (last > names.length) last = names.length;
-  else nextPageToken = String(last);
-  const models: Array<{ modelName: string; modelUrl: string }> = [];
-  for (let i = token; i < last; i++) {
-    const e = api.registry.get(names[i]!);
-    if (e) models.push({ modelName: e.name, modelUrl: e.url });
-  }
-  sendJson(res, rc, 200, { nextPageToken, models });
+  sendJson(res, rc, 200, ops.listModels(api, intParam(query, 'limit', 100), intParam(query, 'next_page_token', 0)));
 }
 
 /** Register parameters from the query string, or from a JSON body (Content-Type: application/json). */
@@ -142,65 +127,19 @@ async function registerModel(
   // TorchServe's startup_timeout (seconds; default default_startup_timeout)
   const startupTimeoutSeconds = p.ranged('startup_timeout');
 
-  const entry = await api.registry.register({
+  const answer = await ops.registerModel(api, {
     url,
-    ...(modelName !== undefined ? { modelName } : {}),
-    ...(handler !== undefined ? { handler } : {}),
-    ...(runtime !== undefined ? { runtime } : {}),
-    ...(startupTimeoutSeconds !== undefined ? { startupTimeoutSeconds } : {}),
-    request: { caller: 'register', batchSize, maxBatchDelayMs, responseTimeoutSeconds, initialWorkers },
+    modelName,
+    handler,
+    runtime,
+    batchSize,
+    maxBatchDelayMs,
+    initialWorkers,
+    responseTimeoutSeconds,
+    startupTimeoutSeconds,
+    synchronous,
   });
-  // initial_workers, or (TorchServe) the minWorkers/maxWorkers pair of the archive's model-config.yaml
-  const { minWorkers, maxWorkers } = entry.serving;
-  if (minWorkers <= 0) {
-    sendStatus(res, rc, api.dialect.registered(entry.name, versionOf(entry)));
-    return;
-  }
-  await updateModelWorkers(api, res, rc, entry.name, minWorkers, maxWorkers, synchronous, entry, entry.version);
-}
-
-/** The version TorchServe shows: the manifest's modelVersion, else 1.0. */
-function versionOf(entry: ModelEntry): string {
-  return entry.model.modelVersion ?? '1.0';
-}
-
-/**
- * MMS updateModelWorkers: async -> 202 at once; sync -> 200 "Workers scaled", 210 "Workers scaling in
- * progress...", or the failed worker's status with "Failed to start workers" (a register then unregisters).
- * TorchServe's texts and its 206 come from the dialect table.
- */
-async function updateModelWorkers(
-  api: ApiContext,
-  res: ServerResponse,
-  rc: ResponseContext,
-  name: string,
-  minWorkers: number,
-  maxWorkers: number,
-  synchronous: boolean,
-  registered: ModelEntry | null,
-  version?: string,
-): Promise<void> {
-  const pending = api.registry.scale(name, minWorkers, maxWorkers, synchronous, version);
-  if (!synchronous) {
-    pending.catch((err: unknown) => api.log(`scaling ${name} failed: ${String(err)}`));
-    sendStatus(res, rc, 'Processing worker updates...', 202);
-    return;
-  }
-  const result = await pending;
-  if (result.failed > 0) {
-    if (registered !== null) {
-      // removed from the table now; workers stop in the background
-      api.registry.unregister(name, { entry: registered }).catch((err: unknown) => api.log(`unregistering ${name} failed: ${String(err)}`));
-    }
-    const entry = registered ?? api.registry.get(name);
-    const message = api.dialect.startFailed(name, entry ? versionOf(entry) : '1.0', result.error);
-    sendError(res, rc, internalError(message, result.error?.httpStatus ?? 500));
-    return;
-  }
-  if (result.running >= result.configured) {
-    const d = api.dialect;
-    sendStatus(res, rc, registered ? d.registeredWithWorkers(name, versionOf(registered), minWorkers) : d.scaled(name, minWorkers));
-  } else sendStatus(res, rc, 'Workers scaling in progress...', api.dialect.partialStatus);
+  sendStatus(res, rc, answer.text, answer.status);
 }
 
 async function scaleModel(
@@ -213,18 +152,12 @@ async function scaleModel(
 ): Promise<void> {
   const minWorkers = rangedInt('min_worker', query.get('min_worker')) ?? 1;
   const maxWorkers = rangedInt('max_worker', query.get('max_worker')) ?? minWorkers;
-  if (maxWorkers < minWorkers) throw badRequest('max_worker cannot be less than min_worker.');
   const synchronous = parseJavaBoolean(query.get('synchronous'));
-  api.registry.find(name, version); // 404 for an unknown name or version
-  await updateModelWorkers(api, res, rc, name, minWorkers, maxWorkers, synchronous, null, version);
+  const answer = await ops.scaleWorkers(api, name, version, minWorkers, maxWorkers, synchronous);
+  sendStatus(res, rc, answer.text, answer.status);
 }
 
 async function unregisterModel(api: ApiContext, res: ServerResponse, rc: ResponseContext, name: string, version?: string): Promise<void> {
-  try {
-    await api.registry.unregister(name, version === undefined ? {} : { version });
-  } catch (err) {
-    if (err instanceof MarError) throw err;
-    throw internalError(`Interrupted while cleaning resources: ${name}`);
-  }
-  sendStatus(res, rc, `Model "${name}" unregistered`);
+  const answer = await ops.unregisterModel(api, name, version);
+  sendStatus(res, rc, answer.text, answer.status);
 }

@@ -1,12 +1,10 @@
 /**
- * The management answers that know about model versions: describe (`GET /models/{name}[/{version}|/all]`) and
- * set-default (`PUT /models/{name}/{version}/set-default`), with TorchServe's shapes and texts.
+ * The management answers that know about model versions: describe (`GET /models/{name}[/{version}|/all]`, gRPC
+ * DescribeModel) and set-default (`PUT /models/{name}/{version}/set-default`, gRPC SetDefault), with TorchServe's
+ * shapes and texts, as values each front end sends its own way.
  */
-import type { ServerResponse } from 'node:http';
 import type { ApiContext } from '../api-context.js';
 import type { ModelEntry } from '../model-registry.js';
-import type { ResponseContext } from '../responses.js';
-import { sendJson, sendStatus } from '../responses.js';
 import { defaultVersionSet } from '../version-texts.js';
 
 /** `yyyy-MM-dd'T'HH:mm:ss.SSS'Z'` on local time with a literal Z, as MMS's Gson date format. */
@@ -23,27 +21,20 @@ export function formatMmsDate(d: Date): string {
  * `GET /models/{name}/all`: every version; `GET /models/{name}/{version}`: that version. Arrays mark the default
  * version with `isDefault`. 404 for an unknown name or version.
  */
-export function describeModel(api: ApiContext, res: ServerResponse, rc: ResponseContext, name: string, version?: string): void {
+export function describeModel(api: ApiContext, name: string, version?: string): unknown {
   if (version === undefined) {
     const e = api.registry.find(name);
-    if (api.dialect.describeAsArray) sendJson(res, rc, 200, [describeVersion(api, e)]);
-    else sendJson(res, rc, 200, describeEntry(e, e.model.modelVersion));
-    return;
+    return api.dialect.describeAsArray ? [describeVersion(api, e)] : describeEntry(e, e.model.modelVersion);
   }
   const entries = version === 'all' ? api.registry.versions(name) : [api.registry.find(name, version)];
   if (entries.length === 0) api.registry.find(name); // throws "Model not found"
-  sendJson(
-    res,
-    rc,
-    200,
-    entries.map((e) => describeVersion(api, e)),
-  );
+  return entries.map((e) => describeVersion(api, e));
 }
 
-/** `PUT /models/{name}/{version}/set-default`: 200 with TorchServe's text, 404 for an unknown name or version. */
-export function setDefaultVersion(api: ApiContext, res: ServerResponse, rc: ResponseContext, name: string, version: string): void {
+/** `PUT /models/{name}/{version}/set-default`: TorchServe's text; 404 for an unknown name or version. */
+export function setDefaultVersion(api: ApiContext, name: string, version: string): string {
   api.registry.setDefault(name, version);
-  sendStatus(res, rc, defaultVersionSet(name, version));
+  return defaultVersionSet(name, version);
 }
 
 function describeVersion(api: ApiContext, e: ModelEntry): Record<string, unknown> {
