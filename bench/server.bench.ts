@@ -7,7 +7,9 @@
  * to a trivial Python echo process (4-byte length framing), then the same with one and with two requests in flight
  * (informational: the ceiling MMS's one-batch-per-worker rule leaves, and what one batch held ahead would allow); `model-server` with the noop Python handler and 1
  * worker (by /predictions, then by an Open Inference Protocol v2 JSON infer), then 2 workers; the Node noop handler with 1 worker; noop with batch_size 8 (informational); slow.py (fixed 2 ms per batch) with batch_size 1 and 8 (1 worker each). Then cold start
- * (process start to the first successful prediction) and frontend RSS with one model loaded; then the issue's targets, met or not.
+ * (process start to the first successful prediction) and frontend RSS with one model loaded; the cold start in parts
+ * (node start, our modules, worker spawn to ready, first request) and a one-shot predict of a 1 KiB model (cold-start.ts);
+ * then the issues' targets, met or not.
  * Every server runs in its own process; autocannon runs in this one.
  *
  * `--metrics [--rounds 3]` runs only the cost of TorchServe's metrics instead: the noop.py, 1 worker, batch_size 1 row
@@ -23,6 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { packagePath } from '../src/util/package-info.js';
+import { coldStartParts, coldStartTable, median } from './cold-start.js';
 import { lineWaiter } from './line-waiter.js';
 import { PYTHON_ECHO_SOURCE } from './python-echo.js';
 
@@ -387,6 +390,9 @@ async function main(): Promise<void> {
       await new Promise((r) => c.proc.once('exit', r));
     }
 
+    // 5b. cold start in parts, and one-shot predict (issue 16)
+    const parts = await coldStartParts(dir);
+
     const base = rows[1]!.reqPerSec;
     console.log(`\nserver benchmark: ${CONNECTIONS} connections, ${SECONDS} s per row, POST 1-byte body (Node ${process.version})\n`);
     console.log('| setup | req/s | p50 ms | p99 ms | errors | vs forwarding |');
@@ -429,6 +435,21 @@ async function main(): Promise<void> {
     );
     const coldMax = Math.max(...colds);
     console.log(`  cold start < 0.3 s: worst of 3 ${Math.round(coldMax)} ms -> ${verdict(coldMax < 300)}`);
+    console.log(`\ncold start in parts (3 runs each):\n\n${coldStartTable(parts)}`);
+    const one1 = rows[2]!;
+    const two = rows.find((r) => r.name === 'model-server, noop.py, 2 workers')!;
+    const [coldPy, coldJs, oneShot] = [median(parts.pythonTotal), median(parts.nodeTotal), median(parts.predict1KiB)];
+    console.log('\nissue 16 targets:');
+    console.log(
+      `  1 worker req/s >= 0.8x the one-in-flight forwarder: ${(one.reqPerSec / one1.reqPerSec).toFixed(2)}x -> ${verdict(one.reqPerSec >= 0.8 * one1.reqPerSec)}`,
+    );
+    console.log(`  1 worker p99 <= 1.5x the forwarder's: ${one.p99} vs ${one1.p99} ms -> ${verdict(one.p99 <= 1.5 * one1.p99)}`);
+    console.log(
+      `  2 workers >= 1.2x 1 worker: ${(two.reqPerSec / one.reqPerSec).toFixed(2)}x -> ${verdict(two.reqPerSec >= 1.2 * one.reqPerSec)}`,
+    );
+    console.log(`  cold start, Python handler <= 150 ms: median ${Math.round(coldPy)} ms -> ${verdict(coldPy <= 150)}`);
+    console.log(`  cold start, Node handler <= 100 ms: median ${Math.round(coldJs)} ms -> ${verdict(coldJs <= 100)}`);
+    console.log(`  one-shot predict of a 1 KiB Python model <= 150 ms: median ${Math.round(oneShot)} ms -> ${verdict(oneShot <= 150)}`);
     console.log(`  frontend RSS < 80 MB with one model loaded: ${rssIdle.toFixed(1)} MB idle -> ${verdict(rssIdle < 80)}`);
   } finally {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');

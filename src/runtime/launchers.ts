@@ -10,6 +10,7 @@ import type { EntryPoint } from '../handler/entry-point.js';
 import { type HandlerLanguage, launcherOf, resolveRuntime } from '../handler/runtimes.js';
 import { packagePath, TOOL_VERSION } from '../util/package-info.js';
 import { defaultPython } from './python-env.js';
+import { resolvePython } from './python-resolve.js';
 
 /** Where the worker listens: a unix socket path or 127.0.0.1:port. */
 export type WorkerSocket = { type: 'unix'; path: string } | { type: 'tcp'; host: string; port: number };
@@ -36,7 +37,12 @@ export interface LaunchOptions {
   env?: NodeJS.ProcessEnv;
   /** Largest length field the Python worker accepts in a message (its own default: 256 MiB). */
   maxFieldBytes?: number;
+  /** False when nobody reads the worker's [METRICS] lines: the worker does not print them (default true). */
+  metrics?: boolean;
 }
+
+/** Set to 0 when the frontend drops [METRICS] lines: a write per batch in the worker and a parse here saved. */
+export const WORKER_METRICS_ENV = 'MAR_WORKER_METRICS';
 
 export const PYTHON_WORKER_SCRIPT = packagePath('src', 'runtime', 'python', 'mms_worker.py');
 export const PYTHON_COMPAT_DIR = packagePath('src', 'runtime', 'python', 'compat');
@@ -71,6 +77,7 @@ export function pythonLaunch(o: LaunchOptions): LaunchSpec {
     OMP_NUM_THREADS: base['OMP_NUM_THREADS'] ?? '1',
   };
   if (o.maxFieldBytes !== undefined) env['MAR_WORKER_MAX_FIELD_BYTES'] = String(o.maxFieldBytes);
+  if (o.metrics === false) env[WORKER_METRICS_ENV] = '0';
   // The worker's share of the cores for torch, unless the user chose with OMP_NUM_THREADS (_mar_worker/torch_env.py),
   // and idle OpenMP threads that sleep: a spinning one waits out a partner that the frontend or another worker has
   // preempted (resnet18, batch 1, 2 threads on 2 busy cores: 1.1 images/s spinning, 10.4 passive, 11.3 with 1 thread).
@@ -78,7 +85,10 @@ export function pythonLaunch(o: LaunchOptions): LaunchSpec {
     env['MAR_TORCH_THREADS'] = String(Math.max(1, Math.floor(availableParallelism() / Math.max(1, o.workers ?? 1))));
     env['OMP_WAIT_POLICY'] = base['OMP_WAIT_POLICY'] ?? 'PASSIVE';
   }
-  return { command: o.python ?? defaultPython(base), args: [PYTHON_WORKER_SCRIPT, ...socketArgs(o.socket)], env, cwd: o.modelDir };
+  // a version manager's shim is resolved here rather than run per spawn (python-resolve.ts)
+  const python = resolvePython(o.python ?? defaultPython(base), o.modelDir, base);
+  Object.assign(env, python.env);
+  return { command: python.command, args: [PYTHON_WORKER_SCRIPT, ...socketArgs(o.socket)], env, cwd: o.modelDir };
 }
 
 export function nodeLaunch(o: LaunchOptions): LaunchSpec {
@@ -88,6 +98,7 @@ export function nodeLaunch(o: LaunchOptions): LaunchSpec {
     MMS_DECODE_INPUT_REQUEST: o.decodeInputRequest === false ? 'false' : 'true',
     MAR_SERVER_VERSION: TOOL_VERSION,
   };
+  if (o.metrics === false) env[WORKER_METRICS_ENV] = '0';
   return { command: process.execPath, args: [NODE_WORKER_SCRIPT, ...socketArgs(o.socket)], env, cwd: o.modelDir };
 }
 

@@ -132,6 +132,7 @@ export class WorkerProcess extends EventEmitter {
       entry: options.model.entry,
       socket,
       decodeInputRequest: options.decodeInputRequest ?? true,
+      metrics: options.onMetric !== undefined,
       ...(options.python !== undefined ? { python: options.python } : {}),
       ...(options.workers !== undefined ? { workers: options.workers } : {}),
       ...(options.env !== undefined ? { env: options.env } : {}),

@@ -7,8 +7,9 @@
  * here, so both formats come from one place.
  */
 
+import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
-import { type DestinationStream, type Logger, pino } from 'pino';
+import type { DestinationStream, Logger, pino as Pino } from 'pino';
 import { type PoolEvent, poolEventText } from '../runtime/model-runtime.js';
 import type { WorkerLogLine } from '../runtime/worker-process.js';
 import { LogFile } from './log-file.js';
@@ -58,6 +59,11 @@ function accessText(r: AccessRecord): string {
   return `/${r.remote} "${r.method} ${r.url} HTTP/${r.httpVersion}" ${r.status} ${Math.round(r.latencyMs)}`;
 }
 
+/** pino loads only for log_format=json: it is off the start path of the text format (cold start). */
+function loadPino(): typeof Pino {
+  return (createRequire(import.meta.url)('pino') as { pino: typeof Pino }).pino;
+}
+
 /** pino-http's convention: a shipper can alert on level without parsing the status. */
 function accessLevel(status: number): 'info' | 'warn' | 'error' {
   return status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
@@ -80,6 +86,7 @@ export class ServerLogger {
   constructor(o: ServerLoggerOptions) {
     this.format = o.format;
     if (o.format === 'json') {
+      const pino = loadPino();
       // async: a slow log pipe never stalls a request; lines written meanwhile go out in the next write
       const destination = o.destination ?? pino.destination({ dest: 1, sync: false });
       this.#destination = destination as DestinationStream;

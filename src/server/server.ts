@@ -9,11 +9,10 @@ import type { ServerConfig } from './config.js';
 import { isSameAddress } from './config.js';
 import { dialectNamed } from './dialects/index.js';
 import type { GrpcHost } from './grpc/host.js';
-import { grpcHosts } from './grpc/services.js';
 import { HttpListener } from './http-server.js';
 import { LogFile } from './log-file.js';
 import { ServerLogger } from './logger.js';
-import { ServerMetrics } from './metrics/server-metrics.js';
+import type { ServerMetrics } from './metrics/server-metrics.js';
 import { ModelRegistry } from './model-registry.js';
 import type { StartupModels } from './readiness.js';
 import { restoreSnapshot, SnapshotWriter, snapshotProperties } from './snapshot.js';
@@ -58,8 +57,8 @@ export class ModelServer {
   /** The models loaded at start, for readiness (filled before any listener opens). */
   readonly #startup: StartupModels = { entries: [], failed: [] };
   #metrics: LogFile | null = null;
-  /** TorchServe's metrics (metrics_address set), else null. */
-  readonly #tsMetrics: ServerMetrics | null;
+  /** TorchServe's metrics (metrics_address set; made at the start of start()), else null. */
+  #tsMetrics: ServerMetrics | null = null;
   /** Config snapshots (snapshotsEnabled), from the end of start() on. */
   #snapshots: SnapshotWriter | null = null;
   #auth: TokenAuthorization | null = null;
@@ -71,11 +70,10 @@ export class ModelServer {
     const logger = new ServerLogger({ format: c.logFormat, log: options.log });
     this.logger = logger;
     this.#log = logger.info;
-    const ts = c.metricsAddress === null ? null : new ServerMetrics({ mode: c.metricsMode, logDir: c.metricsLogDir, log: this.#log });
-    this.#tsMetrics = ts;
+    const ts = c.metricsAddress !== null;
     // Only with a consumer (TorchServe metrics, or MMS's metrics_location): else the workers' metric lines are dropped unparsed (hot path).
     const onMetric = ts
-      ? { onMetric: (m: MetricLine) => ts.workerMetric(m) }
+      ? { onMetric: (m: MetricLine) => this.#tsMetrics?.workerMetric(m) }
       : c.metricsLocation !== null
         ? { onMetric: (m: MetricLine) => this.#metrics?.write(m.raw) }
         : {};
@@ -88,7 +86,7 @@ export class ModelServer {
       runtimeHooks: (name: string, version: string) => ({
         log: given?.log ?? logger.worker(name, version),
         onEvent: given?.onEvent ?? logger.workerEvent(name, version),
-        ...(ts ? { timings: ts.timings(name, version) } : {}),
+        ...(this.#tsMetrics ? { timings: this.#tsMetrics.timings(name, version) } : {}),
       }),
     });
   }
@@ -109,6 +107,11 @@ export class ModelServer {
   async start(): Promise<ListenerInfo[]> {
     const c = this.config;
     const dialect = dialectNamed(c.dialect);
+    // prom-client and grpc-js load only when configured: off the start path otherwise (cold start)
+    if (c.metricsAddress !== null) {
+      const { ServerMetrics } = await import('./metrics/server-metrics.js');
+      this.#tsMetrics = new ServerMetrics({ mode: c.metricsMode, logDir: c.metricsLogDir, log: this.#log });
+    }
     for (const key of c.ignoredKeys) this.#log(`Config key ${key} is not used by model-server; ignored`);
     for (const warning of c.startupWarnings) this.#log(warning);
     if (c.tokenAuthorization) {
@@ -142,7 +145,7 @@ export class ModelServer {
     if (c.metricsAddress !== null) {
       this.#listeners.push(new HttpListener(api, c.metricsAddress, { inference: false, management: false, metrics: true }));
     }
-    this.#grpc = grpcHosts(api);
+    this.#grpc = c.grpcInference !== null || c.grpcManagement !== null ? (await import('./grpc/services.js')).grpcHosts(api) : [];
     try {
       // TorchServe: a model_snapshot replaces load_models
       if (c.modelSnapshot !== null) this.#startup.failed.push(...(await restoreSnapshot(this.registry, c, this.#log)));

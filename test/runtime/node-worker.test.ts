@@ -276,3 +276,21 @@ test('SIGINT (Ctrl-C reaches the whole process group) does not cut the batch in 
   await worker.stop(1000);
   assert.deepEqual(await worker.exited, { code: 0, signal: null });
 });
+
+test("context.modelYamlConfig: the manifest's configFile, parsed (yaml loads only for such a model)", async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'MAR-INF'));
+  await writeFile(
+    join(dir, 'MAR-INF', 'MANIFEST.json'),
+    JSON.stringify({ runtime: 'node', model: { modelName: 'js', handler: 'cfg:handle', configFile: 'model-config.yaml' } }),
+  );
+  await writeFile(join(dir, 'model-config.yaml'), 'minWorkers: 1\nhandler:\n  labels: [cat, dog]\n');
+  await writeFile(
+    join(dir, 'cfg.mjs'),
+    'export function handle(data, context) {\n  if (data === null) return null;\n  return data.map(() => context.modelYamlConfig);\n}\n',
+  );
+  const worker = await startNode(t, dir, 'cfg:handle');
+  const reply = await worker.predict([req('a', 'x')], 10_000);
+  assert.equal(reply.code, 200);
+  assert.deepEqual(JSON.parse(reply.predictions[0]!.body.toString()), { minWorkers: 1, handler: { labels: ['cat', 'dog'] } });
+});

@@ -398,6 +398,19 @@ test('per-request status, phrase and headers are not sent when the batch fails',
   );
 });
 
+test('metrics: with MAR_WORKER_METRICS=0 (the frontend drops them) no [METRICS] line is printed, the replies are the same', async (t) => {
+  const { worker: w } = await startWorker(t, { env: { MAR_WORKER_METRICS: '0' } });
+  assert.equal((await w.load('mms_imports', { name: 'mi' })).reply.code, 200);
+  const r = await w.predict([req('r1', [['body', 'application/json', '{"error": true}']]), req('r2')]);
+  assert.equal(r.code, 200);
+  assert.equal(r.predictions.length, 2);
+  assert.equal((await w.close()).code, 0);
+  assert.deepEqual(
+    w.lines.filter((l) => l.includes('[METRICS]')),
+    [],
+  );
+});
+
 test('metrics: handler metrics and PredictionTime are printed as [METRICS] lines after each message', async (t) => {
   const { worker: w } = await startWorker(t);
   assert.equal((await w.load('mms_imports', { name: 'mi' })).reply.code, 200);

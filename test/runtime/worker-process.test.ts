@@ -389,6 +389,20 @@ test('launchers: python argv, PYTHONPATH order (handler dir, existing, model dir
     [share(1)['MAR_TORCH_THREADS'], share(2)['MAR_TORCH_THREADS'], share(cores * 4)['MAR_TORCH_THREADS']],
     [String(cores), String(Math.max(1, Math.floor(cores / 2))), '1'],
   );
+  // Nobody reads the worker's [METRICS] lines (no onMetric): the worker is told not to print them.
+  assert.equal(share(1)['MAR_WORKER_METRICS'], undefined);
+  assert.equal(
+    pythonLaunch({ runtime: 'python', modelDir: '/m', entry, socket: { type: 'unix', path: '/s' }, env: {}, metrics: false }).env[
+      'MAR_WORKER_METRICS'
+    ],
+    '0',
+  );
+  assert.equal(
+    launchSpec({ runtime: 'node', modelDir: '/m', entry, socket: { type: 'unix', path: '/s' }, env: {}, metrics: false }).env[
+      'MAR_WORKER_METRICS'
+    ],
+    '0',
+  );
   // The interpreter: --python / the python key, else $MAR_PYTHON, else python3 on PATH.
   assert.equal(
     pythonLaunch({

@@ -3,9 +3,10 @@
  * is touched until an entry is opened. Names and modes are mapped the way the Java servers' unzip sees them.
  */
 import { close as fsClose, open as fsOpen, read as fsRead, fstat } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import yauzl from 'yauzl';
+import type Yauzl from 'yauzl';
 import { MarError } from '../../errors.js';
 import { entryDataError } from '../integrity.js';
 import { type ArchiveLimits, checkEntryCount, type LimitHint } from '../limits.js';
@@ -49,96 +50,109 @@ const fstatFd = promisify(fstat);
 /**
  * yauzl's file reader issues one read per central-directory record (two per entry); reading through a
  * 1 MiB window instead makes listing 70,000 entries a few dozen reads. Data streams read the fd directly.
+ * yauzl (CommonJS, ~15 ms to load) is required on the first zip opened: a server of directory models or a
+ * warm model cache never loads it.
  */
-class WindowedFileReader extends yauzl.RandomAccessReader {
-  readonly #fd: number;
-  #window: Buffer = Buffer.alloc(0);
-  #windowStart = 0;
+function windowedReaderClass() {
+  const yauzl = requireYauzl();
+  class WindowedFileReader extends yauzl.RandomAccessReader {
+    readonly #fd: number;
+    #window: Buffer = Buffer.alloc(0);
+    #windowStart = 0;
 
-  constructor(fd: number) {
-    super();
-    this.#fd = fd;
-  }
-
-  override _readStreamForRange(start: number, end: number): Readable {
-    // Positional reads on the shared fd; unlike fs.ReadStream, destroying this never closes the fd.
-    const fd = this.#fd;
-    if (end - start <= SMALL_RANGE_BYTES) {
-      // Small entries come through the window too: neighbours share one read.
-      const out = new Readable({ read() {} });
-      const buf = Buffer.allocUnsafe(end - start);
-      this.read(buf, 0, buf.length, start, (err) => {
-        if (err) {
-          out.destroy(err);
-          return;
-        }
-        out.push(buf);
-        out.push(null);
-      });
-      return out;
+    constructor(fd: number) {
+      super();
+      this.#fd = fd;
     }
-    let pos = start;
-    return new Readable({
-      highWaterMark: STREAM_CHUNK_BYTES,
-      read(size: number): void {
-        const len = Math.min(Math.max(size, STREAM_CHUNK_BYTES), end - pos);
-        if (len <= 0) {
-          this.push(null);
-          return;
-        }
-        const buf = Buffer.allocUnsafe(len);
-        fsRead(fd, buf, 0, len, pos, (err, n) => {
-          if (err) return this.destroy(err);
-          if (n === 0) return this.destroy(new Error('unexpected end of file'));
-          pos += n;
-          this.push(n < len ? buf.subarray(0, n) : buf);
+
+    override _readStreamForRange(start: number, end: number): Readable {
+      // Positional reads on the shared fd; unlike fs.ReadStream, destroying this never closes the fd.
+      const fd = this.#fd;
+      if (end - start <= SMALL_RANGE_BYTES) {
+        // Small entries come through the window too: neighbours share one read.
+        const out = new Readable({ read() {} });
+        const buf = Buffer.allocUnsafe(end - start);
+        this.read(buf, 0, buf.length, start, (err) => {
+          if (err) {
+            out.destroy(err);
+            return;
+          }
+          out.push(buf);
+          out.push(null);
         });
-      },
-    });
-  }
-
-  override read(buffer: Buffer, offset: number, length: number, position: number, callback: (err: Error | null) => void): void {
-    const w = this.#window;
-    if (position >= this.#windowStart && position + length <= this.#windowStart + w.length) {
-      w.copy(buffer, offset, position - this.#windowStart, position - this.#windowStart + length);
-      // Asynchronous like a real read, so long chains of small reads never deepen the stack.
-      queueMicrotask(() => callback(null));
-      return;
-    }
-    const size = Math.max(length, READ_WINDOW_BYTES);
-    const fresh = Buffer.allocUnsafe(size);
-    const fill = (got: number): void => {
-      fsRead(this.#fd, fresh, got, size - got, position + got, (err, n) => {
-        if (err) return callback(err);
-        if (n > 0 && got + n < size) return fill(got + n);
-        const total = got + n;
-        if (total < length) return callback(new Error('unexpected EOF'));
-        this.#window = fresh.subarray(0, total);
-        this.#windowStart = position;
-        fresh.copy(buffer, offset, 0, length);
-        callback(null);
+        return out;
+      }
+      let pos = start;
+      return new Readable({
+        highWaterMark: STREAM_CHUNK_BYTES,
+        read(size: number): void {
+          const len = Math.min(Math.max(size, STREAM_CHUNK_BYTES), end - pos);
+          if (len <= 0) {
+            this.push(null);
+            return;
+          }
+          const buf = Buffer.allocUnsafe(len);
+          fsRead(fd, buf, 0, len, pos, (err, n) => {
+            if (err) return this.destroy(err);
+            if (n === 0) return this.destroy(new Error('unexpected end of file'));
+            pos += n;
+            this.push(n < len ? buf.subarray(0, n) : buf);
+          });
+        },
       });
-    };
-    fill(0);
-  }
+    }
 
-  /** Raw bytes at a position: small reads through the window (neighbouring small entries share one read), large ones straight from the fd. */
-  readAt(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
-    return new Promise((resolvePromise, reject) => {
-      if (length <= SMALL_RANGE_BYTES) {
-        this.read(buffer, offset, length, position, (err) => (err ? reject(err) : resolvePromise(length)));
+    override read(buffer: Buffer, offset: number, length: number, position: number, callback: (err: Error | null) => void): void {
+      const w = this.#window;
+      if (position >= this.#windowStart && position + length <= this.#windowStart + w.length) {
+        w.copy(buffer, offset, position - this.#windowStart, position - this.#windowStart + length);
+        // Asynchronous like a real read, so long chains of small reads never deepen the stack.
+        queueMicrotask(() => callback(null));
         return;
       }
-      fsRead(this.#fd, buffer, offset, length, position, (err, n) => (err ? reject(err) : resolvePromise(n)));
-    });
-  }
+      const size = Math.max(length, READ_WINDOW_BYTES);
+      const fresh = Buffer.allocUnsafe(size);
+      const fill = (got: number): void => {
+        fsRead(this.#fd, fresh, got, size - got, position + got, (err, n) => {
+          if (err) return callback(err);
+          if (n > 0 && got + n < size) return fill(got + n);
+          const total = got + n;
+          if (total < length) return callback(new Error('unexpected EOF'));
+          this.#window = fresh.subarray(0, total);
+          this.#windowStart = position;
+          fresh.copy(buffer, offset, 0, length);
+          callback(null);
+        });
+      };
+      fill(0);
+    }
 
-  override close(callback: (err: Error | null) => void): void {
-    fsClose(this.#fd, (err) => callback(err ?? null));
+    /** Raw bytes at a position: small reads through the window (neighbouring small entries share one read), large ones straight from the fd. */
+    readAt(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
+      return new Promise((resolvePromise, reject) => {
+        if (length <= SMALL_RANGE_BYTES) {
+          this.read(buffer, offset, length, position, (err) => (err ? reject(err) : resolvePromise(length)));
+          return;
+        }
+        fsRead(this.#fd, buffer, offset, length, position, (err, n) => (err ? reject(err) : resolvePromise(n)));
+      });
+    }
+
+    override close(callback: (err: Error | null) => void): void {
+      fsClose(this.#fd, (err) => callback(err ?? null));
+    }
   }
+  return WindowedFileReader;
 }
 
-async function openZip(path: string): Promise<{ zip: yauzl.ZipFile; reader: WindowedFileReader }> {
+let readerClass: ReturnType<typeof windowedReaderClass> | null = null;
+type WindowedFileReader = InstanceType<ReturnType<typeof windowedReaderClass>>;
+
+function requireYauzl(): typeof Yauzl {
+  return createRequire(import.meta.url)('yauzl') as typeof Yauzl;
+}
+
+async function openZip(path: string): Promise<{ zip: Yauzl.ZipFile; reader: WindowedFileReader }> {
   // A raw fd, not a FileHandle: the reader owns it and closes it when yauzl releases the reader.
   const fd = await openFd(path, 'r');
   let size: number;
@@ -148,9 +162,10 @@ async function openZip(path: string): Promise<{ zip: yauzl.ZipFile; reader: Wind
     fsClose(fd, () => undefined);
     throw err;
   }
-  const reader = new WindowedFileReader(fd);
+  readerClass ??= windowedReaderClass();
+  const reader = new readerClass(fd);
   return new Promise((resolvePromise, reject) => {
-    yauzl.fromRandomAccessReader(
+    requireYauzl().fromRandomAccessReader(
       reader,
       size,
       { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: false, strictFileNames: false },
@@ -165,16 +180,16 @@ async function openZip(path: string): Promise<{ zip: yauzl.ZipFile; reader: Wind
 }
 
 function readCentralDirectory(
-  zip: yauzl.ZipFile,
+  zip: Yauzl.ZipFile,
   path: string,
   limits: Pick<ArchiveLimits, 'maxEntries'>,
   hint: LimitHint,
-): Promise<yauzl.Entry[]> {
+): Promise<Yauzl.Entry[]> {
   // The end record says how many entries follow: refuse a huge count before reading (and holding) any of them.
   checkEntryCount(path, zip.entryCount, limits, hint);
   return new Promise((resolvePromise, reject) => {
-    const out: yauzl.Entry[] = [];
-    zip.on('entry', (e: yauzl.Entry) => {
+    const out: Yauzl.Entry[] = [];
+    zip.on('entry', (e: Yauzl.Entry) => {
       out.push(e);
       zip.readEntry();
     });
@@ -197,7 +212,7 @@ function zipServerPath(name: string, isDirectory: boolean): string {
   return isDirectory ? `${joined}/` : joined;
 }
 
-function zipEntryInfo(e: yauzl.Entry, index: number): ArchiveEntryInfo {
+function zipEntryInfo(e: Yauzl.Entry, index: number): ArchiveEntryInfo {
   const rawName = e.fileName as unknown as Buffer;
   const { name, validUtf8 } = decodeZipName(rawName);
   const flags = e.generalPurposeBitFlag;
@@ -241,11 +256,11 @@ class ZipSource implements ArchiveSource {
   readonly entries: ArchiveEntryInfo[];
   readonly tgzRoot = null;
   readonly #path: string;
-  readonly #zip: yauzl.ZipFile;
-  readonly #zipEntries: yauzl.Entry[];
+  readonly #zip: Yauzl.ZipFile;
+  readonly #zipEntries: Yauzl.Entry[];
   readonly #reader: WindowedFileReader;
 
-  constructor(path: string, zip: yauzl.ZipFile, reader: WindowedFileReader, zipEntries: yauzl.Entry[]) {
+  constructor(path: string, zip: Yauzl.ZipFile, reader: WindowedFileReader, zipEntries: Yauzl.Entry[]) {
     this.#path = path;
     this.#zip = zip;
     this.#reader = reader;
@@ -318,7 +333,7 @@ class ZipSource implements ArchiveSource {
 
 /** Opens a zip and reads its central directory; an unreadable one is ARCHIVE_CORRUPT. */
 export async function openZipSource(path: string, limits: Pick<ArchiveLimits, 'maxEntries'>, hint: LimitHint): Promise<ArchiveSource> {
-  let zip: yauzl.ZipFile | undefined;
+  let zip: Yauzl.ZipFile | undefined;
   try {
     const opened = await openZip(path);
     zip = opened.zip;

@@ -3,10 +3,9 @@ import { closeSync, existsSync, openSync, readFileSync, renameSync, unlinkSync, 
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { MarError } from '../../errors.js';
-import type { LoadConfigOptions } from '../../server/config.js';
-import { loadConfig } from '../../server/config.js';
+import type { loadConfig as LoadConfig, LoadConfigOptions } from '../../server/config.js';
 import type { DialectName } from '../../server/dialects/index.js';
-import { ModelServer } from '../../server/server.js';
+import type { ModelServer as ModelServerClass } from '../../server/server.js';
 import { packagePath } from '../../util/package-info.js';
 
 export interface StartOptions {
@@ -36,6 +35,24 @@ export interface StartOptions {
 }
 
 const PID_FILE_NAME = '.model_server.pid';
+
+/**
+ * The server's modules, loaded by runStart: the other commands of the same CLI (predict, cache) never pay for
+ * loading them (one-shot predict's start time).
+ */
+let server: { loadConfig: typeof LoadConfig; ModelServer: typeof ModelServerClass } | null = null;
+
+async function loadServerModules(): Promise<NonNullable<typeof server>> {
+  if (server === null) {
+    const [{ loadConfig }, { ModelServer }] = await Promise.all([import('../../server/config.js'), import('../../server/server.js')]);
+    server = { loadConfig, ModelServer };
+  }
+  return server;
+}
+
+function loadConfig(options: LoadConfigOptions): ReturnType<typeof LoadConfig> {
+  return server!.loadConfig(options);
+}
 
 /** The pid file: --pid-file, else <model_store or cwd>/.model_server.pid. */
 function pidFilePath(o: StartOptions): string {
@@ -135,8 +152,8 @@ async function runForeground(o: StartOptions): Promise<void> {
   const config = loadConfig(configOptions(o));
   const pidFile = o.pidFile || o.start ? pidFilePath(o) : null;
   if (pidFile) writePidFile(pidFile, o);
-  const server = new ModelServer({ config });
-  const log = server.logger.info;
+  const modelServer = new server!.ModelServer({ config });
+  const log = modelServer.logger.info;
   for (const note of o.notes ?? []) log(note);
   let signalled = 0;
   let onSignal!: (sig: NodeJS.Signals) => void;
@@ -150,7 +167,7 @@ async function runForeground(o: StartOptions): Promise<void> {
         process.exit(130);
       }
       log(`${sig} received: shutting down (in-flight requests get up to ${config.shutdownTimeoutSeconds} s)`);
-      void server.stop().then(resolveStop, (err: unknown) => {
+      void modelServer.stop().then(resolveStop, (err: unknown) => {
         log(`error during shutdown: ${String(err)}`);
         resolveStop();
       });
@@ -159,13 +176,13 @@ async function runForeground(o: StartOptions): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   try {
-    const listeners = await server.start();
+    const listeners = await modelServer.start();
     process.send?.({ type: 'ready', listeners, pid: process.pid });
     await stopped;
     log('Model server stopped.');
   } catch (err) {
     process.send?.({ type: 'failed', message: err instanceof Error ? err.message : String(err) });
-    await server.stop(0);
+    await modelServer.stop(0);
     throw err;
   } finally {
     process.off('SIGTERM', onSignal);
@@ -233,6 +250,7 @@ async function runStop(o: StartOptions): Promise<void> {
 
 /** What `model-server start` and `torchserve` do with their options: --stop, --start (background), or the foreground. */
 export async function runStart(o: StartOptions): Promise<void> {
+  await loadServerModules();
   if (o.stop) return runStop(o);
   if (o.start && !o.foreground) return runBackground(o);
   return runForeground(o);

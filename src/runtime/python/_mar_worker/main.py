@@ -8,7 +8,6 @@ import sys
 import threading
 import time
 
-from _mar_worker.serve import Worker
 from _mar_worker.stdio import setup_logging
 
 
@@ -67,6 +66,10 @@ def main(argv=None):
         print("[PID] {}".format(os.getpid()), flush=True)
         print("MMS worker started.", flush=True)
         print("Python runtime: {}".format(".".join(str(v) for v in sys.version_info[:3])), flush=True)
+        # The serving code (codec, handler loading, compat) is imported while the frontend connects and sends LOAD,
+        # not before the "started" line: the two overlap on a cold start.
+        from _mar_worker.serve import Worker
+
         sock.settimeout(args.accept_timeout)
         try:
             conn, _ = sock.accept()

@@ -1,6 +1,7 @@
 """The connection loop: LOAD and PREDICT in, replies out, then the [METRICS] lines (docs/worker-protocol.md §4-5)."""
 
 import logging
+import os
 import sys
 import time
 import traceback
@@ -17,11 +18,15 @@ from _mar_worker.stdio import end_lines
 logger = logging.getLogger("mms_worker")
 
 PREDICTION_METRIC = "PredictionTime"
+# 0 when the frontend drops [METRICS] lines (nothing consumes them): no line is built or written per batch.
+METRICS_ENABLED = os.environ.get("MAR_WORKER_METRICS") != "0"
 
 
 def emit_metrics(store, extra=None):
     """Prints the store's metrics as `[METRICS]...` lines, then `extra` (one write: they are on the hot path)."""
     end_lines()
+    if not METRICS_ENABLED:
+        return
     metrics = getattr(store, "store", None)
     text = "".join("[METRICS]{}\n".format(m) for m in metrics) if metrics else ""
     if extra:
@@ -151,7 +156,9 @@ class Worker(object):
                 )
                 response = encode_predict_response(None, requests, "number of batch response mismatched", 503)
             else:
-                if type(metrics) is MetricsStore and not metrics.store:
+                if not METRICS_ENABLED:
+                    pass
+                elif type(metrics) is MetricsStore and not metrics.store:
                     prediction_line = prediction_time_line(metrics, duration_ms)
                 else:
                     metrics.add_time(PREDICTION_METRIC, duration_ms)

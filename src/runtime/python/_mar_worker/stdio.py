@@ -1,5 +1,6 @@
 """Line-safe stdout/stderr (LineStream, end_lines) and the worker's log format."""
 
+import io
 import logging
 import sys
 
@@ -14,11 +15,16 @@ class LineStream(object):
     def __init__(self, stream):
         self._stream = stream
         self.at_line_start = True
+        # written to since the last end_line(): only then is there anything to end or flush (twice per message).
+        # Unless the stream buffers (PYTHONUNBUFFERED unset): then bytes written around us may wait in it.
+        self._dirty = False
+        self._buffers = not (isinstance(getattr(stream, "buffer", None), io.FileIO) and getattr(stream, "write_through", False))
 
     def write(self, text):
         n = self._stream.write(text)
         if text:
             self.at_line_start = text[-1] == "\n"
+            self._dirty = True
         return n
 
     def writelines(self, lines):
@@ -30,9 +36,12 @@ class LineStream(object):
         return self._stream.flush()
 
     def end_line(self):
+        if not self._dirty and not self._buffers:
+            return
         if not self.at_line_start:
             self.write("\n")
         self._stream.flush()
+        self._dirty = False
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
