@@ -22,6 +22,7 @@ import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { crc32, createInflateRaw, inflateRaw, inflateRawSync } from 'node:zlib';
 import { isMarError } from '../errors.js';
+import { discardedBytes } from '../util/young-gc.js';
 import { Crc32Combiner } from './crc32-combine.js';
 import { EntryCheck, entryDataError } from './integrity.js';
 import type { ArchiveEntryInfo, ArchiveReader, RawRange } from './read.js';
@@ -36,14 +37,17 @@ export const CHUNK_BYTES = 4 << 20;
 export const WORKERS = 4;
 
 /**
- * The process-wide task slots, each with its chunk buffer; buffers are dropped when no extraction runs. A free slot
- * goes to the extraction that started first: concurrent extractions then finish one after another instead of all at
- * the end, so the server starts a model's workers while the next model is still being extracted.
+ * The process-wide task slots, each with its chunk buffer. The extraction that started first has them: a worker keeps
+ * its slot from task to task and passes it on only to an earlier extraction that waits. Concurrent extractions then
+ * finish one after another instead of all at the end, so the server starts a model's workers while the next model is
+ * still being extracted. Buffers are reused until no extraction runs (allocating 4 MiB per task would leave tens of
+ * MB of garbage between V8's collections).
  */
 class Slots {
   #free = WORKERS;
   readonly #waiting: Array<{ priority: number; wake: () => void }> = [];
   #buffers: Buffer[] = [];
+  #extractions = 0;
 
   async take(priority: number): Promise<void> {
     if (this.#free > 0) {
@@ -59,12 +63,21 @@ class Slots {
 
   give(): void {
     const next = this.#waiting.shift();
-    if (next) {
-      next.wake();
-      return;
-    }
-    this.#free++;
-    if (this.#free === WORKERS) this.#buffers = [];
+    if (next) next.wake();
+    else this.#free++;
+  }
+
+  /** Whether an extraction that started before the one with this priority waits for a slot. */
+  earlierWaiting(priority: number): boolean {
+    return (this.#waiting[0]?.priority ?? Number.POSITIVE_INFINITY) < priority;
+  }
+
+  enter(): void {
+    this.#extractions++;
+  }
+
+  leave(): void {
+    if (--this.#extractions === 0) this.#buffers = [];
   }
 
   buffer(): Buffer {
@@ -254,16 +267,17 @@ class ZipWriter {
     check.count(data.length);
     this.#onBytes(data.length);
     check.finish(check.hasCrc ? crc32(data) : 0);
-    if (small) {
-      writeSmallFile(file, data);
-      return;
+    if (small) writeSmallFile(file, data);
+    else {
+      const fh = await open(file.target, 'wx', file.mode);
+      try {
+        await writeFully(fh, data, 0);
+      } finally {
+        await fh.close();
+      }
     }
-    const fh = await open(file.target, 'wx', file.mode);
-    try {
-      await writeFully(fh, data, 0);
-    } finally {
-      await fh.close();
-    }
+    // inflated into a buffer of its own (stored data is in the reused chunk buffer)
+    if (data !== raw) discardedBytes(data.length);
   }
 
   async #stream(file: ZipFileTarget): Promise<void> {
@@ -281,6 +295,8 @@ class ZipWriter {
         crc = crc32(out, crc);
         await writeFully(fh, out, position);
         position += out.length;
+        // zlib allocated it for this chunk
+        discardedBytes(out.length);
       }
     })();
     // awaited below, but it may fail while we are reading: not an unhandled rejection meanwhile
@@ -333,29 +349,42 @@ export async function writeZipFiles(
   let failure: { err: unknown } | null = null;
   const worker = async (): Promise<void> => {
     let sliceStart = performance.now();
-    while (failure === null && next < tasks.length) {
-      // Raw reads of small entries resolve from the read window without I/O: without this, a run of small files
-      // would keep the event loop to itself until the last one.
-      if (performance.now() - sliceStart > SYNC_SLICE_MS) {
-        await new Promise((resolve) => setImmediate(resolve));
-        sliceStart = performance.now();
-      }
-      await slots.take(priority);
-      let buf: Buffer | null = null;
-      try {
-        // checked again: the slot may have come after another worker of this extraction failed or took the last task
-        if (failure !== null || next >= tasks.length) continue;
+    let buf: Buffer | null = null;
+    await slots.take(priority);
+    try {
+      while (failure === null && next < tasks.length) {
+        // Raw reads of small entries resolve from the read window without I/O: without this, a run of small files
+        // would keep the event loop to itself until the last one.
+        if (performance.now() - sliceStart > SYNC_SLICE_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          sliceStart = performance.now();
+        }
+        if (slots.earlierWaiting(priority)) {
+          if (buf) slots.returnBuffer(buf);
+          buf = null;
+          slots.give();
+          await slots.take(priority);
+        }
+        // checked again after the waits above: another worker may have failed or taken the last task meanwhile
+        if (failure !== null || next >= tasks.length) break;
         const task = tasks[next++]!;
-        await writer.run(task, () => (buf ??= slots.buffer()));
-      } catch (err) {
-        failure ??= { err };
-      } finally {
-        if (buf) slots.returnBuffer(buf);
-        slots.give();
+        try {
+          await writer.run(task, () => (buf ??= slots.buffer()));
+        } catch (err) {
+          failure ??= { err };
+        }
       }
+    } finally {
+      if (buf) slots.returnBuffer(buf);
+      slots.give();
     }
   };
-  await Promise.all(Array.from({ length: Math.min(WORKERS, Math.max(1, tasks.length)) }, worker));
+  slots.enter();
+  try {
+    await Promise.all(Array.from({ length: Math.min(WORKERS, Math.max(1, tasks.length)) }, worker));
+  } finally {
+    slots.leave();
+  }
   if (failure !== null) {
     await Promise.all(chunked.map((c) => c.close()));
     throw (failure as { err: unknown }).err;
