@@ -5,15 +5,16 @@
  * - stored entries are copied in CHUNK_BYTES positional reads and writes; the chunks of one large entry run in
  *   parallel and their CRC-32s are combined (crc32-combine.ts). Node 20 has no way to copy a byte range inside the
  *   kernel (fs.copyFile copies whole files, and copy_file_range is not exposed), and the CRC must be computed
- *   anyway, so large user-space chunks are the fastest path: one read, one CRC pass, one write per 4 MiB;
- * - entries up to 4 MiB are read and inflated in one call (up to 64 KiB synchronously, with the open, write and
+ *   anyway, so large user-space chunks are the fastest path: one read, one CRC pass, one write per 2 MiB;
+ * - entries up to 2 MiB are read and inflated in one call (up to 64 KiB synchronously, with the open, write and
  *   close: thread-pool round trips cost more than that work), larger deflated ones stream through inflateRaw with
  *   256 KiB buffers, written as they come.
  *
  * Every byte is counted against the entry's recorded size (an entry never inflates past it), reported to the
  * caller's limit meter, and CRC-checked (integrity.ts EntryCheck) before the entry counts as written. Memory stays
  * bounded by WORKERS x CHUNK_BYTES plus one inflate stream per task in flight, whatever the archive size and however
- * many extractions run at once.
+ * many extractions run at once; the buffers zlib allocates for its output are collected every few MiB
+ * (util/young-gc.ts), not only when V8 would.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
@@ -28,7 +29,7 @@ import { EntryCheck, entryDataError } from './integrity.js';
 import type { ArchiveEntryInfo, ArchiveReader, RawRange } from './read.js';
 
 /** Bytes per positional read/write of a stored entry, and the largest entry inflated in one call. */
-export const CHUNK_BYTES = 4 << 20;
+export const CHUNK_BYTES = 2 << 20;
 /**
  * Entries (or chunks of one) in flight in this process, across every extraction running in it (the server loads
  * several models at once): the size of libuv's default thread pool, which does the reads and writes, and the bound
@@ -40,7 +41,7 @@ export const WORKERS = 4;
  * The process-wide task slots, each with its chunk buffer. The extraction that started first has them: a worker keeps
  * its slot from task to task and passes it on only to an earlier extraction that waits. Concurrent extractions then
  * finish one after another instead of all at the end, so the server starts a model's workers while the next model is
- * still being extracted. Buffers are reused until no extraction runs (allocating 4 MiB per task would leave tens of
+ * still being extracted. Buffers are reused until no extraction runs (allocating 2 MiB per task would leave tens of
  * MB of garbage between V8's collections).
  */
 class Slots {
