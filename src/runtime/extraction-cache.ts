@@ -105,6 +105,7 @@ async function extractLocked(
     const old = await trashEntry(root, paths.dir);
     if (old !== null) void deleteTrashed(old);
     const tmp = await makeTempEntry(root, fp.key);
+    extracting++;
     try {
       // The loader's limits (archive/limits.ts): their ratio lets zero-filled tensors (~1000:1) through.
       // loaded on a miss only: a warm start never needs the extractor
@@ -117,14 +118,36 @@ async function extractLocked(
       await publishEntry(root, tmp, { key: fp.key, archive, fingerprint: fp, created: new Date().toISOString() });
     } catch (err) {
       await deleteTrashed(tmp);
+      extracting--;
+      // the caps that waited for this extraction: in the background, the error is what this call reports
+      void enforceDueCaps(null);
       throw err;
     }
+    extracting--;
   } finally {
     await lock.release();
   }
-  // Past the cap: least recently used entries go (never this one, never one in use). Best effort.
-  await enforceCap(root, cap, new Set([fp.key])).catch(() => undefined);
+  capsDue.set(root, cap);
+  await enforceDueCaps(fp.key);
   return 'extracted';
+}
+
+/** Extractions running in this process, and the caches whose cap waits for them to finish. */
+let extracting = 0;
+const capsDue = new Map<string, CacheCap>();
+
+/**
+ * Past the cap, least recently used entries go (never `keep`, the entry just extracted, never one in use: the others
+ * this process extracted have its marker). Best effort. While other extractions run in this process (a server loading
+ * its startup models), the last of them does it for all: eviction's listing and removals would otherwise wait behind
+ * their large reads and writes in libuv's thread pool, and delay the start of this model's workers.
+ */
+async function enforceDueCaps(keep: string | null): Promise<void> {
+  if (extracting > 0) return;
+  for (const [root, cap] of [...capsDue]) {
+    capsDue.delete(root);
+    await enforceCap(root, cap, new Set(keep === null ? [] : [keep])).catch(() => undefined);
+  }
 }
 
 export interface AcquireHooks {

@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import { crc32 } from 'node:zlib';
 import { Crc32Combiner } from '../../src/archive/crc32-combine.js';
 import { extractArchive } from '../../src/archive/extract.js';
-import { CHUNK_BYTES } from '../../src/archive/zip-extract.js';
+import { ArchiveReader } from '../../src/archive/read.js';
+import { CHUNK_BYTES, WORKERS, writeZipFiles } from '../../src/archive/zip-extract.js';
 import { MarError } from '../../src/errors.js';
 import { run, tempDir } from '../helpers/util.js';
 
@@ -114,4 +115,76 @@ test('a corrupt deflated entry larger than one chunk is refused as it streams', 
     (e: unknown) => e instanceof MarError && e.code === 'ARCHIVE_CORRUPT' && /weights\/text\.bin/.test(e.message),
   );
   assert.deepEqual((await readdir(dir)).sort(), ['model.mar', 'src']);
+});
+
+/** Replaces every occurrence of `crc` (little-endian, as in the local header and the central directory) with crc ^ 1. */
+async function misrecordCrc(path: string, crc: number): Promise<void> {
+  const data = await readFile(path);
+  const le = Buffer.alloc(4);
+  le.writeUInt32LE(crc);
+  let found = 0;
+  for (let i = data.indexOf(le); i >= 0; i = data.indexOf(le, i + 4), found++) data.writeUInt32LE((crc ^ 1) >>> 0, i);
+  assert.equal(found, 2, 'the CRC-32 is recorded in the local header and the central directory');
+  await writeFile(path, data);
+}
+
+test('deflated entries that inflate cleanly but differ from their recorded CRC-32 are refused, streamed or whole', async (t) => {
+  const dir = await tempDir(t);
+  const { zip, text } = await makeZip(dir);
+  // small/d1/f1.txt (odd: deflated) is inflated in one call; weights/text.bin (over one chunk) streams
+  for (const [name, content] of [
+    ['small/d1/f1.txt', Buffer.from('line 1\n')],
+    ['weights/text.bin', text],
+  ] as const) {
+    const copy = join(dir, `${name.replace(/\//g, '_')}.mar`);
+    await writeFile(copy, await readFile(zip));
+    await misrecordCrc(copy, crc32(content));
+    const out = join(dir, 'out');
+    await assert.rejects(
+      extractArchive(copy, out),
+      (e: unknown) =>
+        e instanceof MarError &&
+        e.code === 'ARCHIVE_CORRUPT' &&
+        new RegExp(`entry ${name.replace(/\./g, '\\.')} CRC-32 is [0-9a-f]{8} but the archive records`).test(e.message),
+      name,
+    );
+    assert.ok(!existsSync(out), name);
+  }
+});
+
+test('two extractions in one process: the one that started first has the slots until its last task', async (t) => {
+  const dir = await tempDir(t);
+  const chunks = 4 * WORKERS;
+  await writeFile(join(dir, 'big.bin'), randomBytes((chunks - 1) * CHUNK_BYTES + 1));
+  const zip = join(dir, 'big.zip');
+  const make = 'import sys, zipfile\nzipfile.ZipFile(sys.argv[1], "w").write(sys.argv[2], "big.bin", zipfile.ZIP_STORED)';
+  const r = await run('python3', ['-c', make, zip, join(dir, 'big.bin')]);
+  assert.equal(r.code, 0, r.stderr);
+  const a = await ArchiveReader.open(zip);
+  const b = await ArchiveReader.open(zip);
+  t.after(async () => {
+    await a.close();
+    await b.close();
+  });
+  const target = async (reader: ArchiveReader, name: string) => {
+    await mkdir(join(dir, name));
+    return [{ entry: reader.entries()[0]!, target: join(dir, name, 'big.bin'), mode: 0o644 }];
+  };
+  const [ta, tb] = [await target(a, 'a'), await target(b, 'b')];
+  const events: string[] = [];
+  let second: Promise<unknown> | null = null;
+  const first = writeZipFiles(a, zip, ta, {
+    onBytes: () => {
+      events.push('a');
+      // started once the first holds its slots
+      second ??= writeZipFiles(b, zip, tb, { onBytes: () => events.push('b') }).then(() => events.push('b done'));
+    },
+  }).then(() => events.push('a done'));
+  await first;
+  await second;
+  assert.equal(events.filter((e) => e === 'a').length, chunks);
+  assert.ok(events.indexOf('a done') < events.indexOf('b done'), events.join(' '));
+  // the second starts once the first has no task left to start: at most WORKERS - 1 of its chunks are still in flight
+  assert.ok(events.indexOf('b') >= chunks - (WORKERS - 1), events.join(' '));
+  assert.ok((await readFile(join(dir, 'b', 'big.bin'))).equals(await readFile(join(dir, 'big.bin'))));
 });

@@ -290,6 +290,26 @@ test('eviction: least recently used entries go past the cap; an entry in use sta
   assert.deepEqual([existsSync(da), existsSync(dc), existsSync(dd)], [true, false, true], 'c evicted, a in use and d kept');
 });
 
+test('concurrent extractions in one process: the cap is enforced once the last is done; none it extracted goes', async (t) => {
+  const dir = await tempDir(t);
+  const cache = join(dir, 'cache');
+  const mars: Record<string, string> = {};
+  for (const name of ['a', 'b', 'c']) {
+    mars[name] = await makeMar(dir, name, { 'handler.py': HANDLER, 'weights.bin': randomBytes(name === 'a' ? 1 << 20 : 3 << 20) });
+  }
+  const settings = (bytes: number) => ({ dir: cache, maxSize: { bytes } });
+  const a = await acquireExtraction(mars['a']!, settings(100 << 20));
+  await a.release();
+  // b and c at once, under a cap that fits neither: a (unused) must go, b and c (in use) stay
+  const [b, c] = await Promise.all([acquireExtraction(mars['b']!, settings(1 << 20)), acquireExtraction(mars['c']!, settings(1 << 20))]);
+  t.after(async () => {
+    await b.release();
+    await c.release();
+  });
+  assert.deepEqual([b.outcome, c.outcome], ['extracted', 'extracted']);
+  assert.deepEqual([existsSync(a.dir), existsSync(b.dir), existsSync(c.dir)], [false, true, true], 'a evicted, b and c kept');
+});
+
 test('a marker left by a killed process does not pin an entry; cache clear keeps what a live process uses', async (t) => {
   const { dir, cache, mar } = await setup(t);
   const other = await makeMar(dir, 'other', { 'handler.py': HANDLER, 'weights.bin': randomBytes(1000) });
