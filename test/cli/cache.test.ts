@@ -77,3 +77,17 @@ test('a bad MAR_CACHE_MAX_SIZE is a usage error', async (t) => {
   assert.equal(r.code, 2);
   assert.match(r.stderr, /^error: MAR_CACHE_MAX_SIZE="lots" is not a size \(20G, 512M\) or a percentage \(50%\)\n$/);
 });
+
+test('a cache directory that cannot be made: one line naming the setting to change', async (t) => {
+  const dir = await tempDir(t);
+  const mar = await makeArchive(dir, 'noop');
+  const flag = await server(['predict', mar, '--data', 'x', '--cache-dir', mar]);
+  assert.equal(flag.code, 1);
+  assert.match(
+    flag.stderr,
+    /^error: cannot create the model cache .*noop\.mar: .*; give a writable directory \(--cache-dir, model_cache_dir\)\n$/,
+  );
+  const env = await server(['cache', 'list'], { env: { MAR_CACHE_DIR: join(mar, 'cache') } });
+  assert.equal(env.code, 1);
+  assert.match(env.stderr, /^error: cannot create the model cache .*; set MAR_CACHE_DIR to a writable directory\n$/);
+});

@@ -78,13 +78,12 @@ async function assertPrivate(root: string): Promise<void> {
   }
 }
 
-async function create(dir: string): Promise<void> {
+/** `fix` names what chose the directory, so the message says what to change. */
+async function create(dir: string, fix: string): Promise<void> {
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw new MarError('OUTPUT_FAILED', `cannot create the model cache ${dir}: ${describeFsError(err)}; set ${CACHE_DIR_ENV}`, {
-      cause: err,
-    });
+    throw new MarError('OUTPUT_FAILED', `cannot create the model cache ${dir}: ${describeFsError(err)}; ${fix}`, { cause: err });
   }
 }
 
@@ -92,12 +91,12 @@ async function create(dir: string): Promise<void> {
 export async function resolveCacheRoot(settings: CacheSettings = {}, env: NodeJS.ProcessEnv = process.env): Promise<CacheRoot> {
   if (settings.dir) {
     const dir = resolve(settings.dir);
-    await create(dir);
+    await create(dir, 'give a writable directory (--cache-dir, model_cache_dir)');
     return { dir, source: 'setting' };
   }
   if (env[CACHE_DIR_ENV]) {
     const dir = resolve(env[CACHE_DIR_ENV]);
-    await create(dir);
+    await create(dir, `set ${CACHE_DIR_ENV} to a writable directory`);
     return { dir, source: 'env' };
   }
   let dir = conventionalCacheDir(env);
@@ -105,7 +104,7 @@ export async function resolveCacheRoot(settings: CacheSettings = {}, env: NodeJS
     await mkdir(dir, { recursive: true, mode: 0o700 });
   } catch {
     dir = fallbackCacheDir();
-    await create(dir);
+    await create(dir, `set ${CACHE_DIR_ENV} to a writable directory`);
   }
   await assertPrivate(dir);
   return { dir, source: 'default' };
