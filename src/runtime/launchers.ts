@@ -37,12 +37,25 @@ export interface LaunchOptions {
   env?: NodeJS.ProcessEnv;
   /** Largest length field the Python worker accepts in a message (its own default: 256 MiB). */
   maxFieldBytes?: number;
-  /** False when nobody reads the worker's [METRICS] lines: the worker does not print them (default true). */
+  /**
+   * False when nobody reads the worker's [METRICS] lines: the worker does not print them. True (default): a successful
+   * PREDICT reply carries its batch's lines in its message (workerMetricsEnv).
+   */
   metrics?: boolean;
 }
 
-/** Set to 0 when the frontend drops [METRICS] lines: a write per batch in the worker and a parse here saved. */
+/**
+ * Where a worker puts the [METRICS] lines of a batch (docs/worker-protocol.md §4): `0` when the frontend drops them (a
+ * write per batch in the worker and a parse here saved), `reply` when it reads them: the lines of a successful PREDICT
+ * follow the first line of the reply's message rather than going to stdout, which cost a write in the worker and a
+ * pipe wake-up and read here per batch (a fifth of the batch-1 throughput). Other lines (LOAD, errors, the handler's
+ * own prints) stay on stdout.
+ */
 export const WORKER_METRICS_ENV = 'MAR_WORKER_METRICS';
+
+function workerMetricsEnv(o: LaunchOptions): string {
+  return o.metrics === false ? '0' : 'reply';
+}
 
 export const PYTHON_WORKER_SCRIPT = packagePath('src', 'runtime', 'python', 'mms_worker.py');
 export const PYTHON_COMPAT_DIR = packagePath('src', 'runtime', 'python', 'compat');
@@ -77,7 +90,7 @@ export function pythonLaunch(o: LaunchOptions): LaunchSpec {
     OMP_NUM_THREADS: base['OMP_NUM_THREADS'] ?? '1',
   };
   if (o.maxFieldBytes !== undefined) env['MAR_WORKER_MAX_FIELD_BYTES'] = String(o.maxFieldBytes);
-  if (o.metrics === false) env[WORKER_METRICS_ENV] = '0';
+  env[WORKER_METRICS_ENV] = workerMetricsEnv(o);
   // The worker's share of the cores for torch, unless the user chose with OMP_NUM_THREADS (_mar_worker/torch_env.py),
   // and idle OpenMP threads that sleep: a spinning one waits out a partner that the frontend or another worker has
   // preempted (resnet18, batch 1, 2 threads on 2 busy cores: 1.1 images/s spinning, 10.4 passive, 11.3 with 1 thread).
@@ -98,7 +111,7 @@ export function nodeLaunch(o: LaunchOptions): LaunchSpec {
     MMS_DECODE_INPUT_REQUEST: o.decodeInputRequest === false ? 'false' : 'true',
     MAR_SERVER_VERSION: TOOL_VERSION,
   };
-  if (o.metrics === false) env[WORKER_METRICS_ENV] = '0';
+  env[WORKER_METRICS_ENV] = workerMetricsEnv(o);
   return { command: process.execPath, args: [NODE_WORKER_SCRIPT, ...socketArgs(o.socket)], env, cwd: o.modelDir };
 }
 

@@ -19,8 +19,10 @@ export interface MetricLine {
   name: string;
   unit: string;
   value: number;
-  /** Dimension pairs in order, e.g. [['ModelName','m'],['Level','Model']]. */
-  dimensions: Array<[string, string]>;
+  /** Dimension pairs in order, e.g. [['ModelName','m'],['Level','Model']]; shared between lines with the same text. */
+  dimensions: ReadonlyArray<readonly [string, string]>;
+  /** The dimensions as the line spells them (`ModelName:m,Level:Model`): a key for what is made once per series. */
+  dimensionsText: string;
   hostname: string;
   /** Seconds since the epoch, as the worker printed it. */
   timestamp: number;
@@ -46,6 +48,25 @@ export function isWellFormedMetricLine(line: string): boolean {
   return m !== null && Number.isFinite(Number(m[3]!.replace(/,/g, ''))) && Number.isFinite(Number(m[7]));
 }
 
+/** Parsed dimension texts: a worker repeats the same few for every batch (bounded: a handler may vary them). */
+const DIMENSIONS = new Map<string, ReadonlyArray<readonly [string, string]>>();
+const MAX_DIMENSIONS = 1024;
+
+function dimensionsOf(text: string): ReadonlyArray<readonly [string, string]> {
+  let dims = DIMENSIONS.get(text);
+  if (dims !== undefined) return dims;
+  const pairs: Array<readonly [string, string]> = [];
+  for (const part of text.split(',')) {
+    if (!part) continue;
+    const colon = part.indexOf(':');
+    pairs.push(Object.freeze(colon < 0 ? [part, ''] : [part.slice(0, colon), part.slice(colon + 1)]));
+  }
+  dims = Object.freeze(pairs);
+  if (DIMENSIONS.size >= MAX_DIMENSIONS) DIMENSIONS.clear();
+  DIMENSIONS.set(text, dims);
+  return dims;
+}
+
 /** Parses one worker stdout line; null if it is not a well-formed metrics line. */
 export function parseMetricLine(line: string): MetricLine | null {
   // TorchServe's Java regexes allow an "INFO > " logging prefix.
@@ -59,17 +80,13 @@ export function parseMetricLine(line: string): MetricLine | null {
   const value = Number(valueText.includes(',') ? valueText.replace(/,/g, '') : valueText);
   const timestamp = Number(m[7]);
   if (!Number.isFinite(value) || !Number.isFinite(timestamp)) return null;
-  const dimensions: Array<[string, string]> = [];
-  for (const part of m[4]!.split(',')) {
-    if (!part) continue;
-    const colon = part.indexOf(':');
-    dimensions.push(colon < 0 ? [part, ''] : [part.slice(0, colon), part.slice(colon + 1)]);
-  }
+  const dimensionsText = m[4]!;
   const metric: MetricLine = {
     name: m[1]!,
     unit: m[2]!,
     value,
-    dimensions,
+    dimensions: dimensionsOf(dimensionsText),
+    dimensionsText,
     hostname: m[6]!,
     timestamp,
     requestIds: !m[8] ? [] : m[8].includes(',') ? m[8].split(',').filter(Boolean) : [m[8]],
@@ -80,7 +97,7 @@ export function parseMetricLine(line: string): MetricLine | null {
 }
 
 /** Formats a metric line exactly as the MMS MetricsStore prints it (used by the Node worker). */
-export function formatMetricLine(m: Omit<MetricLine, 'raw' | 'type'>): string {
+export function formatMetricLine(m: Omit<MetricLine, 'raw' | 'type' | 'dimensionsText'>): string {
   const dims = m.dimensions.map(([k, v]) => `${k}:${v}`).join(',');
   const ids = m.requestIds.length ? `,${m.requestIds.join(',')}` : '';
   return `${METRICS_PREFIX}${m.name}.${m.unit}:${m.value}|#${dims}|#hostname:${m.hostname},${m.timestamp}${ids}`;

@@ -123,6 +123,8 @@ export interface ConnectionOptions {
   onBroken(): void;
   /** The worker closed its end of the socket. */
   onClose(): void;
+  /** Sees each PREDICT reply before the caller does (its metric lines: worker-output.ts routeReplyLines). */
+  onPredictReply?: ((reply: WorkerReply) => void) | undefined;
 }
 
 /** The socket to one worker and the one request in flight on it. */
@@ -298,6 +300,7 @@ export class WorkerConnection {
     if (this.#pending !== pending) return;
     this.#pending = null;
     if (pending.timer) clearTimeout(pending.timer);
+    if (pending.kind === 'predict') this.#opts.onPredictReply?.(reply);
     pending.resolve(reply);
   }
 

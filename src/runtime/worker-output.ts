@@ -1,9 +1,10 @@
 /**
  * Decoding a worker's stdout and stderr: lines (capped, CR stripped), the start handshake ("[PID] n" and
  * "MMS worker started."), [METRICS] lines (including one glued to a handler's unterminated output) and the
- * rest, which is log text (docs/worker-protocol.md §1, §4).
+ * rest, which is log text (docs/worker-protocol.md §1, §4); and the metric lines a successful PREDICT reply carries.
  */
 import { isWellFormedMetricLine, METRICS_PREFIX, type MetricLine, parseMetricLine } from './metrics.js';
+import type { WorkerReply } from './protocol.js';
 
 export type OutputStream = 'stdout' | 'stderr';
 
@@ -87,4 +88,22 @@ export function routeLine(stream: OutputStream, line: string, h: OutputHandlers)
 export function readWorkerOutput(stdout: NodeJS.ReadableStream, stderr: NodeJS.ReadableStream, h: OutputHandlers): void {
   readLines(stdout, (line) => routeLine('stdout', line, h));
   readLines(stderr, (line) => routeLine('stderr', line, h));
+}
+
+/**
+ * The lines after the first of a successful PREDICT reply's message: its batch's [METRICS] lines, which the worker
+ * puts there rather than on stdout when the frontend reads them (MAR_WORKER_METRICS=reply, launchers.ts). Each is
+ * routed as a stdout line; the message keeps its first line ("Prediction success").
+ */
+export function routeReplyLines(reply: WorkerReply, h: OutputHandlers): void {
+  const msg = reply.message;
+  let at = reply.code === 200 ? msg.indexOf('\n') : -1;
+  if (at < 0) return;
+  reply.message = msg.slice(0, at);
+  while (at < msg.length) {
+    const next = msg.indexOf('\n', at + 1);
+    const end = next < 0 ? msg.length : next;
+    routeLine('stdout', msg.slice(at + 1, end), h);
+    at = end;
+  }
 }

@@ -14,7 +14,7 @@ import type { MetricLine } from './metrics.js';
 import type { OpenedModel } from './model.js';
 import { DEFAULT_MAX_FRAME_BYTES, encodeLoad, encodePredict, type InferenceRequest, type WorkerReply } from './protocol.js';
 import { allocateEndpoint, releaseEndpoint, WorkerConnection } from './worker-connection.js';
-import { readWorkerOutput } from './worker-output.js';
+import { type OutputHandlers, readWorkerOutput, routeReplyLines } from './worker-output.js';
 import { loadError } from './worker-reply.js';
 
 export interface WorkerLogLine {
@@ -187,23 +187,25 @@ export class WorkerProcess extends EventEmitter {
     this.#child = child;
     this.#socketSpec = socket;
     this.#sockDir = sockDir;
+    const log = options.log ?? defaultLog;
+    const output: OutputHandlers = {
+      inHandshake: () => this.#conn.inFlight === 'start',
+      onPid: (pid) => (this.#workerPid = pid),
+      onStarted: () => this.#conn.connect(this.#socketSpec),
+      onMetric: options.onMetric,
+      log: (stream, line) => log({ modelName: this.modelName, workerId: this.id, stream, line, pid: this.pid }),
+    };
     this.#conn = new WorkerConnection({
       workerId: options.id,
       modelName: options.model.name,
       maxFrameBytes: options.maxResponseBytes ?? DEFAULT_MAX_FRAME_BYTES,
       onBroken: () => void this.#terminate(0),
       onClose: () => this.#onSocketClose(),
+      // the worker was told to put a batch's metric lines in the reply only when they are read (launchers.ts)
+      onPredictReply: options.onMetric === undefined ? undefined : (reply) => routeReplyLines(reply, output),
     });
     this.#exited = new Promise((resolve) => (this.#resolveExited = resolve));
-
-    const log = options.log ?? defaultLog;
-    readWorkerOutput(child.stdout!, child.stderr!, {
-      inHandshake: () => this.#conn.inFlight === 'start',
-      onPid: (pid) => (this.#workerPid = pid),
-      onStarted: () => this.#conn.connect(this.#socketSpec),
-      onMetric: options.onMetric,
-      log: (stream, line) => log({ modelName: this.modelName, workerId: this.id, stream, line, pid: this.pid }),
-    });
+    readWorkerOutput(child.stdout!, child.stderr!, output);
     child.on('error', (err: NodeJS.ErrnoException) => {
       const msg =
         err.code === 'ENOENT'

@@ -12,6 +12,7 @@ test('parses the MMS line of the reference (verified PredictionTime with two req
       ['ModelName', 'probe'],
       ['Level', 'Model'],
     ],
+    dimensionsText: 'ModelName:probe,Level:Model',
     hostname: 'vm',
     timestamp: 1795550332,
     requestIds: ['req-1', 'req-2'],
@@ -30,6 +31,14 @@ test('rejects lines that are not well-formed metrics', () => {
   assert.equal(parseMetricLine('hello'), null);
   assert.equal(parseMetricLine('[METRICS]no value here'), null);
   assert.equal(parseMetricLine('[METRICS]A.B:x|#d|#hostname:h,1'), null);
+});
+
+test('lines with the same dimensions share one parsed copy, which nobody can change', () => {
+  const a = parseMetricLine('[METRICS]A.ms:1|#ModelName:m,Level:Model|#hostname:h,1700000000,r1')!;
+  const b = parseMetricLine('[METRICS]B.ms:2|#ModelName:m,Level:Model|#hostname:h,1700000001,r2')!;
+  assert.equal(a.dimensions, b.dimensions);
+  assert.throws(() => (a.dimensions as Array<[string, string]>).push(['X', 'y']), TypeError);
+  assert.notEqual(parseMetricLine('[METRICS]A.ms:1|#ModelName:n,Level:Model|#hostname:h,1')!.dimensions, a.dimensions);
 });
 
 test('formatMetricLine writes what parseMetricLine reads', () => {

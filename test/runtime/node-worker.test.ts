@@ -90,8 +90,12 @@ test('errors: any thrown error with a numeric statusCode, cycles and rejected pr
 test('metrics recorded through context.metrics arrive as parsed [METRICS] lines', async (t) => {
   const metrics: MetricLine[] = [];
   const worker = await startNode(t, NODE_FIXTURES, 'metrics:handle', { metrics });
-  await worker.predict([req('a', 'x'), req('b', 'y')], 10_000);
-  while (!metrics.some((m) => m.name === 'PredictionTime')) await new Promise((r) => setImmediate(r));
+  const reply = await worker.predict([req('a', 'x'), req('b', 'y')], 10_000);
+  // the batch's lines rode in the reply (launchers.ts): recorded by the time it resolves, its message is the worker's
+  assert.deepEqual([reply.code, reply.message], [200, 'Prediction success']);
+  assert.ok(metrics.some((m) => m.name === 'PredictionTime'));
+  // LOAD's lines come on stdout, which may be read after the socket
+  while (!metrics.some((m) => m.name === 'LoadCount')) await new Promise((r) => setImmediate(r));
   const by = (n: string) => metrics.find((m) => m.name === n)!;
   assert.equal(by('LoadCount').value, 1);
   assert.equal(by('Requests').value, 3, 'counters add up within a batch');

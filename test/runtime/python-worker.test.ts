@@ -411,6 +411,29 @@ test('metrics: with MAR_WORKER_METRICS=0 (the frontend drops them) no [METRICS] 
   );
 });
 
+test('metrics: with MAR_WORKER_METRICS=reply a successful batch\'s lines ride in its reply\'s message, not on stdout', async (t) => {
+  const { worker: w } = await startWorker(t, { env: { MAR_WORKER_METRICS: 'reply' } });
+  assert.equal((await w.load('mms_imports', { name: 'mi' })).reply.code, 200);
+  // LOAD's metrics stay on stdout
+  assert.ok(parseMetricLine(await w.waitLine((l) => l.startsWith('[METRICS]LoadCount'))));
+  const r = await w.predict([req('r1'), req('r2')]);
+  assert.equal(r.code, 200);
+  const [first, ...rest] = r.message.split('\n');
+  assert.equal(first, 'Prediction success');
+  const carried = rest.map((l) => parseMetricLine(l));
+  assert.ok(carried.every((m) => m !== null), r.message);
+  const names = carried.map((m) => m!.name);
+  assert.ok(names.includes('Requests') && names.includes('Custom'), names.join());
+  const pt = carried.find((m) => m!.name === 'PredictionTime');
+  assert.deepEqual(pt?.requestIds, ['r1', 'r2']);
+  // a failed batch's message is the handler's, alone
+  const failed = await w.predict([req('r3', [['body', 'application/json', '{"fail": "teapot"}']])]);
+  assert.deepEqual([failed.code, failed.message], [418, 'teapot']);
+  assert.equal((await w.close()).code, 0);
+  const printed = w.lines.filter((l) => l.startsWith('[METRICS]')).map((l) => parseMetricLine(l)!);
+  assert.ok(!printed.some((m) => m.requestIds.includes('r1')), 'the carried lines are not printed too');
+});
+
 test('metrics: handler metrics and PredictionTime are printed as [METRICS] lines after each message', async (t) => {
   const { worker: w } = await startWorker(t);
   assert.equal((await w.load('mms_imports', { name: 'mi' })).reply.code, 200);

@@ -273,8 +273,10 @@ for (const runtime of ['python', 'node'] as const) {
 test('python: handlers importing the mms package record metrics that reach onMetric', async (t) => {
   const { worker, metrics } = await start(t, 'python', 'mms_imports:handle');
   const reply = await worker.predict([body('{"error": true}', 'application/json')], 10_000);
-  assert.equal(reply.code, 200);
-  while (!metrics.some((m) => m.name === 'PredictionTime')) await new Promise((r) => setImmediate(r));
+  // the batch's lines rode in the reply (launchers.ts): recorded by the time it resolves, its message is the worker's
+  assert.deepEqual([reply.code, reply.message], [200, 'Prediction success']);
+  // LOAD's lines come on stdout, which may be read after the socket
+  while (!metrics.some((m) => m.name === 'LoadCount')) await new Promise((r) => setImmediate(r));
   const names = metrics.map((m) => `${m.name}.${m.unit}`);
   for (const n of ['LoadCount.Count', 'Requests.Count', 'Work.Milliseconds', 'Oops.unit', 'PredictionTime.Milliseconds']) {
     assert.ok(names.includes(n), `${n} in ${names.join(' ')}`);
@@ -389,8 +391,9 @@ test('launchers: python argv, PYTHONPATH order (handler dir, existing, model dir
     [share(1)['MAR_TORCH_THREADS'], share(2)['MAR_TORCH_THREADS'], share(cores * 4)['MAR_TORCH_THREADS']],
     [String(cores), String(Math.max(1, Math.floor(cores / 2))), '1'],
   );
-  // Nobody reads the worker's [METRICS] lines (no onMetric): the worker is told not to print them.
-  assert.equal(share(1)['MAR_WORKER_METRICS'], undefined);
+  // Someone reads the worker's [METRICS] lines (the default): a batch's lines ride in its reply (launchers.ts).
+  assert.equal(share(1)['MAR_WORKER_METRICS'], 'reply');
+  // Nobody reads them (no onMetric): the worker is told not to print them.
   assert.equal(
     pythonLaunch({ runtime: 'python', modelDir: '/m', entry, socket: { type: 'unix', path: '/s' }, env: {}, metrics: false }).env[
       'MAR_WORKER_METRICS'
@@ -483,6 +486,8 @@ test('handshake lines printed by the handler during LOAD are only logged: the pi
 
 test('a [METRICS] line glued to handler output written past the line tracking (os.write) is still parsed', async (t) => {
   const dir = await tempDir(t);
+  // A batch's metric lines ride in its reply unless there are more than 64 KiB of them: then they are printed, and a
+  // raw write before them gets the first one glued to it.
   await writeFile(
     join(dir, 'rawout.py'),
     'import os\n' +
@@ -490,6 +495,8 @@ test('a [METRICS] line glued to handler output written past the line tracking (o
       '    if data is None:\n' +
       '        return None\n' +
       '    os.write(1, b"raw write without newline")\n' +
+      '    for i in range(1000):\n' +
+      '        context.metrics.add_counter("Many%d" % i, 1)\n' +
       '    return ["OK"] * len(data)\n',
   );
   const model = await openModel(dir, { modelName: 'raw', handler: 'rawout' });
@@ -497,11 +504,13 @@ test('a [METRICS] line glued to handler output written past the line tracking (o
   const logs: WorkerLogLine[] = [];
   const metrics: MetricLine[] = [];
   const worker = await WorkerProcess.start({ id: '1', model, batchSize: 1, log: (l) => logs.push(l), onMetric: (m) => metrics.push(m) });
-  assert.equal((await worker.predict([body('x')], 10_000)).code, 200);
+  const reply = await worker.predict([body('x')], 10_000);
+  assert.deepEqual([reply.code, reply.message], [200, 'Prediction success']);
   await worker.stop(1000); // the output pipes are read to their end
+  assert.equal(metrics.length, 1001);
   assert.deepEqual(
-    metrics.map((m) => m.name),
-    ['PredictionTime'],
+    [metrics[0]!.name, metrics.at(-1)!.name],
+    ['Many0', 'PredictionTime'],
   );
   assert.ok(
     logs.some((l) => l.line === 'raw write without newline'),

@@ -24,8 +24,15 @@ type HandleFn = (data: unknown, context: Context) => unknown;
 
 const ACCEPT_TIMEOUT_MS = 30_000;
 const DECODE = (process.env['MMS_DECODE_INPUT_REQUEST'] ?? 'true') === 'true';
-/** 0 when the frontend drops [METRICS] lines (nothing consumes them): none are printed (launchers.ts). */
-const METRICS_ENABLED = process.env['MAR_WORKER_METRICS'] !== '0';
+/**
+ * Where the [METRICS] lines go (launchers.ts): `0` nowhere (nothing consumes them), `reply` in a successful PREDICT
+ * reply's message after its first line (no stdout write per batch), else stdout after each message, as MMS's worker.
+ */
+const METRICS_MODE = process.env['MAR_WORKER_METRICS'];
+const METRICS_ENABLED = METRICS_MODE !== '0';
+const METRICS_IN_REPLY = METRICS_MODE === 'reply';
+/** A batch whose lines are longer than this prints them instead (the reply's length fields are capped). */
+const MAX_REPLY_METRICS_CHARS = 64 * 1024;
 
 /**
  * The frontend reads stdout line by line ([METRICS] lines): a handler's `process.stdout.write('...')` without a
@@ -287,14 +294,22 @@ function serve(conn: Socket): void {
   const answer = async (batch: InferenceRequest[]): Promise<void> => {
     if (!handler) return send(errorReply(batch, 503, 'Model not loaded'));
     let frame: Buffer;
+    let carried = false;
     try {
-      frame = encodeReply(await predict(handler, batch));
+      const reply = await predict(handler, batch);
+      if (METRICS_IN_REPLY && reply.code === 200) {
+        const lines = handler.context.metrics.lines();
+        const text = lines.join('\n');
+        carried = lines.length > 0 && text.length <= MAX_REPLY_METRICS_CHARS;
+        if (carried) reply.message += `\n${text}`;
+      }
+      frame = encodeReply(reply);
     } catch (err) {
       out(`Prediction failed in the worker: ${(err as Error)?.stack ?? String(err)}`);
       frame = encodeReply(errorReply(batch, 503, 'Prediction failed'));
     }
     await new Promise<void>((resolve) => conn.write(frame, () => resolve()));
-    printMetrics();
+    if (!carried) printMetrics();
   };
   const printMetrics = (): void => {
     if (handler && METRICS_ENABLED) for (const line of handler.context.metrics.lines()) out(line);

@@ -7,7 +7,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { MetricLine } from '../../runtime/metrics.js';
 import type { LogFile } from '../log-file.js';
-import { helpText, logMetricLine, type MetricDef, type MetricType, MODEL_METRICS } from './ts-metrics.js';
+import { fillLogLine, helpText, type LogLineTemplate, logLineTemplate, type MetricDef, type MetricType, MODEL_METRICS } from './ts-metrics.js';
 
 interface BackendMetric {
   readonly def: MetricDef;
@@ -18,6 +18,8 @@ interface BackendMetric {
    */
   readonly series: Map<string, { labels: Record<string, string>; value: number }>;
 }
+
+const MAX_TEMPLATES = 1024;
 
 /** Where backend metrics go: a Prometheus registry, or model_metrics.log (metrics_mode=log). */
 export type BackendSink = { registry: Registry } | { file: LogFile | null };
@@ -38,6 +40,8 @@ export class BackendMetrics {
   /** By name; null: refused (bad name, clashes with a frontend metric), with a warning logged once. */
   readonly #known = new Map<string, BackendMetric | null>();
   readonly #warned = new Set<string>();
+  /** Log mode: line templates by metric, dimensions and host (bounded: a handler may vary its dimensions). */
+  readonly #templates = new Map<string, LogLineTemplate>();
 
   constructor(sink: BackendSink, warn: (msg: string) => void) {
     this.#sink = sink;
@@ -122,14 +126,21 @@ export class BackendMetrics {
 
   #log(file: LogFile | null, m: MetricLine): void {
     if (file === null) return;
-    const def: MetricDef = MODEL_METRICS[m.name] ?? {
-      type: lineType(m),
-      unit: m.unit,
-      labels: [...m.dimensions.map(([k]) => k), 'Hostname'],
-    };
-    const values = [...m.dimensions.map(([, v]) => v), m.hostname];
+    // a worker prints the same few series for every batch: their line templates are made once
+    const key = `${m.name}.${m.unit}|${m.dimensionsText}|${m.hostname}`;
+    let t = this.#templates.get(key);
+    if (t === undefined) {
+      const def: MetricDef = MODEL_METRICS[m.name] ?? {
+        type: lineType(m),
+        unit: m.unit,
+        labels: [...m.dimensions.map(([k]) => k), 'Hostname'],
+      };
+      t = logLineTemplate(m.name, def, [...m.dimensions.map(([, v]) => v), m.hostname]);
+      if (this.#templates.size >= MAX_TEMPLATES) this.#templates.clear();
+      this.#templates.set(key, t);
+    }
     // TorchServe writes the request ids it parsed, "null" when the line had none
-    file.write(logMetricLine(m.name, def, values, m.value, m.requestIds.length > 0 ? m.requestIds.join(',') : 'null'));
+    file.write(fillLogLine(t, m.value, m.requestIds.length > 0 ? m.requestIds.join(',') : 'null'));
   }
 
   #warnOnce(key: string, msg: string): void {

@@ -61,7 +61,7 @@ export function javaDouble(n: number): string {
   return `${mantissa.includes('.') ? mantissa : `${mantissa}.0`}E${Number(exponent)}`;
 }
 
-/** The fixed parts of a log line for one metric and label values: `head` + value + `tail` + seconds. */
+/** The fixed parts of a log line for one metric and label values: `head` + value + `tail` + request ids + seconds. */
 export interface LogLineTemplate {
   readonly head: string;
   readonly tail: string;
@@ -72,21 +72,16 @@ export interface LogLineTemplate {
  * `Name.Unit:value|#dim:v,...|#hostname:host[,requestID:ids],timestamp:seconds`. `values` follow `labels`, the last
  * one being the host name. A template is made once per series and filled per value (see fillLogLine).
  */
-export function logLineTemplate(name: string, def: MetricDef, values: readonly string[], requestIds?: string): LogLineTemplate {
+export function logLineTemplate(name: string, def: MetricDef, values: readonly string[]): LogLineTemplate {
   const dims: string[] = [];
   for (let i = 0; i < def.labels.length - 1 && i < values.length - 1; i++) dims.push(`${def.labels[i]}:${values[i]}`);
+  return { head: `${name}.${def.unit}:`, tail: `|#${dims.join(',')}|#hostname:${values[values.length - 1]}` };
+}
+
+/** A log line from its template, the value, the request ids if the line has them, and the current time. */
+export function fillLogLine(t: LogLineTemplate, value: number, requestIds?: string): string {
   const ids = requestIds === undefined ? '' : `,requestID:${requestIds}`;
-  return { head: `${name}.${def.unit}:`, tail: `|#${dims.join(',')}|#hostname:${values[values.length - 1]}${ids},timestamp:` };
-}
-
-/** A log line from its template, the value and the current time. */
-export function fillLogLine(t: LogLineTemplate, value: number): string {
-  return `${t.head}${javaDouble(value)}${t.tail}${Math.floor(Date.now() / 1000)}`;
-}
-
-/** logLineTemplate + fillLogLine, for a line whose labels are not seen again. */
-export function logMetricLine(name: string, def: MetricDef, values: readonly string[], value: number, requestIds?: string): string {
-  return fillLogLine(logLineTemplate(name, def, values, requestIds), value);
+  return `${t.head}${javaDouble(value)}${t.tail}${ids},timestamp:${Math.floor(Date.now() / 1000)}`;
 }
 
 /** One metric family with its samples, as prom-client's `metric.get()` gives it. */

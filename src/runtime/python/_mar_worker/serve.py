@@ -18,19 +18,31 @@ from _mar_worker.stdio import end_lines
 logger = logging.getLogger("mms_worker")
 
 PREDICTION_METRIC = "PredictionTime"
-# 0 when the frontend drops [METRICS] lines (nothing consumes them): no line is built or written per batch.
-METRICS_ENABLED = os.environ.get("MAR_WORKER_METRICS") != "0"
+# MAR_WORKER_METRICS (set by the frontend, launchers.ts): "0" when nothing consumes [METRICS] lines (none is built
+# or written per batch); "reply" when the frontend reads a successful PREDICT reply's metric lines from the reply's
+# message, after its first line (docs/worker-protocol.md §4): a line to stdout per batch is a write here and a pipe
+# wake-up and read in the frontend, which cost it 20% of its batch-1 throughput. Anything else: stdout, as MMS.
+_METRICS_MODE = os.environ.get("MAR_WORKER_METRICS")
+METRICS_ENABLED = _METRICS_MODE != "0"
+METRICS_IN_REPLY = _METRICS_MODE == "reply"
+SUCCESS_MESSAGE = "Prediction success"
+# a batch whose metric lines are longer than this prints them to stdout instead (the reply's length fields are capped)
+MAX_REPLY_METRICS_CHARS = 64 * 1024
+
+
+def metrics_text(store, extra=None):
+    """The store's metrics as `[METRICS]...` lines, then `extra` (a line, newline included)."""
+    metrics = getattr(store, "store", None)
+    text = "".join("[METRICS]{}\n".format(m) for m in metrics) if metrics else ""
+    return text + extra if extra else text
 
 
 def emit_metrics(store, extra=None):
-    """Prints the store's metrics as `[METRICS]...` lines, then `extra` (one write: they are on the hot path)."""
+    """Prints the store's metrics and `extra` to stdout (one write: they are on the hot path)."""
     end_lines()
     if not METRICS_ENABLED:
         return
-    metrics = getattr(store, "store", None)
-    text = "".join("[METRICS]{}\n".format(m) for m in metrics) if metrics else ""
-    if extra:
-        text += extra
+    text = metrics_text(store, extra)
     if text:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -162,10 +174,16 @@ class Worker(object):
                     prediction_line = prediction_time_line(metrics, duration_ms)
                 else:
                     metrics.add_time(PREDICTION_METRIC, duration_ms)
+                message = SUCCESS_MESSAGE
+                text = metrics_text(metrics, prediction_line) if METRICS_IN_REPLY else ""
+                if text and len(text) <= MAX_REPLY_METRICS_CHARS:
+                    message = SUCCESS_MESSAGE + "\n" + text.rstrip("\n")
                 try:
                     if counts is not None:
                         ret = split_outputs(ret, counts)
-                    response = encode_predict_response(ret, requests, "Prediction success", 200, context)
+                    response = encode_predict_response(ret, requests, message, 200, context)
+                    if message is not SUCCESS_MESSAGE:
+                        metrics, prediction_line = None, None  # the reply carries them
                 except Exception:
                     logger.warning("Unable to serialize model output.", exc_info=True)
                     response = encode_predict_response(None, requests, "Unsupported model output data type.", 503)
