@@ -26,15 +26,16 @@ _METRICS_MODE = os.environ.get("MAR_WORKER_METRICS")
 METRICS_ENABLED = _METRICS_MODE != "0"
 METRICS_IN_REPLY = _METRICS_MODE == "reply"
 SUCCESS_MESSAGE = "Prediction success"
+_SUCCESS_NL = SUCCESS_MESSAGE + "\n"
 # a batch whose metric lines are longer than this prints them to stdout instead (the reply's length fields are capped)
 MAX_REPLY_METRICS_CHARS = 64 * 1024
 
 
 def metrics_text(store, extra=None):
-    """The store's metrics as `[METRICS]...` lines, then `extra` (a line, newline included)."""
+    """The store's metrics as `[METRICS]...` lines, then `extra` (a line without its newline); each line ends in one."""
     metrics = getattr(store, "store", None)
     text = "".join("[METRICS]{}\n".format(m) for m in metrics) if metrics else ""
-    return text + extra if extra else text
+    return text + extra + "\n" if extra else text
 
 
 def emit_metrics(store, extra=None):
@@ -48,14 +49,21 @@ def emit_metrics(store, extra=None):
         sys.stdout.flush()
 
 
-def prediction_time_line(store, duration_ms):
-    """The line `store.add_time(PredictionTime, duration_ms)` then printing would give, for an EMPTY store of
-    ours, without building the Metric and Dimension objects (every request pays for this line)."""
-    req_id = store._get_req(None)
-    text = "[METRICS]{}.Milliseconds:{}|#ModelName:{},Level:Model|#hostname:{},{}".format(
-        PREDICTION_METRIC, duration_ms, store.model_name, _HOSTNAME, int(time.time())
-    )
-    return text + ("," + str(req_id) + "\n" if req_id else "\n")
+_PREDICTION_HEAD = "[METRICS]" + PREDICTION_METRIC + ".Milliseconds:"
+# by model name: "|#ModelName:<name>,Level:Model|#hostname:<host>,"
+_prediction_tails = {}
+
+
+def prediction_time_line(model_name, duration_ms, now, requests):
+    """The line (without its newline) that `add_time(PredictionTime, duration_ms)` on an EMPTY store of ours, then
+    printing, would give, without building the Metric and Dimension objects: every batch pays for this line."""
+    tail = _prediction_tails.get(model_name)
+    if tail is None:
+        tail = _prediction_tails[model_name] = "|#ModelName:{},Level:Model|#hostname:{},".format(model_name, _HOSTNAME)
+    # MetricsStore._get_req(None): every request id of the batch, in order
+    ids = requests[0].request_id if len(requests) == 1 else ",".join(r.request_id for r in requests)
+    line = _PREDICTION_HEAD + str(duration_ms) + tail + str(int(now))
+    return line + "," + ids if ids else line
 
 
 class Worker(object):
@@ -143,7 +151,8 @@ class Worker(object):
                     ret = self.model.entry(data, context)
                 finally:
                     end_lines()  # the handler's output ends before ours starts
-                duration_ms = round((time.time() - start) * 1000, 2)
+                end = time.time()
+                duration_ms = round((end - start) * 1000, 2)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as e:  # includes MemoryError; a handler error never ends the worker
@@ -168,16 +177,18 @@ class Worker(object):
                 )
                 response = encode_predict_response(None, requests, "number of batch response mismatched", 503)
             else:
+                message = SUCCESS_MESSAGE
                 if not METRICS_ENABLED:
                     pass
                 elif type(metrics) is MetricsStore and not metrics.store:
-                    prediction_line = prediction_time_line(metrics, duration_ms)
+                    prediction_line = prediction_time_line(context.model_name, duration_ms, end, requests)
+                    if METRICS_IN_REPLY:
+                        message = _SUCCESS_NL + prediction_line
                 else:
                     metrics.add_time(PREDICTION_METRIC, duration_ms)
-                message = SUCCESS_MESSAGE
-                text = metrics_text(metrics, prediction_line) if METRICS_IN_REPLY else ""
-                if text and len(text) <= MAX_REPLY_METRICS_CHARS:
-                    message = SUCCESS_MESSAGE + "\n" + text.rstrip("\n")
+                    text = metrics_text(metrics) if METRICS_IN_REPLY else ""
+                    if text and len(text) <= MAX_REPLY_METRICS_CHARS:
+                        message = _SUCCESS_NL + text[:-1]
                 try:
                     if counts is not None:
                         ret = split_outputs(ret, counts)
