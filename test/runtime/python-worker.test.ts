@@ -411,7 +411,7 @@ test('metrics: with MAR_WORKER_METRICS=0 (the frontend drops them) no [METRICS] 
   );
 });
 
-test('metrics: with MAR_WORKER_METRICS=reply a successful batch\'s lines ride in its reply\'s message, not on stdout', async (t) => {
+test("metrics: with MAR_WORKER_METRICS=reply a successful batch's lines ride in its reply's message, not on stdout", async (t) => {
   const { worker: w } = await startWorker(t, { env: { MAR_WORKER_METRICS: 'reply' } });
   assert.equal((await w.load('mms_imports', { name: 'mi' })).reply.code, 200);
   // LOAD's metrics stay on stdout
@@ -421,7 +421,10 @@ test('metrics: with MAR_WORKER_METRICS=reply a successful batch\'s lines ride in
   const [first, ...rest] = r.message.split('\n');
   assert.equal(first, 'Prediction success');
   const carried = rest.map((l) => parseMetricLine(l));
-  assert.ok(carried.every((m) => m !== null), r.message);
+  assert.ok(
+    carried.every((m) => m !== null),
+    r.message,
+  );
   const names = carried.map((m) => m!.name);
   assert.ok(names.includes('Requests') && names.includes('Custom'), names.join());
   const pt = carried.find((m) => m!.name === 'PredictionTime');

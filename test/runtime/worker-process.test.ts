@@ -508,10 +508,7 @@ test('a [METRICS] line glued to handler output written past the line tracking (o
   assert.deepEqual([reply.code, reply.message], [200, 'Prediction success']);
   await worker.stop(1000); // the output pipes are read to their end
   assert.equal(metrics.length, 1001);
-  assert.deepEqual(
-    [metrics[0]!.name, metrics.at(-1)!.name],
-    ['Many0', 'PredictionTime'],
-  );
+  assert.deepEqual([metrics[0]!.name, metrics.at(-1)!.name], ['Many0', 'PredictionTime']);
   assert.ok(
     logs.some((l) => l.line === 'raw write without newline'),
     JSON.stringify(logs.map((l) => l.line)),

@@ -7,7 +7,15 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { MetricLine } from '../../runtime/metrics.js';
 import type { LogFile } from '../log-file.js';
-import { fillLogLine, helpText, type LogLineTemplate, logLineTemplate, type MetricDef, type MetricType, MODEL_METRICS } from './ts-metrics.js';
+import {
+  fillLogLine,
+  helpText,
+  type LogLineTemplate,
+  logLineTemplate,
+  type MetricDef,
+  type MetricType,
+  MODEL_METRICS,
+} from './ts-metrics.js';
 
 interface BackendMetric {
   readonly def: MetricDef;
