@@ -18,6 +18,9 @@ def parse_args(argv):
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", help="tcp port")
     parser.add_argument("--accept-timeout", type=float, default=30.0, help="seconds to wait for the connection")
+    parser.add_argument(
+        "--settings-from-stdin", action="store_true", help="spawned before the model: read its cwd and environment on stdin"
+    )
     # --handler, --model-path, --model-name, --preload-model, --tmp-dir, ... (MMS) are accepted and ignored.
     args, _unknown = parser.parse_known_args(argv)
     if args.sock_type == "unix" and not args.sock_name:
@@ -70,6 +73,8 @@ def main(argv=None):
         # not before the "started" line: the two overlap on a cold start.
         from _mar_worker.serve import Worker
 
+        if args.settings_from_stdin:
+            watch_parent()  # waiting for a model that may take a while: not after our frontend is gone
         sock.settimeout(args.accept_timeout)
         try:
             conn, _ = sock.accept()
@@ -83,7 +88,16 @@ def main(argv=None):
             _remove(unix_path)
             unix_path = None
         conn.settimeout(None)
-        watch_parent()
+        if args.settings_from_stdin:
+            from _mar_worker.deferred import read_settings
+
+            try:
+                read_settings()
+            except (OSError, ValueError) as e:
+                print("Cannot apply the frontend's settings: {}".format(e), flush=True)
+                return 1
+        else:
+            watch_parent()
         if conn.family == socket.AF_INET:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
