@@ -7,27 +7,34 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { detectArchiveKind, withArchive } from '../archive/read.js';
 import { discoverManifest, type ReadIfExists } from '../manifest/discover.js';
+import { type CacheSettings, cachedModelDir } from './extraction-cache.js';
 
 /** What is known of a model before it is opened. */
 export interface ModelPeek {
   /** The manifest's `runtime`; undefined when there is none (the default runtime) or it cannot be read cheaply. */
   runtime: string | undefined;
-  /** The best stand-in for its model dir before extraction: a model directory itself, else the current directory. */
+  /** The best stand-in for its model dir: a model directory itself, an archive's extraction already in the cache, else the cwd. */
   standInDir: string;
 }
 
 /** Peeks at `source` (a model directory or archive); never throws (openModel reports what is wrong with it). */
-export async function peekModel(source: string): Promise<ModelPeek> {
+export async function peekModel(source: string, cache: CacheSettings = {}): Promise<ModelPeek> {
   const kind = await detectArchiveKind(source).catch(() => null);
-  if (kind === 'dir') return { runtime: await peekRuntime(source, kind), standInDir: source };
-  return { runtime: kind === null ? undefined : await peekRuntime(source, kind), standInDir: process.cwd() };
+  if (kind === 'dir') return { runtime: await dirRuntime(source), standInDir: source };
+  if (kind === null) return { runtime: undefined, standInDir: process.cwd() };
+  // an archive in the cache: its manifest on disk (no zip reader loaded for a warm start)
+  const cached = await cachedModelDir(source, cache).catch(() => null);
+  if (cached !== null) return { runtime: await dirRuntime(cached), standInDir: cached };
+  return { runtime: kind === 'zip' ? await zipRuntime(source) : undefined, standInDir: process.cwd() };
 }
 
-async function peekRuntime(source: string, kind: string): Promise<string | undefined> {
+async function dirRuntime(dir: string): Promise<string | undefined> {
+  return runtimeOf(await discoverManifest((path) => readFile(join(dir, path)).catch(() => null)).catch(() => ({ kind: 'none' }) as const));
+}
+
+/** A zip's manifest entry (its extraction needs the zip reader anyway); a tgz's may be anywhere in its stream: not read. */
+async function zipRuntime(source: string): Promise<string | undefined> {
   try {
-    if (kind === 'dir') return runtimeOf(await discoverManifest((path) => readFile(join(source, path)).catch(() => null)));
-    // a tgz's manifest may be anywhere in its stream: not worth a read of the whole archive here
-    if (kind !== 'zip') return undefined;
     return await withArchive(source, async (reader) => {
       const read: ReadIfExists = async (path) => {
         const entry = reader.find(path);
@@ -36,12 +43,12 @@ async function peekRuntime(source: string, kind: string): Promise<string | undef
       return runtimeOf(await discoverManifest(read));
     });
   } catch {
-    // openModel reports what is wrong with the model
+    // openModel reports what is wrong with the archive
     return undefined;
   }
 }
 
-function runtimeOf(found: Awaited<ReturnType<typeof discoverManifest>>): string | undefined {
+function runtimeOf(found: Awaited<ReturnType<typeof discoverManifest>> | { kind: 'none' }): string | undefined {
   if (found.kind === 'none' || found.error) return undefined;
   const runtime = (found.json as { runtime?: unknown } | null)?.runtime;
   return typeof runtime === 'string' ? runtime : undefined;

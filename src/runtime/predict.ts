@@ -89,7 +89,10 @@ function predictRequest(options: PredictOptions, requests: readonly InferenceReq
 async function prespawnFor(model: string, options: PredictOptions, requests: readonly InferenceRequest[]): Promise<PrespawnGroup> {
   try {
     const { options: serving } = resolveServingOptions({ modelConfig: null, request: predictRequest(options, requests) });
-    const peek = await peekModel(resolve(model));
+    const peek = await peekModel(resolve(model), {
+      ...(options.cacheDir !== undefined ? { dir: options.cacheDir } : {}),
+      ...(options.cacheMaxSize !== undefined ? { maxSize: options.cacheMaxSize } : {}),
+    });
     return await prespawnWorkers(
       {
         runtime: resolveRuntime(options.runtime ?? peek.runtime),

@@ -41,7 +41,11 @@ export async function prespawnStartupWorkers(config: ServerConfig): Promise<Pres
       budget -= count;
       if (count <= 0) return null;
       try {
-        const peek = await peekModel(path);
+        const { cacheDir, cacheMaxSize } = config.modelCache;
+        const peek = await peekModel(path, {
+          ...(cacheDir !== undefined ? { dir: cacheDir } : {}),
+          ...(cacheMaxSize !== undefined ? { maxSize: cacheMaxSize } : {}),
+        });
         return await prespawnWorkers(
           {
             runtime: resolveRuntime(peek.runtime),

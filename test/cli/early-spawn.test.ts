@@ -10,7 +10,7 @@ import { chmod, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { lineWaiter } from '../../bench/line-waiter.js';
-import { FIXTURES, SERVER_BIN, server, tempDir } from '../helpers/util.js';
+import { archiver, FIXTURES, SERVER_BIN, server, tempDir } from '../helpers/util.js';
 
 /** A python3 that records every start in `pids` (the wrapper's pid is the interpreter's: it execs). */
 async function recordingPython(t: TestContext): Promise<{ dir: string; python: string; pids: () => Promise<number[]> }> {
@@ -51,6 +51,29 @@ test('predict starts one interpreter for its model, spawned before the model is 
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, 'OK');
   assert.equal((await pids()).length, 1);
+});
+
+test('predict of an archive, extracted then from the cache: one interpreter each run', async (t) => {
+  const { dir, python, pids } = await recordingPython(t);
+  const made = await archiver([
+    'create',
+    '--model-name',
+    'arc',
+    '--model-path',
+    await noopModel(dir, 'src'),
+    '--handler',
+    'noop:handle',
+    '--export-path',
+    dir,
+  ]);
+  assert.equal(made.code, 0, made.stderr);
+  const env = { ...process.env, MAR_CACHE_DIR: join(dir, 'cache') };
+  for (const run of [1, 2]) {
+    const r = await server(['predict', join(dir, 'arc.mar'), '--data', 'x', '--python', python, '--quiet'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'OK');
+    assert.equal((await pids()).length, run);
+  }
 });
 
 test('predict of an archive that cannot be opened: the one-line error, and the early worker is gone', async (t) => {
