@@ -9,6 +9,7 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { EntryPoint } from '../handler/entry-point.js';
 import { type HandlerLanguage, launcherOf, resolveRuntime } from '../handler/runtimes.js';
 import { packagePath, TOOL_VERSION } from '../util/package-info.js';
+import { DEFAULT_MAX_FRAME_BYTES } from './protocol.js';
 import { defaultPython } from './python-env.js';
 import { resolvePython } from './python-resolve.js';
 
@@ -39,6 +40,11 @@ export interface LaunchOptions {
   maxFieldBytes?: number;
   /** False when nobody reads the worker's [METRICS] lines: the worker does not print them (default true). */
   metrics?: boolean;
+}
+
+/** The worker's field cap for a given max request size: some slack (never below MMS's default), int32 at most. */
+export function workerFieldCap(maxRequestBytes: number): number {
+  return Math.min(Math.max(Math.ceil(maxRequestBytes) + 65_536, DEFAULT_MAX_FRAME_BYTES), 0x7fffffff);
 }
 
 /** Set to 0 when the frontend drops [METRICS] lines: a write per batch in the worker and a parse here saved. */

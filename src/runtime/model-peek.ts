@@ -3,11 +3,10 @@
  * runtime its manifest names, read from a model directory's file or a zip's manifest entry, without extracting.
  */
 
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { detectArchiveKind, withArchive } from '../archive/read.js';
 import { discoverManifest, type ReadIfExists } from '../manifest/discover.js';
-import { type CacheSettings, cachedModelDir } from './extraction-cache.js';
+import type { CacheSettings } from './extraction-cache.js';
 
 /** What is known of a model before it is opened. */
 export interface ModelPeek {
@@ -19,12 +18,15 @@ export interface ModelPeek {
 
 /** Peeks at `source` (a model directory or archive); never throws (openModel reports what is wrong with it). */
 export async function peekModel(source: string, cache: CacheSettings = {}): Promise<ModelPeek> {
-  const kind = await detectArchiveKind(source).catch(() => null);
-  if (kind === 'dir') return { runtime: await dirRuntime(source), standInDir: source };
-  if (kind === null) return { runtime: undefined, standInDir: process.cwd() };
-  // an archive in the cache: its manifest on disk (no zip reader loaded for a warm start)
+  const st = await stat(source).catch(() => null);
+  if (st?.isDirectory()) return { runtime: await dirRuntime(source), standInDir: source };
+  if (!st?.isFile()) return { runtime: undefined, standInDir: process.cwd() };
+  // an archive: the cache and the zip reader load only for one (openModel needs them next anyway)
+  const [{ cachedModelDir }, { detectArchiveKind }] = await Promise.all([import('./extraction-cache.js'), import('../archive/read.js')]);
+  // in the cache: its manifest on disk (no zip reader opened for a warm start)
   const cached = await cachedModelDir(source, cache).catch(() => null);
   if (cached !== null) return { runtime: await dirRuntime(cached), standInDir: cached };
+  const kind = await detectArchiveKind(source).catch(() => null);
   return { runtime: kind === 'zip' ? await zipRuntime(source) : undefined, standInDir: process.cwd() };
 }
 
@@ -35,6 +37,7 @@ async function dirRuntime(dir: string): Promise<string | undefined> {
 /** A zip's manifest entry (its extraction needs the zip reader anyway); a tgz's may be anywhere in its stream: not read. */
 async function zipRuntime(source: string): Promise<string | undefined> {
   try {
+    const { withArchive } = await import('../archive/read.js');
     return await withArchive(source, async (reader) => {
       const read: ReadIfExists = async (path) => {
         const entry = reader.find(path);

@@ -8,13 +8,13 @@ import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { isMarError, MarError } from '../errors.js';
 import { resolveRuntime } from '../handler/runtimes.js';
-import { type OpenModelOptions, openModel } from './model.js';
+import { workerFieldCap } from './launchers.js';
+import type { OpenModelOptions } from './model.js';
 import { peekModel } from './model-peek.js';
-import { ModelRuntime } from './model-runtime.js';
+import type { ModelRuntime } from './model-runtime.js';
 import type { InferenceRequest, PredictionResult } from './protocol.js';
 import { modelConfigNote, resolveServingOptions } from './serving-options.js';
 import { type PrespawnGroup, prespawnWorkers } from './worker-prespawn.js';
-import { workerFieldCap } from './worker-process.js';
 
 /** One input: a request body with its content type, as an HTTP client would send it. */
 export interface PredictInput {
@@ -67,6 +67,8 @@ export async function predict(model: string, inputs: readonly PredictInput[], op
   // the workers start while the model is opened (extracted); the runtime below adopts them
   const early = prespawnFor(model, options, requests);
   try {
+    // the runtime's own modules load once the worker is spawned, while it starts
+    await early;
     return await predictOpened(model, requests, options, early);
   } finally {
     await (await early).discard();
@@ -118,6 +120,7 @@ async function predictOpened(
   early: Promise<PrespawnGroup>,
 ): Promise<PredictOutcome[]> {
   const log = options.log;
+  const [{ openModel }, { ModelRuntime }] = await Promise.all([import('./model.js'), import('./model-runtime.js')]);
   const opened = await openModel(model, {
     ...(options.modelName !== undefined ? { modelName: options.modelName } : {}),
     ...(options.handler !== undefined ? { handler: options.handler } : {}),

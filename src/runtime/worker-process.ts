@@ -9,7 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { MarError } from '../errors.js';
-import { type LaunchSpec, launchSpec, type WorkerSocket } from './launchers.js';
+import { type LaunchSpec, launchSpec, type WorkerSocket, workerFieldCap } from './launchers.js';
 import type { MetricLine } from './metrics.js';
 import type { OpenedModel } from './model.js';
 import { DEFAULT_MAX_FRAME_BYTES, encodeLoad, encodePredict, type InferenceRequest, type WorkerReply } from './protocol.js';
@@ -80,10 +80,7 @@ const DRAIN_GRACE_MS = 500;
 /** After 'exit', how long to wait for the output pipes to close (a grandchild may hold them). */
 const PIPE_CLOSE_GRACE_MS = 2_000;
 
-/** The worker's field cap for a given max request size: some slack (never below MMS's default), int32 at most. */
-export function workerFieldCap(maxRequestBytes: number): number {
-  return Math.min(Math.max(Math.ceil(maxRequestBytes) + 65_536, DEFAULT_MAX_FRAME_BYTES), 0x7fffffff);
-}
+export { workerFieldCap } from './launchers.js';
 
 function defaultLog(l: WorkerLogLine): void {
   process.stderr.write(`[${l.modelName} W-${l.workerId}] ${l.line}\n`);

@@ -7,10 +7,10 @@
 
 import { isAbsolute, join } from 'node:path';
 import { resolveRuntime } from '../handler/runtimes.js';
+import { workerFieldCap } from '../runtime/launchers.js';
 import { peekModel } from '../runtime/model-peek.js';
 import { resolveServingOptions } from '../runtime/serving-options.js';
 import { type PrespawnGroup, prespawnWorkers } from '../runtime/worker-prespawn.js';
-import { workerFieldCap } from '../runtime/worker-process.js';
 import type { ServerConfig } from './config.js';
 
 /** At most this many interpreters start ahead of their models, whatever load_models asks for. */

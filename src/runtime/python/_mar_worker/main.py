@@ -8,8 +8,6 @@ import sys
 import threading
 import time
 
-from _mar_worker.stdio import setup_logging
-
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description="MMS-compatible Python backend worker (mar-tools)")
@@ -51,7 +49,6 @@ def _on_sigterm(signum, frame):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    setup_logging()
     signal.signal(signal.SIGTERM, _on_sigterm)
     # Ctrl-C in a terminal reaches the whole process group: the parent decides when we stop (it closes
     # the connection, and we exit on EOF), so an in-flight request is not cut short here.
@@ -69,8 +66,11 @@ def main(argv=None):
         print("[PID] {}".format(os.getpid()), flush=True)
         print("MMS worker started.", flush=True)
         print("Python runtime: {}".format(".".join(str(v) for v in sys.version_info[:3])), flush=True)
-        # The serving code (codec, handler loading, compat) is imported while the frontend connects and sends LOAD,
-        # not before the "started" line: the two overlap on a cold start.
+        # Logging and the serving code (codec, handler loading, compat) load while the frontend connects and sends
+        # LOAD, not before the "started" line: the two overlap on a cold start.
+        from _mar_worker.stdio import setup_logging
+
+        setup_logging()
         from _mar_worker.serve import Worker
 
         if args.settings_from_stdin:
