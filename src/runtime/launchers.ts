@@ -122,7 +122,7 @@ export function launchSpec(o: LaunchOptions): LaunchSpec {
 /** The flag that makes a worker read its DeferredSettings as one JSON line on stdin once the frontend connects. */
 export const DEFERRED_SETTINGS_FLAG = '--settings-from-stdin';
 /** A pre-spawned worker waits this long for its model (an extraction), not the usual 30 s. */
-const PRESPAWN_ACCEPT_TIMEOUT_S = 120;
+export const PRESPAWN_ACCEPT_TIMEOUT_S = 120;
 /**
  * The only environment a worker reads after its start (the Python worker: sys.path is rebuilt, torch's threads are
  * set at LOAD); any other difference means a fresh spawn.

@@ -12,6 +12,7 @@ import {
   deferredSettings,
   type LaunchOptions,
   type LaunchSpec,
+  PRESPAWN_ACCEPT_TIMEOUT_S,
   prespawnSpec,
   type WorkerSocket,
 } from './launchers.js';
@@ -41,10 +42,16 @@ interface Shelved {
   /** Set once the process failed to spawn or exited: it is not adopted, only cleaned up. */
   gone: boolean;
   onGone: () => void;
+  spawnedAt: number;
 }
 
 /** Spawned and not adopted yet. */
 const shelf = new Set<Shelved>();
+/**
+ * A waiting worker gives up after its accept timeout; one this close to it is not adopted (it could exit between
+ * adoption and the connection) but left to exit or be discarded, and the worker is spawned afresh.
+ */
+const ADOPT_WITHIN_MS = (PRESPAWN_ACCEPT_TIMEOUT_S - 30) * 1000;
 
 /** The workers one caller spawned early; those not adopted yet are discarded together. */
 export interface PrespawnGroup {
@@ -71,7 +78,7 @@ export async function prespawnWorkers(o: PrespawnOptions, count = 1): Promise<Pr
       const spec = prespawnSpec({ ...launch, socket: endpoint.socket }, standInDir);
       const child = spawnWorkerChild(spec, 'pipe');
       if (child.pid === undefined) throw new Error('not spawned');
-      const item: Shelved = { spec, child, ...endpoint, gone: false, onGone: () => {} };
+      const item: Shelved = { spec, child, ...endpoint, gone: false, onGone: () => {}, spawnedAt: Date.now() };
       item.onGone = () => {
         item.gone = true;
         if (shelf.delete(item)) void releaseEndpoint(item.sockDir);
@@ -96,6 +103,7 @@ export async function prespawnWorkers(o: PrespawnOptions, count = 1): Promise<Pr
 export function adoptPrespawned(real: LaunchSpec): AdoptedWorker | null {
   for (const item of shelf) {
     if (item.gone || item.child.exitCode !== null || item.child.signalCode !== null) continue;
+    if (Date.now() - item.spawnedAt > ADOPT_WITHIN_MS) continue;
     const settings = deferredSettings(item.spec, real);
     if (settings === null) continue;
     shelf.delete(item);

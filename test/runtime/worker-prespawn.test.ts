@@ -110,3 +110,18 @@ test('a worker launched differently is not adopted; discarding it leaves no proc
   assert.equal(prespawnedCount(), 0);
   assert.throws(() => process.kill(group.pids[0]!, 0), { code: 'ESRCH' });
 });
+
+test('a worker that waited close to its accept timeout is not adopted: the model gets a fresh one', async (t) => {
+  const { dir, opened } = await model(t, 'python');
+  const group = await prespawnWorkers({ runtime: 'python', standInDir: join(dir, 'elsewhere'), decodeInputRequest: true, metrics: false });
+  t.after(() => group.discard());
+  t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+  t.mock.timers.tick(91_000);
+  // adoption is decided when start is called, before its first await
+  const starting = WorkerProcess.start({ id: '1', model: opened, batchSize: 1, log: () => {} });
+  t.mock.timers.reset();
+  const worker = await starting;
+  t.after(() => worker.stop(500));
+  assert.notEqual(worker.pid, group.pids[0]);
+  assert.equal(prespawnedCount(), 1);
+});
