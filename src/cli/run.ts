@@ -1,6 +1,18 @@
-import chalk from 'chalk';
+import type { WriteStream } from 'node:tty';
+import { styleText } from 'node:util';
 import { type Command, CommanderError } from 'commander';
 import { isMarError } from '../errors.js';
+
+/**
+ * `error:` in red where stderr shows colours (a terminal that has them, or FORCE_COLOR), as chalk would; Node's own
+ * check, because every command pays for loading chalk (~10 ms of a cold start) and most never print an error.
+ */
+function red(text: string): string {
+  const force = process.env['FORCE_COLOR'];
+  const colors =
+    force !== undefined && force !== '' ? force !== '0' && force !== 'false' : ((process.stderr as WriteStream).hasColors?.() ?? false);
+  return colors ? styleText('red', text) : text;
+}
 
 /** True when the user asked for stack traces (`--debug` anywhere on the command line or MAR_DEBUG=1). */
 export function isDebug(argv: readonly string[]): boolean {
@@ -10,7 +22,7 @@ export function isDebug(argv: readonly string[]): boolean {
 /** Prints one line for an error: `error: <message>`, plus the stack and causes only with --debug. */
 export function printError(err: unknown, debug: boolean): void {
   const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`${chalk.red('error:')} ${message.split('\n')[0]}\n`);
+  process.stderr.write(`${red('error:')} ${message.split('\n')[0]}\n`);
   if (debug && err instanceof Error) {
     process.stderr.write(`${err.stack ?? ''}\n`);
     let cause = (err as { cause?: unknown }).cause;
@@ -32,7 +44,7 @@ export async function runProgram(program: Command, argv: readonly string[]): Pro
     cmd.exitOverride();
     cmd.configureOutput({
       writeErr: (str) => process.stderr.write(str),
-      outputError: (str, write) => write(`${chalk.red('error:')} ${str.replace(/^error:\s*/, '')}`),
+      outputError: (str, write) => write(`${red('error:')} ${str.replace(/^error:\s*/, '')}`),
     });
     for (const sub of cmd.commands) configure(sub);
   };

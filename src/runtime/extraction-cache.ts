@@ -22,6 +22,7 @@ import {
   entryPaths,
   makeTempEntry,
   publishEntry,
+  readRecord,
   removeStaleTemps,
   removeUser,
   touchEntry,
@@ -207,6 +208,16 @@ export async function acquireExtraction(archive: string, settings: CacheSettings
     current.refs--;
     throw err;
   }
+}
+
+/**
+ * Where the archive's extraction already is, without leasing it (an early look: worker-prespawn.ts reads its
+ * manifest there); null when the cache has no complete entry for it. acquireExtraction still decides.
+ */
+export async function cachedModelDir(archive: string, settings: CacheSettings = {}): Promise<string | null> {
+  const root = (await cacheRoot(settings)).dir;
+  const paths = entryPaths(root, (await fingerprintArchive(resolve(archive))).key);
+  return (await readRecord(paths)) === null ? null : paths.model;
 }
 
 /** What `model-server cache list` shows. */

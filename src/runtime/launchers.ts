@@ -9,6 +9,7 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { EntryPoint } from '../handler/entry-point.js';
 import { type HandlerLanguage, launcherOf, resolveRuntime } from '../handler/runtimes.js';
 import { packagePath, TOOL_VERSION } from '../util/package-info.js';
+import { DEFAULT_MAX_FRAME_BYTES } from './protocol.js';
 import { defaultPython } from './python-env.js';
 import { resolvePython } from './python-resolve.js';
 
@@ -42,6 +43,11 @@ export interface LaunchOptions {
    * PREDICT reply carries its batch's lines in its message (workerMetricsEnv).
    */
   metrics?: boolean;
+}
+
+/** The worker's field cap for a given max request size: some slack (never below MMS's default), int32 at most. */
+export function workerFieldCap(maxRequestBytes: number): number {
+  return Math.min(Math.max(Math.ceil(maxRequestBytes) + 65_536, DEFAULT_MAX_FRAME_BYTES), 0x7fffffff);
 }
 
 /**
@@ -121,6 +127,60 @@ const LAUNCHERS: Record<HandlerLanguage, (o: LaunchOptions) => LaunchSpec> = { p
 /** The command line of a worker for `o.runtime`; throws RUNTIME_UNSUPPORTED for a runtime we do not run. */
 export function launchSpec(o: LaunchOptions): LaunchSpec {
   return LAUNCHERS[launcherOf(resolveRuntime(o.runtime))](o);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// A worker spawned before its model is on disk (worker-prespawn.ts): what it may learn after spawn.
+
+/** The flag that makes a worker read its DeferredSettings as one JSON line on stdin once the frontend connects. */
+export const DEFERRED_SETTINGS_FLAG = '--settings-from-stdin';
+/** A pre-spawned worker waits this long for its model (an extraction), not the usual 30 s. */
+export const PRESPAWN_ACCEPT_TIMEOUT_S = 120;
+/**
+ * The only environment a worker reads after its start (the Python worker: sys.path is rebuilt, torch's threads are
+ * set at LOAD); any other difference means a fresh spawn.
+ */
+const DEFERRABLE_ENV: ReadonlySet<string> = new Set(['PYTHONPATH', 'MAR_TORCH_THREADS']);
+
+/** What a pre-spawned worker is told when it is adopted: its model's cwd and environment (null: unset the key). */
+export interface DeferredSettings {
+  cwd: string;
+  env: Record<string, string | null>;
+}
+
+/**
+ * The command line of a worker spawned before its model dir exists: launchSpec's, for `standInDir` as the model
+ * dir and no handler dir, reading the rest (deferredSettings) on stdin.
+ */
+export function prespawnSpec(o: Omit<LaunchOptions, 'modelDir' | 'entry'>, standInDir: string): LaunchSpec {
+  const spec = launchSpec({
+    ...o,
+    modelDir: standInDir,
+    entry: { raw: '', dir: '', module: '', functionName: 'handle', hasExplicitFunction: false },
+  });
+  spec.args.push(DEFERRED_SETTINGS_FLAG, '--accept-timeout', String(PRESPAWN_ACCEPT_TIMEOUT_S));
+  return spec;
+}
+
+const pathEntries = (value: string | undefined): string[] => (value === undefined ? [] : value.split(delimiter));
+
+/**
+ * What the worker of `real` (launchSpec for the model) still needs when the pre-spawned `early` (prespawnSpec)
+ * is adopted in its place, or null when `early` cannot stand in for it: another interpreter, script or socket kind,
+ * or an environment that differs beyond the deferrable keys.
+ */
+export function deferredSettings(early: LaunchSpec, real: LaunchSpec): DeferredSettings | null {
+  if (early.command !== real.command || early.args[0] !== real.args[0] || early.args[2] !== real.args[2]) return null;
+  const env: Record<string, string | null> = {};
+  for (const key of new Set([...Object.keys(early.env), ...Object.keys(real.env)])) {
+    const want = real.env[key];
+    if (want === early.env[key]) continue;
+    if (!DEFERRABLE_ENV.has(key)) return null;
+    env[key] = want ?? null;
+  }
+  // an empty PYTHONPATH element means something to the interpreter at its start only
+  for (const value of [early.env['PYTHONPATH'], real.env['PYTHONPATH']]) if (pathEntries(value).includes('')) return null;
+  return { cwd: real.cwd, env };
 }
 
 /** Socket path inside a private directory; kept short because unix socket paths are limited to ~107 bytes. */

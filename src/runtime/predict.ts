@@ -5,11 +5,16 @@
  */
 
 import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
 import { isMarError, MarError } from '../errors.js';
-import { type OpenModelOptions, openModel } from './model.js';
-import { ModelRuntime } from './model-runtime.js';
+import { resolveRuntime } from '../handler/runtimes.js';
+import { workerFieldCap } from './launchers.js';
+import type { OpenModelOptions } from './model.js';
+import { peekModel } from './model-peek.js';
+import type { ModelRuntime } from './model-runtime.js';
 import type { InferenceRequest, PredictionResult } from './protocol.js';
 import { modelConfigNote, resolveServingOptions } from './serving-options.js';
+import { type PrespawnGroup, prespawnWorkers } from './worker-prespawn.js';
 
 /** One input: a request body with its content type, as an HTTP client would send it. */
 export interface PredictInput {
@@ -58,7 +63,64 @@ function outcome(r: PromiseSettledResult<PredictionResult>): PredictOutcome {
  */
 export async function predict(model: string, inputs: readonly PredictInput[], options: PredictOptions = {}): Promise<PredictOutcome[]> {
   if (inputs.length === 0) throw new MarError('USAGE', 'nothing to predict: give at least one input');
+  const requests = inputs.map((i) => toRequest(i, options.headers ?? []));
+  // the workers start while the model is opened (extracted); the runtime below adopts them
+  const early = prespawnFor(model, options, requests);
+  try {
+    // the runtime's own modules load once the worker is spawned, while it starts
+    await early;
+    return await predictOpened(model, requests, options, early);
+  } finally {
+    await (await early).discard();
+  }
+}
+
+/** What predict asks of the serving options (the model config's layer joins once the model is open). */
+function predictRequest(options: PredictOptions, requests: readonly InferenceRequest[]) {
+  return {
+    caller: 'predict' as const,
+    inputCount: requests.length,
+    largestInputBytes: Math.max(...requests.map((r) => r.params[0]!.value.length)),
+    batchSize: options.batchSize,
+    responseTimeoutSeconds: options.timeoutSeconds,
+    python: options.python,
+  };
+}
+
+/** Spawns predict's workers as ModelRuntime will launch them, guessing the model config adds nothing. */
+async function prespawnFor(model: string, options: PredictOptions, requests: readonly InferenceRequest[]): Promise<PrespawnGroup> {
+  try {
+    const { options: serving } = resolveServingOptions({ modelConfig: null, request: predictRequest(options, requests) });
+    const peek = await peekModel(resolve(model), {
+      ...(options.cacheDir !== undefined ? { dir: options.cacheDir } : {}),
+      ...(options.cacheMaxSize !== undefined ? { maxSize: options.cacheMaxSize } : {}),
+    });
+    return await prespawnWorkers(
+      {
+        runtime: resolveRuntime(options.runtime ?? peek.runtime),
+        standInDir: peek.standInDir,
+        workers: serving.minWorkers,
+        decodeInputRequest: true,
+        metrics: false,
+        ...(serving.python !== undefined ? { python: serving.python } : {}),
+        ...(serving.maxRequestBytes !== undefined ? { maxFieldBytes: workerFieldCap(serving.maxRequestBytes) } : {}),
+      },
+      serving.minWorkers,
+    );
+  } catch {
+    // the model's own problems are openModel's to report
+    return { pids: [], discard: async () => 0 };
+  }
+}
+
+async function predictOpened(
+  model: string,
+  requests: InferenceRequest[],
+  options: PredictOptions,
+  early: Promise<PrespawnGroup>,
+): Promise<PredictOutcome[]> {
   const log = options.log;
+  const [{ openModel }, { ModelRuntime }] = await Promise.all([import('./model.js'), import('./model-runtime.js')]);
   const opened = await openModel(model, {
     ...(options.modelName !== undefined ? { modelName: options.modelName } : {}),
     ...(options.handler !== undefined ? { handler: options.handler } : {}),
@@ -67,17 +129,9 @@ export async function predict(model: string, inputs: readonly PredictInput[], op
     ...(options.cacheMaxSize !== undefined ? { cacheMaxSize: options.cacheMaxSize } : {}),
   });
   try {
-    const requests = inputs.map((i) => toRequest(i, options.headers ?? []));
     const { options: serving, fromModelConfig } = resolveServingOptions({
       modelConfig: opened.config,
-      request: {
-        caller: 'predict',
-        inputCount: inputs.length,
-        largestInputBytes: Math.max(...requests.map((r) => r.params[0]!.value.length)),
-        batchSize: options.batchSize,
-        responseTimeoutSeconds: options.timeoutSeconds,
-        python: options.python,
-      },
+      request: predictRequest(options, requests),
     });
     const note = modelConfigNote(opened, fromModelConfig);
     if (note !== null) log?.(note);
@@ -107,6 +161,7 @@ export async function predict(model: string, inputs: readonly PredictInput[], op
       },
     });
     try {
+      await early;
       const started = await runtime.start({ synchronous: true });
       if (started.failed > 0) {
         throw started.error ?? new MarError('WORKER_START_FAILED', `the worker for model ${opened.name} failed to start`);

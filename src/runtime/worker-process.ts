@@ -5,17 +5,19 @@
  * worker-reply.ts's. Every failure path ends the process: a WorkerProcess never leaves a child behind.
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { MarError } from '../errors.js';
-import { launchSpec, type WorkerSocket } from './launchers.js';
+import { type LaunchSpec, launchSpec, type WorkerSocket, workerFieldCap } from './launchers.js';
 import type { MetricLine } from './metrics.js';
 import type { OpenedModel } from './model.js';
 import { DEFAULT_MAX_FRAME_BYTES, encodeLoad, encodePredict, type InferenceRequest, type WorkerReply } from './protocol.js';
 import { allocateEndpoint, releaseEndpoint, WorkerConnection } from './worker-connection.js';
 import { type OutputHandlers, readWorkerOutput, routeReplyLines } from './worker-output.js';
+import { adoptPrespawned } from './worker-prespawn.js';
 import { loadError } from './worker-reply.js';
+import { spawnWorkerChild } from './worker-spawn.js';
 
 export interface WorkerLogLine {
   modelName: string;
@@ -78,26 +80,10 @@ const DRAIN_GRACE_MS = 500;
 /** After 'exit', how long to wait for the output pipes to close (a grandchild may hold them). */
 const PIPE_CLOSE_GRACE_MS = 2_000;
 
-/** The worker's field cap for a given max request size: some slack (never below MMS's default), int32 at most. */
-export function workerFieldCap(maxRequestBytes: number): number {
-  return Math.min(Math.max(Math.ceil(maxRequestBytes) + 65_536, DEFAULT_MAX_FRAME_BYTES), 0x7fffffff);
-}
+export { workerFieldCap } from './launchers.js';
 
 function defaultLog(l: WorkerLogLine): void {
   process.stderr.write(`[${l.modelName} W-${l.workerId}] ${l.line}\n`);
-}
-
-/** Worker processes not yet exited (starting ones included), killed if this process exits without stopping them. */
-const liveChildren = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-/** Whatever way this process ends (a second SIGTERM, process.exit, a crash), no worker outlives it. */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const c of liveChildren) c.kill('SIGKILL');
-  });
 }
 
 export class WorkerProcess extends EventEmitter {
@@ -125,31 +111,44 @@ export class WorkerProcess extends EventEmitter {
    * httpStatus = reply code, message = the worker's message). On failure the process is gone.
    */
   static async start(options: WorkerProcessOptions): Promise<WorkerProcess> {
-    const { socket, sockDir } = await allocateEndpoint(options.sockType ?? 'unix');
-    const spec = launchSpec({
-      runtime: options.model.runtime,
-      modelDir: options.model.dir,
-      entry: options.model.entry,
-      socket,
-      decodeInputRequest: options.decodeInputRequest ?? true,
-      metrics: options.onMetric !== undefined,
-      ...(options.python !== undefined ? { python: options.python } : {}),
-      ...(options.workers !== undefined ? { workers: options.workers } : {}),
-      ...(options.env !== undefined ? { env: options.env } : {}),
-      ...(options.maxRequestBytes !== undefined ? { maxFieldBytes: workerFieldCap(options.maxRequestBytes) } : {}),
-    });
-    installExitHook();
-    let child: ChildProcess;
-    try {
-      child = spawn(spec.command, spec.args, { cwd: spec.cwd, env: spec.env, stdio: ['ignore', 'pipe', 'pipe'] });
-      liveChildren.add(child);
-    } catch (err) {
-      await releaseEndpoint(sockDir);
-      throw new MarError('WORKER_START_FAILED', `cannot start worker for model ${options.model.name}: ${(err as Error).message}`, {
-        cause: err,
+    const launch = (socket: WorkerSocket): LaunchSpec =>
+      launchSpec({
+        runtime: options.model.runtime,
+        modelDir: options.model.dir,
+        entry: options.model.entry,
+        socket,
+        decodeInputRequest: options.decodeInputRequest ?? true,
+        metrics: options.onMetric !== undefined,
+        ...(options.python !== undefined ? { python: options.python } : {}),
+        ...(options.workers !== undefined ? { workers: options.workers } : {}),
+        ...(options.env !== undefined ? { env: options.env } : {}),
+        ...(options.maxRequestBytes !== undefined ? { maxFieldBytes: workerFieldCap(options.maxRequestBytes) } : {}),
       });
+    // A worker spawned early for this model (worker-prespawn.ts) is adopted when it was launched the same way.
+    const sockType = options.sockType ?? 'unix';
+    const adopted = adoptPrespawned(launch(sockType === 'unix' ? { type: 'unix', path: '' } : { type: 'tcp', host: '127.0.0.1', port: 0 }));
+    let child: ChildProcess;
+    let socket: WorkerSocket;
+    let sockDir: string | null;
+    let command: string;
+    if (adopted !== null) {
+      ({ child, socket, sockDir } = adopted);
+      command = child.spawnfile;
+      child.stdin!.end(`${JSON.stringify(adopted.settings)}\n`);
+    } else {
+      ({ socket, sockDir } = await allocateEndpoint(sockType));
+      const spec = launch(socket);
+      command = spec.command;
+      try {
+        child = spawnWorkerChild(spec);
+      } catch (err) {
+        await releaseEndpoint(sockDir);
+        throw new MarError('WORKER_START_FAILED', `cannot start worker for model ${options.model.name}: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
     }
-    const worker = new WorkerProcess(options, child, socket, sockDir, spec.command);
+    const worker = new WorkerProcess(options, child, socket, sockDir, command);
     // Cancelling kills the process whatever phase the start is in; its exit then fails the start.
     const onAbort = (): void => {
       worker.#conn.fail(
@@ -348,7 +347,6 @@ export class WorkerProcess extends EventEmitter {
   #onExit(code: number | null, signal: NodeJS.Signals | null): void {
     if (this.#exitInfo) return;
     this.#exitInfo = { code, signal };
-    liveChildren.delete(this.#child);
     if (this.#deathTimer) clearTimeout(this.#deathTimer);
     this.#conn.stopWatchdog();
     if (this.#state !== 'dead') this.#state = 'stopping';

@@ -12,7 +12,7 @@ import type { ListenAddress } from './config.js';
 import type { ProtocolServerConfig } from './config-protocols.js';
 import { PROTOCOL_CONFIG_KEYS, resolveProtocolConfig } from './config-protocols.js';
 import type { Dialect, DialectName } from './dialects/index.js';
-import { LOG_FORMATS, type LogFormat } from './logger.js';
+import { LOG_FORMATS, type LogFormat } from './log-format.js';
 import type { TlsMaterial } from './tls.js';
 import { loadTlsMaterial } from './tls.js';
 

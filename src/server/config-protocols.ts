@@ -6,7 +6,7 @@
 
 import { MarError } from '../errors.js';
 import type { EnvelopeName } from './oip/envelope.js';
-import { ENVELOPES } from './oip/envelope.js';
+import { ENVELOPES } from './oip/envelope-names.js';
 import type { TlsMaterial } from './tls.js';
 
 export const PROTOCOL_CONFIG_KEYS = [

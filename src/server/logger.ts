@@ -14,8 +14,9 @@ import { type PoolEvent, poolEventText } from '../runtime/model-runtime.js';
 import type { WorkerLogLine } from '../runtime/worker-process.js';
 import { LogFile } from './log-file.js';
 
-export const LOG_FORMATS = ['text', 'json'] as const;
-export type LogFormat = (typeof LOG_FORMATS)[number];
+import type { LogFormat } from './log-format.js';
+
+export { LOG_FORMATS, type LogFormat } from './log-format.js';
 
 /** One answered HTTP request, as the access log and the JSON access record see it. */
 export interface AccessRecord {

@@ -6,11 +6,12 @@
 
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, RequestListener, Server, ServerOptions, ServerResponse } from 'node:http';
-import { createServer as createHttpServer } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import { createSecureContext } from 'node:tls';
 import { describeFsError, MarError } from '../errors.js';
+
+/** node:http, node:https and node:tls load when first used: reading the config (cold start) needs none of them. */
+const builtin = createRequire(import.meta.url) as <T>(id: string) => T;
 
 /** The key material of every https listener. */
 export type TlsMaterial =
@@ -53,7 +54,7 @@ export function loadTlsMaterial(props: ReadonlyMap<string, string>, cwd: string)
     material = { kind: 'pem', key: readKeyFile(cwd, 'private_key_file', keyFile), cert: readKeyFile(cwd, 'certificate_file', certFile) };
   }
   try {
-    createSecureContext(
+    builtin<typeof import('node:tls')>('node:tls').createSecureContext(
       material.kind === 'pem' ? { key: material.key, cert: material.cert } : { pfx: material.pfx, passphrase: material.passphrase },
     );
   } catch (err) {
@@ -69,7 +70,7 @@ export function createListenerServer(
   options: ServerOptions,
   onRequest: RequestListener<typeof IncomingMessage, typeof ServerResponse>,
 ): Server {
-  if (tls === null) return createHttpServer(options, onRequest);
+  if (tls === null) return builtin<typeof import('node:http')>('node:http').createServer(options, onRequest);
   const keys = tls.kind === 'pem' ? { key: tls.key, cert: tls.cert } : { pfx: tls.pfx, passphrase: tls.passphrase };
-  return createHttpsServer({ ...options, ...keys }, onRequest) as unknown as Server;
+  return builtin<typeof import('node:https')>('node:https').createServer({ ...options, ...keys }, onRequest) as unknown as Server;
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { describeFsError, MarError } from '../../errors.js';
-import { type PredictOutcome, predict } from '../../runtime/predict.js';
+import type { PredictOutcome } from '../../runtime/predict.js';
 
 interface PredictOptions {
   json?: boolean;
@@ -135,6 +135,8 @@ async function exitOnSignal(fn: () => Promise<void>): Promise<void> {
 async function runPredict(source: string, opts: PredictOptions, sources: readonly InputSource[]): Promise<void> {
   if (sources.length === 0) throw new MarError('USAGE', 'nothing to predict: give at least one --input FILE or --data STRING');
   const inputs = await readInputs(sources, opts.contentType);
+  // loaded here: `model-server start` and `cache` do not pay for the runtime's modules before their own work
+  const { predict } = await import('../../runtime/predict.js');
   const results = await predict(
     source,
     inputs.map((i) => ({ body: i.value, contentType: i.contentType })),

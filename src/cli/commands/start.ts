@@ -149,7 +149,26 @@ function removePidFile(file: string): void {
 
 /** Runs the server in this process until SIGTERM/SIGINT; resolves after a graceful stop. */
 async function runForeground(o: StartOptions): Promise<void> {
-  const config = loadConfig(configOptions(o));
+  const config = (await import('../../server/config.js')).loadConfig(configOptions(o));
+  // The startup models' interpreters start while the server's modules load and the archives are extracted.
+  const early = (await import('../../server/startup-prespawn.js')).prespawnStartupWorkers(config);
+  try {
+    await loadServerModules();
+    await serveForeground(o, config, async (log) => {
+      const unused = await (await early).discard();
+      if (unused > 0) log(`${unused} worker process(es) started ahead of their model were not used; stopped them`);
+    });
+  } finally {
+    await (await early).discard();
+  }
+}
+
+/** Runs the server until it is stopped; `started` runs once the startup models are loaded (or failed). */
+async function serveForeground(
+  o: StartOptions,
+  config: ReturnType<typeof LoadConfig>,
+  started: (log: (line: string) => void) => Promise<void>,
+): Promise<void> {
   const pidFile = o.pidFile || o.start ? pidFilePath(o) : null;
   if (pidFile) writePidFile(pidFile, o);
   const modelServer = new server!.ModelServer({ config });
@@ -177,6 +196,7 @@ async function runForeground(o: StartOptions): Promise<void> {
   process.on('SIGINT', onSignal);
   try {
     const listeners = await modelServer.start();
+    await started(log);
     process.send?.({ type: 'ready', listeners, pid: process.pid });
     await stopped;
     log('Model server stopped.');
@@ -250,10 +270,10 @@ async function runStop(o: StartOptions): Promise<void> {
 
 /** What `model-server start` and `torchserve` do with their options: --stop, --start (background), or the foreground. */
 export async function runStart(o: StartOptions): Promise<void> {
+  if (!o.stop && !(o.start && !o.foreground)) return runForeground(o);
   await loadServerModules();
   if (o.stop) return runStop(o);
-  if (o.start && !o.foreground) return runBackground(o);
-  return runForeground(o);
+  return runBackground(o);
 }
 
 type StartFlags = StartOptions & { mmsConfig?: string; tsConfig?: string; configSnapshots?: boolean };

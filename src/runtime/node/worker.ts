@@ -353,6 +353,26 @@ function serve(conn: Socket): void {
   });
 }
 
+/**
+ * Spawned before its model was on disk (--settings-from-stdin, docs/worker-protocol.md §1.4): the frontend writes
+ * one JSON line {"cwd", "env"} on stdin when it adopts us; we take the model's cwd and environment from it.
+ */
+async function readSettings(): Promise<void> {
+  let text = '';
+  for await (const chunk of process.stdin) {
+    text += String(chunk);
+    if (text.includes('\n')) break;
+  }
+  if (!text.includes('\n')) throw new Error('no settings on stdin (the frontend went away)');
+  const settings = JSON.parse(text.slice(0, text.indexOf('\n'))) as { cwd?: unknown; env?: Record<string, string | null> };
+  if (typeof settings.cwd !== 'string') throw new Error('settings line without a cwd');
+  process.chdir(settings.cwd);
+  for (const [name, value] of Object.entries(settings.env ?? {})) {
+    if (value === null) delete process.env[name];
+    else process.env[name] = value;
+  }
+}
+
 function main(): void {
   const args = parseArgs(process.argv.slice(2));
   const sockType = args.get('sock-type') ?? 'unix';
@@ -377,10 +397,12 @@ function main(): void {
   // connection and we exit on EOF), so a graceful shutdown can still finish the batch in flight (as mms_worker.py).
   process.on('SIGINT', () => {});
 
+  const acceptMs = Number(args.get('accept-timeout') ?? Number.NaN) * 1000 || ACCEPT_TIMEOUT_MS;
   const acceptTimer = setTimeout(() => {
-    out(`Backend worker did not receive connection in: ${ACCEPT_TIMEOUT_MS / 1000}`);
+    out(`Backend worker did not receive connection in: ${acceptMs / 1000}`);
     process.exit(1);
-  }, ACCEPT_TIMEOUT_MS);
+  }, acceptMs);
+  const deferred = args.has('settings-from-stdin');
 
   let served = false;
   server.on('connection', (conn) => {
@@ -389,7 +411,14 @@ function main(): void {
     served = true;
     clearTimeout(acceptTimer);
     server.close();
-    serve(conn);
+    if (!deferred) return void serve(conn);
+    readSettings().then(
+      () => serve(conn),
+      (err: unknown) => {
+        out(`Cannot apply the frontend's settings: ${(err as Error).message}`);
+        process.exit(1);
+      },
+    );
   });
   server.on('error', (err) => {
     out(`Worker cannot listen: ${err.message}`);

@@ -8,14 +8,13 @@
 import { MarError } from '../../errors.js';
 import type { InferenceRequest, PredictionResult } from '../../runtime/protocol.js';
 import { ITEMS_PARAM } from '../../runtime/protocol.js';
+import type { EnvelopeName } from './envelope-names.js';
 import type { Element, Tensor } from './tensor.js';
 import { flattenValue, inferDatatype, reshape, valuesToElements } from './tensor.js';
 import type { InferRequest } from './v2-json.js';
 import { oneLine, parseOutputTensor, stringifyJson } from './v2-json.js';
 
-/** TorchServe's service_envelope values we serve: none (the body as /predictions passes it), kserve (v1), kservev2. */
-export const ENVELOPES = ['none', 'kserve', 'kservev2'] as const;
-export type EnvelopeName = (typeof ENVELOPES)[number];
+export { ENVELOPES, type EnvelopeName } from './envelope-names.js';
 
 /** Which protocol a request came in by. */
 export type Protocol = 'torchserve' | 'v1' | 'v2';

@@ -8,8 +8,6 @@ import sys
 import threading
 import time
 
-from _mar_worker.stdio import setup_logging
-
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description="MMS-compatible Python backend worker (mar-tools)")
@@ -18,6 +16,9 @@ def parse_args(argv):
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", help="tcp port")
     parser.add_argument("--accept-timeout", type=float, default=30.0, help="seconds to wait for the connection")
+    parser.add_argument(
+        "--settings-from-stdin", action="store_true", help="spawned before the model: read its cwd and environment on stdin"
+    )
     # --handler, --model-path, --model-name, --preload-model, --tmp-dir, ... (MMS) are accepted and ignored.
     args, _unknown = parser.parse_known_args(argv)
     if args.sock_type == "unix" and not args.sock_name:
@@ -48,7 +49,6 @@ def _on_sigterm(signum, frame):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    setup_logging()
     signal.signal(signal.SIGTERM, _on_sigterm)
     # Ctrl-C in a terminal reaches the whole process group: the parent decides when we stop (it closes
     # the connection, and we exit on EOF), so an in-flight request is not cut short here.
@@ -66,10 +66,15 @@ def main(argv=None):
         print("[PID] {}".format(os.getpid()), flush=True)
         print("MMS worker started.", flush=True)
         print("Python runtime: {}".format(".".join(str(v) for v in sys.version_info[:3])), flush=True)
-        # The serving code (codec, handler loading, compat) is imported while the frontend connects and sends LOAD,
-        # not before the "started" line: the two overlap on a cold start.
+        # Logging and the serving code (codec, handler loading, compat) load while the frontend connects and sends
+        # LOAD, not before the "started" line: the two overlap on a cold start.
+        from _mar_worker.stdio import setup_logging
+
+        setup_logging()
         from _mar_worker.serve import Worker
 
+        if args.settings_from_stdin:
+            watch_parent()  # waiting for a model that may take a while: not after our frontend is gone
         sock.settimeout(args.accept_timeout)
         try:
             conn, _ = sock.accept()
@@ -83,7 +88,16 @@ def main(argv=None):
             _remove(unix_path)
             unix_path = None
         conn.settimeout(None)
-        watch_parent()
+        if args.settings_from_stdin:
+            from _mar_worker.deferred import read_settings
+
+            try:
+                read_settings()
+            except (OSError, ValueError) as e:
+                print("Cannot apply the frontend's settings: {}".format(e), flush=True)
+                return 1
+        else:
+            watch_parent()
         if conn.family == socket.AF_INET:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:

@@ -1,0 +1,71 @@
+/**
+ * The startup models' workers, spawned as soon as the config is read (issue 16's cold start, issue 14's parallel
+ * start): while the server's modules load and the archives are extracted, the interpreters start; the workers
+ * then adopt them (runtime/worker-prespawn.ts). Only a guess: what the registry finally launches decides, and a
+ * worker that was guessed wrong is discarded.
+ */
+
+import { isAbsolute, join } from 'node:path';
+import { resolveRuntime } from '../handler/runtimes.js';
+import { workerFieldCap } from '../runtime/launchers.js';
+import { peekModel } from '../runtime/model-peek.js';
+import { resolveServingOptions } from '../runtime/serving-options.js';
+import { type PrespawnGroup, prespawnWorkers } from '../runtime/worker-prespawn.js';
+import type { ServerConfig } from './config.js';
+
+/** At most this many interpreters start ahead of their models, whatever load_models asks for. */
+const MAX_PRESPAWNED = 8;
+
+/** The local paths of `load_models` (`[name=]path`); `ALL` and downloads are left to the registry. */
+function startupPaths(config: ServerConfig): string[] {
+  const models = config.loadModels;
+  if (models.length === 1 && models[0]!.toUpperCase() === 'ALL') return [];
+  const paths: string[] = [];
+  for (const item of models) {
+    const eq = item.indexOf('=');
+    const url = eq > 0 && !/^https?:\/\//i.test(item) ? item.slice(eq + 1) : item;
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) || url.includes('..')) continue;
+    if (isAbsolute(url)) paths.push(url);
+    else if (config.modelStore !== null) paths.push(join(config.modelStore, url));
+  }
+  return paths;
+}
+
+/** Spawns the startup workers of `config`'s load_models; discard the group once the startup models are loaded. */
+export async function prespawnStartupWorkers(config: ServerConfig): Promise<PrespawnGroup> {
+  const { options: serving } = resolveServingOptions({ modelConfig: null, server: config, request: { caller: 'startup' } });
+  let budget = MAX_PRESPAWNED;
+  const groups = await Promise.all(
+    startupPaths(config).map(async (path) => {
+      const count = Math.min(serving.minWorkers, budget);
+      budget -= count;
+      if (count <= 0) return null;
+      try {
+        const { cacheDir, cacheMaxSize } = config.modelCache;
+        const peek = await peekModel(path, {
+          ...(cacheDir !== undefined ? { dir: cacheDir } : {}),
+          ...(cacheMaxSize !== undefined ? { maxSize: cacheMaxSize } : {}),
+        });
+        return await prespawnWorkers(
+          {
+            runtime: resolveRuntime(peek.runtime),
+            standInDir: peek.standInDir,
+            workers: serving.minWorkers,
+            decodeInputRequest: serving.decodeInputRequest,
+            metrics: config.metricsAddress !== null || config.metricsLocation !== null,
+            ...(serving.python !== undefined ? { python: serving.python } : {}),
+            ...(serving.maxRequestBytes !== undefined ? { maxFieldBytes: workerFieldCap(serving.maxRequestBytes) } : {}),
+          },
+          count,
+        );
+      } catch {
+        // an unknown runtime: the registry says so
+        return null;
+      }
+    }),
+  );
+  return {
+    pids: groups.flatMap((g) => g?.pids ?? []),
+    discard: async () => (await Promise.all(groups.map(async (g) => (g ? g.discard() : 0)))).reduce((a, b) => a + b, 0),
+  };
+}

@@ -1,0 +1,124 @@
+/**
+ * The workers of predict's model and of the server's startup models are spawned while the model is opened
+ * (worker-prespawn.ts): a model that opens uses that process (one interpreter started, no second), and a model
+ * that fails to open gives today's one-line error and leaves no process behind.
+ */
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmod, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { lineWaiter } from '../../bench/line-waiter.js';
+import { archiver, FIXTURES, SERVER_BIN, server, tempDir } from '../helpers/util.js';
+
+/** A python3 that records every start in `pids` (the wrapper's pid is the interpreter's: it execs). */
+async function recordingPython(t: TestContext): Promise<{ dir: string; python: string; pids: () => Promise<number[]> }> {
+  const dir = await tempDir(t, 'mar-early-');
+  const python = join(dir, 'python');
+  await writeFile(python, `#!/bin/sh\necho $$ >> '${join(dir, 'pids')}'\nexec python3 "$@"\n`);
+  await chmod(python, 0o755);
+  const pids = async (): Promise<number[]> =>
+    (await readFile(join(dir, 'pids'), 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
+  return { dir, python, pids };
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function noopModel(dir: string, name: string): Promise<string> {
+  const model = join(dir, name);
+  await mkdir(join(model, 'MAR-INF'), { recursive: true });
+  await cp(join(FIXTURES, 'handlers', 'python', 'noop.py'), join(model, 'noop.py'));
+  await writeFile(
+    join(model, 'MAR-INF', 'MANIFEST.json'),
+    JSON.stringify({ runtime: 'python', model: { modelName: name, handler: 'noop:handle' } }),
+  );
+  return model;
+}
+
+test('predict starts one interpreter for its model, spawned before the model is opened', async (t) => {
+  const { dir, python, pids } = await recordingPython(t);
+  const r = await server(['predict', await noopModel(dir, 'm'), '--data', 'x', '--python', python, '--quiet'], {
+    env: { ...process.env, MAR_CACHE_DIR: join(dir, 'cache') },
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'OK');
+  assert.equal((await pids()).length, 1);
+});
+
+test('predict of an archive, extracted then from the cache: one interpreter each run', async (t) => {
+  const { dir, python, pids } = await recordingPython(t);
+  const made = await archiver([
+    'create',
+    '--model-name',
+    'arc',
+    '--model-path',
+    await noopModel(dir, 'src'),
+    '--handler',
+    'noop:handle',
+    '--export-path',
+    dir,
+  ]);
+  assert.equal(made.code, 0, made.stderr);
+  const env = { ...process.env, MAR_CACHE_DIR: join(dir, 'cache') };
+  for (const run of [1, 2]) {
+    const r = await server(['predict', join(dir, 'arc.mar'), '--data', 'x', '--python', python, '--quiet'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'OK');
+    assert.equal((await pids()).length, run);
+  }
+});
+
+test('predict of an archive that cannot be opened: the one-line error, and the early worker is gone', async (t) => {
+  const { dir, python, pids } = await recordingPython(t);
+  await writeFile(join(dir, 'bad.mar'), Buffer.from('PK\x03\x04garbage that is not a zip', 'latin1'));
+  const r = await server(['predict', join(dir, 'bad.mar'), '--data', 'x', '--python', python], {
+    env: { ...process.env, MAR_CACHE_DIR: join(dir, 'cache') },
+  });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^error: .*bad\.mar is not a readable zip .*rebuild or re-download it\n$/);
+  const started = await pids();
+  assert.equal(started.length, 1, 'a worker was spawned ahead of the model');
+  assert.equal(alive(started[0]!), false);
+});
+
+test('start --models: a good model adopts its early worker, a broken one leaves none behind', async (t) => {
+  const { dir, python, pids } = await recordingPython(t);
+  const store = join(dir, 'store');
+  await noopModel(store, 'good');
+  await writeFile(join(store, 'bad.mar'), Buffer.from('PK\x03\x04garbage that is not a zip', 'latin1'));
+  const cfg = join(dir, 'config.properties');
+  await writeFile(
+    cfg,
+    `inference_address=http://127.0.0.1:0\nmanagement_address=http://127.0.0.1:0\nmodel_store=${store}\ndefault_workers_per_model=1\npython=${python}\n`,
+  );
+  const proc = spawn(process.execPath, [SERVER_BIN, 'start', '--config', cfg, '--models', 'good=good,bad=bad.mar'], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, MAR_CACHE_DIR: join(dir, 'cache') },
+  });
+  t.after(async () => {
+    if (proc.exitCode === null) {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+    }
+  });
+  const waitFor = lineWaiter(proc);
+  const url = /bind to: (\S+)/.exec(await waitFor(/Inference API bind to/))![1]!;
+  await waitFor(/1 worker process\(es\) started ahead of their model were not used; stopped them/);
+  assert.match(await waitFor(/Failed to load model bad/), /bad\.mar is not a readable zip/);
+  const started = await pids();
+  assert.equal(started.length, 2, 'one interpreter per startup model, none spawned again');
+  assert.deepEqual(started.map(alive).sort(), [false, true]);
+  const ping = await fetch(`${url}/ping`);
+  assert.equal(ping.status, 200);
+  const res = await fetch(`${url}/predictions/good`, { method: 'POST', body: 'x' });
+  assert.equal(await res.text(), 'OK');
+});
