@@ -52,7 +52,7 @@ export class HttpListener {
     const tls = address.kind === 'tcp' && address.tls ? api.config.tls : null;
     const limits = api.config.connectionLimits;
     this.#server = createListenerServer(tls, { ...connectionServerOptions(limits), requireHostHeader: false }, (req, res) => {
-      void this.#onRequest(req, res);
+      this.#onRequest(req, res);
     });
     // timeouts (408), header size (431), connection cap, and early answers that reach a client still sending
     guardConnections(this.#server, limits);
@@ -65,7 +65,7 @@ export class HttpListener {
         return;
       }
       res.writeContinue();
-      void this.#onRequest(req, res);
+      this.#onRequest(req, res);
     });
   }
 
@@ -133,7 +133,7 @@ export class HttpListener {
     await closed;
   }
 
-  async #onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
     this.#active++;
     const rc: ResponseContext = { requestId: newRequestId(), keepAlive: !this.#closing && isKeepAlive(req), onAbort: null };
     // one function per request does all the bookkeeping (no AbortController: measurably slow per request).
@@ -174,29 +174,37 @@ export class HttpListener {
     res.on('close', end);
     socket.on('close', end);
     res.sendDate = false;
-    try {
-      const body = await readBody(req, this.#api.config.maxRequestSize);
-      if (body === null) {
-        sendTooLarge(res, this.#api.config.maxRequestSize);
-        return;
-      }
+    // callbacks, not async functions, from the request to the worker: every request pays for each promise
+    readBody(req, this.#api.config.maxRequestSize, (err, body) => {
+      if (err) return this.#failed(res, rc, err);
+      if (body === null) return sendTooLarge(res, this.#api.config.maxRequestSize);
       if (this.#closing) rc.keepAlive = false;
-      await this.#dispatch(req, res, rc, body);
-    } catch (err) {
-      // the client went away while sending its body: nobody to answer, nothing to log
-      if ((err as NodeJS.ErrnoException | null)?.code === 'ECONNRESET') return;
-      sendError(res, rc, err, this.#api.log);
-    }
+      let answered: Promise<void> | undefined;
+      try {
+        answered = this.#dispatch(req, res, rc, body);
+      } catch (e) {
+        return this.#failed(res, rc, e);
+      }
+      answered?.then(undefined, (e: unknown) => this.#failed(res, rc, e));
+    });
   }
 
-  async #dispatch(req: IncomingMessage, res: ServerResponse, rc: ResponseContext, body: Buffer): Promise<void> {
+  /** A request that failed before its answer: MMS's error answer, unless nobody is left to read it. */
+  #failed(res: ServerResponse, rc: ResponseContext, err: unknown): void {
+    // the client went away while sending its body: nobody to answer, nothing to log
+    if ((err as NodeJS.ErrnoException | null)?.code === 'ECONNRESET') return;
+    sendError(res, rc, err, this.#api.log);
+  }
+
+  /** Routes a request whose body has arrived; a route answers now or when its promise settles (errors: the caller's). */
+  #dispatch(req: IncomingMessage, res: ServerResponse, rc: ResponseContext, body: Buffer): Promise<void> | undefined {
     const url = parseUrl(req.url);
     const { segments } = url;
     if (this.apis.metrics) return handleMetrics(this.#api, res, rc, url);
     if (segments.length === 0 || (segments.length >= 2 && segments[1] === 'api-description')) {
       if ((url.path === '/' && req.method === 'OPTIONS') || (segments.length === 2 && segments[1] === 'api-description')) {
         sendJson(res, rc, 200, listApis(this.apis));
-        return;
+        return undefined;
       }
       throw methodNotAllowed();
     }
@@ -204,22 +212,14 @@ export class HttpListener {
     const auth = this.#api.auth;
     if (this.apis.inference && isInferenceRequest(segments)) {
       auth?.authorize(req, 'inference');
-      await handleInference(this.#api, req, res, rc, url, body);
-      return;
+      return handleInference(this.#api, req, res, rc, url, body);
     }
     // KServe v1 and the Open Inference Protocol (after MMS's paths, as TorchServe: /v2/predict is model v2's legacy predict)
-    if (this.apis.inference && isKServeRequest(segments)) {
-      await handleKServe(this.#api, req, res, rc, url, body);
-      return;
-    }
-    if (auth && this.apis.management && isTokenRequest(segments)) {
-      await handleToken(auth, req, res, rc, url);
-      return;
-    }
+    if (this.apis.inference && isKServeRequest(segments)) return handleKServe(this.#api, req, res, rc, url, body);
+    if (auth && this.apis.management && isTokenRequest(segments)) return handleToken(auth, req, res, rc, url);
     if (this.apis.management && isManagementRequest(segments)) {
       auth?.authorize(req, 'management');
-      await handleManagement(this.#api, req, res, rc, url, body);
-      return;
+      return handleManagement(this.#api, req, res, rc, url, body);
     }
     throw notFound();
   }
