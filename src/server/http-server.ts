@@ -23,6 +23,34 @@ export interface ApiSet {
   metrics?: boolean;
 }
 
+/** The end functions of a connection's requests in flight, run if the connection closes first (see #onRequest). */
+const kInFlight = Symbol('mar.requestsInFlight');
+type TrackedSocket = Socket & { [kInFlight]?: Array<() => void> };
+
+/** Adds a request's end to its connection's list: one 'close' listener per connection, not one per request. */
+function trackOnSocket(socket: TrackedSocket, end: () => void): void {
+  let open = socket[kInFlight];
+  if (open === undefined) {
+    const list: Array<() => void> = [];
+    open = socket[kInFlight] = list;
+    socket.once('close', () => {
+      for (const fn of list.slice()) fn();
+    });
+  }
+  open.push(end);
+}
+
+function untrackOnSocket(socket: TrackedSocket, end: () => void): void {
+  const open = socket[kInFlight];
+  if (open === undefined) return;
+  const last = open.pop();
+  if (last !== undefined && last !== end) {
+    const i = open.indexOf(end);
+    if (i >= 0) open[i] = last;
+    else open.push(last);
+  }
+}
+
 function isKeepAlive(req: IncomingMessage): boolean {
   const conn = req.headers.connection?.toLowerCase();
   if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return conn === 'keep-alive';
@@ -57,8 +85,6 @@ export class HttpListener {
     // timeouts (408), header size (431), connection cap, and early answers that reach a client still sending
     guardConnections(this.#server, limits);
     // `Expect: 100-continue` (curl does it for large uploads): refuse an oversized body before it is sent
-    // every pipelined request on a connection listens for its close (see #onRequest)
-    this.#server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => socket.setMaxListeners(0));
     this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
       if (Number(req.headers['content-length']) > api.config.maxRequestSize) {
         sendTooLarge(res, api.config.maxRequestSize);
@@ -139,7 +165,7 @@ export class HttpListener {
     // one function per request does all the bookkeeping (no AbortController: measurably slow per request).
     // A pipelined request queued behind a response that closed the connection (any status >= 400) never
     // gets 'close' on its response, so the socket's 'close' ends it too (else shutdown waited the whole grace).
-    const socket = req.socket;
+    const socket = req.socket as TrackedSocket;
     // null unless something records requests (access_log.log, log_format=json): then no clock read per request
     const access = this.#api.logger.access;
     const started = access ? performance.now() : 0;
@@ -149,7 +175,7 @@ export class HttpListener {
     const end = (): void => {
       if (ended) return;
       ended = true;
-      socket.off('close', end);
+      untrackOnSocket(socket, end);
       if (access && res.headersSent) {
         access({
           remote,
@@ -172,7 +198,7 @@ export class HttpListener {
       }
     };
     res.on('close', end);
-    socket.on('close', end);
+    trackOnSocket(socket, end);
     res.sendDate = false;
     // callbacks, not async functions, from the request to the worker: every request pays for each promise
     readBody(req, this.#api.config.maxRequestSize, (err, body) => {
