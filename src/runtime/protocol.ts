@@ -144,11 +144,13 @@ export function encodeLoad(r: LoadRequest): Buffer {
 }
 
 export function encodePredict(batch: InferenceRequest[]): Buffer {
+  // An upper bound (a UTF-16 unit is at most 3 UTF-8 bytes), then one pass that measures strings as it writes
+  // them: every request pays for this, and its strings are short (an id, the request's headers).
   let size = 1 + 4;
   for (const req of batch) {
-    size += strLen(req.requestId) + 4 + 4;
-    for (const [k, v] of req.headers) size += strLen(k) + strLen(v);
-    for (const p of req.params) size += strLen(p.name) + strLen(p.contentType) + 4 + p.value.length;
+    size += 4 + 3 * req.requestId.length + 4 + 4;
+    for (const [k, v] of req.headers) size += 8 + 3 * (k.length + v.length);
+    for (const p of req.params) size += 12 + 3 * (p.name.length + (p.contentType?.length ?? 0)) + p.value.length;
   }
   const w = new Writer(size);
   w.byte(CMD_PREDICT);
@@ -167,7 +169,7 @@ export function encodePredict(batch: InferenceRequest[]): Buffer {
     w.int(END);
   }
   w.int(END);
-  return w.buf;
+  return w.pos === size ? w.buf : w.buf.subarray(0, w.pos);
 }
 
 /** The response layout of §2.3, as the Python worker writes it (used by the Node worker and tests). */

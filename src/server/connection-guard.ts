@@ -80,11 +80,15 @@ export function connectionServerOptions(limits: ConnectionLimits): ServerOptions
   };
 }
 
+/** What the listener calls first for every request (and every `Expect: 100-continue` one), before answering it. */
+export type RequestGuard = (req: IncomingMessage, res: ServerResponse) => void;
+
 /**
- * Applies the rest of the limits to a listener's server, created with connectionServerOptions(limits). Call it
- * before any other 'checkContinue' listener is added.
+ * Applies the rest of the limits to a listener's server, created with connectionServerOptions(limits), and returns
+ * the per-request part, which the server's 'request' and 'checkContinue' handlers call first (a call, not a second
+ * listener: an event with two listeners copies its listener array on every emit).
  */
-export function guardConnections(server: Server, limits: ConnectionLimits): void {
+export function guardConnections(server: Server, limits: ConnectionLimits): RequestGuard {
   // node closes a connection over the cap before reading a byte of it (the client sees it closed)
   if (limits.maxConnections > 0) server.maxConnections = limits.maxConnections;
   const bound = drainBound(limits.maxRequestBytes);
@@ -125,8 +129,6 @@ export function guardConnections(server: Server, limits: ConnectionLimits): void
     }
     res.on('prefinish', onPrefinish);
   };
-  server.on('request', onRequest);
-  server.on('checkContinue', onRequest);
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const state = (socket as GuardedSocket)[kState];
@@ -138,6 +140,7 @@ export function guardConnections(server: Server, limits: ConnectionLimits): void
     }
     socket.destroy();
   });
+  return onRequest;
 }
 
 /** The answer for a connection node's parser gave up on, as MMS would word it where MMS has an answer. */

@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { MarError } from '../errors.js';
 import type { ApiContext } from './api-context.js';
 import type { ListenAddress } from './config.js';
-import { connectionServerOptions, guardConnections } from './connection-guard.js';
+import { connectionServerOptions, guardConnections, type RequestGuard } from './connection-guard.js';
 import { listApis } from './openapi.js';
 import { parseUrl, readBody } from './request-parser.js';
 import type { ResponseContext } from './responses.js';
@@ -52,7 +52,9 @@ function untrackOnSocket(socket: TrackedSocket, end: () => void): void {
 }
 
 function isKeepAlive(req: IncomingMessage): boolean {
-  const conn = req.headers.connection?.toLowerCase();
+  const raw = req.headers.connection;
+  // most clients send it lower-case already: no toLowerCase then
+  const conn = raw === undefined || raw === 'keep-alive' || raw === 'close' ? raw : raw.toLowerCase();
   if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return conn === 'keep-alive';
   return conn !== 'close';
 }
@@ -79,13 +81,16 @@ export class HttpListener {
     // https when the address says so (tls.ts)
     const tls = address.kind === 'tcp' && address.tls ? api.config.tls : null;
     const limits = api.config.connectionLimits;
+    let guard: RequestGuard | null = null;
     this.#server = createListenerServer(tls, { ...connectionServerOptions(limits), requireHostHeader: false }, (req, res) => {
+      guard!(req, res);
       this.#onRequest(req, res);
     });
     // timeouts (408), header size (431), connection cap, and early answers that reach a client still sending
-    guardConnections(this.#server, limits);
+    guard = guardConnections(this.#server, limits);
     // `Expect: 100-continue` (curl does it for large uploads): refuse an oversized body before it is sent
     this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      guard!(req, res);
       if (Number(req.headers['content-length']) > api.config.maxRequestSize) {
         sendTooLarge(res, api.config.maxRequestSize);
         return;
