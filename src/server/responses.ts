@@ -159,8 +159,14 @@ export function sendResponse(
     close ? 'close' : 'keep-alive',
   );
   res.writeHead(status, phrase, headers);
-  res.end(bytes);
+  // A small body as a latin1 string (byte for byte the same): node appends it to the header text and writes one
+  // string, where a Buffer is written beside the header with writev.
+  if (bytes.length <= SMALL_BODY_BYTES) res.end(bytes.toString('latin1'), 'latin1');
+  else res.end(bytes);
 }
+
+/** Up to this size a body is sent in one write with the header (see sendResponse). */
+const SMALL_BODY_BYTES = 1024;
 
 /** 2xx JSON answer (`{"status": ...}` and friends). */
 export function sendJson(res: ServerResponse, ctx: ResponseContext, status: number, value: unknown): void {
