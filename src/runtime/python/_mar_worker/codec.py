@@ -225,80 +225,52 @@ def _short(need, length, what):
     return _Short(need)
 
 
+def _field(buf, pos, end, what, after=0, may_end=False):
+    """One length-prefixed field at pos -> (its bytes, the position after it), or (None, pos after the
+    length) for the -1 terminator where `may_end`. `after` = bytes that must follow (the next length field),
+    so a short buffer is detected before anything is decoded. struct.error if the length itself is cut."""
+    (length,) = _INT.unpack_from(buf, pos)
+    pos += 4
+    if length < 0:
+        if length == -1 and may_end:
+            return None, pos
+        raise ValueError("negative {} length {}".format(what, length))
+    stop = pos + length
+    if stop + after > end:
+        raise _short(stop + after, length, "a " + what)
+    return buf[pos:stop], stop
+
+
 def parse_predict(buf, pos):
     """Parses a PREDICT body (after the command byte) from buf at pos -> (requests, end position).
 
-    Raises _Short if buf ends first, ValueError on a negative length other than the -1 terminators. Every field
-    is read inline (no call per field: this runs for every request); a field's length is checked against the
-    buffer together with the length field that must follow it, so a short buffer is detected before anything
-    is decoded.
+    Raises _Short if buf ends first, ValueError on a negative length other than the -1 terminators.
     """
     end = len(buf)
-    unpack = _INT.unpack_from
     requests = []
     try:
         while True:
-            (n,) = unpack(buf, pos)
-            pos += 4
-            if n < 0:
-                if n == -1:
-                    return requests, pos
-                raise ValueError("negative request id length {}".format(n))
-            stop = pos + n
-            if stop > end:
-                raise _short(stop, n, "a request id")
-            req = Request(buf[pos:stop])
-            pos = stop
+            request_id, pos = _field(buf, pos, end, "request id", 0, True)
+            if request_id is None:
+                return requests, pos
+            req = Request(request_id)
             headers = req.headers
             while True:
-                (n,) = unpack(buf, pos)
-                pos += 4
-                if n < 0:
-                    if n == -1:
-                        break
-                    raise ValueError("negative header name length {}".format(n))
-                stop = pos + n
-                if stop + 4 > end:
-                    raise _short(stop + 4, n, "a header name")
-                name = buf[pos:stop]
-                (n,) = unpack(buf, stop)
-                pos = stop + 4
-                if n < 0:
-                    raise ValueError("negative header value length {}".format(n))
-                stop = pos + n
-                if stop > end:
-                    raise _short(stop, n, "a header value")
-                headers.append((name.decode("utf-8", "replace"), buf[pos:stop].decode("utf-8", "replace")))
-                pos = stop
+                name, pos = _field(buf, pos, end, "header name", 4, True)
+                if name is None:
+                    break
+                value, pos = _field(buf, pos, end, "header value")
+                headers.append((name.decode("utf-8", errors="replace"), value.decode("utf-8", errors="replace")))
             params = req.params
             while True:
-                (n,) = unpack(buf, pos)
-                pos += 4
-                if n < 0:
-                    if n == -1:
-                        break
-                    raise ValueError("negative parameter name length {}".format(n))
-                stop = pos + n
-                if stop + 4 > end:
-                    raise _short(stop + 4, n, "a parameter name")
-                name = buf[pos:stop]
-                (n,) = unpack(buf, stop)
-                pos = stop + 4
-                if n < 0:
-                    raise ValueError("negative content type length {}".format(n))
-                stop = pos + n
-                if stop + 4 > end:
-                    raise _short(stop + 4, n, "a content type")
-                content_type = buf[pos:stop]
-                (n,) = unpack(buf, stop)
-                pos = stop + 4
-                if n < 0:
-                    raise ValueError("negative parameter value length {}".format(n))
-                stop = pos + n
-                if stop > end:
-                    raise _short(stop, n, "a parameter value")
-                params.append((name.decode("utf-8", "replace"), content_type.decode("utf-8", "replace"), buf[pos:stop]))
-                pos = stop
+                name, pos = _field(buf, pos, end, "parameter name", 4, True)
+                if name is None:
+                    break
+                content_type, pos = _field(buf, pos, end, "content type", 4)
+                value, pos = _field(buf, pos, end, "parameter value")
+                params.append(
+                    (name.decode("utf-8", errors="replace"), content_type.decode("utf-8", errors="replace"), value)
+                )
             requests.append(req)
     except struct.error:
         raise _Short(pos + 4)
