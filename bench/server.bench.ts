@@ -12,6 +12,9 @@
  * then the issues' targets, met or not.
  * Every server runs in its own process; autocannon runs in this one.
  *
+ * `--round-trip [--rounds 3]` runs only the batch-1 round trip instead (round-trip.ts): the one-in-flight forwarder
+ * and model-server with 1 and 2 noop.py workers, taking turns each round, with each process's CPU time per request.
+ *
  * `--metrics [--rounds 3]` runs only the cost of TorchServe's metrics and token checks instead (issue 12's 5% bound): the
  * noop.py, 1 worker, batch_size 1 row without metrics (MMS mode), with metrics_mode=prometheus (scraped every second
  * during the load), with metrics_mode=log, and with TorchServe's defaults (--ts-config: token auth, log metrics), the
@@ -28,7 +31,8 @@ import { parseArgs } from 'node:util';
 import { packagePath } from '../src/util/package-info.js';
 import { coldStartParts, coldStartTable, median } from './cold-start.js';
 import { lineWaiter } from './line-waiter.js';
-import { PYTHON_ECHO_SOURCE } from './python-echo.js';
+import { FORWARD_LIMITED_SERVER, PYTHON_ECHO_SOURCE } from './python-echo.js';
+import { roundTrip } from './round-trip.js';
 
 interface AutocannonResult {
   requests: { average: number; total: number };
@@ -45,6 +49,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     connections: { type: 'string', default: '32' },
     metrics: { type: 'boolean', default: false },
+    'round-trip': { type: 'boolean', default: false },
     rounds: { type: 'string', default: '3' },
   },
 });
@@ -89,50 +94,6 @@ echo.stdout.once('data', () => {
       const head = Buffer.alloc(4); head.writeInt32BE(body.length);
       pending.push(res);
       sock.write(Buffer.concat([head, body]));
-    });
-  });
-  s.listen(0, '127.0.0.1', () => console.log('PORT ' + s.address().port));
-});
-process.on('SIGTERM', () => { echo.kill(); process.exit(0); });
-`;
-
-// The same hop with at most N requests in flight on the socket (the next written when a reply is back). N = 1 is
-// MMS's constraint: what a minimal frontend reaches with one worker that answers one message at a time; N = 2 is
-// what holding one batch ahead per worker would allow. Informational; percentages stay relative to the pipelined
-// forwarding baseline above.
-const FORWARD_LIMITED_SERVER = `
-const http = require('http'), net = require('net'), { spawn } = require('child_process');
-const [py, echoFile, sockPath, limit] = process.argv.slice(1);
-const echo = spawn(py, [echoFile, sockPath], { stdio: ['ignore', 'pipe', 'inherit'] });
-echo.stdout.once('data', () => {
-  const sock = net.connect(sockPath);
-  const waiting = [];
-  const inFlight = [];
-  let buf = Buffer.alloc(0);
-  const next = () => {
-    if (inFlight.length >= Number(limit) || waiting.length === 0) return;
-    const [res, body] = waiting.shift();
-    inFlight.push(res);
-    const head = Buffer.alloc(4); head.writeInt32BE(body.length);
-    sock.write(Buffer.concat([head, body]));
-  };
-  sock.on('data', (d) => {
-    buf = buf.length ? Buffer.concat([buf, d]) : d;
-    while (buf.length >= 4) {
-      const n = buf.readInt32BE(0);
-      if (buf.length < 4 + n) break;
-      const res = inFlight.shift();
-      next();
-      res.end(buf.subarray(4, 4 + n));
-      buf = buf.subarray(4 + n);
-    }
-  });
-  const s = http.createServer((req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      waiting.push([res, Buffer.concat(chunks)]);
-      next();
     });
   });
   s.listen(0, '127.0.0.1', () => console.log('PORT ' + s.address().port));
@@ -481,4 +442,5 @@ async function main(): Promise<void> {
 }
 
 if (values.metrics) await metricsCost();
+else if (values['round-trip']) await roundTrip({ seconds: SECONDS, connections: CONNECTIONS, rounds: Number(values.rounds) });
 else await main();

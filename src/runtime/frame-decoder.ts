@@ -60,10 +60,16 @@ export class FrameDecoder<T> {
         }
         this.#needed = err.minBytes - start;
       }
+      if (start === buf.length) {
+        // the usual read: whole messages, nothing left over
+        this.#chunks.length = 0;
+        this.#buffered = 0;
+        this.#needed = 1;
+        break;
+      }
       const rest = buf.subarray(start);
-      this.#chunks = rest.length ? [rest] : [];
+      this.#chunks = [rest];
       this.#buffered = rest.length;
-      if (rest.length === 0) this.#needed = 1;
       // Loop only if the parse stopped for lack of bytes that are in fact there (cannot happen) - guard anyway.
       if (this.#buffered < this.#needed || rest.length === 0) break;
     }

@@ -320,6 +320,21 @@ export class ModelRuntime {
     return new Submitted(promise, job);
   }
 
+  /**
+   * `submitCancellable` without a promise, for the hot path: `onResult` or `onError` is called once, when the
+   * worker answers (or at once: QUEUE_FULL, SERVICE_UNAVAILABLE, then null is returned). `job.cancel()` withdraws it.
+   */
+  submitTo(request: InferenceRequest, onResult: (r: PredictionResult) => void, onError: (e: MarError) => void): Job | null {
+    if (this.#closed || this.#pool.size === 0) {
+      onError(this.#noWorker('SERVICE_UNAVAILABLE'));
+      return null;
+    }
+    const job = new Job(request, onResult, onError);
+    job.onAbort = this.#removeJob;
+    if (!this.#aggregator.add(job)) job.reject(this.#noWorker('QUEUE_FULL'));
+    return job;
+  }
+
   workers(): WorkerInfo[] {
     return this.#pool.workers();
   }

@@ -66,7 +66,18 @@ export type WorkerRequest = { command: 'load'; load: LoadRequest } | { command: 
 // ---------------------------------------------------------------------------------------------------------------
 // Encoding: size first, then one allocation.
 
-const strLen = (s: string | null): number => 4 + (s ? Buffer.byteLength(s, 'utf8') : 0);
+/** Strings up to this many UTF-16 units are measured and written in JavaScript when ASCII (request ids, headers). */
+const SHORT = 64;
+
+/** UTF-8 length of `s`: a short ASCII string in a loop, which costs less than a call into C++. */
+function utf8Length(s: string): number {
+  const n = s.length;
+  if (n > SHORT) return Buffer.byteLength(s, 'utf8');
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s, 'utf8');
+  return n;
+}
+
+const strLen = (s: string | null): number => 4 + (s ? utf8Length(s) : 0);
 
 class Writer {
   readonly buf: Buffer;
@@ -84,6 +95,22 @@ class Writer {
     if (!s) {
       this.int(0);
       return;
+    }
+    const len = s.length;
+    if (len <= SHORT) {
+      const buf = this.buf;
+      const at = this.pos + 4;
+      let i = 0;
+      for (; i < len; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[at + i] = c;
+      }
+      if (i === len) {
+        buf.writeInt32BE(len, this.pos);
+        this.pos = at + len;
+        return;
+      }
     }
     const n = this.buf.write(s, this.pos + 4, 'utf8');
     this.buf.writeInt32BE(n, this.pos);
@@ -117,11 +144,13 @@ export function encodeLoad(r: LoadRequest): Buffer {
 }
 
 export function encodePredict(batch: InferenceRequest[]): Buffer {
+  // An upper bound (a UTF-16 unit is at most 3 UTF-8 bytes), then one pass that measures strings as it writes
+  // them: every request pays for this, and its strings are short (an id, the request's headers).
   let size = 1 + 4;
   for (const req of batch) {
-    size += strLen(req.requestId) + 4 + 4;
-    for (const [k, v] of req.headers) size += strLen(k) + strLen(v);
-    for (const p of req.params) size += strLen(p.name) + strLen(p.contentType) + 4 + p.value.length;
+    size += 4 + 3 * req.requestId.length + 4 + 4;
+    for (const [k, v] of req.headers) size += 8 + 3 * (k.length + v.length);
+    for (const p of req.params) size += 12 + 3 * (p.name.length + (p.contentType?.length ?? 0)) + p.value.length;
   }
   const w = new Writer(size);
   w.byte(CMD_PREDICT);
@@ -140,7 +169,7 @@ export function encodePredict(batch: InferenceRequest[]): Buffer {
     w.int(END);
   }
   w.int(END);
-  return w.buf;
+  return w.pos === size ? w.buf : w.buf.subarray(0, w.pos);
 }
 
 /** The response layout of §2.3, as the Python worker writes it (used by the Node worker and tests). */
@@ -221,6 +250,7 @@ export class Reader {
     return b;
   }
   stringOf(n: number): string {
+    if (n === 0) return ''; // most replies' content type and reason phrase: no call into C++ for them
     this.#need(n);
     const s = this.buf.toString('utf8', this.pos, this.pos + n);
     this.pos += n;

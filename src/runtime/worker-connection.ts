@@ -112,6 +112,17 @@ interface Pending {
   timer: NodeJS.Timeout | null;
   /** predict: the response timeout asked for (for the message). */
   timeoutMs?: number;
+  /**
+   * send(): `resolve` is the caller's callback, called in the socket's 'data' event; a failure still reaches
+   * `reject` a microtask later, as a promise's would (the owner finishes its own bookkeeping first).
+   */
+  callback?: boolean;
+}
+
+/** Rejects a pending request; a callback's rejection waits a microtask, as a promise's handlers would. */
+function rejectPending(pending: Pending, err: MarError): void {
+  if (pending.callback) queueMicrotask(() => pending.reject(err));
+  else pending.reject(err);
 }
 
 export interface ConnectionOptions {
@@ -152,7 +163,8 @@ export class WorkerConnection {
       return;
     }
     this.#pending = null;
-    pending.reject(
+    rejectPending(
+      pending,
       new MarError(
         'WORKER_TIMEOUT',
         `Backend worker did not respond in given time: model ${this.#opts.modelName} worker W-${this.#opts.workerId} took longer than ${pending.timeoutMs} ms and was killed`,
@@ -188,11 +200,27 @@ export class WorkerConnection {
 
   /** Sends a PREDICT frame and resolves with the reply; past the deadline it rejects WORKER_TIMEOUT and calls onBroken. */
   predict(frame: Buffer, timeoutMs: number): Promise<WorkerReply> {
-    return new Promise<WorkerReply>((resolve, reject) => {
-      this.#pending = { kind: 'predict', resolve, reject, timer: null, timeoutMs };
-      this.#armWatchdog(timerDelay(timeoutMs));
-      this.#socket!.write(frame);
-    });
+    return new Promise<WorkerReply>((resolve, reject) => this.#sendPredict(frame, timeoutMs, resolve, reject, false));
+  }
+
+  /**
+   * predict() without a promise (the batch-1 round trip's hot path): `onReply` is called from the socket's 'data'
+   * event, `onError` a microtask after the failure (as predict()'s rejection).
+   */
+  send(frame: Buffer, timeoutMs: number, onReply: (reply: WorkerReply) => void, onError: (err: MarError) => void): void {
+    this.#sendPredict(frame, timeoutMs, onReply, onError, true);
+  }
+
+  #sendPredict(
+    frame: Buffer,
+    timeoutMs: number,
+    resolve: (reply: WorkerReply) => void,
+    reject: (err: MarError) => void,
+    callback: boolean,
+  ): void {
+    this.#pending = { kind: 'predict', resolve, reject, timer: null, timeoutMs, callback };
+    this.#armWatchdog(timerDelay(timeoutMs));
+    this.#socket!.write(frame);
   }
 
   #begin(kind: 'start' | 'load', timeoutMs: number, onTimeout: () => MarError, frame: Buffer | null): Promise<WorkerReply> {
@@ -260,6 +288,14 @@ export class WorkerConnection {
         this.#opts.onBroken();
         return;
       }
+      // A callback runs now and may send the next batch: a second reply in the same read would be taken for its
+      // answer. It breaks the protocol (one reply per request): end the worker first, then answer the request.
+      if (replies.length > 1 && this.#pending?.kind === 'predict' && this.#pending.callback) {
+        const pending = this.#pending;
+        this.#opts.onBroken();
+        this.#settle(pending, replies[0]!);
+        return;
+      }
       for (const reply of replies) {
         const pending = this.#pending;
         if (!pending || pending.kind === 'start') {
@@ -310,7 +346,7 @@ export class WorkerConnection {
     if (!pending) return;
     this.#pending = null;
     if (pending.timer) clearTimeout(pending.timer);
-    pending.reject(err);
+    rejectPending(pending, err);
   }
 
   /** The process is gone: no deadline matters any more. */

@@ -292,7 +292,7 @@ export class WorkerPool {
       job.markSent(takenAt);
       requests[i] = job.request;
     }
-    s.proc.predict(requests, this.#opts.responseTimeoutMs).then(slot.onReply, slot.onPredictError);
+    s.proc.send(requests, this.#opts.responseTimeoutMs, slot.onReply, slot.onPredictError);
     if (this.#opts.timings) slot.sendMs = performance.now() - takenAt;
   }
 
@@ -302,13 +302,16 @@ export class WorkerPool {
     // The state moves on before anyone hears of the batch's end (onBatchDone counts busy workers).
     slot.state = s.retire ? { kind: 'stopping', retire: s.retire } : { kind: 'idle', proc: s.proc };
     slot.backoff.reset(); // it answered: a later death starts the backoff over
+    const sendMs = slot.sendMs;
+    // The worker's next batch first (this runs in the socket's 'data' event): it works while this batch's
+    // answers are written.
+    if (s.retire) this.#stopAndFinish(slot, s.proc, s.retire);
+    else this.#aggregator.ready(slot);
     const timings = this.#opts.timings;
     const answeringAt = timings ? performance.now() : 0;
     completeBatch(s.batch, reply);
-    if (timings) timings.batchOverhead(slot.sendMs + performance.now() - answeringAt);
+    if (timings) timings.batchOverhead(sendMs + performance.now() - answeringAt);
     this.#opts.onBatchDone?.();
-    if (s.retire) this.#stopAndFinish(slot, s.proc, s.retire);
-    else if (slot.state.kind === 'idle') this.#aggregator.ready(slot);
   }
 
   #failed(slot: WorkerSlot, err: unknown): void {

@@ -242,18 +242,29 @@ export class WorkerProcess extends EventEmitter {
    * FRAME_* (bad reply; the process is killed), or if the worker is busy or not running.
    */
   predict(batch: InferenceRequest[], timeoutMs: number): Promise<WorkerReply> {
+    return new Promise((resolve, reject) => this.send(batch, timeoutMs, resolve, reject));
+  }
+
+  /**
+   * predict() without a promise, for the pool's hot path: `onReply` is called from the socket's 'data' event (the
+   * caller may send the next batch from it); every failure reaches `onError` a microtask later, as a rejection would.
+   */
+  send(batch: InferenceRequest[], timeoutMs: number, onReply: (reply: WorkerReply) => void, onError: (err: unknown) => void): void {
     const state = this.state;
+    let refusal: unknown = null;
     if (state === 'busy') {
-      return Promise.reject(new MarError('INTERNAL', `worker W-${this.id} of model ${this.modelName} already has a batch in flight`));
+      refusal = new MarError('INTERNAL', `worker W-${this.id} of model ${this.modelName} already has a batch in flight`);
+    } else if (state !== 'ready') {
+      refusal = this.#diedError();
+    } else {
+      try {
+        this.#conn.send(encodePredict(batch), timeoutMs, onReply, onError);
+        return;
+      } catch (err) {
+        refusal = err;
+      }
     }
-    if (state !== 'ready') return Promise.reject(this.#diedError());
-    let frame: Buffer;
-    try {
-      frame = encodePredict(batch);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.#conn.predict(frame, timeoutMs);
+    queueMicrotask(() => onError(refusal));
   }
 
   /** Closes the socket (the worker exits on EOF), SIGTERM after graceMs, SIGKILL after another graceMs. */

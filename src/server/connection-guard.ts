@@ -60,6 +60,13 @@ interface ConnectionState {
   res: ServerResponse;
 }
 
+/** Where a socket keeps its ConnectionState (a property, updated per request: cheaper than a WeakMap entry). */
+const kState = Symbol('mar.connectionState');
+/** On a response to `Expect: 100-continue` while no 100 was sent: the client holds its body back, nothing to drain. */
+const kHeldBack = Symbol('mar.bodyHeldBack');
+type GuardedSocket = Socket & { [kState]?: ConnectionState };
+type GuardedResponse = ServerResponse & { [kHeldBack]?: boolean };
+
 /** The createServer options that carry the limits (node enforces the deadlines and the header size itself). */
 export function connectionServerOptions(limits: ConnectionLimits): ServerOptions {
   const { headerTimeoutMs: h, requestTimeoutMs: r } = limits;
@@ -73,15 +80,23 @@ export function connectionServerOptions(limits: ConnectionLimits): ServerOptions
   };
 }
 
+/** What the listener calls first for every request (and every `Expect: 100-continue` one), before answering it. */
+export type RequestGuard = (req: IncomingMessage, res: ServerResponse) => void;
+
 /**
- * Applies the rest of the limits to a listener's server, created with connectionServerOptions(limits). Call it
- * before any other 'checkContinue' listener is added.
+ * Applies the rest of the limits to a listener's server, created with connectionServerOptions(limits), and returns
+ * the per-request part, which the server's 'request' and 'checkContinue' handlers call first (a call, not a second
+ * listener: an event with two listeners copies its listener array on every emit).
  */
-export function guardConnections(server: Server, limits: ConnectionLimits): void {
+export function guardConnections(server: Server, limits: ConnectionLimits): RequestGuard {
   // node closes a connection over the cap before reading a byte of it (the client sees it closed)
   if (limits.maxConnections > 0) server.maxConnections = limits.maxConnections;
-  // keyed by the socket requests arrive on (with TLS, not the one 'connection' reports)
-  const states = new WeakMap<Socket, ConnectionState>();
+  const bound = drainBound(limits.maxRequestBytes);
+  // one listener for every response (no closure per request): an answer that goes out before its body was read
+  function onPrefinish(this: GuardedResponse): void {
+    const req = this.req;
+    if (!req.complete && !this[kHeldBack]) drainAfterAnswer(req, this, req.socket, bound);
+  }
 
   server.on('connection', (socket: Socket) => {
     // node's header deadline starts with the first byte: a connection that never sends one is cut off here
@@ -93,27 +108,30 @@ export function guardConnections(server: Server, limits: ConnectionLimits): void
     socket.once('close', () => clearTimeout(timer));
   });
 
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    const socket = req.socket;
-    states.set(socket, { req, res });
+  const onRequest = (req: IncomingMessage, res: GuardedResponse): void => {
+    // keyed by the socket requests arrive on (with TLS, not the one 'connection' reports)
+    const socket = req.socket as GuardedSocket;
+    const state = socket[kState];
+    if (state === undefined) socket[kState] = { req, res };
+    else {
+      state.req = req;
+      state.res = res;
+    }
     // `Expect: 100-continue` refused without a 100: the client never sends the body, there is nothing to drain
-    let continued = !/100-continue/i.test(req.headers.expect ?? '');
-    if (!continued) {
+    const expect = req.headers.expect;
+    if (expect !== undefined && /100-continue/i.test(expect)) {
+      res[kHeldBack] = true;
       const writeContinue = res.writeContinue.bind(res);
       res.writeContinue = (cb?: () => void): void => {
-        continued = true;
+        res[kHeldBack] = false;
         writeContinue(cb);
       };
     }
-    res.once('prefinish', () => {
-      if (!req.complete && continued) drainAfterAnswer(req, res, socket, drainBound(limits.maxRequestBytes));
-    });
+    res.on('prefinish', onPrefinish);
   };
-  server.on('request', onRequest);
-  server.on('checkContinue', onRequest);
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    const state = states.get(socket);
+    const state = (socket as GuardedSocket)[kState];
     // the request on the wire already has (part of) an answer: an early one being drained, or one being written;
     // after a finished exchange on a keep-alive connection the next request has none yet
     const answered = state?.res.headersSent && !(state.req.complete && state.res.writableFinished);
@@ -122,6 +140,7 @@ export function guardConnections(server: Server, limits: ConnectionLimits): void
     }
     socket.destroy();
   });
+  return onRequest;
 }
 
 /** The answer for a connection node's parser gave up on, as MMS would word it where MMS has an answer. */

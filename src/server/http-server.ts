@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { MarError } from '../errors.js';
 import type { ApiContext } from './api-context.js';
 import type { ListenAddress } from './config.js';
-import { connectionServerOptions, guardConnections } from './connection-guard.js';
+import { connectionServerOptions, guardConnections, type RequestGuard } from './connection-guard.js';
 import { listApis } from './openapi.js';
 import { parseUrl, readBody } from './request-parser.js';
 import type { ResponseContext } from './responses.js';
@@ -23,8 +23,38 @@ export interface ApiSet {
   metrics?: boolean;
 }
 
+/** The end functions of a connection's requests in flight, run if the connection closes first (see #onRequest). */
+const kInFlight = Symbol('mar.requestsInFlight');
+type TrackedSocket = Socket & { [kInFlight]?: Array<() => void> };
+
+/** Adds a request's end to its connection's list: one 'close' listener per connection, not one per request. */
+function trackOnSocket(socket: TrackedSocket, end: () => void): void {
+  let open = socket[kInFlight];
+  if (open === undefined) {
+    const list: Array<() => void> = [];
+    open = socket[kInFlight] = list;
+    socket.once('close', () => {
+      for (const fn of list.slice()) fn();
+    });
+  }
+  open.push(end);
+}
+
+function untrackOnSocket(socket: TrackedSocket, end: () => void): void {
+  const open = socket[kInFlight];
+  if (open === undefined) return;
+  const last = open.pop();
+  if (last !== undefined && last !== end) {
+    const i = open.indexOf(end);
+    if (i >= 0) open[i] = last;
+    else open.push(last);
+  }
+}
+
 function isKeepAlive(req: IncomingMessage): boolean {
-  const conn = req.headers.connection?.toLowerCase();
+  const raw = req.headers.connection;
+  // most clients send it lower-case already: no toLowerCase then
+  const conn = raw === undefined || raw === 'keep-alive' || raw === 'close' ? raw : raw.toLowerCase();
   if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return conn === 'keep-alive';
   return conn !== 'close';
 }
@@ -51,21 +81,22 @@ export class HttpListener {
     // https when the address says so (tls.ts)
     const tls = address.kind === 'tcp' && address.tls ? api.config.tls : null;
     const limits = api.config.connectionLimits;
+    let guard: RequestGuard | null = null;
     this.#server = createListenerServer(tls, { ...connectionServerOptions(limits), requireHostHeader: false }, (req, res) => {
-      void this.#onRequest(req, res);
+      guard!(req, res);
+      this.#onRequest(req, res);
     });
     // timeouts (408), header size (431), connection cap, and early answers that reach a client still sending
-    guardConnections(this.#server, limits);
+    guard = guardConnections(this.#server, limits);
     // `Expect: 100-continue` (curl does it for large uploads): refuse an oversized body before it is sent
-    // every pipelined request on a connection listens for its close (see #onRequest)
-    this.#server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => socket.setMaxListeners(0));
     this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      guard!(req, res);
       if (Number(req.headers['content-length']) > api.config.maxRequestSize) {
         sendTooLarge(res, api.config.maxRequestSize);
         return;
       }
       res.writeContinue();
-      void this.#onRequest(req, res);
+      this.#onRequest(req, res);
     });
   }
 
@@ -133,13 +164,13 @@ export class HttpListener {
     await closed;
   }
 
-  async #onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
     this.#active++;
     const rc: ResponseContext = { requestId: newRequestId(), keepAlive: !this.#closing && isKeepAlive(req), onAbort: null };
     // one function per request does all the bookkeeping (no AbortController: measurably slow per request).
     // A pipelined request queued behind a response that closed the connection (any status >= 400) never
     // gets 'close' on its response, so the socket's 'close' ends it too (else shutdown waited the whole grace).
-    const socket = req.socket;
+    const socket = req.socket as TrackedSocket;
     // null unless something records requests (access_log.log, log_format=json): then no clock read per request
     const access = this.#api.logger.access;
     const started = access ? performance.now() : 0;
@@ -149,7 +180,7 @@ export class HttpListener {
     const end = (): void => {
       if (ended) return;
       ended = true;
-      socket.off('close', end);
+      untrackOnSocket(socket, end);
       if (access && res.headersSent) {
         access({
           remote,
@@ -172,31 +203,39 @@ export class HttpListener {
       }
     };
     res.on('close', end);
-    socket.on('close', end);
+    trackOnSocket(socket, end);
     res.sendDate = false;
-    try {
-      const body = await readBody(req, this.#api.config.maxRequestSize);
-      if (body === null) {
-        sendTooLarge(res, this.#api.config.maxRequestSize);
-        return;
-      }
+    // callbacks, not async functions, from the request to the worker: every request pays for each promise
+    readBody(req, this.#api.config.maxRequestSize, (err, body) => {
+      if (err) return this.#failed(res, rc, err);
+      if (body === null) return sendTooLarge(res, this.#api.config.maxRequestSize);
       if (this.#closing) rc.keepAlive = false;
-      await this.#dispatch(req, res, rc, body);
-    } catch (err) {
-      // the client went away while sending its body: nobody to answer, nothing to log
-      if ((err as NodeJS.ErrnoException | null)?.code === 'ECONNRESET') return;
-      sendError(res, rc, err, this.#api.log);
-    }
+      let answered: Promise<void> | undefined;
+      try {
+        answered = this.#dispatch(req, res, rc, body);
+      } catch (e) {
+        return this.#failed(res, rc, e);
+      }
+      answered?.then(undefined, (e: unknown) => this.#failed(res, rc, e));
+    });
   }
 
-  async #dispatch(req: IncomingMessage, res: ServerResponse, rc: ResponseContext, body: Buffer): Promise<void> {
+  /** A request that failed before its answer: MMS's error answer, unless nobody is left to read it. */
+  #failed(res: ServerResponse, rc: ResponseContext, err: unknown): void {
+    // the client went away while sending its body: nobody to answer, nothing to log
+    if ((err as NodeJS.ErrnoException | null)?.code === 'ECONNRESET') return;
+    sendError(res, rc, err, this.#api.log);
+  }
+
+  /** Routes a request whose body has arrived; a route answers now or when its promise settles (errors: the caller's). */
+  #dispatch(req: IncomingMessage, res: ServerResponse, rc: ResponseContext, body: Buffer): Promise<void> | undefined {
     const url = parseUrl(req.url);
     const { segments } = url;
     if (this.apis.metrics) return handleMetrics(this.#api, res, rc, url);
     if (segments.length === 0 || (segments.length >= 2 && segments[1] === 'api-description')) {
       if ((url.path === '/' && req.method === 'OPTIONS') || (segments.length === 2 && segments[1] === 'api-description')) {
         sendJson(res, rc, 200, listApis(this.apis));
-        return;
+        return undefined;
       }
       throw methodNotAllowed();
     }
@@ -204,22 +243,14 @@ export class HttpListener {
     const auth = this.#api.auth;
     if (this.apis.inference && isInferenceRequest(segments)) {
       auth?.authorize(req, 'inference');
-      await handleInference(this.#api, req, res, rc, url, body);
-      return;
+      return handleInference(this.#api, req, res, rc, url, body);
     }
     // KServe v1 and the Open Inference Protocol (after MMS's paths, as TorchServe: /v2/predict is model v2's legacy predict)
-    if (this.apis.inference && isKServeRequest(segments)) {
-      await handleKServe(this.#api, req, res, rc, url, body);
-      return;
-    }
-    if (auth && this.apis.management && isTokenRequest(segments)) {
-      await handleToken(auth, req, res, rc, url);
-      return;
-    }
+    if (this.apis.inference && isKServeRequest(segments)) return handleKServe(this.#api, req, res, rc, url, body);
+    if (auth && this.apis.management && isTokenRequest(segments)) return handleToken(auth, req, res, rc, url);
     if (this.apis.management && isManagementRequest(segments)) {
       auth?.authorize(req, 'management');
-      await handleManagement(this.#api, req, res, rc, url, body);
-      return;
+      return handleManagement(this.#api, req, res, rc, url, body);
     }
     throw notFound();
   }

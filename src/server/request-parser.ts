@@ -74,39 +74,47 @@ export function parseJavaBoolean(raw: string | null | undefined): boolean {
 }
 
 /**
- * Reads the whole body up to `maxBytes` (Netty's HttpObjectAggregator). Resolves null when the body is
- * larger: the caller answers the bare 413.
+ * Reads the whole body up to `maxBytes` (Netty's HttpObjectAggregator) and calls `done` once: with the body, with
+ * null when it is larger (the caller answers the bare 413), or with the request's error. A callback, not a promise:
+ * every request pays for this.
  */
-export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | null> {
+export function readBody(req: IncomingMessage, maxBytes: number, done: (err: Error | null, body: Buffer | null) => void): void {
   const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > maxBytes) return Promise.resolve(null);
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on('data', (chunk: Buffer) => {
-      if (done) return;
-      size += chunk.length;
-      if (size > maxBytes) {
-        done = true;
-        req.pause();
-        resolve(null);
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (done) return;
-      done = true;
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-    });
-    req.on('error', (err) => {
-      if (done) return;
-      done = true;
-      reject(err);
-    });
+  if (declared !== undefined && Number(declared) > maxBytes) {
+    // after the other 'request' listeners (the connection guard drains what an early answer leaves unread)
+    queueMicrotask(() => done(null, null));
+    return;
+  }
+  let first: Buffer | null = null;
+  let chunks: Buffer[] | null = null;
+  let size = 0;
+  let finished = false;
+  req.on('data', (chunk: Buffer) => {
+    if (finished) return;
+    size += chunk.length;
+    if (size > maxBytes) {
+      finished = true;
+      req.pause();
+      done(null, null);
+      return;
+    }
+    if (first === null) first = chunk;
+    else if (chunks === null) chunks = [first, chunk];
+    else chunks.push(chunk);
+  });
+  req.on('end', () => {
+    if (finished) return;
+    finished = true;
+    done(null, chunks !== null ? Buffer.concat(chunks, size) : (first ?? EMPTY));
+  });
+  req.on('error', (err) => {
+    if (finished) return;
+    finished = true;
+    done(err, null);
   });
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** Request headers as sent (original case and order). */
 export function requestHeaders(req: IncomingMessage): Array<[string, string]> {

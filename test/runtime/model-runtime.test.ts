@@ -141,6 +141,40 @@ describe('ModelRuntime with real Python workers', () => {
     assert.equal((await next.promise).body.toString(), 'OK', 'the worker still serves after the cancels');
   });
 
+  it('submitTo: the answer reaches its callback; a full queue is refused at once; job.cancel() withdraws a queued one', async (t) => {
+    const rt = await runtimeFor(t, 'slow', { jobQueueSize: 1 });
+    const outcome = (): { promise: Promise<string>; onResult: (r: { body: Buffer }) => void; onError: (e: MarError) => void } => {
+      let onResult!: (r: { body: Buffer }) => void;
+      let onError!: (e: MarError) => void;
+      const promise = new Promise<string>((resolve, reject) => {
+        onResult = (r) => resolve(r.body.toString());
+        onError = reject;
+      });
+      return { promise, onResult, onError };
+    };
+    const busy = outcome();
+    assert.ok(rt.submitTo(textRequest('200'), busy.onResult, busy.onError));
+    const queued = outcome();
+    const job = rt.submitTo(textRequest('1'), queued.onResult, queued.onError);
+    assert.equal(rt.queueLength, 1);
+    // the queue holds one: the next is refused before submitTo returns
+    let refused: MarError | null = null;
+    rt.submitTo(
+      textRequest('1'),
+      () => assert.fail('answered a refused request'),
+      (e) => (refused = e),
+    );
+    assert.ok(refused, 'QUEUE_FULL arrives synchronously');
+    isMar('QUEUE_FULL', 503, NO_WORKER)(refused);
+    job!.cancel();
+    await assert.rejects(queued.promise, isMar('REQUEST_CANCELLED'));
+    assert.equal(rt.queueLength, 0);
+    assert.equal(await busy.promise, 'OK');
+    const next = outcome();
+    rt.submitTo(textRequest('1'), next.onResult, next.onError);
+    assert.equal(await next.promise, 'OK', 'the worker still serves after the cancel');
+  });
+
   it('close() lets the in-flight batch finish and answers queued requests with 503: none is left pending', async (t) => {
     const rt = await runtimeFor(t, 'slow');
     const inFlight = rt.submit(textRequest('300'));

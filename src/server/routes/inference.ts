@@ -4,7 +4,8 @@ import { isMarError } from '../../errors.js';
 import type { PredictionResult } from '../../runtime/protocol.js';
 import type { ApiContext } from '../api-context.js';
 import { modelApi } from '../openapi.js';
-import { runPrediction } from '../prediction.js';
+import type { PredictionCallbacks } from '../prediction.js';
+import { startPrediction } from '../prediction.js';
 import { pingStatus } from '../readiness.js';
 import type { ParsedUrl } from '../request-parser.js';
 import { buildInferenceRequest } from '../request-parser.js';
@@ -23,15 +24,19 @@ export function isInferenceRequest(segments: readonly string[]): boolean {
   );
 }
 
-/** Handles an inference-API request (the caller checked isInferenceRequest). Errors are answered here. */
-export async function handleInference(
+/**
+ * Handles an inference-API request (the caller checked isInferenceRequest). A prediction is answered when the
+ * worker's reply comes (no promise on the way: the batch-1 round trip is the hot path); a MarError thrown before
+ * it is sent is the caller's to answer.
+ */
+export function handleInference(
   api: ApiContext,
   req: IncomingMessage,
   res: ServerResponse,
   rc: ResponseContext,
   url: ParsedUrl,
   body: Buffer,
-): Promise<void> {
+): Promise<void> | undefined {
   const { segments } = url;
   switch (segments[1]) {
     case 'ping': {
@@ -58,7 +63,7 @@ export async function handleInference(
   }
 }
 
-async function predict(
+function predict(
   api: ApiContext,
   req: IncomingMessage,
   res: ServerResponse,
@@ -67,7 +72,7 @@ async function predict(
   query: URLSearchParams | null,
   modelName: string | null,
   version?: string,
-): Promise<void> {
+): Promise<void> | undefined {
   const input = buildInferenceRequest(rc.requestId, req, body, query);
   if (modelName === null) {
     // MMS then looks for a model_name input: a form field of a multipart or urlencoded body
@@ -82,19 +87,38 @@ async function predict(
     sendJson(res, rc, 200, modelApi(modelName));
     return;
   }
-  let result: PredictionResult;
-  try {
-    // service_envelope=kserve|kservev2: the body is a KServe request (TorchServe's request envelopes, docs/kserve.md)
-    const enveloped = api.config.serviceEnvelope === 'kserve' || api.config.serviceEnvelope === 'kservev2';
-    result = enveloped
-      ? await envelopedPrediction(api, req, rc, body, { name: modelName, version })
-      : await runPrediction(api, entry, input, { modelName, version, onCancel: (cancel) => (rc.onAbort = cancel) });
-  } catch (err) {
-    if (isMarError(err) && err.code === 'REQUEST_CANCELLED') return;
-    sendError(res, rc, err, api.log);
-    return;
+  const answer = new PredictionAnswer(api, res, rc);
+  // service_envelope=kserve|kservev2: the body is a KServe request (TorchServe's request envelopes, docs/kserve.md)
+  if (api.config.serviceEnvelope === 'kserve' || api.config.serviceEnvelope === 'kservev2') {
+    return envelopedPrediction(api, req, rc, body, { name: modelName, version }).then(
+      (result) => answer.onResult(result),
+      (err: unknown) => answer.onError(err),
+    );
   }
-  sendPrediction(res, rc, result, api.log);
+  startPrediction(api, entry, input, { modelName, version, onCancel: (cancel) => (rc.onAbort = cancel) }, answer);
+  return undefined;
+}
+
+/** Writes a prediction's answer, or its error (none when the client went away: nobody is left to answer). */
+class PredictionAnswer implements PredictionCallbacks {
+  readonly #api: ApiContext;
+  readonly #res: ServerResponse;
+  readonly #rc: ResponseContext;
+
+  constructor(api: ApiContext, res: ServerResponse, rc: ResponseContext) {
+    this.#api = api;
+    this.#res = res;
+    this.#rc = rc;
+  }
+
+  onResult(result: PredictionResult): void {
+    sendPrediction(this.#res, this.#rc, result, this.#api.log);
+  }
+
+  onError(err: unknown): void {
+    if (isMarError(err) && err.code === 'REQUEST_CANCELLED') return;
+    sendError(this.#res, this.#rc, err, this.#api.log);
+  }
 }
 
 // headers we compute ourselves, as MMS overwrites them after copying the handler's
