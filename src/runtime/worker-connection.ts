@@ -134,7 +134,11 @@ export interface ConnectionOptions {
   onBroken(): void;
   /** The worker closed its end of the socket. */
   onClose(): void;
-  /** Sees each PREDICT reply before the caller does (its metric lines: worker-output.ts routeReplyLines). */
+  /**
+   * Sees each PREDICT reply right after its caller (the reply's metric lines: worker-output.ts routeReplyLines). After:
+   * a send() caller has written its answers and sent the next batch by then, so the lines are read off the round trip;
+   * a predict() caller's promise callbacks run later still.
+   */
   onPredictReply?: ((reply: WorkerReply) => void) | undefined;
 }
 
@@ -336,8 +340,8 @@ export class WorkerConnection {
     if (this.#pending !== pending) return;
     this.#pending = null;
     if (pending.timer) clearTimeout(pending.timer);
-    if (pending.kind === 'predict') this.#opts.onPredictReply?.(reply);
     pending.resolve(reply);
+    if (pending.kind === 'predict') this.#opts.onPredictReply?.(reply);
   }
 
   /** Rejects whatever is in flight with err. */

@@ -3,8 +3,8 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeFsError, MarError } from '../errors.js';
 
-/** Lines gathered before one write to the stream (more than this are written at once). */
-const FLUSH_CHARS = 64 * 1024;
+/** Bytes gathered before one write to the stream (a longer line is written at once). */
+const FLUSH_BYTES = 64 * 1024;
 /** How long a line may wait for the next write: each write is a system call on libuv's thread pool. */
 const FLUSH_MS = 100;
 
@@ -12,21 +12,27 @@ const FLUSH_MS = 100;
  * An appended log file in MMS's log4j layout (`<ISO time> - <message>` per line): model_metrics.log under
  * metrics_location, access_log.log under log_location, TorchServe's ts_metrics.log. Lines are gathered for up to
  * 100 ms (or 64 KiB) and go to the stream in one write (metrics_mode=log writes several per request; a write per line
- * costs more than the line), so a request never waits for the disk; close() writes what is left. A write error is
- * reported once and later lines are dropped: serving goes on.
+ * costs more than the line), so a request never waits for the disk; close() writes what is left. They are gathered
+ * as UTF-8 in a buffer rather than as one long string: flattening a string of a thousand appended lines took ~3% of a
+ * batch-1 request's CPU. A write error is reported once and later lines are dropped: serving goes on.
  */
 export class LogFile {
   readonly path: string;
   readonly #stream: WriteStream;
   #failed = false;
-  #pending = '';
+  /** The lines not yet written: #buffer[0, #used). A buffer handed to the stream is not written to again. */
+  #buffer = Buffer.allocUnsafe(FLUSH_BYTES);
+  #used = 0;
   #flushTimer: NodeJS.Timeout | null = null;
   readonly #flush = (): void => {
     if (this.#flushTimer !== null) clearTimeout(this.#flushTimer);
     this.#flushTimer = null;
-    if (this.#pending === '') return;
-    if (!this.#failed) this.#stream.write(this.#pending);
-    this.#pending = '';
+    if (this.#used === 0) return;
+    if (!this.#failed) {
+      this.#stream.write(this.#buffer.subarray(0, this.#used));
+      this.#buffer = Buffer.allocUnsafe(FLUSH_BYTES);
+    }
+    this.#used = 0;
   };
   /** The time prefix of the last line, reused within the same millisecond. */
   #stampMs = -1;
@@ -60,9 +66,17 @@ export class LogFile {
       this.#stampMs = now;
       this.#stamp = new Date(now).toISOString();
     }
-    this.#pending += `${this.#stamp} - ${message}\n`;
-    if (this.#pending.length >= FLUSH_CHARS) this.#flush();
-    else if (this.#flushTimer === null) {
+    const line = `${this.#stamp} - ${message}\n`;
+    // at most 3 UTF-8 bytes per UTF-16 unit
+    if (this.#used + 3 * line.length > FLUSH_BYTES) {
+      this.#flush();
+      if (3 * line.length > FLUSH_BYTES) {
+        if (!this.#failed) this.#stream.write(line);
+        return;
+      }
+    }
+    this.#used += this.#buffer.write(line, this.#used);
+    if (this.#flushTimer === null) {
       this.#flushTimer = setTimeout(this.#flush, FLUSH_MS);
       this.#flushTimer.unref();
     }
