@@ -34,6 +34,7 @@ export interface ModelRuntimeOptions {
   log?: PoolWorkerOptions['log'];
   /** Parsed [METRICS] lines from the workers. */
   onMetric?: PoolWorkerOptions['onMetric'];
+  metricsSampled?: PoolWorkerOptions['metricsSampled'];
   /** Largest length field accepted in a worker reply (bytes); MMS max_response_size. */
   maxResponseBytes?: number;
   /**
@@ -193,6 +194,7 @@ export class ModelRuntime {
     if (options.loadTimeoutMs !== undefined) workerOptions.loadTimeoutMs = options.loadTimeoutMs;
     if (options.log !== undefined) workerOptions.log = options.log;
     if (options.onMetric !== undefined) workerOptions.onMetric = options.onMetric;
+    if (options.metricsSampled !== undefined) workerOptions.metricsSampled = options.metricsSampled;
     if (options.maxResponseBytes !== undefined) workerOptions.maxResponseBytes = options.maxResponseBytes;
     if (options.env !== undefined) workerOptions.env = options.env;
     if (options.maxRequestBytes !== undefined) workerOptions.maxRequestBytes = options.maxRequestBytes;

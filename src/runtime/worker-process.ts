@@ -63,6 +63,8 @@ export interface WorkerProcessOptions {
   log?: (line: WorkerLogLine) => void;
   /** Receives parsed [METRICS] lines (dropped if not given). */
   onMetric?: (metric: MetricLine) => void;
+  /** onMetric keeps only a gauge's latest value (Prometheus): the worker sends its PredictionTime at most every 100 ms. */
+  metricsSampled?: boolean;
   /** Cap on any length field in a reply (default 6553500, MMS max_response_size). */
   maxResponseBytes?: number;
   /**
@@ -118,7 +120,7 @@ export class WorkerProcess extends EventEmitter {
         entry: options.model.entry,
         socket,
         decodeInputRequest: options.decodeInputRequest ?? true,
-        metrics: options.onMetric !== undefined,
+        metrics: options.onMetric === undefined ? false : options.metricsSampled === true ? 'sampled' : true,
         ...(options.python !== undefined ? { python: options.python } : {}),
         ...(options.workers !== undefined ? { workers: options.workers } : {}),
         ...(options.env !== undefined ? { env: options.env } : {}),

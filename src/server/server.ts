@@ -13,6 +13,7 @@ import { HttpListener } from './http-server.js';
 import { LogFile } from './log-file.js';
 import { ServerLogger } from './logger.js';
 import type { ServerMetrics } from './metrics/server-metrics.js';
+import { workerMetrics } from './metrics/worker-metrics.js';
 import { ModelRegistry } from './model-registry.js';
 import type { StartupModels } from './readiness.js';
 import { restoreSnapshot, SnapshotWriter, snapshotProperties } from './snapshot.js';
@@ -70,13 +71,14 @@ export class ModelServer {
     const logger = new ServerLogger({ format: c.logFormat, log: options.log });
     this.logger = logger;
     this.#log = logger.info;
-    const ts = c.metricsAddress !== null;
     // Only with a consumer (TorchServe metrics, or MMS's metrics_location): else the workers' metric lines are dropped unparsed (hot path).
-    const onMetric = ts
-      ? { onMetric: (m: MetricLine) => this.#tsMetrics?.workerMetric(m) }
-      : c.metricsLocation !== null
-        ? { onMetric: (m: MetricLine) => this.#metrics?.write(m.raw) }
-        : {};
+    const metrics = workerMetrics(c);
+    const onMetric =
+      metrics === false
+        ? {}
+        : c.metricsAddress !== null
+          ? { onMetric: (m: MetricLine) => this.#tsMetrics?.workerMetric(m), metricsSampled: metrics === 'sampled' }
+          : { onMetric: (m: MetricLine) => this.#metrics?.write(m.raw) };
     const given = options.runtimeOptions;
     this.registry = new ModelRegistry({
       config: this.config,

@@ -12,6 +12,7 @@ import { peekModel } from '../runtime/model-peek.js';
 import { resolveServingOptions } from '../runtime/serving-options.js';
 import { type PrespawnGroup, prespawnWorkers } from '../runtime/worker-prespawn.js';
 import type { ServerConfig } from './config.js';
+import { workerMetrics } from './metrics/worker-metrics.js';
 
 /** At most this many interpreters start ahead of their models, whatever load_models asks for. */
 const MAX_PRESPAWNED = 8;
@@ -52,7 +53,7 @@ export async function prespawnStartupWorkers(config: ServerConfig): Promise<Pres
             standInDir: peek.standInDir,
             workers: serving.minWorkers,
             decodeInputRequest: serving.decodeInputRequest,
-            metrics: config.metricsAddress !== null || config.metricsLocation !== null,
+            metrics: workerMetrics(config),
             ...(serving.python !== undefined ? { python: serving.python } : {}),
             ...(serving.maxRequestBytes !== undefined ? { maxFieldBytes: workerFieldCap(serving.maxRequestBytes) } : {}),
           },

@@ -437,6 +437,29 @@ test("metrics: with MAR_WORKER_METRICS=reply a successful batch's lines ride in 
   assert.ok(!printed.some((m) => m.requestIds.includes('r1')), 'the carried lines are not printed too');
 });
 
+test("metrics: with MAR_WORKER_METRICS=reply-sampled (Prometheus keeps a gauge's latest value) PredictionTime goes at most every 100 ms", async (t) => {
+  const { worker: w } = await startWorker(t, { env: { MAR_WORKER_METRICS: 'reply-sampled' } });
+  assert.equal((await w.load('noop', { name: 'n' })).reply.code, 200);
+  const began = performance.now();
+  let sent = 0;
+  const n = 30;
+  for (let i = 0; i < n; i++) {
+    const r = await w.predict([req(`r${i}`)]);
+    assert.equal(r.code, 200);
+    const lines = r.message.split('\n');
+    assert.equal(lines[0], 'Prediction success');
+    if (i === 0) assert.equal(parseMetricLine(lines[1] ?? '')?.name, 'PredictionTime', 'the first batch always carries it');
+    sent += lines.length - 1;
+  }
+  const elapsedMs = performance.now() - began;
+  assert.ok(sent >= 1 && sent <= 2 + Math.floor(elapsedMs / 100), `${sent} PredictionTime lines in ${n} batches over ${elapsedMs} ms`);
+  assert.equal((await w.close()).code, 0);
+  assert.deepEqual(
+    w.lines.filter((l) => l.startsWith('[METRICS]PredictionTime')),
+    [],
+  );
+});
+
 test('metrics: handler metrics and PredictionTime are printed as [METRICS] lines after each message', async (t) => {
   const { worker: w } = await startWorker(t);
   assert.equal((await w.load('mms_imports', { name: 'mi' })).reply.code, 200);

@@ -393,6 +393,12 @@ test('launchers: python argv, PYTHONPATH order (handler dir, existing, model dir
   );
   // Someone reads the worker's [METRICS] lines (the default): a batch's lines ride in its reply (launchers.ts).
   assert.equal(share(1)['MAR_WORKER_METRICS'], 'reply');
+  assert.equal(
+    pythonLaunch({ runtime: 'python', modelDir: '/m', entry, socket: { type: 'unix', path: '/s' }, env: {}, metrics: 'sampled' }).env[
+      'MAR_WORKER_METRICS'
+    ],
+    'reply-sampled',
+  );
   // Nobody reads them (no onMetric): the worker is told not to print them.
   assert.equal(
     pythonLaunch({ runtime: 'python', modelDir: '/m', entry, socket: { type: 'unix', path: '/s' }, env: {}, metrics: false }).env[

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { isMarError } from '../../src/errors.js';
 import { loadConfig } from '../../src/server/config.js';
+import { workerMetrics } from '../../src/server/metrics/worker-metrics.js';
 import { tempDir } from '../helpers/util.js';
 
 test('TorchServe dialect defaults: metrics on 8082, model API off, tokens on, snapshots on, seconds, open http(s) urls', async (t) => {
@@ -126,4 +127,22 @@ test('unknown keys are listed once as ignored, never fatal; bad values of known 
   assert.equal(loadConfig({ cwd: dir, env: {}, configFile: file, dialect: 'torchserve' }).startupTimeoutSeconds, 5);
   await writeFile(file, 'startup_timeout=5\ndefault_startup_timeout=7\n');
   assert.equal(loadConfig({ cwd: dir, env: {}, configFile: file, dialect: 'torchserve' }).startupTimeoutSeconds, 7);
+});
+
+test("the workers send every metric line when each is written (log mode, metrics_location), PredictionTime sampled when Prometheus keeps a gauge's latest value, none when nothing reads them", async (t) => {
+  const dir = await tempDir(t);
+  const at = async (props: string) => {
+    const file = join(dir, `m${props.length}.properties`);
+    await writeFile(file, props);
+    return workerMetrics(loadConfig({ cwd: dir, env: {}, configFile: file }));
+  };
+  assert.deepEqual(
+    [
+      await at(''),
+      await at(`metrics_location=${join(dir, 'mms')}\n`),
+      await at('metrics_address=http://127.0.0.1:0\nmetrics_mode=log\n'),
+      await at('metrics_address=http://127.0.0.1:0\nmetrics_mode=prometheus\n'),
+    ],
+    [false, true, true, 'sampled'],
+  );
 });

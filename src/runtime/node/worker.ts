@@ -30,7 +30,10 @@ const DECODE = (process.env['MMS_DECODE_INPUT_REQUEST'] ?? 'true') === 'true';
  */
 const METRICS_MODE = process.env['MAR_WORKER_METRICS'];
 const METRICS_ENABLED = METRICS_MODE !== '0';
-const METRICS_IN_REPLY = METRICS_MODE === 'reply';
+const METRICS_IN_REPLY = METRICS_MODE === 'reply' || METRICS_MODE === 'reply-sampled';
+/** `reply-sampled`: the frontend keeps only a gauge's latest value (Prometheus): PredictionTime goes at most every 100 ms. */
+const PREDICTION_TIME_EVERY_MS = METRICS_MODE === 'reply-sampled' ? 100 : 0;
+let predictionTimeSentAt = -Infinity;
 /** A batch whose lines are longer than this prints them instead (the reply's length fields are capped). */
 const MAX_REPLY_METRICS_CHARS = 64 * 1024;
 
@@ -272,7 +275,11 @@ async function predict(h: LoadedHandler, batch: InferenceRequest[]): Promise<Wor
     if (!body) return errorReply(batch, 503, 'Unsupported model output data type.');
     predictions.push({ requestId: batch[i]!.requestId, ...context.responseParts(i), body });
   }
-  context.metrics.addTime('PredictionTime', Math.round((performance.now() - started) * 100) / 100);
+  const ended = performance.now();
+  if (ended - predictionTimeSentAt >= PREDICTION_TIME_EVERY_MS) {
+    predictionTimeSentAt = ended;
+    context.metrics.addTime('PredictionTime', Math.round((ended - started) * 100) / 100);
+  }
   return { code: 200, message: 'Prediction success', predictions };
 }
 
