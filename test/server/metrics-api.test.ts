@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ServerMetrics } from '../../src/server/metrics/server-metrics.js';
-import { FRONTEND_METRICS, helpText, javaDouble } from '../../src/server/metrics/ts-metrics.js';
+import { FRONTEND_METRICS, fillLogLine, helpText, javaDouble, logLineTemplate } from '../../src/server/metrics/ts-metrics.js';
 import { type PromFamily, parsePrometheusText } from '../helpers/prom-text.js';
 import { tempDir } from '../helpers/util.js';
 import { http, type RunningServer, registerPy, startServer } from './server-helpers.js';
@@ -49,6 +49,16 @@ test('javaDouble prints metric values as Java Double.toString does', () => {
     '1.5E-5',
     '-3.0',
   ]);
+});
+
+test('a log line prints its value as javaDouble does, small whole values included (they are made once)', () => {
+  const t = logLineTemplate('QueueTime', FRONTEND_METRICS.QueueTime, ['Host', 'h']);
+  for (const v of [0, -0, 1, 7, 1023, 1024, 2.5, 1e7, -1, 0.001, 1023.5]) {
+    assert.match(
+      fillLogLine(t, v),
+      new RegExp(`^QueueTime\\.Milliseconds:${javaDouble(v).replace(/[.+]/g, '\\$&')}\\|#Level:Host\\|#hostname:h,timestamp:\\d+$`),
+    );
+  }
 });
 
 test('metrics API (metrics_mode=prometheus): a scrape after real predictions, parsed strictly', async (t) => {

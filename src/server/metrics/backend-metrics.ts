@@ -50,6 +50,7 @@ export class BackendMetrics {
   readonly #warned = new Set<string>();
   /** Log mode: line templates by metric, dimensions and host (bounded: a handler may vary its dimensions). */
   readonly #templates = new Map<string, LogLineTemplate>();
+  #lastTemplate: { dims: MetricLine['dimensions']; name: string; unit: string; host: string; t: LogLineTemplate } | null = null;
 
   constructor(sink: BackendSink, warn: (msg: string) => void) {
     this.#sink = sink;
@@ -134,7 +135,13 @@ export class BackendMetrics {
 
   #log(file: LogFile | null, m: MetricLine): void {
     if (file === null) return;
-    // a worker prints the same few series for every batch: their line templates are made once
+    // a worker prints the same few series for every batch: their line templates are made once, and the last one is
+    // found without building and hashing a key (parsed dimensions are shared, metrics.ts)
+    const last = this.#lastTemplate;
+    if (last !== null && last.dims === m.dimensions && last.name === m.name && last.unit === m.unit && last.host === m.hostname) {
+      file.write(fillLogLine(last.t, m.value, m.requestIds.length > 0 ? m.requestIds.join(',') : 'null'));
+      return;
+    }
     const key = `${m.name}.${m.unit}|${m.dimensionsText}|${m.hostname}`;
     let t = this.#templates.get(key);
     if (t === undefined) {
@@ -147,6 +154,7 @@ export class BackendMetrics {
       if (this.#templates.size >= MAX_TEMPLATES) this.#templates.clear();
       this.#templates.set(key, t);
     }
+    this.#lastTemplate = { dims: m.dimensions, name: m.name, unit: m.unit, host: m.hostname, t };
     // TorchServe writes the request ids it parsed, "null" when the line had none
     file.write(fillLogLine(t, m.value, m.requestIds.length > 0 ? m.requestIds.join(',') : 'null'));
   }

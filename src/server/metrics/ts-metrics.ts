@@ -78,10 +78,21 @@ export function logLineTemplate(name: string, def: MetricDef, values: readonly s
   return { head: `${name}.${def.unit}:`, tail: `|#${dims.join(',')}|#hostname:${values[values.length - 1]}` };
 }
 
+/** Log mode writes ~7 lines per request: the seconds and the small whole values (counts, ms) are made once. */
+const SMALL_VALUES = Array.from({ length: 1024 }, (_, i) => `${i}.0`);
+let stampSecond = -1;
+let stampText = '';
+
 /** A log line from its template, the value, the request ids if the line has them, and the current time. */
 export function fillLogLine(t: LogLineTemplate, value: number, requestIds?: string): string {
   const ids = requestIds === undefined ? '' : `,requestID:${requestIds}`;
-  return `${t.head}${javaDouble(value)}${t.tail}${ids},timestamp:${Math.floor(Date.now() / 1000)}`;
+  const second = Math.floor(Date.now() / 1000);
+  if (second !== stampSecond) {
+    stampSecond = second;
+    stampText = `,timestamp:${second}`;
+  }
+  const v = value >= 0 && value < 1024 && Number.isInteger(value) ? SMALL_VALUES[value]! : javaDouble(value);
+  return `${t.head}${v}${t.tail}${ids}${stampText}`;
 }
 
 /** One metric family with its samples, as prom-client's `metric.get()` gives it. */
