@@ -89,7 +89,10 @@ test('predict of an archive that cannot be opened: the one-line error, and the e
   assert.equal(alive(started[0]!), false);
 });
 
-test('start --models: a good model adopts its early worker, a broken one leaves none behind', async (t) => {
+// a server test waits for log lines: a line that never comes fails the test after a minute instead of hanging the run
+const SERVER_TEST = { timeout: 60_000 };
+
+test('start --models: a good model adopts its early worker, a broken one leaves none behind', SERVER_TEST, async (t) => {
   const { dir, python, pids } = await recordingPython(t);
   const store = join(dir, 'store');
   await noopModel(store, 'good');
@@ -122,3 +125,49 @@ test('start --models: a good model adopts its early worker, a broken one leaves 
   const res = await fetch(`${url}/predictions/good`, { method: 'POST', body: 'x' });
   assert.equal(await res.text(), 'OK');
 });
+
+for (const mode of ['prometheus', 'log'] as const) {
+  test(
+    `start --models with metrics_mode=${mode}: the early worker is launched as the model's own (adopted) and its metrics arrive`,
+    SERVER_TEST,
+    async (t) => {
+      const { dir, python, pids } = await recordingPython(t);
+      const store = join(dir, 'store');
+      await noopModel(store, 'good');
+      const cfg = join(dir, 'config.properties');
+      await writeFile(
+        cfg,
+        'inference_address=http://127.0.0.1:0\nmanagement_address=http://127.0.0.1:0\nmetrics_address=http://127.0.0.1:0\n' +
+          `metrics_mode=${mode}\nmetrics_location=${join(dir, 'logs')}\nmodel_store=${store}\ndefault_workers_per_model=1\npython=${python}\n`,
+      );
+      const proc = spawn(process.execPath, [SERVER_BIN, 'start', '--config', cfg, '--models', 'good=good'], {
+        cwd: dir,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, MAR_CACHE_DIR: join(dir, 'cache') },
+      });
+      const exited = new Promise((r) => proc.once('exit', r));
+      t.after(async () => {
+        if (proc.exitCode === null) {
+          proc.kill('SIGTERM');
+          await exited;
+        }
+      });
+      const waitFor = lineWaiter(proc);
+      const url = /bind to: (\S+)/.exec(await waitFor(/Inference API bind to/))![1]!;
+      const metricsUrl = /bind to: (\S+)/.exec(await waitFor(/Metrics API bind to/))![1]!;
+      const res = await fetch(`${url}/predictions/good`, { method: 'POST', body: 'x' });
+      assert.equal(await res.text(), 'OK');
+      assert.equal((await pids()).length, 1, 'the early worker served the model: no second interpreter');
+      if (mode === 'prometheus') {
+        assert.match(await (await fetch(`${metricsUrl}/metrics`)).text(), /^PredictionTime\{ModelName="good",Level="Model",/m);
+      } else {
+        proc.kill('SIGTERM'); // the log lines are written by the time it exits
+        await exited;
+        assert.match(
+          await readFile(join(dir, 'logs', 'model_metrics.log'), 'utf8'),
+          / - PredictionTime\.ms:[\d.]+\|#ModelName:good,Level:Model\|/,
+        );
+      }
+    },
+  );
+}
