@@ -8,6 +8,20 @@ const FLUSH_BYTES = 64 * 1024;
 /** How long a line may wait for the next write: each write is a system call on libuv's thread pool. */
 const FLUSH_MS = 100;
 
+/** The log4j time prefix of a line, `<ISO time> - `, for a time in ms; the last one is reused within its millisecond. */
+export class LineStamp {
+  #ms = -1;
+  #text = '';
+
+  at(ms: number): string {
+    if (ms !== this.#ms) {
+      this.#ms = ms;
+      this.#text = `${new Date(ms).toISOString()} - `;
+    }
+    return this.#text;
+  }
+}
+
 /**
  * An appended log file in MMS's log4j layout (`<ISO time> - <message>` per line): model_metrics.log under
  * metrics_location, access_log.log under log_location, TorchServe's ts_metrics.log. Lines are gathered for up to
@@ -34,9 +48,7 @@ export class LogFile {
     }
     this.#used = 0;
   };
-  /** The time prefix of the last line, reused within the same millisecond. */
-  #stampMs = -1;
-  #stamp = '';
+  readonly #stamp = new LineStamp();
 
   private constructor(path: string, stream: WriteStream, log: (msg: string) => void) {
     this.path = path;
@@ -61,12 +73,7 @@ export class LogFile {
 
   write(message: string): void {
     if (this.#failed) return;
-    const now = Date.now();
-    if (now !== this.#stampMs) {
-      this.#stampMs = now;
-      this.#stamp = new Date(now).toISOString();
-    }
-    const line = `${this.#stamp} - ${message}\n`;
+    const line = `${this.#stamp.at(Date.now())}${message}\n`;
     // at most 3 UTF-8 bytes per UTF-16 unit
     if (this.#used + 3 * line.length > FLUSH_BYTES) {
       this.#flush();
@@ -80,6 +87,16 @@ export class LogFile {
       this.#flushTimer = setTimeout(this.#flush, FLUSH_MS);
       this.#flushTimer.unref();
     }
+  }
+
+  /**
+   * Appends whole lines made by the caller (each with its LineStamp prefix and newline), after what is buffered: for a
+   * writer that formats many lines at once (metrics-log.ts).
+   */
+  writeLines(text: string): void {
+    if (this.#failed || text === '') return;
+    this.#flush();
+    this.#stream.write(text);
   }
 
   /** Flushes what is buffered and closes the file. */

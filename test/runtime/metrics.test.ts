@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatMetricLine, isWellFormedMetricLine, parseMetricLine } from '../../src/runtime/metrics.js';
+import fc from 'fast-check';
+import {
+  formatMetricLine,
+  isWellFormedMetricLine,
+  metricFields,
+  metricFieldsByRegex,
+  parseMetricLine,
+  splitMetricLine,
+} from '../../src/runtime/metrics.js';
 
 test('parses the MMS line of the reference (verified PredictionTime with two request ids)', () => {
   const line = '[METRICS]PredictionTime.Milliseconds:0.06|#ModelName:probe,Level:Model|#hostname:vm,1795550332,req-1,req-2';
@@ -73,4 +81,67 @@ test('isWellFormedMetricLine agrees with parseMetricLine (the worker drops well-
   ]) {
     assert.equal(isWellFormedMetricLine(line), parseMetricLine(line) !== null, line);
   }
+});
+
+test('the regex-free reading of a metric line agrees with the regex on every line it accepts (fast-check)', () => {
+  // pieces that hit the grammar's edges: separators, a type or hostname segment, spaces and line breaks
+  const piece = fc.string({
+    unit: fc.constantFrom(
+      'a',
+      'Z',
+      '_',
+      '9',
+      '0',
+      '.',
+      ':',
+      '|',
+      '#',
+      ',',
+      '-',
+      'e',
+      '+',
+      ' ',
+      '\n',
+      '\u2028',
+      'type:',
+      'hostname:',
+      '|#',
+      'é',
+    ),
+    maxLength: 10,
+  });
+  const shaped = fc
+    .tuple(piece, piece, piece, piece, fc.option(piece), piece, piece, fc.option(piece))
+    .map(
+      ([name, unit, value, dims, type, host, ts, ids]) =>
+        `${name}.${unit}:${value}|#${dims}${type === null ? '' : `|#type:${type}`}|#hostname:${host},${ts}${ids === null ? '' : `,${ids}`}`,
+    );
+  const plain = fc
+    .tuple(
+      fc.stringMatching(/^\w{1,12}$/),
+      fc.stringMatching(/^\w{1,8}$/),
+      fc.double({ noNaN: true }).map(String),
+      fc.stringMatching(/^[\w:,]{0,20}$/),
+      fc.option(fc.constantFrom('GAUGE', 'COUNTER', '')),
+      fc.stringMatching(/^[\w.-]{1,12}$/),
+      fc.integer({ min: 0 }).map(String),
+      fc.option(fc.string({ unit: fc.constantFrom('a', '1', ',', '-', ' ', '|', '\n', '\r', '\u2028', '\u2029'), maxLength: 12 })),
+    )
+    .map(
+      ([name, unit, value, dims, type, host, ts, ids]) =>
+        `${name}.${unit}:${value}|#${dims}${type === null ? '' : `|#type:${type}`}|#hostname:${host},${ts}${ids === null ? '' : `,${ids}`}`,
+    );
+  let accepted = 0;
+  fc.assert(
+    fc.property(fc.oneof(shaped, plain, fc.string()), (raw) => {
+      const fast = splitMetricLine(raw);
+      if (fast === undefined) return;
+      accepted++;
+      assert.deepEqual(fast, metricFieldsByRegex(raw), raw);
+    }),
+    { numRuns: 5000 },
+  );
+  // the common form takes the fast path (plain lines are a third of the runs; some of them have line breaks)
+  assert.ok(accepted > 300, `only ${accepted} lines were read without the regex`);
+  assert.equal(metricFields('PredictionTime.ms:0.031|#ModelName:m,Level:Model|#hostname:h,1700000000,r1')?.[2], '0.031');
 });

@@ -6,16 +6,8 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { MetricLine } from '../../runtime/metrics.js';
-import type { LogFile } from '../log-file.js';
-import {
-  fillLogLine,
-  helpText,
-  type LogLineTemplate,
-  logLineTemplate,
-  type MetricDef,
-  type MetricType,
-  MODEL_METRICS,
-} from './ts-metrics.js';
+import type { MetricsLog } from './metrics-log.js';
+import { helpText, type LogLineTemplate, logLineTemplate, type MetricDef, type MetricType, MODEL_METRICS } from './ts-metrics.js';
 
 interface BackendMetric {
   readonly def: MetricDef;
@@ -30,7 +22,7 @@ interface BackendMetric {
 const MAX_TEMPLATES = 1024;
 
 /** Where backend metrics go: a Prometheus registry, or model_metrics.log (metrics_mode=log). */
-export type BackendSink = { registry: Registry } | { file: LogFile | null };
+export type BackendSink = { registry: Registry } | { file: MetricsLog | null };
 
 /**
  * The type of a metric first seen in a line: the line's `|#type:` (TorchServe's workers print it), else what MMS's
@@ -41,6 +33,10 @@ function lineType(m: MetricLine): MetricType {
   if (t === 'counter' || t === 'gauge' || t === 'histogram') return t;
   return m.unit === 'Count' ? 'counter' : 'gauge';
 }
+
+/** The request ids as TorchServe writes them: comma-separated, "null" when the line had none. */
+const requestIdsText = (m: MetricLine): string =>
+  m.requestIds.length === 1 ? m.requestIds[0]! : m.requestIds.length > 0 ? m.requestIds.join(',') : 'null';
 
 export class BackendMetrics {
   readonly #sink: BackendSink;
@@ -133,13 +129,13 @@ export class BackendMetrics {
     return b;
   }
 
-  #log(file: LogFile | null, m: MetricLine): void {
+  #log(file: MetricsLog | null, m: MetricLine): void {
     if (file === null) return;
     // a worker prints the same few series for every batch: their line templates are made once, and the last one is
     // found without building and hashing a key (parsed dimensions are shared, metrics.ts)
     const last = this.#lastTemplate;
     if (last !== null && last.dims === m.dimensions && last.name === m.name && last.unit === m.unit && last.host === m.hostname) {
-      file.write(fillLogLine(last.t, m.value, m.requestIds.length > 0 ? m.requestIds.join(',') : 'null'));
+      file.add(last.t, m.value, requestIdsText(m));
       return;
     }
     const key = `${m.name}.${m.unit}|${m.dimensionsText}|${m.hostname}`;
@@ -155,8 +151,7 @@ export class BackendMetrics {
       this.#templates.set(key, t);
     }
     this.#lastTemplate = { dims: m.dimensions, name: m.name, unit: m.unit, host: m.hostname, t };
-    // TorchServe writes the request ids it parsed, "null" when the line had none
-    file.write(fillLogLine(t, m.value, m.requestIds.length > 0 ? m.requestIds.join(',') : 'null'));
+    file.add(t, m.value, requestIdsText(m));
   }
 
   #warnOnce(key: string, msg: string): void {

@@ -10,18 +10,10 @@
 import { hostname } from 'node:os';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { MetricLine, RuntimeTimings } from '../../runtime/metrics.js';
-import { LogFile } from '../log-file.js';
 import { BackendMetrics } from './backend-metrics.js';
 import { type HostMetric, HostMetrics } from './host-metrics.js';
-import {
-  FRONTEND_METRICS,
-  type FrontendMetric,
-  fillLogLine,
-  formatExposition,
-  helpText,
-  type LogLineTemplate,
-  logLineTemplate,
-} from './ts-metrics.js';
+import { MetricsLog } from './metrics-log.js';
+import { FRONTEND_METRICS, type FrontendMetric, formatExposition, helpText, type LogLineTemplate, logLineTemplate } from './ts-metrics.js';
 
 export interface ServerMetricsOptions {
   mode: 'prometheus' | 'log';
@@ -76,8 +68,8 @@ export class ServerMetrics {
   #backend: BackendMetrics;
   /** The host gauges of the current scrape: the seven collect together from one read. */
   #hostReading: { at: number; values: Promise<Map<HostMetric, number>> } | null = null;
-  #tsLog: LogFile | null = null;
-  #modelLog: LogFile | null = null;
+  #tsLog: MetricsLog | null = null;
+  #modelLog: MetricsLog | null = null;
   #hostTimer: NodeJS.Timeout | null = null;
   readonly #hostTemplates = new Map<FrontendMetric, LogLineTemplate>();
 
@@ -91,8 +83,8 @@ export class ServerMetrics {
   /** Log mode: opens ts_metrics.log and model_metrics.log and starts the host gauges' timer. Throws before the server listens. */
   open(): void {
     if (this.mode !== 'log') return;
-    this.#tsLog = LogFile.open(this.#opts.logDir, 'ts_metrics.log', 'metrics_location', this.#opts.log);
-    this.#modelLog = LogFile.open(this.#opts.logDir, 'model_metrics.log', 'metrics_location', this.#opts.log);
+    this.#tsLog = MetricsLog.open(this.#opts.logDir, 'ts_metrics.log', 'metrics_location', this.#opts.log);
+    this.#modelLog = MetricsLog.open(this.#opts.logDir, 'model_metrics.log', 'metrics_location', this.#opts.log);
     this.#backend = new BackendMetrics({ file: this.#modelLog }, this.#opts.log);
     this.#hostTimer = setInterval(() => void this.logHostGauges(), this.#opts.hostIntervalMs ?? 60_000);
     this.#hostTimer.unref();
@@ -138,9 +130,7 @@ export class ServerMetrics {
         // TorchServe's worker name: W-<port>-<model>_<version>
         const worker = `W-${port}-${model}_${version}`;
         if (this.#tsLog)
-          this.#tsLog.write(
-            fillLogLine(logLineTemplate('WorkerLoadTime', FRONTEND_METRICS.WorkerLoadTime, [worker, 'Host', this.hostname]), ms),
-          );
+          this.#tsLog.add(logLineTemplate('WorkerLoadTime', FRONTEND_METRICS.WorkerLoadTime, [worker, 'Host', this.hostname]), ms);
         else this.#workerLoadMs.set(worker, ms);
       },
       batchOverhead: (overheadMs) => {
@@ -205,7 +195,7 @@ export class ServerMetrics {
       t = logLineTemplate(name, FRONTEND_METRICS[name], ['Host', this.hostname]);
       this.#hostTemplates.set(name, t);
     }
-    this.#tsLog?.write(fillLogLine(t, value));
+    this.#tsLog?.add(t, value);
   }
 
   /** Log mode: a metric of one model series. */
@@ -215,7 +205,7 @@ export class ServerMetrics {
       t = logLineTemplate(name, FRONTEND_METRICS[name], s.labels);
       s.logTemplates.set(name, t);
     }
-    this.#tsLog?.write(fillLogLine(t, value));
+    this.#tsLog?.add(t, value);
   }
 
   /** Log mode: writes the seven host gauges (every 60 s from open(), as TorchServe's metric_time_interval). */

@@ -80,19 +80,38 @@ export function logLineTemplate(name: string, def: MetricDef, values: readonly s
 
 /** Log mode writes ~7 lines per request: the seconds and the small whole values (counts, ms) are made once. */
 const SMALL_VALUES = Array.from({ length: 1024 }, (_, i) => `${i}.0`);
+const THOUSANDTHS = Array.from({ length: 1000 }, (_, i) => `.${String(i).padStart(3, '0').replace(/0+$/, '')}`);
 let stampSecond = -1;
 let stampText = '';
 
-/** A log line from its template, the value, the request ids if the line has them, and the current time. */
-export function fillLogLine(t: LogLineTemplate, value: number, requestIds?: string): string {
+/**
+ * javaDouble(value), with the common log-mode values made without converting a double: small whole numbers (counts,
+ * ms) from a table, and values with at most three decimals below 1e7 (latencies in µs from whole nanoseconds) from
+ * their whole thousandths. Either way the text is the shortest decimal that reads back as the value, as
+ * Double.toString prints it there.
+ */
+export function metricValueText(value: number): string {
+  if (value >= 0 && value < 1024 && Number.isInteger(value)) return SMALL_VALUES[value]!;
+  if (value >= 1e-3 && value < 1e7) {
+    const thousandths = Math.round(value * 1000);
+    if (thousandths / 1000 === value) {
+      const whole = Math.floor(thousandths / 1000);
+      const frac = thousandths - whole * 1000;
+      return frac === 0 ? `${whole}.0` : `${whole}${THOUSANDTHS[frac]!}`;
+    }
+  }
+  return javaDouble(value);
+}
+
+/** A log line from its template, the value, the request ids if the line has them, and its time (ms since the epoch). */
+export function fillLogLine(t: LogLineTemplate, value: number, requestIds?: string, nowMs = Date.now()): string {
   const ids = requestIds === undefined ? '' : `,requestID:${requestIds}`;
-  const second = Math.floor(Date.now() / 1000);
+  const second = Math.floor(nowMs / 1000);
   if (second !== stampSecond) {
     stampSecond = second;
     stampText = `,timestamp:${second}`;
   }
-  const v = value >= 0 && value < 1024 && Number.isInteger(value) ? SMALL_VALUES[value]! : javaDouble(value);
-  return `${t.head}${v}${t.tail}${ids}${stampText}`;
+  return `${t.head}${metricValueText(value)}${t.tail}${ids}${stampText}`;
 }
 
 /** One metric family with its samples, as prom-client's `metric.get()` gives it. */
