@@ -9,6 +9,7 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describeFsError, MarError } from '../errors.js';
+import type { KernelCopier } from './kernel-copy.js';
 import {
   type ArchiveLimits,
   checkDeclaredSize,
@@ -38,6 +39,8 @@ export interface ExtractOptions {
   force?: boolean;
   /** tgz only: drop the single top-level directory (`<model-name>/`) as TorchServe does. Default true. */
   stripTgzRoot?: boolean;
+  /** zip only: copies large stored entries inside the kernel (kernel-copy.ts); the caller closes it. */
+  copier?: KernelCopier | null;
 }
 
 export interface ExtractResult {
@@ -264,7 +267,10 @@ export async function extractArchive(archivePath: string, destDir: string, optio
               throw unsafe(archivePath, e.rawPath, 'does not name a file inside the target directory');
             } else targets.push({ entry: e, target, mode: fileMode(e.mode) });
           }
-          const r = await writeZipFiles(reader, archivePath, targets, { onBytes: (n) => meter.addBytes(n) });
+          const r = await writeZipFiles(reader, archivePath, targets, {
+            onBytes: (n) => meter.addBytes(n),
+            copier: options.copier ?? null,
+          });
           files = r.files;
           written = r.bytes;
         } else

@@ -2,10 +2,11 @@
  * Writing a zip's file entries at disk speed, for extract.ts. Every entry is read as a raw byte range of the archive
  * (ArchiveReader.rawRange/readRawAt) by a few workers at once:
  *
- * - stored entries are copied in CHUNK_BYTES positional reads and writes; the chunks of one large entry run in
- *   parallel and their CRC-32s are combined (crc32-combine.ts). Node 20 has no way to copy a byte range inside the
- *   kernel (fs.copyFile copies whole files, and copy_file_range is not exposed), and the CRC must be computed
- *   anyway, so large user-space chunks are the fastest path: one read, one CRC pass, one write per 2 MiB;
+ * - stored entries of KERNEL_COPY_BYTES or more are copied inside the kernel by the caller's KernelCopier
+ *   (kernel-copy.ts: Node 20 exposes no copy_file_range), which also gives their CRC-32;
+ * - other stored entries (and those the copier cannot do) are copied in CHUNK_BYTES positional reads and writes; the
+ *   chunks of one large entry run in parallel and their CRC-32s are combined (crc32-combine.ts): one read, one CRC
+ *   pass, one write per 2 MiB;
  * - entries up to 2 MiB are read and inflated in one call (up to 64 KiB synchronously, with the open, write and
  *   close: thread-pool round trips cost more than that work), larger deflated ones stream through inflateRaw with
  *   256 KiB buffers, written as they come.
@@ -18,82 +19,18 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { crc32, createInflateRaw, inflateRaw, inflateRawSync } from 'node:zlib';
 import { isMarError } from '../errors.js';
 import { discardedBytes } from '../util/young-gc.js';
 import { Crc32Combiner } from './crc32-combine.js';
+import { CHUNK_BYTES, slots, WORKERS } from './extract-slots.js';
 import { EntryCheck, entryDataError } from './integrity.js';
+import type { KernelCopier } from './kernel-copy.js';
 import type { ArchiveEntryInfo, ArchiveReader, RawRange } from './read.js';
 
-/** Bytes per positional read/write of a stored entry, and the largest entry inflated in one call. */
-export const CHUNK_BYTES = 2 << 20;
-/**
- * Entries (or chunks of one) in flight in this process, across every extraction running in it (the server loads
- * several models at once): the size of libuv's default thread pool, which does the reads and writes, and the bound
- * on the chunk buffers held.
- */
-export const WORKERS = 4;
-
-/**
- * The process-wide task slots, each with its chunk buffer; buffers are dropped when no slot is taken. The extraction
- * that started first has them: a freed slot is handed on a microtask later, so a worker going on with its own
- * extraction takes it back first, and a later extraction gets slots only once the earlier ones have no task left to
- * start. Concurrent extractions then finish one after another instead of all at the end, so the server starts a
- * model's workers while the next model is still being extracted.
- */
-class Slots {
-  #free = WORKERS;
-  readonly #waiting: Array<{ priority: number; wake: () => void }> = [];
-  #buffers: Buffer[] = [];
-
-  async take(priority: number): Promise<void> {
-    if (this.#free > 0 && !this.#earlierWaiting(priority)) {
-      this.#free--;
-      return;
-    }
-    await new Promise<void>((wake) => {
-      let i = this.#waiting.length;
-      while (i > 0 && this.#waiting[i - 1]!.priority > priority) i--;
-      this.#waiting.splice(i, 0, { priority, wake });
-    });
-  }
-
-  give(): void {
-    this.#free++;
-    queueMicrotask(() => this.#handOn());
-  }
-
-  /** Whether another extraction waits for a slot. */
-  get contended(): boolean {
-    return this.#waiting.length > 0;
-  }
-
-  #earlierWaiting(priority: number): boolean {
-    return (this.#waiting[0]?.priority ?? Number.POSITIVE_INFINITY) < priority;
-  }
-
-  #handOn(): void {
-    if (this.#free === 0) return;
-    const next = this.#waiting.shift();
-    if (next) {
-      this.#free--;
-      next.wake();
-    } else if (this.#free === WORKERS) this.#buffers = [];
-  }
-
-  buffer(): Buffer {
-    return this.#buffers.pop() ?? Buffer.allocUnsafe(CHUNK_BYTES);
-  }
-
-  returnBuffer(b: Buffer): void {
-    this.#buffers.push(b);
-  }
-}
-
-const slots = new Slots();
 let extractions = 0;
 /**
  * Compressed input read per step and inflated output per chunk of a streamed entry. zlib allocates a new output
@@ -125,7 +62,12 @@ export interface ZipFileTarget {
 export interface ZipWriteOptions {
   /** Every inflated (or copied) chunk's length before it is written; throw to stop (limits). */
   onBytes: (n: number) => void;
+  /** Copies large stored entries inside the kernel (kernel-copy.ts); without one, every byte goes through here. */
+  copier?: KernelCopier | null;
 }
+
+/** Stored entries from this size on go to the KernelCopier: below it, starting its process costs more than it saves. */
+export const KERNEL_COPY_BYTES = 16 << 20;
 
 /** A stored entry larger than one chunk: its chunks are separate tasks that share the open file. */
 class ChunkedFile {
@@ -163,10 +105,11 @@ class ChunkedFile {
 
 type Task =
   | { kind: 'chunk'; file: ChunkedFile; index: number; offset: number; length: number }
+  | { kind: 'kernel'; file: ZipFileTarget }
   | { kind: 'whole'; file: ZipFileTarget }
   | { kind: 'stream'; file: ZipFileTarget };
 
-function plan(archive: string, files: readonly ZipFileTarget[]): { tasks: Task[]; chunked: ChunkedFile[] } {
+function plan(archive: string, files: readonly ZipFileTarget[], kernel: boolean): { tasks: Task[]; chunked: ChunkedFile[] } {
   const tasks: Task[] = [];
   const chunked: ChunkedFile[] = [];
   for (const f of files) {
@@ -174,18 +117,25 @@ function plan(archive: string, files: readonly ZipFileTarget[]): { tasks: Task[]
     if (compressedSize <= CHUNK_BYTES && size <= CHUNK_BYTES) {
       tasks.push({ kind: 'whole', file: f });
     } else if (method === 'stored') {
-      const count = Math.ceil(compressedSize / CHUNK_BYTES);
-      const cf = new ChunkedFile(archive, f, count);
-      chunked.push(cf);
-      for (let i = 0; i < count; i++) {
-        const offset = i * CHUNK_BYTES;
-        tasks.push({ kind: 'chunk', file: cf, index: i, offset, length: Math.min(CHUNK_BYTES, compressedSize - offset) });
-      }
+      if (kernel && size >= KERNEL_COPY_BYTES) tasks.push({ kind: 'kernel', file: f });
+      else tasks.push(...chunkTasks(archive, f, chunked));
     } else {
       tasks.push({ kind: 'stream', file: f });
     }
   }
   return { tasks, chunked };
+}
+
+/** A stored entry's chunk tasks (its ChunkedFile goes into `chunked`, closed if the extraction fails). */
+function chunkTasks(archive: string, f: ZipFileTarget, chunked: ChunkedFile[]): Task[] {
+  const { compressedSize } = f.entry;
+  const count = Math.ceil(compressedSize / CHUNK_BYTES);
+  const cf = new ChunkedFile(archive, f, count);
+  chunked.push(cf);
+  return Array.from({ length: count }, (_, i): Task => {
+    const offset = i * CHUNK_BYTES;
+    return { kind: 'chunk', file: cf, index: i, offset, length: Math.min(CHUNK_BYTES, compressedSize - offset) };
+  });
 }
 
 async function readFully(reader: ArchiveReader, archive: string, entry: ArchiveEntryInfo, buf: Buffer, position: number): Promise<void> {
@@ -224,17 +174,43 @@ class ZipWriter {
   readonly #archive: string;
   readonly #onBytes: (n: number) => void;
   readonly #combiner = new Crc32Combiner();
+  readonly #copier: KernelCopier | null;
+  /** The chunked files of this extraction, closed if it fails (an entry the copier could not do adds its own). */
+  readonly chunked: ChunkedFile[];
 
-  constructor(reader: ArchiveReader, archive: string, options: ZipWriteOptions) {
+  constructor(reader: ArchiveReader, archive: string, options: ZipWriteOptions, chunked: ChunkedFile[]) {
     this.#reader = reader;
     this.#archive = archive;
     this.#onBytes = options.onBytes;
+    this.#copier = options.copier ?? null;
+    this.chunked = chunked;
   }
 
-  async run(task: Task, buffer: () => Buffer): Promise<void> {
-    if (task.kind === 'chunk') return this.#chunk(task, buffer());
-    if (task.kind === 'whole') return this.#whole(task.file, buffer());
-    return this.#stream(task.file);
+  /** Runs `task`; resolves with the tasks that replace it, if any (an entry the copier could not do, in chunks). */
+  async run(task: Task, buffer: () => Buffer): Promise<Task[] | undefined> {
+    if (task.kind === 'chunk') await this.#chunk(task, buffer());
+    else if (task.kind === 'kernel') return this.#kernel(task.file);
+    else if (task.kind === 'whole') await this.#whole(task.file, buffer());
+    else await this.#stream(task.file);
+    return undefined;
+  }
+
+  async #kernel(file: ZipFileTarget): Promise<Task[] | undefined> {
+    const { entry } = file;
+    const check = new EntryCheck(this.#archive, entry);
+    const range = await this.#reader.rawRange(entry);
+    check.count(range.end - range.start);
+    this.#onBytes(range.end - range.start);
+    // 'wx': never write through something that already exists; the copier only opens it
+    await (await open(file.target, 'wx', file.mode)).close();
+    const r = await this.#copier!.copy({ source: this.#archive, start: range.start, length: range.end - range.start, target: file.target });
+    if ('crc' in r) {
+      check.finish(r.crc);
+      return undefined;
+    }
+    // copied here instead, from the start
+    await unlink(file.target);
+    return chunkTasks(this.#archive, file, this.chunked);
   }
 
   async #chunk(task: Extract<Task, { kind: 'chunk' }>, buffer: Buffer): Promise<void> {
@@ -355,8 +331,8 @@ export async function writeZipFiles(
 ): Promise<{ files: number; bytes: number }> {
   const dirs = [...new Set(files.map((f) => dirname(f.target)))].sort();
   for (const d of dirs) await mkdir(d, { recursive: true });
-  const { tasks, chunked } = plan(archive, files);
-  const writer = new ZipWriter(reader, archive, options);
+  const { tasks, chunked } = plan(archive, files, (options.copier ?? null) !== null);
+  const writer = new ZipWriter(reader, archive, options, chunked);
   const priority = extractions++;
   let next = 0;
   let failure: { err: unknown } | null = null;
@@ -378,7 +354,8 @@ export async function writeZipFiles(
         // checked again: the slot may have come after another worker of this extraction failed or took the last task
         if (failure !== null || next >= tasks.length) continue;
         const task = tasks[next++]!;
-        await writer.run(task, () => (buf ??= slots.buffer()));
+        const instead = await writer.run(task, () => (buf ??= slots.buffer()));
+        if (instead) tasks.push(...instead);
       } catch (err) {
         failure ??= { err };
       } finally {

@@ -32,6 +32,7 @@ import {
 import { type CacheEntryInfo, clearCache, enforceCap, listCache, removeEntry } from './cache/eviction.js';
 import { type CacheCap, type CacheRoot, type CacheSettings, capBytes, resolveCacheCap, resolveCacheRoot } from './cache/location.js';
 import { acquireLock } from './cache/lock.js';
+import { extractionCopier } from './extraction-copier.js';
 
 export type { CacheEntryInfo } from './cache/eviction.js';
 export type { CacheCap, CacheSettings } from './cache/location.js';
@@ -111,11 +112,17 @@ async function extractLocked(
       // The loader's limits (archive/limits.ts): their ratio lets zero-filled tensors (~1000:1) through.
       // loaded on a miss only: a warm start never needs the extractor
       const { extractArchive } = await import('../archive/extract.js');
-      await extractArchive(archive, resolve(tmp, 'model'), {
-        stripTgzRoot: true,
-        limits: hooks.limits ?? DEFAULT_ARCHIVE_LIMITS,
-        limitHint: hooks.limitHint ?? 'extract',
-      });
+      const copier = extractionCopier();
+      try {
+        await extractArchive(archive, resolve(tmp, 'model'), {
+          stripTgzRoot: true,
+          limits: hooks.limits ?? DEFAULT_ARCHIVE_LIMITS,
+          limitHint: hooks.limitHint ?? 'extract',
+          copier,
+        });
+      } finally {
+        copier?.close();
+      }
       await publishEntry(root, tmp, { key: fp.key, archive, fingerprint: fp, created: new Date().toISOString() });
     } catch (err) {
       await deleteTrashed(tmp);

@@ -8,8 +8,9 @@ import { test } from 'node:test';
 import { crc32 } from 'node:zlib';
 import { Crc32Combiner } from '../../src/archive/crc32-combine.js';
 import { extractArchive } from '../../src/archive/extract.js';
+import { CHUNK_BYTES, WORKERS } from '../../src/archive/extract-slots.js';
 import { ArchiveReader } from '../../src/archive/read.js';
-import { CHUNK_BYTES, WORKERS, writeZipFiles } from '../../src/archive/zip-extract.js';
+import { writeZipFiles } from '../../src/archive/zip-extract.js';
 import { MarError } from '../../src/errors.js';
 import { run, tempDir } from '../helpers/util.js';
 

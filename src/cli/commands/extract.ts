@@ -56,7 +56,13 @@ export function registerExtract(program: Command): void {
       if (opts.maxRatio !== undefined) limits.maxRatio = opts.maxRatio;
       if (opts.maxEntries !== undefined) limits.maxEntries = opts.maxEntries;
       const { extractArchive } = await import('../../archive/extract.js');
-      const result = await extractArchive(archive, opts.output, { limits, force: !!opts.force, stripTgzRoot: !opts.keepRoot });
+      const copier = (await import('../../runtime/extraction-copier.js')).extractionCopier();
+      let result: Awaited<ReturnType<typeof extractArchive>>;
+      try {
+        result = await extractArchive(archive, opts.output, { limits, force: !!opts.force, stripTgzRoot: !opts.keepRoot, copier });
+      } finally {
+        copier?.close();
+      }
       if (opts.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else if (!opts.quiet) {
         process.stdout.write(
