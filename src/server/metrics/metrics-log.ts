@@ -18,26 +18,25 @@ const MAX_PENDING = 4096;
 export class MetricsLog {
   readonly #file: LogFile;
   readonly #stamp = new LineStamp();
-  /** The recorded lines, one slot per line in each array: no object per line. */
-  #templates: LogLineTemplate[] = [];
-  #values: number[] = [];
-  #requestIds: Array<string | undefined> = [];
-  #times: number[] = [];
+  /** The recorded lines, one slot per line in each array (no object per line, no array growing): [0, #count). */
+  readonly #templates = new Array<LogLineTemplate | undefined>(MAX_PENDING).fill(undefined);
+  readonly #values = new Float64Array(MAX_PENDING);
+  readonly #requestIds = new Array<string | undefined>(MAX_PENDING).fill(undefined);
+  readonly #times = new Float64Array(MAX_PENDING);
+  #count = 0;
   #timer: NodeJS.Timeout | null = null;
   readonly #format = (): void => {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    const n = this.#templates.length;
+    const n = this.#count;
     if (n === 0) return;
     let text = '';
     for (let i = 0; i < n; i++) {
       const at = this.#times[i]!;
       text += `${this.#stamp.at(at)}${fillLogLine(this.#templates[i]!, this.#values[i]!, this.#requestIds[i], at)}\n`;
+      this.#requestIds[i] = undefined;
     }
-    this.#templates = [];
-    this.#values = [];
-    this.#requestIds = [];
-    this.#times = [];
+    this.#count = 0;
     this.#file.writeLines(text);
   };
 
@@ -52,11 +51,12 @@ export class MetricsLog {
 
   /** One metric line, as fillLogLine makes it now: `requestIds` for a worker's metric (TorchServe writes them). */
   add(template: LogLineTemplate, value: number, requestIds?: string): void {
-    this.#templates.push(template);
-    this.#values.push(value);
-    this.#requestIds.push(requestIds);
-    this.#times.push(Date.now());
-    if (this.#templates.length >= MAX_PENDING) this.#format();
+    const i = this.#count++;
+    this.#templates[i] = template;
+    this.#values[i] = value;
+    if (requestIds !== undefined) this.#requestIds[i] = requestIds;
+    this.#times[i] = Date.now();
+    if (this.#count === MAX_PENDING) this.#format();
     else if (this.#timer === null) {
       this.#timer = setTimeout(this.#format, FORMAT_MS);
       this.#timer.unref();
