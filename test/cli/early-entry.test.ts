@@ -1,0 +1,108 @@
+/**
+ * The early entry (cli/early-spawn.ts, run by bin/model-server.js before the CLI loads): the command lines it reads
+ * get their worker spawned there and taken by the command (one interpreter); those it does not read are left to the
+ * CLI; workers it spawned for a command line the CLI then refuses are gone when the process ends, which it does at
+ * once (not after the worker's accept timeout).
+ */
+
+import assert from 'node:assert/strict';
+import { chmod, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { discardEarlySpawn, earlySpawn, takeEarlyPredict } from '../../src/cli/early-spawn.js';
+import { prespawnedCount } from '../../src/runtime/worker-prespawn.js';
+import { FIXTURES, server, tempDir } from '../helpers/util.js';
+
+/** A python3 that records every start (its pid: the wrapper execs the interpreter). */
+async function recordingPython(t: TestContext): Promise<{ dir: string; python: string; pids: () => Promise<number[]> }> {
+  const dir = await tempDir(t, 'mar-early-entry-');
+  const python = join(dir, 'python');
+  await writeFile(python, `#!/bin/sh\necho $$ >> '${join(dir, 'pids')}'\nexec python3 "$@"\n`);
+  await chmod(python, 0o755);
+  const pids = async (): Promise<number[]> =>
+    (await readFile(join(dir, 'pids'), 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
+  return { dir, python, pids };
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function noopModel(dir: string): Promise<string> {
+  const model = join(dir, 'm');
+  await mkdir(join(model, 'MAR-INF'), { recursive: true });
+  await cp(join(FIXTURES, 'handlers', 'python', 'noop.py'), join(model, 'noop.py'));
+  await writeFile(
+    join(model, 'MAR-INF', 'MANIFEST.json'),
+    JSON.stringify({ runtime: 'python', model: { modelName: 'm', handler: 'noop:handle' } }),
+  );
+  return model;
+}
+
+test('a predict command line it reads: one worker spawned, taken by the same key, discarded for another', async (t) => {
+  const { dir, python } = await recordingPython(t);
+  const model = await noopModel(dir);
+  const key = { model, python, sizes: [1] };
+  await earlySpawn(['predict', model, '--data', 'x', '--python', python, '--quiet']);
+  assert.equal(prespawnedCount(), 1);
+  const taken = await takeEarlyPredict({ ...key, runtime: undefined, batchSize: undefined, timeout: undefined, cacheDir: undefined });
+  assert.equal(taken?.pids.length, 1);
+  assert.equal(await taken!.discard(), 1);
+  assert.equal(alive(taken!.pids[0]!), false);
+
+  await earlySpawn(['predict', model, '--data=xy', `--python=${python}`]);
+  assert.equal(prespawnedCount(), 1);
+  assert.equal(await takeEarlyPredict({ ...key, sizes: [1] }), undefined, 'another input size: not this run');
+  assert.equal(prespawnedCount(), 0, 'the unmatched worker was discarded (killed)');
+});
+
+test('command lines it does not read spawn nothing early', async (t) => {
+  const { dir, python, pids } = await recordingPython(t);
+  const model = await noopModel(dir);
+  for (const argv of [
+    ['predict', model, '--data', 'x', '--python', python, '--bogus'],
+    ['predict', model, '--input', '-', '--python', python],
+    ['predict', model, 'extra', '--data', 'x', '--python', python],
+    ['predict', model, '--data', 'x', '--python', python, '--batch-size', '0'],
+    ['predict', model, '-qd', 'x', '--python', python],
+    ['start', '--stop'],
+    ['start', '--start', '--models', 'm'],
+    ['cache', 'list'],
+  ]) {
+    await earlySpawn(argv);
+    assert.equal(prespawnedCount(), 0, argv.join(' '));
+  }
+  await discardEarlySpawn();
+  assert.deepEqual(await pids(), []);
+});
+
+test('a command line it read but the CLI refuses: the usage error, at once, and no worker left', async (t) => {
+  const { dir, python, pids } = await recordingPython(t);
+  const model = await noopModel(dir);
+  // --header's value is not the early entry's business: commander refuses it after the early spawn
+  const r = await server(['predict', model, '--data', 'x', '--python', python, '--header', 'no colon'], { timeoutMs: 30_000 });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^error: .*expected 'Name: value', got 'no colon'\./);
+  const started = await pids();
+  assert.equal(started.length, 1, 'the early entry spawned the worker');
+  assert.equal(alive(started[0]!), false);
+});
+
+test('start with a flag it does not read: the usage error and no worker', { timeout: 60_000 }, async (t) => {
+  const { dir, python, pids } = await recordingPython(t);
+  await noopModel(join(dir, 'store'));
+  const cfg = join(dir, 'config.properties');
+  await writeFile(
+    cfg,
+    `inference_address=http://127.0.0.1:0\nmanagement_address=http://127.0.0.1:0\nmodel_store=${join(dir, 'store')}\npython=${python}\n`,
+  );
+  const refused = await server(['start', '--config', cfg, '--models', 'm', '--bogus'], { timeoutMs: 30_000 });
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /unknown option '--bogus'/);
+  assert.deepEqual(await pids(), []);
+});
