@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 
+from _mar_worker import bytecode
 
 _USAGE = (
     "usage: mms_worker.py --sock-type {unix,tcp} [--sock-name PATH] [--host HOST] [--port N]"
@@ -123,6 +124,10 @@ def main(argv=None):
         from _mar_worker.serve import Worker
 
         if args.settings_from_stdin:
+            from _mar_worker.deferred import read_settings
+        # the rest (compat modules a handler imports, the handler) is compiled as the interpreter's settings say
+        bytecode.done()
+        if args.settings_from_stdin:
             watch_parent()  # waiting for a model that may take a while: not after our frontend is gone
         sock.settimeout(args.accept_timeout)
         try:
@@ -138,8 +143,6 @@ def main(argv=None):
             unix_path = None
         conn.settimeout(None)
         if args.settings_from_stdin:
-            from _mar_worker.deferred import read_settings
-
             try:
                 read_settings()
             except (OSError, ValueError) as e:
