@@ -35,8 +35,9 @@ export interface PredictOptions extends Pick<OpenModelOptions, 'modelName' | 'ha
   /** The workers' output lines (`[model W-1] ...`) and the run's notes, one line each; default: dropped. */
   log?: (line: string) => void;
   /**
-   * Workers the caller spawned ahead for this run with prespawnPredictWorkers (the CLI's early entry); predict
-   * adopts those launched as it would launch them and discards the rest. Default: predict spawns its own.
+   * @internal Workers the CLI's early entry (cli/early-spawn.ts) spawned ahead for this run with
+   * prespawnPredictWorkers; predict adopts those launched as it would launch them and discards the rest.
+   * Default: predict spawns its own.
    */
   prespawned?: PrespawnGroup;
 }
