@@ -6,47 +6,17 @@
  */
 
 import assert from 'node:assert/strict';
-import { chmod, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type TestContext, test } from 'node:test';
+import { test } from 'node:test';
 import { discardEarlySpawn, earlySpawn, takeEarlyPredict } from '../../src/cli/early-spawn.js';
 import { prespawnedCount } from '../../src/runtime/worker-prespawn.js';
-import { FIXTURES, server, tempDir } from '../helpers/util.js';
-
-/** A python3 that records every start (its pid: the wrapper execs the interpreter). */
-async function recordingPython(t: TestContext): Promise<{ dir: string; python: string; pids: () => Promise<number[]> }> {
-  const dir = await tempDir(t, 'mar-early-entry-');
-  const python = join(dir, 'python');
-  await writeFile(python, `#!/bin/sh\necho $$ >> '${join(dir, 'pids')}'\nexec python3 "$@"\n`);
-  await chmod(python, 0o755);
-  const pids = async (): Promise<number[]> =>
-    (await readFile(join(dir, 'pids'), 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
-  return { dir, python, pids };
-}
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-async function noopModel(dir: string): Promise<string> {
-  const model = join(dir, 'm');
-  await mkdir(join(model, 'MAR-INF'), { recursive: true });
-  await cp(join(FIXTURES, 'handlers', 'python', 'noop.py'), join(model, 'noop.py'));
-  await writeFile(
-    join(model, 'MAR-INF', 'MANIFEST.json'),
-    JSON.stringify({ runtime: 'python', model: { modelName: 'm', handler: 'noop:handle' } }),
-  );
-  return model;
-}
+import { alive, noopModel, recordingPython } from '../helpers/early-workers.js';
+import { server } from '../helpers/util.js';
 
 test('a predict command line it reads: one worker spawned, taken by the same key, discarded for another', async (t) => {
   const { dir, python } = await recordingPython(t);
-  const model = await noopModel(dir);
+  const model = await noopModel(dir, 'm');
   const key = { model, python, sizes: [1] };
   await earlySpawn(['predict', model, '--data', 'x', '--python', python, '--quiet']);
   assert.equal(prespawnedCount(), 1);
@@ -63,7 +33,7 @@ test('a predict command line it reads: one worker spawned, taken by the same key
 
 test('command lines it does not read spawn nothing early', async (t) => {
   const { dir, python, pids } = await recordingPython(t);
-  const model = await noopModel(dir);
+  const model = await noopModel(dir, 'm');
   for (const argv of [
     ['predict', model, '--data', 'x', '--python', python, '--bogus'],
     ['predict', model, '--input', '-', '--python', python],
@@ -83,7 +53,7 @@ test('command lines it does not read spawn nothing early', async (t) => {
 
 test('a command line it read but the CLI refuses: the usage error, at once, and no worker left', async (t) => {
   const { dir, python, pids } = await recordingPython(t);
-  const model = await noopModel(dir);
+  const model = await noopModel(dir, 'm');
   // --header's value is not the early entry's business: commander refuses it after the early spawn
   const r = await server(['predict', model, '--data', 'x', '--python', python, '--header', 'no colon'], { timeoutMs: 30_000 });
   assert.equal(r.code, 2, r.stderr);
@@ -95,7 +65,7 @@ test('a command line it read but the CLI refuses: the usage error, at once, and 
 
 test('start with a flag it does not read: the usage error and no worker', { timeout: 60_000 }, async (t) => {
   const { dir, python, pids } = await recordingPython(t);
-  await noopModel(join(dir, 'store'));
+  await noopModel(join(dir, 'store'), 'm');
   const cfg = join(dir, 'config.properties');
   await writeFile(
     cfg,
