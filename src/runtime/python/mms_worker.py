@@ -36,6 +36,7 @@ sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") not in (_HERE, 
 sys.path.append(_COMPAT_DIR)
 
 from _mar_worker.main import main  # noqa: E402
+from _mar_worker.shutdown import exit_now  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
