@@ -13,7 +13,7 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.types.json ./
-COPY scripts/build-validator.js scripts/
+COPY scripts/build-validator.js scripts/build-bundle.js scripts/
 COPY schemas schemas
 COPY proto proto
 COPY src src

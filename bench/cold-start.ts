@@ -6,6 +6,7 @@
  */
 
 import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -16,9 +17,22 @@ import { lineWaiter } from './line-waiter.js';
 
 const SERVER_BIN = packagePath('bin', 'model-server.js');
 const ARCHIVER_BIN = packagePath('bin', 'model-archiver.js');
-const START_PATH_IMPORTS = ['cli/server-main.js', 'server/config.js', 'server/server.js']
-  .map((m) => `await import(${JSON.stringify(pathToFileURL(packagePath('dist', 'src', ...m.split('/'))).href)});`)
-  .join('\n');
+/**
+ * What `model-server start` loads: the bundled CLI (bin/model-server.js runs dist/bundle, scripts/build-bundle.js)
+ * and its config and server chunks, whose file names carry a content hash.
+ */
+function startPathImports(): string {
+  const bundle = packagePath('dist', 'bundle');
+  const files = readdirSync(bundle);
+  const chunk = (name: string): string => {
+    const file = files.find((f) => new RegExp(`^${name}-[A-Z0-9]+\\.js$`).test(f));
+    if (file === undefined) throw new Error(`no ${name} chunk in ${bundle}: run npm run build`);
+    return file;
+  };
+  return ['early-spawn.js', 'server-main.js', chunk('config'), chunk('server')]
+    .map((f) => `await import(${JSON.stringify(pathToFileURL(join(bundle, f)).href)});`)
+    .join('\n');
+}
 
 export interface ColdStartParts {
   /** Each value: the runs in ms. */
@@ -119,7 +133,7 @@ export async function coldStartParts(dir: string, runs = 3): Promise<ColdStartPa
     const node = await timedRun(['-e', '']);
     parts.nodeStart.push(node);
     // what `model-server start` loads before it reads the config: the CLI and the server's modules
-    parts.ourModules.push(Math.max(0, (await timedRun(['--input-type=module', '-e', START_PATH_IMPORTS])) - node));
+    parts.ourModules.push(Math.max(0, (await timedRun(['--input-type=module', '-e', startPathImports()])) - node));
     parts.pythonWorkerReady.push(await workerReady('python'));
     parts.nodeWorkerReady.push(await workerReady('node'));
     const [py, pyFirst] = await serverColdStart(dir, 'coldpy');
@@ -142,7 +156,7 @@ export function coldStartTable(p: ColdStartParts): string {
     '| cold start part | median ms | runs ms |',
     '|---|---:|---|',
     row('node start (`node -e ""`, spawn to exit)', p.nodeStart),
-    row('our modules (importing the CLI and the server, minus node start)', p.ourModules),
+    row('our modules (importing the bundled CLI and server, minus node start)', p.ourModules),
     row('Python worker spawn -> LOAD answered (noop.py)', p.pythonWorkerReady),
     row('Node worker spawn -> LOAD answered (noop.js)', p.nodeWorkerReady),
     row('`start --models` Python model: spawn -> first 200', p.pythonTotal),

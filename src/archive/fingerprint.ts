@@ -16,7 +16,7 @@ import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { describeFsError, MarError } from '../errors.js';
-import { detectArchiveKind } from './read.js';
+import { detectArchiveKind } from './archive-kind.js';
 import { SIG_EOCD, SIG_ZIP64_EOCD, SIG_ZIP64_LOCATOR } from './zip-format.js';
 
 /** Bumped when what goes into the key changes, so old cache entries are never taken for new ones. */

@@ -4,9 +4,10 @@
  * entries and hands out raw data; every byte read here goes through the integrity checks (integrity.ts), except
  * the raw zip ranges the extractor reads in parallel, which it checks itself with integrity.ts's EntryCheck.
  */
-import { open as openFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { describeFsError, MarError } from '../errors.js';
+import { MarError } from '../errors.js';
+import { detectArchiveKind } from './archive-kind.js';
 import { DEFAULT_READ_ENTRY_MAX_BYTES, entryDataError, IntegrityCheck, readAll } from './integrity.js';
 import { type ArchiveLimits, checkEntryCount, type LimitHint, resolveArchiveLimits } from './limits.js';
 import { openDirSource } from './sources/dir.js';
@@ -14,42 +15,11 @@ import type { ArchiveEntryInfo, ArchiveKind, ArchiveSource, EntryVisitor, LocalH
 import { openTgzSource } from './sources/tgz.js';
 import { openZipSource } from './sources/zip.js';
 
+export { detectArchiveKind } from './archive-kind.js';
 export { DEFAULT_READ_ENTRY_MAX_BYTES, hex8, IntegrityCheck, readAll } from './integrity.js';
 export type { ArchiveEntryInfo, ArchiveKind, EntryMethod, EntryType, EntryVisitor, LocalHeaderInfo, RawRange } from './sources/source.js';
 export { findTgzRoot, scanTgz, torchServeTarPath } from './sources/tgz.js';
 export { decodeZipName } from './sources/zip.js';
-
-const ZIP_MAGIC = [Buffer.from('PK\x03\x04', 'latin1'), Buffer.from('PK\x05\x06', 'latin1'), Buffer.from('PK\x07\x08', 'latin1')];
-
-/** Detects the archive format from magic bytes (not the extension); a directory is an unpacked archive. */
-export async function detectArchiveKind(path: string): Promise<ArchiveKind> {
-  let st;
-  try {
-    st = await stat(path);
-  } catch (err) {
-    throw new MarError('INPUT_NOT_FOUND', `cannot read ${path}: ${describeFsError(err)}; check the path`, { cause: err });
-  }
-  if (st.isDirectory()) return 'dir';
-  if (!st.isFile())
-    throw new MarError('ARCHIVE_UNSUPPORTED', `${path} is not a regular file or directory; pass a .mar, .tar.gz or model directory`);
-  const head = Buffer.alloc(4);
-  let fh;
-  try {
-    fh = await openFile(path, 'r');
-    await fh.read(head, 0, 4, 0);
-  } catch (err) {
-    throw new MarError('INPUT_NOT_FOUND', `cannot read ${path}: ${describeFsError(err)}`, { cause: err });
-  } finally {
-    await fh?.close();
-  }
-  if (st.size === 0) throw new MarError('ARCHIVE_CORRUPT', `${path} is empty; rebuild or re-download the archive`);
-  if (ZIP_MAGIC.some((m) => head.equals(m))) return 'zip';
-  if (head[0] === 0x1f && head[1] === 0x8b) return 'tgz';
-  throw new MarError(
-    'ARCHIVE_UNSUPPORTED',
-    `${path} is neither a zip (.mar) nor a gzipped tar (.tar.gz) (starts with 0x${head.toString('hex')}); pass a .mar, .tar.gz or model directory`,
-  );
-}
 
 /** A read-only view of one archive (zip, tgz or directory); every byte of entry data read through it is checked. */
 export class ArchiveReader {

@@ -3,6 +3,7 @@ import { TOOL_VERSION } from '../util/package-info.js';
 import { registerCache } from './commands/cache.js';
 import { registerPredict } from './commands/predict.js';
 import { registerStart, rewriteMmsArgs } from './commands/start.js';
+import { discardEarlySpawn } from './early-spawn.js';
 import { runProgram } from './run.js';
 
 export function buildServerProgram(): Command {
@@ -17,5 +18,10 @@ export function buildServerProgram(): Command {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  return runProgram(buildServerProgram(), rewriteMmsArgs(argv));
+  try {
+    return await runProgram(buildServerProgram(), rewriteMmsArgs(argv));
+  } finally {
+    // workers the early entry spawned for a command line the CLI then read otherwise (or refused)
+    await discardEarlySpawn();
+  }
 }

@@ -21,11 +21,12 @@ export async function peekModel(source: string, cache: CacheSettings = {}): Prom
   const st = await stat(source).catch(() => null);
   if (st?.isDirectory()) return { runtime: await dirRuntime(source), standInDir: source };
   if (!st?.isFile()) return { runtime: undefined, standInDir: process.cwd() };
-  // an archive: the cache and the zip reader load only for one (openModel needs them next anyway)
-  const [{ cachedModelDir }, { detectArchiveKind }] = await Promise.all([import('./extraction-cache.js'), import('../archive/read.js')]);
-  // in the cache: its manifest on disk (no zip reader opened for a warm start)
+  // an archive: the cache loads only for one (openModel needs it next anyway)
+  const { cachedModelDir } = await import('./extraction-cache.js');
+  // in the cache: its manifest on disk (a warm start loads no archive reader, zlib included, before its spawn)
   const cached = await cachedModelDir(source, cache).catch(() => null);
   if (cached !== null) return { runtime: await dirRuntime(cached), standInDir: cached };
+  const { detectArchiveKind } = await import('../archive/read.js');
   const kind = await detectArchiveKind(source).catch(() => null);
   return { runtime: kind === 'zip' ? await zipRuntime(source) : undefined, standInDir: process.cwd() };
 }

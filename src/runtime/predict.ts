@@ -34,6 +34,12 @@ export interface PredictOptions extends Pick<OpenModelOptions, 'modelName' | 'ha
   headers?: ReadonlyArray<readonly [string, string]>;
   /** The workers' output lines (`[model W-1] ...`) and the run's notes, one line each; default: dropped. */
   log?: (line: string) => void;
+  /**
+   * @internal Workers the CLI's early entry (cli/early-spawn.ts) spawned ahead for this run with
+   * prespawnPredictWorkers; predict adopts those launched as it would launch them and discards the rest.
+   * Default: predict spawns its own.
+   */
+  prespawned?: PrespawnGroup;
 }
 
 /** The answer to one input: the handler's result, or the error an HTTP client would have got. */
@@ -65,7 +71,14 @@ export async function predict(model: string, inputs: readonly PredictInput[], op
   if (inputs.length === 0) throw new MarError('USAGE', 'nothing to predict: give at least one input');
   const requests = inputs.map((i) => toRequest(i, options.headers ?? []));
   // the workers start while the model is opened (extracted); the runtime below adopts them
-  const early = prespawnFor(model, options, requests);
+  const early =
+    options.prespawned !== undefined
+      ? Promise.resolve(options.prespawned)
+      : prespawnPredictWorkers(
+          model,
+          options,
+          requests.map((r) => r.params[0]!.value.length),
+        );
   try {
     // the runtime's own modules load once the worker is spawned, while it starts
     await early;
@@ -76,21 +89,28 @@ export async function predict(model: string, inputs: readonly PredictInput[], op
 }
 
 /** What predict asks of the serving options (the model config's layer joins once the model is open). */
-function predictRequest(options: PredictOptions, requests: readonly InferenceRequest[]) {
+function predictRequest(options: PredictOptions, sizes: readonly number[]) {
   return {
     caller: 'predict' as const,
-    inputCount: requests.length,
-    largestInputBytes: Math.max(...requests.map((r) => r.params[0]!.value.length)),
+    inputCount: sizes.length,
+    largestInputBytes: Math.max(...sizes),
     batchSize: options.batchSize,
     responseTimeoutSeconds: options.timeoutSeconds,
     python: options.python,
   };
 }
 
-/** Spawns predict's workers as ModelRuntime will launch them, guessing the model config adds nothing. */
-async function prespawnFor(model: string, options: PredictOptions, requests: readonly InferenceRequest[]): Promise<PrespawnGroup> {
+/**
+ * Spawns the workers predict(model, inputs of these byte sizes, options) will adopt, as ModelRuntime will launch
+ * them, guessing the model config adds nothing. Never rejects: the model's problems are openModel's to report.
+ */
+export async function prespawnPredictWorkers(
+  model: string,
+  options: Pick<PredictOptions, 'runtime' | 'python' | 'batchSize' | 'timeoutSeconds' | 'cacheDir' | 'cacheMaxSize'>,
+  sizes: readonly number[],
+): Promise<PrespawnGroup> {
   try {
-    const { options: serving } = resolveServingOptions({ modelConfig: null, request: predictRequest(options, requests) });
+    const { options: serving } = resolveServingOptions({ modelConfig: null, request: predictRequest(options, sizes) });
     const peek = await peekModel(resolve(model), {
       ...(options.cacheDir !== undefined ? { dir: options.cacheDir } : {}),
       ...(options.cacheMaxSize !== undefined ? { maxSize: options.cacheMaxSize } : {}),
@@ -131,7 +151,10 @@ async function predictOpened(
   try {
     const { options: serving, fromModelConfig } = resolveServingOptions({
       modelConfig: opened.config,
-      request: predictRequest(options, requests),
+      request: predictRequest(
+        options,
+        requests.map((r) => r.params[0]!.value.length),
+      ),
     });
     const note = modelConfigNote(opened, fromModelConfig);
     if (note !== null) log?.(note);

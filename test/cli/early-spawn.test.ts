@@ -6,42 +6,12 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmod, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type TestContext, test } from 'node:test';
+import { test } from 'node:test';
 import { lineWaiter } from '../../bench/line-waiter.js';
-import { archiver, FIXTURES, SERVER_BIN, server, tempDir } from '../helpers/util.js';
-
-/** A python3 that records every start in `pids` (the wrapper's pid is the interpreter's: it execs). */
-async function recordingPython(t: TestContext): Promise<{ dir: string; python: string; pids: () => Promise<number[]> }> {
-  const dir = await tempDir(t, 'mar-early-');
-  const python = join(dir, 'python');
-  await writeFile(python, `#!/bin/sh\necho $$ >> '${join(dir, 'pids')}'\nexec python3 "$@"\n`);
-  await chmod(python, 0o755);
-  const pids = async (): Promise<number[]> =>
-    (await readFile(join(dir, 'pids'), 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
-  return { dir, python, pids };
-}
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-async function noopModel(dir: string, name: string): Promise<string> {
-  const model = join(dir, name);
-  await mkdir(join(model, 'MAR-INF'), { recursive: true });
-  await cp(join(FIXTURES, 'handlers', 'python', 'noop.py'), join(model, 'noop.py'));
-  await writeFile(
-    join(model, 'MAR-INF', 'MANIFEST.json'),
-    JSON.stringify({ runtime: 'python', model: { modelName: name, handler: 'noop:handle' } }),
-  );
-  return model;
-}
+import { alive, noopModel, recordingPython } from '../helpers/early-workers.js';
+import { archiver, SERVER_BIN, server } from '../helpers/util.js';
 
 test('predict starts one interpreter for its model, spawned before the model is opened', async (t) => {
   const { dir, python, pids } = await recordingPython(t);

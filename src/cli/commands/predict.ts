@@ -3,6 +3,7 @@ import { extname } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { describeFsError, MarError } from '../../errors.js';
 import type { PredictOutcome } from '../../runtime/predict.js';
+import { takeEarlyPredict } from '../early-spawn.js';
 
 interface PredictOptions {
   json?: boolean;
@@ -135,6 +136,16 @@ async function exitOnSignal(fn: () => Promise<void>): Promise<void> {
 async function runPredict(source: string, opts: PredictOptions, sources: readonly InputSource[]): Promise<void> {
   if (sources.length === 0) throw new MarError('USAGE', 'nothing to predict: give at least one --input FILE or --data STRING');
   const inputs = await readInputs(sources, opts.contentType);
+  // the workers the process's early entry (early-spawn.ts) spawned for this same run, if it did
+  const prespawned = await takeEarlyPredict({
+    model: source,
+    runtime: opts.runtime,
+    python: opts.python,
+    batchSize: opts.batchSize,
+    timeout: opts.timeout,
+    cacheDir: opts.cacheDir,
+    sizes: inputs.map((i) => i.value.length),
+  });
   // loaded here: `model-server start` and `cache` do not pay for the runtime's modules before their own work
   const { predict } = await import('../../runtime/predict.js');
   const results = await predict(
@@ -149,6 +160,7 @@ async function runPredict(source: string, opts: PredictOptions, sources: readonl
       ...(opts.timeout !== undefined ? { timeoutSeconds: opts.timeout } : {}),
       ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
       headers: opts.header,
+      ...(prespawned !== undefined ? { prespawned } : {}),
       ...(opts.quiet ? {} : { log: (line: string) => process.stderr.write(`${line}\n`) }),
     },
   );

@@ -7,6 +7,7 @@ import type { loadConfig as LoadConfig, LoadConfigOptions } from '../../server/c
 import type { DialectName } from '../../server/dialects/index.js';
 import type { ModelServer as ModelServerClass } from '../../server/server.js';
 import { packagePath } from '../../util/package-info.js';
+import { takeEarlyStart } from '../early-spawn.js';
 
 export interface StartOptions {
   modelStore?: string;
@@ -68,7 +69,8 @@ function pidFilePath(o: StartOptions): string {
   return join(store ? resolve(store) : process.cwd(), PID_FILE_NAME);
 }
 
-function configOptions(o: StartOptions): LoadConfigOptions {
+/** What loadConfig is given for `o` (the early entry, early-spawn.ts, reads the config with it too). */
+export function configOptions(o: StartOptions): LoadConfigOptions {
   return {
     ...(o.config !== undefined ? { configFile: o.config } : {}),
     ...(o.modelStore !== undefined ? { modelStore: o.modelStore } : {}),
@@ -149,9 +151,11 @@ function removePidFile(file: string): void {
 
 /** Runs the server in this process until SIGTERM/SIGINT; resolves after a graceful stop. */
 async function runForeground(o: StartOptions): Promise<void> {
-  const config = (await import('../../server/config.js')).loadConfig(configOptions(o));
+  // The process's early entry (early-spawn.ts) may have read the same config and spawned its workers already.
+  const taken = await takeEarlyStart(configOptions(o));
+  const config = taken?.config ?? (await import('../../server/config.js')).loadConfig(configOptions(o));
   // The startup models' interpreters start while the server's modules load and the archives are extracted.
-  const early = (await import('../../server/startup-prespawn.js')).prespawnStartupWorkers(config);
+  const early = taken?.group ?? (await import('../../server/startup-prespawn.js')).prespawnStartupWorkers(config);
   try {
     await loadServerModules();
     await serveForeground(o, config, async (log) => {
@@ -276,7 +280,8 @@ export async function runStart(o: StartOptions): Promise<void> {
   return runBackground(o);
 }
 
-type StartFlags = StartOptions & { mmsConfig?: string; tsConfig?: string; configSnapshots?: boolean };
+/** The start command's options as commander gives them (the early entry reads the same shape from argv). */
+export type StartFlags = StartOptions & { mmsConfig?: string; tsConfig?: string; configSnapshots?: boolean };
 
 export function registerStart(program: Command): void {
   program
@@ -300,7 +305,7 @@ export function registerStart(program: Command): void {
 }
 
 /** Checks and merges the aliases: --mms-config is --config; --ts-config is --config in TorchServe's dialect. */
-function startOptions(opts: StartFlags): StartOptions {
+export function startOptions(opts: StartFlags): StartOptions {
   const { mmsConfig, tsConfig, configSnapshots, ...o } = opts;
   if (mmsConfig && !o.config) o.config = mmsConfig;
   if (o.dialect !== undefined && o.dialect !== 'mms' && o.dialect !== 'torchserve') {

@@ -24,6 +24,10 @@ sys.dont_write_bytecode = True
 # Our package is found through our own directory once; later imports of its modules go through its __path__.
 sys.path.insert(0, _HERE)
 import _mar_worker  # noqa: E402,F401
+from _mar_worker import bytecode  # noqa: E402
+
+# our modules' bytecode comes from a private cache until main() has loaded them (bytecode.py)
+bytecode.cache_ours()
 
 # Our own directory must not shadow a user module of the same name (MMS does the same). The compat
 # package goes LAST, after site-packages too (even if PYTHONPATH lists it), so that the model's modules
@@ -32,6 +36,7 @@ sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") not in (_HERE, 
 sys.path.append(_COMPAT_DIR)
 
 from _mar_worker.main import main  # noqa: E402
+from _mar_worker.shutdown import exit_now  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

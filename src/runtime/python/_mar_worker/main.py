@@ -1,6 +1,5 @@
 """Process start: arguments, bind and accept ONE connection, signals, the parent watch; then serve."""
 
-import argparse
 import os
 import signal
 import socket
@@ -8,23 +7,74 @@ import sys
 import threading
 import time
 
+from _mar_worker import bytecode
+
+_USAGE = (
+    "usage: mms_worker.py --sock-type {unix,tcp} [--sock-name PATH] [--host HOST] [--port N]"
+    " [--accept-timeout SECONDS] [--settings-from-stdin]"
+)
+# flag -> (attribute, default); --settings-from-stdin (spawned before the model: read its cwd and environment on
+# stdin) takes no value
+_OPTIONS = {
+    "--sock-type": ("sock_type", None),
+    "--sock-name": ("sock_name", None),  # the unix socket path
+    "--host": ("host", "127.0.0.1"),
+    "--port": ("port", None),  # the tcp port
+    "--accept-timeout": ("accept_timeout", "30"),  # seconds to wait for the connection
+}
+_SWITCH = "--settings-from-stdin"
+
+
+class _Args(object):
+    pass
+
+
+def _usage_error(message):
+    sys.stderr.write("{}\nmms_worker.py: error: {}\n".format(_USAGE, message))
+    raise SystemExit(2)
+
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description="MMS-compatible Python backend worker (mar-tools)")
-    parser.add_argument("--sock-type", required=True, choices=["unix", "tcp"])
-    parser.add_argument("--sock-name", help="unix socket path")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", help="tcp port")
-    parser.add_argument("--accept-timeout", type=float, default=30.0, help="seconds to wait for the connection")
-    parser.add_argument(
-        "--settings-from-stdin", action="store_true", help="spawned before the model: read its cwd and environment on stdin"
-    )
-    # --handler, --model-path, --model-name, --preload-model, --tmp-dir, ... (MMS) are accepted and ignored.
-    args, _unknown = parser.parse_known_args(argv)
+    """The worker's options, as `--flag value` or `--flag=value`, with argparse's messages and exit status 2.
+    --handler, --model-path, --model-name, --preload-model, --tmp-dir, ... (MMS) and anything else are ignored.
+    Not argparse: importing it and building its parser (gettext's catalogue search included) cost ~2 ms of
+    every worker's start."""
+    args = _Args()
+    for attr, default in _OPTIONS.values():
+        setattr(args, attr, default)
+    args.settings_from_stdin = False
+    i = 0
+    while i < len(argv):
+        name, eq, inline = argv[i].partition("=")
+        i += 1
+        if name == _SWITCH:
+            if eq:
+                _usage_error("argument {}: ignored explicit argument '{}'".format(_SWITCH, inline))
+            args.settings_from_stdin = True
+            continue
+        option = _OPTIONS.get(name)
+        if option is None:
+            continue
+        if eq:
+            value = inline
+        elif i < len(argv) and not argv[i].startswith("-"):
+            value = argv[i]
+            i += 1
+        else:
+            _usage_error("argument {}: expected one argument".format(name))
+        setattr(args, option[0], value)
+    if args.sock_type is None:
+        _usage_error("the following arguments are required: --sock-type")
+    if args.sock_type not in ("unix", "tcp"):
+        _usage_error("argument --sock-type: invalid choice: '{}' (choose from 'unix', 'tcp')".format(args.sock_type))
+    try:
+        args.accept_timeout = float(args.accept_timeout)
+    except ValueError:
+        _usage_error("argument --accept-timeout: invalid float value: '{}'".format(args.accept_timeout))
     if args.sock_type == "unix" and not args.sock_name:
-        parser.error("--sock-name is required with --sock-type unix")
+        _usage_error("--sock-name is required with --sock-type unix")
     if args.sock_type == "tcp" and args.port is None:
-        parser.error("--port is required with --sock-type tcp")
+        _usage_error("--port is required with --sock-type tcp")
     return args
 
 
@@ -74,6 +124,10 @@ def main(argv=None):
         from _mar_worker.serve import Worker
 
         if args.settings_from_stdin:
+            from _mar_worker.deferred import read_settings
+        # the rest (compat modules a handler imports, the handler) is compiled as the interpreter's settings say
+        bytecode.done()
+        if args.settings_from_stdin:
             watch_parent()  # waiting for a model that may take a while: not after our frontend is gone
         sock.settimeout(args.accept_timeout)
         try:
@@ -89,8 +143,6 @@ def main(argv=None):
             unix_path = None
         conn.settimeout(None)
         if args.settings_from_stdin:
-            from _mar_worker.deferred import read_settings
-
             try:
                 read_settings()
             except (OSError, ValueError) as e:

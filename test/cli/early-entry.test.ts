@@ -1,0 +1,78 @@
+/**
+ * The early entry (cli/early-spawn.ts, run by bin/model-server.js before the CLI loads): the command lines it reads
+ * get their worker spawned there and taken by the command (one interpreter); those it does not read are left to the
+ * CLI; workers it spawned for a command line the CLI then refuses are gone when the process ends, which it does at
+ * once (not after the worker's accept timeout).
+ */
+
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { discardEarlySpawn, earlySpawn, takeEarlyPredict } from '../../src/cli/early-spawn.js';
+import { prespawnedCount } from '../../src/runtime/worker-prespawn.js';
+import { alive, noopModel, recordingPython } from '../helpers/early-workers.js';
+import { server } from '../helpers/util.js';
+
+test('a predict command line it reads: one worker spawned, taken by the same key, discarded for another', async (t) => {
+  const { dir, python } = await recordingPython(t);
+  const model = await noopModel(dir, 'm');
+  const key = { model, python, sizes: [1] };
+  await earlySpawn(['predict', model, '--data', 'x', '--python', python, '--quiet']);
+  assert.equal(prespawnedCount(), 1);
+  const taken = await takeEarlyPredict({ ...key, runtime: undefined, batchSize: undefined, timeout: undefined, cacheDir: undefined });
+  assert.equal(taken?.pids.length, 1);
+  assert.equal(await taken!.discard(), 1);
+  assert.equal(alive(taken!.pids[0]!), false);
+
+  await earlySpawn(['predict', model, '--data=xy', `--python=${python}`]);
+  assert.equal(prespawnedCount(), 1);
+  assert.equal(await takeEarlyPredict({ ...key, sizes: [1] }), undefined, 'another input size: not this run');
+  assert.equal(prespawnedCount(), 0, 'the unmatched worker was discarded (killed)');
+});
+
+test('command lines it does not read spawn nothing early', async (t) => {
+  const { dir, python, pids } = await recordingPython(t);
+  const model = await noopModel(dir, 'm');
+  for (const argv of [
+    ['predict', model, '--data', 'x', '--python', python, '--bogus'],
+    ['predict', model, '--input', '-', '--python', python],
+    ['predict', model, 'extra', '--data', 'x', '--python', python],
+    ['predict', model, '--data', 'x', '--python', python, '--batch-size', '0'],
+    ['predict', model, '-qd', 'x', '--python', python],
+    ['start', '--stop'],
+    ['start', '--start', '--models', 'm'],
+    ['cache', 'list'],
+  ]) {
+    await earlySpawn(argv);
+    assert.equal(prespawnedCount(), 0, argv.join(' '));
+  }
+  await discardEarlySpawn();
+  assert.deepEqual(await pids(), []);
+});
+
+test('a command line it read but the CLI refuses: the usage error, at once, and no worker left', async (t) => {
+  const { dir, python, pids } = await recordingPython(t);
+  const model = await noopModel(dir, 'm');
+  // --header's value is not the early entry's business: commander refuses it after the early spawn
+  const r = await server(['predict', model, '--data', 'x', '--python', python, '--header', 'no colon'], { timeoutMs: 30_000 });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^error: .*expected 'Name: value', got 'no colon'\./);
+  const started = await pids();
+  assert.equal(started.length, 1, 'the early entry spawned the worker');
+  assert.equal(alive(started[0]!), false);
+});
+
+test('start with a flag it does not read: the usage error and no worker', { timeout: 60_000 }, async (t) => {
+  const { dir, python, pids } = await recordingPython(t);
+  await noopModel(join(dir, 'store'), 'm');
+  const cfg = join(dir, 'config.properties');
+  await writeFile(
+    cfg,
+    `inference_address=http://127.0.0.1:0\nmanagement_address=http://127.0.0.1:0\nmodel_store=${join(dir, 'store')}\npython=${python}\n`,
+  );
+  const refused = await server(['start', '--config', cfg, '--models', 'm', '--bogus'], { timeoutMs: 30_000 });
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /unknown option '--bogus'/);
+  assert.deepEqual(await pids(), []);
+});
