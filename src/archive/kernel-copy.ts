@@ -18,6 +18,12 @@
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 
+/**
+ * Stored entries from this size on go to the KernelCopier (below it, starting its process costs more than it saves),
+ * and start at a page boundary in the archives we write (zip-writer.ts), where such a copy moves whole pages.
+ */
+export const KERNEL_COPY_BYTES = 16 << 20;
+
 /** One entry's data: `length` bytes at `start` of `source`, into `target` (created by the caller, empty). */
 export interface RangeCopy {
   source: string;

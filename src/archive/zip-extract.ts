@@ -28,7 +28,7 @@ import { discardedBytes } from '../util/young-gc.js';
 import { Crc32Combiner } from './crc32-combine.js';
 import { CHUNK_BYTES, slots, WORKERS } from './extract-slots.js';
 import { EntryCheck, entryDataError } from './integrity.js';
-import type { KernelCopier } from './kernel-copy.js';
+import { KERNEL_COPY_BYTES, type KernelCopier } from './kernel-copy.js';
 import type { ArchiveEntryInfo, ArchiveReader, RawRange } from './read.js';
 
 let extractions = 0;
@@ -65,9 +65,6 @@ export interface ZipWriteOptions {
   /** Copies large stored entries inside the kernel (kernel-copy.ts); without one, every byte goes through here. */
   copier?: KernelCopier | null;
 }
-
-/** Stored entries from this size on go to the KernelCopier: below it, starting its process costs more than it saves. */
-export const KERNEL_COPY_BYTES = 16 << 20;
 
 /** A stored entry larger than one chunk: its chunks are separate tasks that share the open file. */
 class ChunkedFile {

@@ -69,6 +69,8 @@ export interface LocalHeaderInput {
   compressedSize: number;
   /** Write a zip64 extra with both sizes (required when either may reach 4 GiB). */
   zip64: boolean;
+  /** Zero bytes of alignment padding after the extra's 4-byte head (see alignmentPadding); none when absent. */
+  padding?: number;
 }
 
 function versionNeeded(method: ZipMethod, zip64: boolean): number {
@@ -76,10 +78,31 @@ function versionNeeded(method: ZipMethod, zip64: boolean): number {
   return method === METHOD_DEFLATED ? VERSION_DEFLATED : VERSION_STORED;
 }
 
-/** A local file header. Its length only depends on the name and the zip64 flag, so it can be patched in place later. */
+/**
+ * Android zipalign's extra field: 2 bytes of alignment, then zero padding. Readers skip extras they do not know
+ * (java.util.zip, Python's zipfile, Info-ZIP), so it only moves where an entry's data starts.
+ */
+const ALIGNMENT_EXTRA_ID = 0xd935;
+/** Stored data is aligned to the page size, so that a copy of it inside the kernel moves whole pages. */
+export const DATA_ALIGNMENT = 4096;
+
+/**
+ * The padding that makes an entry's data start at a DATA_ALIGNMENT boundary when its local header starts at
+ * `offset` (the alignment extra adds 6 bytes plus the padding).
+ */
+export function alignmentPadding(offset: number, name: string, zip64: boolean): number {
+  const dataStart = offset + LOCAL_HEADER_FIXED + Buffer.byteLength(name, 'utf8') + (zip64 ? ZIP64_LOCAL_EXTRA : 0) + 6;
+  return (DATA_ALIGNMENT - (dataStart % DATA_ALIGNMENT)) % DATA_ALIGNMENT;
+}
+
+/**
+ * A local file header. Its length only depends on the name, the zip64 flag and the padding, so it can be patched in
+ * place later.
+ */
 export function encodeLocalHeader(h: LocalHeaderInput): Buffer {
   const name = Buffer.from(h.name, 'utf8');
-  const extraLen = h.zip64 ? ZIP64_LOCAL_EXTRA : 0;
+  const aligned = h.padding !== undefined;
+  const extraLen = (h.zip64 ? ZIP64_LOCAL_EXTRA : 0) + (aligned ? 6 + h.padding! : 0);
   const buf = Buffer.alloc(LOCAL_HEADER_FIXED + name.length + extraLen);
   buf.writeUInt32LE(SIG_LOCAL, 0);
   buf.writeUInt16LE(versionNeeded(h.method, h.zip64), 4);
@@ -99,6 +122,13 @@ export function encodeLocalHeader(h: LocalHeaderInput): Buffer {
     buf.writeUInt16LE(16, x + 2);
     writeU64(buf, h.size, x + 4);
     writeU64(buf, h.compressedSize, x + 12);
+  }
+  if (aligned) {
+    const x = LOCAL_HEADER_FIXED + name.length + (h.zip64 ? ZIP64_LOCAL_EXTRA : 0);
+    buf.writeUInt16LE(ALIGNMENT_EXTRA_ID, x);
+    buf.writeUInt16LE(2 + h.padding!, x + 2);
+    buf.writeUInt16LE(DATA_ALIGNMENT, x + 4);
+    // the padding is zeros already (Buffer.alloc)
   }
   return buf;
 }

@@ -2,14 +2,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { extractArchive } from '../../src/archive/extract.js';
-import { type KernelCopier, kernelCopier, type RangeCopyResult } from '../../src/archive/kernel-copy.js';
-import { KERNEL_COPY_BYTES } from '../../src/archive/zip-extract.js';
+import { KERNEL_COPY_BYTES, type KernelCopier, kernelCopier, type RangeCopyResult } from '../../src/archive/kernel-copy.js';
+import { createArchive } from '../../src/archive/pack.js';
+import { DATA_ALIGNMENT } from '../../src/archive/zip-format.js';
 import { MarError } from '../../src/errors.js';
 import { run, tempDir } from '../helpers/util.js';
+import { checkZipEverywhere } from '../helpers/zip-checkers.js';
 
 /** A zip (Python's zipfile) with one stored entry large enough for the copier and a small one; prints the big one's data offset. */
 const MAKE_ZIP = String.raw`
@@ -99,4 +101,41 @@ test('MAR_KERNEL_COPY=0 or no Python: no copier', () => {
   assert.equal(kernelCopier('python3', { MAR_KERNEL_COPY: '0' }), null);
   assert.equal(kernelCopier(null, {}), null);
   assert.ok(kernelCopier('python3', {}) !== null);
+});
+
+/** Every entry's data offset, by name (Python's zipfile and the local headers). */
+const DATA_OFFSETS = String.raw`
+import json, sys, zipfile
+out = {}
+with zipfile.ZipFile(sys.argv[1]) as z, open(sys.argv[1], "rb") as f:
+    for info in z.infolist():
+        f.seek(info.header_offset + 26)
+        n, m = int.from_bytes(f.read(2), "little"), int.from_bytes(f.read(2), "little")
+        out[info.filename] = [info.header_offset + 30 + n + m, info.compress_type]
+print(json.dumps(out))
+`;
+
+test('archives we write start a large stored entry at a page boundary; every reader still reads them', async (t) => {
+  const dir = await tempDir(t);
+  const src = join(dir, 'model');
+  const weights = randomBytes(KERNEL_COPY_BYTES + 777);
+  await mkdir(src, { recursive: true });
+  await writeFile(join(src, 'handler.py'), 'def handle(data, context):\n    return data\n');
+  await writeFile(join(src, 'weights.bin'), weights);
+  await writeFile(join(src, 'small.bin'), randomBytes(5000));
+  await createArchive({ modelName: 'm', handler: 'handler:handle', modelPath: src, exportPath: dir });
+  const zip = join(dir, 'm.mar');
+  const r = await run('python3', ['-c', DATA_OFFSETS, zip]);
+  assert.equal(r.code, 0, r.stderr);
+  const offsets = JSON.parse(r.stdout) as Record<string, [number, number]>;
+  assert.deepEqual(offsets['weights.bin'], [offsets['weights.bin']![0], 0], 'random weights are stored');
+  assert.equal(offsets['weights.bin']![0] % DATA_ALIGNMENT, 0, `data of weights.bin at ${offsets['weights.bin']![0]}`);
+  // Java's ZipInputStream (MMS's and TorchServe's readers), Python's zipfile and unzip -t
+  await checkZipEverywhere(zip);
+  const copier = kernelCopier('python3')!;
+  t.after(() => copier.close());
+  const results = watch(copier);
+  await extractArchive(zip, join(dir, 'out'), { copier });
+  assert.ok('crc' in results[0]!);
+  assert.ok((await readFile(join(dir, 'out', 'weights.bin'))).equals(weights));
 });
