@@ -58,9 +58,11 @@ test('a command line it read but the CLI refuses: the usage error, at once, and 
   const r = await server(['predict', model, '--data', 'x', '--python', python, '--header', 'no colon'], { timeoutMs: 30_000 });
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /^error: .*expected 'Name: value', got 'no colon'\./);
+  // the early entry spawned the worker, but commander refuses the line so soon that the worker may be killed
+  // before its wrapper has recorded its pid: at most one start, and none left running
   const started = await pids();
-  assert.equal(started.length, 1, 'the early entry spawned the worker');
-  assert.equal(alive(started[0]!), false);
+  assert.ok(started.length <= 1, `one interpreter at most: ${started.join(', ')}`);
+  for (const pid of started) assert.equal(alive(pid), false, `worker ${pid} outlived the command`);
 });
 
 test('start with a flag it does not read: the usage error and no worker', { timeout: 60_000 }, async (t) => {

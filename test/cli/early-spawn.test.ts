@@ -54,9 +54,11 @@ test('predict of an archive that cannot be opened: the one-line error, and the e
   });
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^error: .*bad\.mar is not a readable zip .*rebuild or re-download it\n$/);
+  // The worker is spawned ahead of the model (the tests above show that path is taken), but the archive fails so
+  // soon that it may be killed before its wrapper has recorded its pid: at most one start, and none left running.
   const started = await pids();
-  assert.equal(started.length, 1, 'a worker was spawned ahead of the model');
-  assert.equal(alive(started[0]!), false);
+  assert.ok(started.length <= 1, `one interpreter at most: ${started.join(', ')}`);
+  for (const pid of started) assert.equal(alive(pid), false, `worker ${pid} outlived predict`);
 });
 
 // a server test waits for log lines: a line that never comes fails the test after a minute instead of hanging the run
