@@ -7,6 +7,7 @@
  */
 
 import type { ChildProcess } from 'node:child_process';
+import { MarError } from '../errors.js';
 import {
   type DeferredSettings,
   deferredSettings,
@@ -132,4 +133,28 @@ async function discard(items: readonly Shelved[]): Promise<number> {
     }),
   );
   return items.length;
+}
+
+/**
+ * The process of a worker about to start: an early one launched the same way (adoptPrespawned; it is told its
+ * model's settings on stdin), else a new one on a new endpoint. Throws WORKER_START_FAILED when it cannot spawn.
+ */
+export async function adoptOrSpawn(
+  launch: (socket: WorkerSocket) => LaunchSpec,
+  sockType: 'unix' | 'tcp',
+  modelName: string,
+): Promise<{ child: ChildProcess; socket: WorkerSocket; sockDir: string | null; command: string }> {
+  const adopted = adoptPrespawned(launch(sockType === 'unix' ? { type: 'unix', path: '' } : { type: 'tcp', host: '127.0.0.1', port: 0 }));
+  if (adopted !== null) {
+    adopted.child.stdin!.end(`${JSON.stringify(adopted.settings)}\n`);
+    return { child: adopted.child, socket: adopted.socket, sockDir: adopted.sockDir, command: adopted.child.spawnfile };
+  }
+  const { socket, sockDir } = await allocateEndpoint(sockType);
+  const spec = launch(socket);
+  try {
+    return { child: spawnWorkerChild(spec), socket, sockDir, command: spec.command };
+  } catch (err) {
+    await releaseEndpoint(sockDir);
+    throw new MarError('WORKER_START_FAILED', `cannot start worker for model ${modelName}: ${(err as Error).message}`, { cause: err });
+  }
 }

@@ -13,11 +13,10 @@ import { type LaunchSpec, launchSpec, type WorkerSocket, workerFieldCap } from '
 import type { MetricLine } from './metrics.js';
 import type { OpenedModel } from './model.js';
 import { DEFAULT_MAX_FRAME_BYTES, encodeLoad, encodePredict, type InferenceRequest, type WorkerReply } from './protocol.js';
-import { allocateEndpoint, releaseEndpoint, WorkerConnection } from './worker-connection.js';
+import { releaseEndpoint, WorkerConnection } from './worker-connection.js';
 import { type OutputHandlers, readWorkerOutput, routeReplyLines } from './worker-output.js';
-import { adoptPrespawned } from './worker-prespawn.js';
+import { adoptOrSpawn } from './worker-prespawn.js';
 import { loadError } from './worker-reply.js';
-import { spawnWorkerChild } from './worker-spawn.js';
 
 export interface WorkerLogLine {
   modelName: string;
@@ -127,29 +126,7 @@ export class WorkerProcess extends EventEmitter {
         ...(options.maxRequestBytes !== undefined ? { maxFieldBytes: workerFieldCap(options.maxRequestBytes) } : {}),
       });
     // A worker spawned early for this model (worker-prespawn.ts) is adopted when it was launched the same way.
-    const sockType = options.sockType ?? 'unix';
-    const adopted = adoptPrespawned(launch(sockType === 'unix' ? { type: 'unix', path: '' } : { type: 'tcp', host: '127.0.0.1', port: 0 }));
-    let child: ChildProcess;
-    let socket: WorkerSocket;
-    let sockDir: string | null;
-    let command: string;
-    if (adopted !== null) {
-      ({ child, socket, sockDir } = adopted);
-      command = child.spawnfile;
-      child.stdin!.end(`${JSON.stringify(adopted.settings)}\n`);
-    } else {
-      ({ socket, sockDir } = await allocateEndpoint(sockType));
-      const spec = launch(socket);
-      command = spec.command;
-      try {
-        child = spawnWorkerChild(spec);
-      } catch (err) {
-        await releaseEndpoint(sockDir);
-        throw new MarError('WORKER_START_FAILED', `cannot start worker for model ${options.model.name}: ${(err as Error).message}`, {
-          cause: err,
-        });
-      }
-    }
+    const { child, socket, sockDir, command } = await adoptOrSpawn(launch, options.sockType ?? 'unix', options.model.name);
     const worker = new WorkerProcess(options, child, socket, sockDir, command);
     // Cancelling kills the process whatever phase the start is in; its exit then fails the start.
     const onAbort = (): void => {
