@@ -1,7 +1,7 @@
 /**
- * The first thing `model-server` does (bin/model-server.js runs it before it loads commander and the server):
- * for the usual command lines of `start` (foreground) and `predict`, the workers of the startup models or of
- * predict's model are spawned here, through the same config reading and prespawn as the commands use, and handed
+ * The first thing `model-server` and `torchserve` do (their bin/ launchers run it before they load commander and the
+ * server): for the usual command lines of `start` (foreground), `torchserve --foreground` and `predict`, the workers
+ * of the startup models or of predict's model are spawned here, through the same config reading and prespawn as the commands use, and handed
  * to the command when it gets there (takeEarlyStart, takeEarlyPredict): the interpreter starts tens of ms sooner.
  *
  * This reader knows only the flags that decide a spawn and those that cannot change it; a command line with
@@ -13,7 +13,8 @@
 import { statSync } from 'node:fs';
 import type { PrespawnGroup } from '../runtime/worker-prespawn.js';
 import type { LoadConfigOptions, ServerConfig } from '../server/config.js';
-import { configOptions, type StartFlags, startOptions } from './commands/start.js';
+import { configOptions, type StartFlags, type StartOptions, startOptions } from './commands/start.js';
+import { type TorchServeFlags, torchServeStartOptions } from './commands/torchserve-options.js';
 
 /** What predict's workers depend on: the model, the overrides that choose how they launch, and the inputs' sizes. */
 export interface PredictSpawnKey {
@@ -52,6 +53,23 @@ const START_FLAGS: Record<string, FlagSpec> = {
   '--pid-file': { values: 1, key: null },
   '--log-file': { values: 1, key: null },
   '--debug': { values: 0, key: null },
+};
+
+/** `torchserve`'s flags (torchserve-main.ts); --stop and --plugins-path are left to the command. */
+const TORCHSERVE_FLAGS: Record<string, FlagSpec> = {
+  '--start': { values: 0, key: 'start' },
+  '--foreground': { values: 0, key: 'foreground' },
+  '--ts-config': { values: 1, key: 'tsConfig' },
+  '--model-store': { values: 1, key: 'modelStore' },
+  '--models': { values: 'many', key: 'models' },
+  '--ncs': { values: 0, key: 'noConfigSnapshots' },
+  '--no-config-snapshots': { values: 0, key: 'noConfigSnapshots' },
+  '--dt': { values: 0, key: 'disableTokenAuth' },
+  '--disable-token-auth': { values: 0, key: 'disableTokenAuth' },
+  '--enable-model-api': { values: 0, key: 'enableModelApi' },
+  '--workflow-store': { values: 1, key: null },
+  '--log-config': { values: 1, key: null },
+  '--cpp-log-config': { values: 1, key: null },
 };
 
 const PREDICT_FLAGS: Record<string, FlagSpec> = {
@@ -126,25 +144,39 @@ const one = (v: string[] | true | undefined): string | undefined => (Array.isArr
  * Spawns the workers `argv` (model-server's arguments) will need, when this reader understands it; resolves once
  * they are spawned (or it decided not to). Never throws: the command reports whatever is wrong.
  */
-export async function earlySpawn(argv: readonly string[]): Promise<void> {
+export async function earlySpawn(argv: readonly string[], cli: 'model-server' | 'torchserve' = 'model-server'): Promise<void> {
   try {
     const args = argv.filter((a) => a !== '--debug');
-    if (args[0] === 'start') await earlyStart(args.slice(1));
+    if (cli === 'torchserve') await earlyTorchServe(args);
+    else if (args[0] === 'start') await earlyStart(args.slice(1));
     else if (args[0] === 'predict') await earlyPredict(args.slice(1));
   } catch {
     // the command runs its own path and reports
   }
 }
 
+/** The flags of a parsed command line, as commander would give them (one value, or the list of a variadic flag). */
+function flagsOf(parsed: Parsed): Record<string, unknown> {
+  const flags: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(parsed.flags)) flags[key] = key === 'models' || value === true ? value : value[0];
+  return flags;
+}
+
 async function earlyStart(args: readonly string[]): Promise<void> {
   const parsed = parseArgs(args, START_FLAGS);
   if (parsed === null || parsed.positionals.length > 0) return;
-  const flags: StartFlags = {};
-  for (const [key, value] of Object.entries(parsed.flags)) {
-    (flags as Record<string, unknown>)[key] = key === 'models' || value === true ? value : value[0];
-  }
-  const o = startOptions(flags);
-  // --start without --foreground launches the server in another process (which has its own early entry)
+  await earlyServer(startOptions(flagsOf(parsed) as StartFlags));
+}
+
+async function earlyTorchServe(args: readonly string[]): Promise<void> {
+  const parsed = parseArgs(args, TORCHSERVE_FLAGS);
+  if (parsed === null || parsed.positionals.length > 0) return;
+  const { noConfigSnapshots, ...flags } = flagsOf(parsed);
+  await earlyServer(torchServeStartOptions({ ...(flags as TorchServeFlags), ...(noConfigSnapshots ? { configSnapshots: false } : {}) }));
+}
+
+/** The startup workers of a server started with `o`, in this process (a background --start has its own entry). */
+async function earlyServer(o: StartOptions): Promise<void> {
   if (o.start && !o.foreground) return;
   const options = configOptions(o);
   const [{ loadConfig }, { prespawnStartupWorkers }] = await Promise.all([

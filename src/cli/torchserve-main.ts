@@ -4,33 +4,15 @@
  */
 
 import { mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { MarError } from '../errors.js';
 import { loadConfig } from '../server/config.js';
 import { TOOL_VERSION } from '../util/package-info.js';
 import { runStart, type StartOptions } from './commands/start.js';
+import { TORCHSERVE_PID_FILE, type TorchServeFlags, torchServeStartOptions } from './commands/torchserve-options.js';
+import { discardEarlySpawn } from './early-spawn.js';
 import { runProgram } from './run.js';
-
-interface TorchServeFlags {
-  start?: boolean;
-  stop?: boolean;
-  foreground?: boolean;
-  tsConfig?: string;
-  modelStore?: string;
-  workflowStore?: string;
-  models?: string[];
-  logConfig?: string;
-  cppLogConfig?: string;
-  configSnapshots?: boolean;
-  pluginsPath?: string;
-  disableTokenAuth?: boolean;
-  enableModelApi?: boolean;
-}
-
-/** TorchServe keeps its pid file in the temp dir, so `torchserve --stop` needs no other flag. */
-export const TORCHSERVE_PID_FILE = join(tmpdir(), '.model_server.pid');
 
 function note(message: string): void {
   process.stderr.write(`torchserve: ${message}\n`);
@@ -44,25 +26,14 @@ async function run(flags: TorchServeFlags): Promise<void> {
       '--plugins-path is not supported: TorchServe plugins are Java classes and model-server runs no JVM (docs/torchserve.md)',
     );
   }
-  const o: StartOptions = {
-    dialect: 'torchserve',
-    pidFile: TORCHSERVE_PID_FILE,
-    stopCommand: 'torchserve --stop',
-    ...(flags.foreground ? { foreground: true } : {}),
-  };
-  if (flags.stop) return runStart({ ...o, stop: true });
+  if (flags.stop) {
+    const o: StartOptions = { dialect: 'torchserve', pidFile: TORCHSERVE_PID_FILE, stopCommand: 'torchserve --stop' };
+    return runStart({ ...o, ...(flags.foreground ? { foreground: true } : {}), stop: true });
+  }
   if (flags.logConfig !== undefined) note('--log-config is ignored: model-server logs to stdout (log4j2 files do not apply)');
   if (flags.cppLogConfig !== undefined) note('--cpp-log-config is ignored: model-server has no C++ backend');
   if (flags.workflowStore !== undefined) note('--workflow-store is ignored: workflows are not supported');
-  Object.assign(o, {
-    start: true,
-    ...(flags.tsConfig !== undefined ? { config: flags.tsConfig } : {}),
-    ...(flags.modelStore !== undefined ? { modelStore: flags.modelStore } : {}),
-    ...(flags.models !== undefined ? { models: flags.models } : {}),
-    ...(flags.configSnapshots === false ? { noConfigSnapshots: true } : {}),
-    ...(flags.disableTokenAuth ? { disableTokenAuth: true } : {}),
-    ...(flags.enableModelApi ? { enableModelApi: true } : {}),
-  });
+  const o: StartOptions = torchServeStartOptions(flags);
   // TorchServe refuses to start without a model store (from the flag or the config file)
   if (o.modelStore === undefined) {
     const store = loadConfig({ dialect: 'torchserve', ...(o.config !== undefined ? { configFile: o.config } : {}) }).modelStore;
@@ -99,5 +70,10 @@ export function buildTorchServeProgram(): Command {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  return runProgram(buildTorchServeProgram(), argv);
+  try {
+    return await runProgram(buildTorchServeProgram(), argv);
+  } finally {
+    // workers the early entry spawned for a command line the CLI then read otherwise (or refused)
+    await discardEarlySpawn();
+  }
 }

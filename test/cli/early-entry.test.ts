@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { discardEarlySpawn, earlySpawn, takeEarlyPredict } from '../../src/cli/early-spawn.js';
+import { configOptions } from '../../src/cli/commands/start.js';
+import { torchServeStartOptions } from '../../src/cli/commands/torchserve-options.js';
+import { discardEarlySpawn, earlySpawn, takeEarlyPredict, takeEarlyStart } from '../../src/cli/early-spawn.js';
 import { prespawnedCount } from '../../src/runtime/worker-prespawn.js';
 import { alive, noopModel, recordingPython } from '../helpers/early-workers.js';
 import { server } from '../helpers/util.js';
@@ -77,4 +79,32 @@ test('start with a flag it does not read: the usage error and no worker', { time
   assert.equal(refused.code, 2);
   assert.match(refused.stderr, /unknown option '--bogus'/);
   assert.deepEqual(await pids(), []);
+});
+
+test('a torchserve --foreground command line: its startup worker is spawned early and taken by the same options', async (t) => {
+  const { dir, python } = await recordingPython(t);
+  await noopModel(join(dir, 'store'), 'm');
+  const cfg = join(dir, 'config.properties');
+  await writeFile(cfg, `model_store=${join(dir, 'store')}\ndefault_workers_per_model=1\npython=${python}\n`);
+  for (const argv of [['--stop'], ['--start', '--ts-config', cfg, '--models', 'm'], ['--foreground', '--ppath', 'x', '--ts-config', cfg]]) {
+    await earlySpawn(argv, 'torchserve');
+    assert.equal(prespawnedCount(), 0, `nothing early for: torchserve ${argv.join(' ')}`);
+  }
+  await earlySpawn(
+    ['--start', '--foreground', '--ts-config', cfg, '--models', 'm', '--ncs', '--dt', '--log-config', 'x.xml'],
+    'torchserve',
+  );
+  assert.equal(prespawnedCount(), 1);
+  // what torchserve-main gives runStart for the same line (commander's flags)
+  const o = torchServeStartOptions({
+    start: true,
+    foreground: true,
+    tsConfig: cfg,
+    models: ['m'],
+    configSnapshots: false,
+    disableTokenAuth: true,
+  });
+  const taken = await takeEarlyStart(configOptions(o));
+  assert.ok(taken !== null, 'the command takes the early workers');
+  assert.equal(await (await taken.group).discard(), 1);
 });

@@ -10,8 +10,11 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { lineWaiter } from '../../bench/line-waiter.js';
+import { packagePath } from '../../src/util/package-info.js';
 import { alive, noopModel, recordingPython } from '../helpers/early-workers.js';
 import { archiver, SERVER_BIN, server } from '../helpers/util.js';
+
+const TORCHSERVE_BIN = packagePath('bin', 'torchserve.js');
 
 test('predict starts one interpreter for its model, spawned before the model is opened', async (t) => {
   const { dir, python, pids } = await recordingPython(t);
@@ -143,3 +146,37 @@ for (const mode of ['prometheus', 'log'] as const) {
     },
   );
 }
+
+test('torchserve --foreground --models: the model is served by the one interpreter spawned ahead of it', SERVER_TEST, async (t) => {
+  const { dir, python, pids } = await recordingPython(t);
+  const store = join(dir, 'store');
+  await noopModel(store, 'good');
+  const cfg = join(dir, 'config.properties');
+  await writeFile(
+    cfg,
+    `inference_address=http://127.0.0.1:0\nmanagement_address=http://127.0.0.1:0\nmetrics_address=http://127.0.0.1:0\nmodel_store=${store}\ndefault_workers_per_model=1\npython=${python}\n`,
+  );
+  const proc = spawn(
+    process.execPath,
+    [TORCHSERVE_BIN, '--start', '--foreground', '--ts-config', cfg, '--models', 'good=good', '--ncs', '--dt'],
+    {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, MAR_CACHE_DIR: join(dir, 'cache') },
+    },
+  );
+  const lines: string[] = [];
+  proc.stdout.on('data', (b: Buffer) => lines.push(...b.toString().split('\n')));
+  const exited = new Promise((r) => proc.once('exit', r));
+  t.after(async () => {
+    if (proc.exitCode === null) {
+      proc.kill('SIGTERM');
+      await exited;
+    }
+  });
+  const url = /bind to: (\S+)/.exec(await lineWaiter(proc)(/Inference API bind to/))![1]!;
+  const res = await fetch(`${url}/predictions/good`, { method: 'POST', body: 'x' });
+  assert.equal(await res.text(), 'OK');
+  assert.equal((await pids()).length, 1, 'the early worker served the model: no second interpreter');
+  assert.ok(!lines.some((l) => /started ahead of their model were not used/.test(l)), lines.join('\n'));
+});
