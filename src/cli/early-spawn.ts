@@ -1,7 +1,7 @@
 /**
- * The first thing `model-server` and `torchserve` do (their bin/ launchers run it before they load commander and the
- * server): for the usual command lines of `start` (foreground), `torchserve --foreground` and `predict`, the workers
- * of the startup models or of predict's model are spawned here, through the same config reading and prespawn as the commands use, and handed
+ * The first thing `model-server`, `torchserve` and `model-server-entrypoint` do (their bin/ launchers run it before
+ * they load commander and the server): for the usual command lines of `start` (foreground), `torchserve --foreground`,
+ * the container entrypoint and `predict`, the workers of the startup models or of predict's model are spawned here, through the same config reading and prespawn as the commands use, and handed
  * to the command when it gets there (takeEarlyStart, takeEarlyPredict): the interpreter starts tens of ms sooner.
  *
  * This reader knows only the flags that decide a spawn and those that cannot change it; a command line with
@@ -15,6 +15,7 @@ import type { PrespawnGroup } from '../runtime/worker-prespawn.js';
 import type { LoadConfigOptions, ServerConfig } from '../server/config.js';
 import { configOptions, type StartFlags, type StartOptions, startOptions } from './commands/start.js';
 import { type TorchServeFlags, torchServeStartOptions } from './commands/torchserve-options.js';
+import type { EntrypointFlags } from './entrypoint-plan.js';
 
 /** What predict's workers depend on: the model, the overrides that choose how they launch, and the inputs' sizes. */
 export interface PredictSpawnKey {
@@ -70,6 +71,21 @@ const TORCHSERVE_FLAGS: Record<string, FlagSpec> = {
   '--workflow-store': { values: 1, key: null },
   '--log-config': { values: 1, key: null },
   '--cpp-log-config': { values: 1, key: null },
+};
+
+/** `model-server-entrypoint`'s flags (entrypoint-main.ts); --healthcheck is left to the command (it starts nothing). */
+const ENTRYPOINT_FLAGS: Record<string, FlagSpec> = {
+  '--model-dir': { values: 1, key: 'modelDir' },
+  '--model-store': { values: 1, key: 'modelStore' },
+  '--ts-config': { values: 1, key: 'tsConfig' },
+  '--models': { values: 'many', key: 'models' },
+  '--start': { values: 0, key: 'start' },
+  '--foreground': { values: 0, key: 'foreground' },
+  '--ncs': { values: 0, key: 'noConfigSnapshots' },
+  '--no-config-snapshots': { values: 0, key: 'noConfigSnapshots' },
+  '--dt': { values: 0, key: 'disableTokenAuth' },
+  '--disable-token-auth': { values: 0, key: 'disableTokenAuth' },
+  '--enable-model-api': { values: 0, key: 'enableModelApi' },
 };
 
 const PREDICT_FLAGS: Record<string, FlagSpec> = {
@@ -144,10 +160,14 @@ const one = (v: string[] | true | undefined): string | undefined => (Array.isArr
  * Spawns the workers `argv` (model-server's arguments) will need, when this reader understands it; resolves once
  * they are spawned (or it decided not to). Never throws: the command reports whatever is wrong.
  */
-export async function earlySpawn(argv: readonly string[], cli: 'model-server' | 'torchserve' = 'model-server'): Promise<void> {
+export async function earlySpawn(
+  argv: readonly string[],
+  cli: 'model-server' | 'torchserve' | 'entrypoint' = 'model-server',
+): Promise<void> {
   try {
     const args = argv.filter((a) => a !== '--debug');
     if (cli === 'torchserve') await earlyTorchServe(args);
+    else if (cli === 'entrypoint') await earlyEntrypoint(args);
     else if (args[0] === 'start') await earlyStart(args.slice(1));
     else if (args[0] === 'predict') await earlyPredict(args.slice(1));
   } catch {
@@ -173,6 +193,16 @@ async function earlyTorchServe(args: readonly string[]): Promise<void> {
   if (parsed === null || parsed.positionals.length > 0) return;
   const { noConfigSnapshots, ...flags } = flagsOf(parsed);
   await earlyServer(torchServeStartOptions({ ...(flags as TorchServeFlags), ...(noConfigSnapshots ? { configSnapshots: false } : {}) }));
+}
+
+async function earlyEntrypoint(args: readonly string[]): Promise<void> {
+  const parsed = parseArgs(args, ENTRYPOINT_FLAGS);
+  // one positional at most: kserve-torchserve's runtime passes `torchserve` first
+  if (parsed === null || parsed.positionals.length > 1) return;
+  const { noConfigSnapshots, ...flags } = flagsOf(parsed);
+  const { planEntrypoint } = await import('./entrypoint-plan.js');
+  const plan = planEntrypoint({ ...(flags as EntrypointFlags), ...(noConfigSnapshots ? { configSnapshots: false } : {}) });
+  await earlyServer(plan.start);
 }
 
 /** The startup workers of a server started with `o`, in this process (a background --start has its own entry). */

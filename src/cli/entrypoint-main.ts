@@ -12,6 +12,7 @@ import { request as httpsRequest } from 'node:https';
 import { Command } from 'commander';
 import { TOOL_VERSION } from '../util/package-info.js';
 import { runStart } from './commands/start.js';
+import { discardEarlySpawn } from './early-spawn.js';
 import { DEFAULT_MODEL_DIR, type EntrypointFlags, planEntrypoint } from './entrypoint-plan.js';
 import { runProgram } from './run.js';
 
@@ -73,5 +74,10 @@ export function buildEntrypointProgram(): Command {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  return runProgram(buildEntrypointProgram(), argv);
+  try {
+    return await runProgram(buildEntrypointProgram(), argv);
+  } finally {
+    // workers the early entry spawned for a command line the CLI then read otherwise (or refused)
+    await discardEarlySpawn();
+  }
 }

@@ -6,12 +6,13 @@
  */
 
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { configOptions } from '../../src/cli/commands/start.js';
 import { torchServeStartOptions } from '../../src/cli/commands/torchserve-options.js';
 import { discardEarlySpawn, earlySpawn, takeEarlyPredict, takeEarlyStart } from '../../src/cli/early-spawn.js';
+import { planEntrypoint } from '../../src/cli/entrypoint-plan.js';
 import { prespawnedCount } from '../../src/runtime/worker-prespawn.js';
 import { alive, noopModel, recordingPython } from '../helpers/early-workers.js';
 import { server } from '../helpers/util.js';
@@ -105,6 +106,21 @@ test('a torchserve --foreground command line: its startup worker is spawned earl
     disableTokenAuth: true,
   });
   const taken = await takeEarlyStart(configOptions(o));
+  assert.ok(taken !== null, 'the command takes the early workers');
+  assert.equal(await (await taken.group).discard(), 1);
+});
+
+test('a container entrypoint command line: its startup worker is spawned early and taken by the planned start', async (t) => {
+  const { dir, python } = await recordingPython(t);
+  await noopModel(join(dir, 'model-store'), 'm');
+  await mkdir(join(dir, 'config'));
+  await writeFile(join(dir, 'config', 'config.properties'), `load_models=m\ndefault_workers_per_model=1\npython=${python}\n`);
+  await earlySpawn(['--healthcheck', '--model-dir', dir], 'entrypoint');
+  assert.equal(prespawnedCount(), 0, 'the health check starts nothing');
+  // kserve-torchserve's runtime passes `torchserve` first
+  await earlySpawn(['torchserve', '--start', '--model-dir', dir, '--ncs'], 'entrypoint');
+  assert.equal(prespawnedCount(), 1);
+  const taken = await takeEarlyStart(configOptions(planEntrypoint({ start: true, modelDir: dir, configSnapshots: false }).start));
   assert.ok(taken !== null, 'the command takes the early workers');
   assert.equal(await (await taken.group).discard(), 1);
 });
