@@ -37,20 +37,25 @@ let early: Early | null = null;
 /** A flag of the command line: how many values it takes and where they go (null: ignored, it changes no spawn). */
 type FlagSpec = { values: 0 | 1 | 'many'; key: string | null };
 
-const START_FLAGS: Record<string, FlagSpec> = {
+/** The flags every command that starts a server reads alike (model-server start, torchserve, the entrypoint). */
+const SERVER_FLAGS: Record<string, FlagSpec> = {
   '--model-store': { values: 1, key: 'modelStore' },
   '--models': { values: 'many', key: 'models' },
-  '--config': { values: 1, key: 'config' },
-  '--mms-config': { values: 1, key: 'mmsConfig' },
   '--ts-config': { values: 1, key: 'tsConfig' },
-  '--dialect': { values: 1, key: 'dialect' },
+  '--start': { values: 0, key: 'start' },
   '--foreground': { values: 0, key: 'foreground' },
   '--ncs': { values: 0, key: 'noConfigSnapshots' },
   '--no-config-snapshots': { values: 0, key: 'noConfigSnapshots' },
   '--dt': { values: 0, key: 'disableTokenAuth' },
   '--disable-token-auth': { values: 0, key: 'disableTokenAuth' },
   '--enable-model-api': { values: 0, key: 'enableModelApi' },
-  '--start': { values: 0, key: 'start' },
+};
+
+const START_FLAGS: Record<string, FlagSpec> = {
+  ...SERVER_FLAGS,
+  '--config': { values: 1, key: 'config' },
+  '--mms-config': { values: 1, key: 'mmsConfig' },
+  '--dialect': { values: 1, key: 'dialect' },
   '--pid-file': { values: 1, key: null },
   '--log-file': { values: 1, key: null },
   '--debug': { values: 0, key: null },
@@ -58,35 +63,14 @@ const START_FLAGS: Record<string, FlagSpec> = {
 
 /** `torchserve`'s flags (torchserve-main.ts); --stop and --plugins-path are left to the command. */
 const TORCHSERVE_FLAGS: Record<string, FlagSpec> = {
-  '--start': { values: 0, key: 'start' },
-  '--foreground': { values: 0, key: 'foreground' },
-  '--ts-config': { values: 1, key: 'tsConfig' },
-  '--model-store': { values: 1, key: 'modelStore' },
-  '--models': { values: 'many', key: 'models' },
-  '--ncs': { values: 0, key: 'noConfigSnapshots' },
-  '--no-config-snapshots': { values: 0, key: 'noConfigSnapshots' },
-  '--dt': { values: 0, key: 'disableTokenAuth' },
-  '--disable-token-auth': { values: 0, key: 'disableTokenAuth' },
-  '--enable-model-api': { values: 0, key: 'enableModelApi' },
+  ...SERVER_FLAGS,
   '--workflow-store': { values: 1, key: null },
   '--log-config': { values: 1, key: null },
   '--cpp-log-config': { values: 1, key: null },
 };
 
 /** `model-server-entrypoint`'s flags (entrypoint-main.ts); --healthcheck is left to the command (it starts nothing). */
-const ENTRYPOINT_FLAGS: Record<string, FlagSpec> = {
-  '--model-dir': { values: 1, key: 'modelDir' },
-  '--model-store': { values: 1, key: 'modelStore' },
-  '--ts-config': { values: 1, key: 'tsConfig' },
-  '--models': { values: 'many', key: 'models' },
-  '--start': { values: 0, key: 'start' },
-  '--foreground': { values: 0, key: 'foreground' },
-  '--ncs': { values: 0, key: 'noConfigSnapshots' },
-  '--no-config-snapshots': { values: 0, key: 'noConfigSnapshots' },
-  '--dt': { values: 0, key: 'disableTokenAuth' },
-  '--disable-token-auth': { values: 0, key: 'disableTokenAuth' },
-  '--enable-model-api': { values: 0, key: 'enableModelApi' },
-};
+const ENTRYPOINT_FLAGS: Record<string, FlagSpec> = { ...SERVER_FLAGS, '--model-dir': { values: 1, key: 'modelDir' } };
 
 const PREDICT_FLAGS: Record<string, FlagSpec> = {
   '-i': { values: 1, key: 'input' },

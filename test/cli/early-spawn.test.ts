@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { lineWaiter } from '../../bench/line-waiter.js';
 import { packagePath } from '../../src/util/package-info.js';
 import { alive, noopModel, recordingPython } from '../helpers/early-workers.js';
@@ -101,33 +101,46 @@ test('start --models: a good model adopts its early worker, a broken one leaves 
   assert.equal(await res.text(), 'OK');
 });
 
+/**
+ * A server process (`bin` with `args(cfg)`) whose config serves the noop model `good` from `<dir>/store` with the
+ * recording python and `props`; killed when the test ends.
+ */
+async function startGood(t: TestContext, bin: string, args: (cfg: string) => string[], props = '') {
+  const { dir, python, pids } = await recordingPython(t);
+  const store = join(dir, 'store');
+  await noopModel(store, 'good');
+  const cfg = join(dir, 'config.properties');
+  await writeFile(
+    cfg,
+    'inference_address=http://127.0.0.1:0\nmanagement_address=http://127.0.0.1:0\nmetrics_address=http://127.0.0.1:0\n' +
+      `${props}metrics_location=${join(dir, 'logs')}\nmodel_store=${store}\ndefault_workers_per_model=1\npython=${python}\n`,
+  );
+  const proc = spawn(process.execPath, [bin, ...args(cfg)], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, MAR_CACHE_DIR: join(dir, 'cache') },
+  });
+  const exited = new Promise((r) => proc.once('exit', r));
+  t.after(async () => {
+    if (proc.exitCode === null) {
+      proc.kill('SIGTERM');
+      await exited;
+    }
+  });
+  return { dir, proc, exited, pids, waitFor: lineWaiter(proc) };
+}
+
 for (const mode of ['prometheus', 'log'] as const) {
   test(
     `start --models with metrics_mode=${mode}: the early worker is launched as the model's own (adopted) and its metrics arrive`,
     SERVER_TEST,
     async (t) => {
-      const { dir, python, pids } = await recordingPython(t);
-      const store = join(dir, 'store');
-      await noopModel(store, 'good');
-      const cfg = join(dir, 'config.properties');
-      await writeFile(
-        cfg,
-        'inference_address=http://127.0.0.1:0\nmanagement_address=http://127.0.0.1:0\nmetrics_address=http://127.0.0.1:0\n' +
-          `metrics_mode=${mode}\nmetrics_location=${join(dir, 'logs')}\nmodel_store=${store}\ndefault_workers_per_model=1\npython=${python}\n`,
+      const { dir, proc, exited, pids, waitFor } = await startGood(
+        t,
+        SERVER_BIN,
+        (cfg) => ['start', '--config', cfg, '--models', 'good=good'],
+        `metrics_mode=${mode}\n`,
       );
-      const proc = spawn(process.execPath, [SERVER_BIN, 'start', '--config', cfg, '--models', 'good=good'], {
-        cwd: dir,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, MAR_CACHE_DIR: join(dir, 'cache') },
-      });
-      const exited = new Promise((r) => proc.once('exit', r));
-      t.after(async () => {
-        if (proc.exitCode === null) {
-          proc.kill('SIGTERM');
-          await exited;
-        }
-      });
-      const waitFor = lineWaiter(proc);
       const url = /bind to: (\S+)/.exec(await waitFor(/Inference API bind to/))![1]!;
       const metricsUrl = /bind to: (\S+)/.exec(await waitFor(/Metrics API bind to/))![1]!;
       const res = await fetch(`${url}/predictions/good`, { method: 'POST', body: 'x' });
@@ -148,33 +161,19 @@ for (const mode of ['prometheus', 'log'] as const) {
 }
 
 test('torchserve --foreground --models: the model is served by the one interpreter spawned ahead of it', SERVER_TEST, async (t) => {
-  const { dir, python, pids } = await recordingPython(t);
-  const store = join(dir, 'store');
-  await noopModel(store, 'good');
-  const cfg = join(dir, 'config.properties');
-  await writeFile(
+  const { proc, pids, waitFor } = await startGood(t, TORCHSERVE_BIN, (cfg) => [
+    '--start',
+    '--foreground',
+    '--ts-config',
     cfg,
-    `inference_address=http://127.0.0.1:0\nmanagement_address=http://127.0.0.1:0\nmetrics_address=http://127.0.0.1:0\nmodel_store=${store}\ndefault_workers_per_model=1\npython=${python}\n`,
-  );
-  const proc = spawn(
-    process.execPath,
-    [TORCHSERVE_BIN, '--start', '--foreground', '--ts-config', cfg, '--models', 'good=good', '--ncs', '--dt'],
-    {
-      cwd: dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, MAR_CACHE_DIR: join(dir, 'cache') },
-    },
-  );
+    '--models',
+    'good=good',
+    '--ncs',
+    '--dt',
+  ]);
   const lines: string[] = [];
   proc.stdout.on('data', (b: Buffer) => lines.push(...b.toString().split('\n')));
-  const exited = new Promise((r) => proc.once('exit', r));
-  t.after(async () => {
-    if (proc.exitCode === null) {
-      proc.kill('SIGTERM');
-      await exited;
-    }
-  });
-  const url = /bind to: (\S+)/.exec(await lineWaiter(proc)(/Inference API bind to/))![1]!;
+  const url = /bind to: (\S+)/.exec(await waitFor(/Inference API bind to/))![1]!;
   const res = await fetch(`${url}/predictions/good`, { method: 'POST', body: 'x' });
   assert.equal(await res.text(), 'OK');
   assert.equal((await pids()).length, 1, 'the early worker served the model: no second interpreter');
