@@ -198,7 +198,7 @@ async function earlyServer(o: StartOptions): Promise<void> {
     import('../server/startup-prespawn.js'),
   ]);
   const config = loadConfig(options);
-  if (config.loadModels.length === 0) return;
+  if (config.loadModels.length === 0 && config.modelSnapshot === null) return;
   const group = prespawnStartupWorkers(config);
   early = { command: 'start', key: JSON.stringify(options), config, group };
   await group;

@@ -17,28 +17,42 @@ import { workerMetrics } from './metrics/worker-metrics.js';
 /** At most this many interpreters start ahead of their models, whatever load_models asks for. */
 const MAX_PRESPAWNED = 8;
 
-/** The local paths of `load_models` (`[name=]path`); `ALL` and downloads are left to the registry. */
-function startupPaths(config: ServerConfig): string[] {
+/**
+ * The startup models' local paths and worker counts (null: the server's default): `model_snapshot`'s archives in the
+ * model store when there is one (it replaces load_models, as in TorchServe), else the local paths of `load_models`
+ * (`[name=]path`); `ALL` and downloads are left to the registry.
+ */
+async function startupModels(config: ServerConfig): Promise<Array<{ path: string; workers: number | null }>> {
+  if (config.modelSnapshot !== null) {
+    const store = config.modelStore;
+    if (store === null) return [];
+    // only a server started from a snapshot loads this module here; a bad snapshot is the registry's to report
+    const snapshot = (await import('./snapshot.js')).parseSnapshot(config.modelSnapshot);
+    return Object.values(snapshot.models).flatMap((versions) =>
+      Object.values(versions).map((s) => ({ path: join(store, s.marName), workers: s.minWorkers })),
+    );
+  }
   const models = config.loadModels;
   if (models.length === 1 && models[0]!.toUpperCase() === 'ALL') return [];
-  const paths: string[] = [];
+  const found: Array<{ path: string; workers: number | null }> = [];
   for (const item of models) {
     const eq = item.indexOf('=');
     const url = eq > 0 && !/^https?:\/\//i.test(item) ? item.slice(eq + 1) : item;
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) || url.includes('..')) continue;
-    if (isAbsolute(url)) paths.push(url);
-    else if (config.modelStore !== null) paths.push(join(config.modelStore, url));
+    if (isAbsolute(url)) found.push({ path: url, workers: null });
+    else if (config.modelStore !== null) found.push({ path: join(config.modelStore, url), workers: null });
   }
-  return paths;
+  return found;
 }
 
 /** Spawns the startup workers of `config`'s load_models; discard the group once the startup models are loaded. */
 export async function prespawnStartupWorkers(config: ServerConfig): Promise<PrespawnGroup> {
   const { options: serving } = resolveServingOptions({ modelConfig: null, server: config, request: { caller: 'startup' } });
   let budget = MAX_PRESPAWNED;
+  const models = await startupModels(config).catch(() => []);
   const groups = await Promise.all(
-    startupPaths(config).map(async (path) => {
-      const count = Math.min(serving.minWorkers, budget);
+    models.map(async ({ path, workers }) => {
+      const count = Math.min(workers ?? serving.minWorkers, budget);
       budget -= count;
       if (count <= 0) return null;
       try {
@@ -51,7 +65,7 @@ export async function prespawnStartupWorkers(config: ServerConfig): Promise<Pres
           {
             runtime: resolveRuntime(peek.runtime),
             standInDir: peek.standInDir,
-            workers: serving.minWorkers,
+            workers: workers ?? serving.minWorkers,
             decodeInputRequest: serving.decodeInputRequest,
             metrics: workerMetrics(config),
             ...(serving.python !== undefined ? { python: serving.python } : {}),

@@ -124,3 +124,17 @@ test('a container entrypoint command line: its startup worker is spawned early a
   assert.ok(taken !== null, 'the command takes the early workers');
   assert.equal(await (await taken.group).discard(), 1);
 });
+
+test('a config with model_snapshot: its models get their workers early (the snapshot replaces load_models)', async (t) => {
+  const { dir, python } = await recordingPython(t);
+  await noopModel(join(dir, 'store'), 'm');
+  const snapshot = { models: { m: { '1.0': { marName: 'm', minWorkers: 2, maxWorkers: 2, batchSize: 1, maxBatchDelay: 100 } } } };
+  const cfg = join(dir, 'config.properties');
+  for (const loadModels of ['', 'load_models=other\n']) {
+    await writeFile(cfg, `model_store=${join(dir, 'store')}\n${loadModels}python=${python}\nmodel_snapshot=${JSON.stringify(snapshot)}\n`);
+    await earlySpawn(['--foreground', '--ts-config', cfg, '--ncs', '--dt'], 'torchserve');
+    assert.equal(prespawnedCount(), 2, `the snapshot's minWorkers for its model (${loadModels || 'no load_models'})`);
+    await discardEarlySpawn();
+    assert.equal(prespawnedCount(), 0);
+  }
+});

@@ -179,3 +179,36 @@ test('torchserve --foreground --models: the model is served by the one interpret
   assert.equal((await pids()).length, 1, 'the early worker served the model: no second interpreter');
   assert.ok(!lines.some((l) => /started ahead of their model were not used/.test(l)), lines.join('\n'));
 });
+
+test('model_snapshot (KServe sample config): its model is served by the one interpreter spawned ahead of it', SERVER_TEST, async (t) => {
+  const snapshot = {
+    name: 'startup.cfg',
+    modelCount: 1,
+    models: {
+      good: {
+        '1.0': {
+          defaultVersion: true,
+          marName: 'good',
+          minWorkers: 1,
+          maxWorkers: 1,
+          batchSize: 1,
+          maxBatchDelay: 100,
+          responseTimeout: 120,
+        },
+      },
+    },
+  };
+  const { proc, pids, waitFor } = await startGood(
+    t,
+    TORCHSERVE_BIN,
+    (cfg) => ['--foreground', '--ts-config', cfg, '--ncs', '--dt'],
+    `model_snapshot=${JSON.stringify(snapshot)}\n`,
+  );
+  const lines: string[] = [];
+  proc.stdout.on('data', (b: Buffer) => lines.push(...b.toString().split('\n')));
+  const url = /bind to: (\S+)/.exec(await waitFor(/Inference API bind to/))![1]!;
+  const res = await fetch(`${url}/predictions/good`, { method: 'POST', body: 'x' });
+  assert.equal(await res.text(), 'OK');
+  assert.equal((await pids()).length, 1, 'the early worker served the model: no second interpreter');
+  assert.ok(!lines.some((l) => /started ahead of their model were not used/.test(l)), lines.join('\n'));
+});
