@@ -130,6 +130,17 @@ async function startGood(t: TestContext, bin: string, args: (cfg: string) => str
   return { dir, proc, exited, pids, waitFor: lineWaiter(proc) };
 }
 
+/** The model `good` answers, from the one interpreter spawned for it ahead of time (none left unused). */
+async function servedByEarlyWorker(server: Awaited<ReturnType<typeof startGood>>): Promise<void> {
+  const lines: string[] = [];
+  server.proc.stdout.on('data', (b: Buffer) => lines.push(...b.toString().split('\n')));
+  const url = /bind to: (\S+)/.exec(await server.waitFor(/Inference API bind to/))![1]!;
+  const res = await fetch(`${url}/predictions/good`, { method: 'POST', body: 'x' });
+  assert.equal(await res.text(), 'OK');
+  assert.equal((await server.pids()).length, 1, 'the early worker served the model: no second interpreter');
+  assert.ok(!lines.some((l) => /started ahead of their model were not used/.test(l)), lines.join('\n'));
+}
+
 for (const mode of ['prometheus', 'log'] as const) {
   test(
     `start --models with metrics_mode=${mode}: the early worker is launched as the model's own (adopted) and its metrics arrive`,
@@ -161,7 +172,7 @@ for (const mode of ['prometheus', 'log'] as const) {
 }
 
 test('torchserve --foreground --models: the model is served by the one interpreter spawned ahead of it', SERVER_TEST, async (t) => {
-  const { proc, pids, waitFor } = await startGood(t, TORCHSERVE_BIN, (cfg) => [
+  const server = await startGood(t, TORCHSERVE_BIN, (cfg) => [
     '--start',
     '--foreground',
     '--ts-config',
@@ -171,13 +182,7 @@ test('torchserve --foreground --models: the model is served by the one interpret
     '--ncs',
     '--dt',
   ]);
-  const lines: string[] = [];
-  proc.stdout.on('data', (b: Buffer) => lines.push(...b.toString().split('\n')));
-  const url = /bind to: (\S+)/.exec(await waitFor(/Inference API bind to/))![1]!;
-  const res = await fetch(`${url}/predictions/good`, { method: 'POST', body: 'x' });
-  assert.equal(await res.text(), 'OK');
-  assert.equal((await pids()).length, 1, 'the early worker served the model: no second interpreter');
-  assert.ok(!lines.some((l) => /started ahead of their model were not used/.test(l)), lines.join('\n'));
+  await servedByEarlyWorker(server);
 });
 
 test('model_snapshot (KServe sample config): its model is served by the one interpreter spawned ahead of it', SERVER_TEST, async (t) => {
@@ -198,17 +203,11 @@ test('model_snapshot (KServe sample config): its model is served by the one inte
       },
     },
   };
-  const { proc, pids, waitFor } = await startGood(
+  const server = await startGood(
     t,
     TORCHSERVE_BIN,
     (cfg) => ['--foreground', '--ts-config', cfg, '--ncs', '--dt'],
     `model_snapshot=${JSON.stringify(snapshot)}\n`,
   );
-  const lines: string[] = [];
-  proc.stdout.on('data', (b: Buffer) => lines.push(...b.toString().split('\n')));
-  const url = /bind to: (\S+)/.exec(await waitFor(/Inference API bind to/))![1]!;
-  const res = await fetch(`${url}/predictions/good`, { method: 'POST', body: 'x' });
-  assert.equal(await res.text(), 'OK');
-  assert.equal((await pids()).length, 1, 'the early worker served the model: no second interpreter');
-  assert.ok(!lines.some((l) => /started ahead of their model were not used/.test(l)), lines.join('\n'));
+  await servedByEarlyWorker(server);
 });
