@@ -104,7 +104,7 @@ test('MAR_KERNEL_COPY=0 or no Python: no copier', () => {
 });
 
 /** Every entry's data offset, by name (Python's zipfile and the local headers). */
-const DATA_OFFSETS = String.raw`
+const DATA_OFFSETS = `
 import json, sys, zipfile
 out = {}
 with zipfile.ZipFile(sys.argv[1]) as z, open(sys.argv[1], "rb") as f:
