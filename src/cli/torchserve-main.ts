@@ -10,7 +10,7 @@ import { MarError } from '../errors.js';
 import { loadConfig } from '../server/config.js';
 import { TOOL_VERSION } from '../util/package-info.js';
 import { runStart, type StartOptions } from './commands/start.js';
-import { TORCHSERVE_PID_FILE, type TorchServeFlags, torchServeStartOptions } from './commands/torchserve-options.js';
+import { type TorchServeFlags, torchServeOptions, torchServeStartOptions } from './commands/torchserve-options.js';
 import { discardEarlySpawn } from './early-spawn.js';
 import { runProgram } from './run.js';
 
@@ -27,8 +27,7 @@ async function run(flags: TorchServeFlags): Promise<void> {
     );
   }
   if (flags.stop) {
-    const o: StartOptions = { dialect: 'torchserve', pidFile: TORCHSERVE_PID_FILE, stopCommand: 'torchserve --stop' };
-    return runStart({ ...o, ...(flags.foreground ? { foreground: true } : {}), stop: true });
+    return runStart({ ...torchServeOptions(flags), stop: true });
   }
   if (flags.logConfig !== undefined) note('--log-config is ignored: model-server logs to stdout (log4j2 files do not apply)');
   if (flags.cppLogConfig !== undefined) note('--cpp-log-config is ignored: model-server has no C++ backend');

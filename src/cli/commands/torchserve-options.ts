@@ -27,13 +27,20 @@ export interface TorchServeFlags {
 /** TorchServe keeps its pid file in the temp dir, so `torchserve --stop` needs no other flag. */
 export const TORCHSERVE_PID_FILE = join(tmpdir(), '.model_server.pid');
 
-/** The start options of a `torchserve` command line that starts the server (not --stop). */
-export function torchServeStartOptions(flags: TorchServeFlags): StartOptions {
+/** What every `torchserve` command line runs with: TorchServe's dialect, pid file and stop command. */
+export function torchServeOptions(flags: TorchServeFlags): StartOptions {
   return {
     dialect: 'torchserve',
     pidFile: TORCHSERVE_PID_FILE,
     stopCommand: 'torchserve --stop',
     ...(flags.foreground ? { foreground: true } : {}),
+  };
+}
+
+/** The start options of a `torchserve` command line that starts the server (not --stop). */
+export function torchServeStartOptions(flags: TorchServeFlags): StartOptions {
+  return {
+    ...torchServeOptions(flags),
     start: true,
     ...(flags.tsConfig !== undefined ? { config: flags.tsConfig } : {}),
     ...(flags.modelStore !== undefined ? { modelStore: flags.modelStore } : {}),
