@@ -9,7 +9,7 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describeFsError, MarError } from '../errors.js';
-import type { KernelCopier } from './kernel-copy.js';
+import type { RangeCopier } from './kernel-copy.js';
 import {
   type ArchiveLimits,
   checkDeclaredSize,
@@ -40,7 +40,7 @@ export interface ExtractOptions {
   /** tgz only: drop the single top-level directory (`<model-name>/`) as TorchServe does. Default true. */
   stripTgzRoot?: boolean;
   /** zip only: copies large stored entries inside the kernel (kernel-copy.ts); the caller closes it. */
-  copier?: KernelCopier | null;
+  copier?: RangeCopier | null;
 }
 
 export interface ExtractResult {

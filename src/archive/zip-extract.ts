@@ -2,7 +2,7 @@
  * Writing a zip's file entries at disk speed, for extract.ts. Every entry is read as a raw byte range of the archive
  * (ArchiveReader.rawRange/readRawAt) by a few workers at once:
  *
- * - stored entries of KERNEL_COPY_BYTES or more are copied inside the kernel by the caller's KernelCopier
+ * - stored entries of KERNEL_COPY_BYTES or more are copied inside the kernel by the caller's copier (kernel-copy.ts)
  *   (kernel-copy.ts: Node 20 exposes no copy_file_range), which also gives their CRC-32;
  * - other stored entries (and those the copier cannot do) are copied in CHUNK_BYTES positional reads and writes; the
  *   chunks of one large entry run in parallel and their CRC-32s are combined (crc32-combine.ts): one read, one CRC
@@ -28,7 +28,7 @@ import { discardedBytes } from '../util/young-gc.js';
 import { Crc32Combiner } from './crc32-combine.js';
 import { CHUNK_BYTES, slots, WORKERS } from './extract-slots.js';
 import { EntryCheck, entryDataError } from './integrity.js';
-import { KERNEL_COPY_BYTES, type KernelCopier } from './kernel-copy.js';
+import { KERNEL_COPY_BYTES, type RangeCopier } from './kernel-copy.js';
 import type { ArchiveEntryInfo, ArchiveReader, RawRange } from './read.js';
 
 let extractions = 0;
@@ -63,7 +63,7 @@ export interface ZipWriteOptions {
   /** Every inflated (or copied) chunk's length before it is written; throw to stop (limits). */
   onBytes: (n: number) => void;
   /** Copies large stored entries inside the kernel (kernel-copy.ts); without one, every byte goes through here. */
-  copier?: KernelCopier | null;
+  copier?: RangeCopier | null;
 }
 
 /** A stored entry larger than one chunk: its chunks are separate tasks that share the open file. */
@@ -171,7 +171,7 @@ class ZipWriter {
   readonly #archive: string;
   readonly #onBytes: (n: number) => void;
   readonly #combiner = new Crc32Combiner();
-  readonly #copier: KernelCopier | null;
+  readonly #copier: RangeCopier | null;
   /** The chunked files of this extraction, closed if it fails (an entry the copier could not do adds its own). */
   readonly chunked: ChunkedFile[];
 
