@@ -7,7 +7,9 @@
  *
  * Why: a copy through user space moves every byte twice, and on some hosts (the VM these benchmarks run on) pages
  * written from user space become far slower once a few hundred MB are dirty: 256 MiB took ~600 ms by read/write
- * against ~70 ms by copy_file_range (issue 14). The entry's CRC-32 is still checked against the archive's record
+ * against ~70 ms by copy_file_range (issue 14). Tried and left (session 7): writing each 1 MiB from an mmap of the
+ * archive right after its CRC (one pass over memory) used a third less CPU, but stalled the same way (2.3 s for a GiB
+ * in one run of three), where copy_file_range ran ~350 ms every time. The entry's CRC-32 is still checked against the archive's record
  * by the caller (integrity.ts), so nothing is trusted that was not checked before.
  *
  * Anything the helper cannot do (no Python, another filesystem, a kernel without the call, the helper dying) is
@@ -136,8 +138,9 @@ interface Pending {
 }
 
 /**
- * The helper process of one extraction: spawned on the first copy, ended by close() (or when this process exits:
- * its stdin closes). A copier that failed once answers every later copy `unsupported` at once.
+ * The helper process, shared by the extractions that overlap (runtime/extraction-copier.ts): spawned on the first
+ * copy, ended by close() (or when this process exits: its stdin closes). A copier that failed once answers every
+ * later copy `unsupported` at once.
  */
 export class KernelCopier implements RangeCopier {
   readonly #python: string;
