@@ -29,7 +29,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { packagePath } from '../src/util/package-info.js';
-import { coldStartParts, coldStartTable, median } from './cold-start.js';
+import { coldStartParts, coldStartTable, median, withoutExtraCaCerts } from './cold-start.js';
 import { lineWaiter } from './line-waiter.js';
 import { FORWARD_LIMITED_SERVER, PYTHON_ECHO_SOURCE } from './python-echo.js';
 import { childrenOf, cpuMs as processCpuMs, roundTrip } from './round-trip.js';
@@ -399,17 +399,20 @@ async function main(): Promise<void> {
     // 5. cold start: process start -> first successful prediction (startup model, 1 worker)
     const colds: number[] = [];
     let rssIdle = 0;
-    for (let i = 0; i < 3; i++) {
-      const t0 = performance.now();
-      const c = await startModelServer(dir, 'default_workers_per_model=1\n', ['--models', 'noop']);
-      const first = await post(`${c.inference}/predictions/noop`, 'x');
-      const ms = performance.now() - t0;
-      if (first.status !== 200) throw new Error(`cold start prediction failed: ${first.text}`);
-      colds.push(ms);
-      if (i === 0) rssIdle = await rssMb(c.proc.pid!);
-      c.proc.kill('SIGTERM');
-      await new Promise((r) => c.proc.once('exit', r));
-    }
+    // without the sandbox's NODE_EXTRA_CA_CERTS, as the parts below (cold-start.ts says why)
+    await withoutExtraCaCerts(async () => {
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        const c = await startModelServer(dir, 'default_workers_per_model=1\n', ['--models', 'noop']);
+        const first = await post(`${c.inference}/predictions/noop`, 'x');
+        const ms = performance.now() - t0;
+        if (first.status !== 200) throw new Error(`cold start prediction failed: ${first.text}`);
+        colds.push(ms);
+        if (i === 0) rssIdle = await rssMb(c.proc.pid!);
+        c.proc.kill('SIGTERM');
+        await new Promise((r) => c.proc.once('exit', r));
+      }
+    });
 
     // 5b. cold start in parts, and one-shot predict (issue 16)
     const parts = await coldStartParts(dir);
