@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { inspectArchive } from '../src/archive/inspect.js';
 import { packagePath } from '../src/util/package-info.js';
 import { writeStream, writeTextFiles } from './generate.js';
-import { type Measurement, markdownTable, measure, median, verdict } from './measure.js';
+import { envWithoutExtraCa, type Measurement, markdownTable, measure, median, verdict } from './measure.js';
 
 const BENCH = packagePath('.bench');
 const MODEL = join(BENCH, 'model');
@@ -152,7 +152,8 @@ async function main(): Promise<void> {
     for (const c of cases) {
       if (skipped.has(c.name)) continue;
       if (c.cleanup) await rm(c.cleanup, { force: true });
-      const m = await measure(c.cmd, c.args, c.cwd);
+      // without the sandbox's NODE_EXTRA_CA_CERTS (measure.ts says why)
+      const m = await measure(c.cmd, c.args, c.cwd, envWithoutExtraCa());
       if (m.code !== 0) {
         const why = m.stderr.split('\n').find((l) => /error/i.test(l)) ?? `exit ${m.code}`;
         // inspect/verify come from another module; skip them if they are not there yet.

@@ -14,6 +14,7 @@ import { openModel } from '../src/runtime/model.js';
 import { WorkerProcess } from '../src/runtime/worker-process.js';
 import { packagePath } from '../src/util/package-info.js';
 import { lineWaiter } from './line-waiter.js';
+import { withoutExtraCaCerts } from './measure.js';
 
 const SERVER_BIN = packagePath('bin', 'model-server.js');
 const ARCHIVER_BIN = packagePath('bin', 'model-archiver.js');
@@ -47,22 +48,6 @@ export interface ColdStartParts {
   predict1KiB: number[];
   /** `node -e ""` with this environment's NODE_EXTRA_CA_CERTS, when it sets one (not part of the rows above). */
   extraCaNodeStart: number[];
-}
-
-/**
- * Runs `measure` with NODE_EXTRA_CA_CERTS unset for every process it starts. Node parses that CA bundle on every
- * start: the sandbox these benchmarks run in sets it (for its egress proxy), and it costs each node start ~38 ms there
- * (`node -e ""` 61 ms with it, 23 ms without), which a host or pod without it never pays. The cold start rows are
- * measured without it; `extraCaNodeStart` shows what it costs where it is set.
- */
-export async function withoutExtraCaCerts<T>(measure: () => Promise<T>): Promise<T> {
-  const saved = process.env['NODE_EXTRA_CA_CERTS'];
-  delete process.env['NODE_EXTRA_CA_CERTS'];
-  try {
-    return await measure();
-  } finally {
-    if (saved !== undefined) process.env['NODE_EXTRA_CA_CERTS'] = saved;
-  }
 }
 
 export const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -114,7 +99,7 @@ async function workerReady(runtime: 'python' | 'node'): Promise<number> {
   return ms;
 }
 
-/** Measures every part `runs` times, without NODE_EXTRA_CA_CERTS (withoutExtraCaCerts); `dir` is a scratch directory. */
+/** Measures every part `runs` times, without NODE_EXTRA_CA_CERTS (measure.ts); `dir` is a scratch directory. */
 export async function coldStartParts(dir: string, runs = 3): Promise<ColdStartParts> {
   const extraCaNodeStart: number[] = [];
   if (process.env['NODE_EXTRA_CA_CERTS'] !== undefined) for (let i = 0; i < runs; i++) extraCaNodeStart.push(await timedRun(['-e', '']));

@@ -23,7 +23,7 @@ import { createInterface } from 'node:readline';
 import { createArchive } from '../src/archive/pack.js';
 import { packagePath } from '../src/util/package-info.js';
 import { writeStream, writeTextFiles } from './generate.js';
-import { type Measurement, markdownTable, measure, median, peakRssKb, verdict } from './measure.js';
+import { envWithoutExtraCa, type Measurement, markdownTable, measure, median, peakRssKb, verdict } from './measure.js';
 
 const ROOT = packagePath('.bench', 'load');
 const WORK = join(ROOT, 'work');
@@ -88,7 +88,8 @@ async function generate(): Promise<void> {
 }
 
 const node = process.execPath;
-const env = { ...process.env, MAR_CACHE_DIR: CACHE };
+// without the sandbox's NODE_EXTRA_CA_CERTS (measure.ts says why)
+const env = { ...envWithoutExtraCa(), MAR_CACHE_DIR: CACHE };
 
 interface Case {
   group: string;

@@ -29,8 +29,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { packagePath } from '../src/util/package-info.js';
-import { coldStartParts, coldStartTable, median, withoutExtraCaCerts } from './cold-start.js';
+import { coldStartParts, coldStartTable, median } from './cold-start.js';
 import { lineWaiter } from './line-waiter.js';
+import { withoutExtraCaCerts } from './measure.js';
 import { FORWARD_LIMITED_SERVER, PYTHON_ECHO_SOURCE } from './python-echo.js';
 import { childrenOf, cpuMs as processCpuMs, roundTrip } from './round-trip.js';
 
