@@ -5,7 +5,7 @@
  * stored, 1 GiB of deflatable weights (bfloat16-like floats in 4 shards of 256 MiB, deflated), 2,000 small text
  * files, a 1 KiB model, and four 256 MiB stored models for the server. Then, in BENCH_RUNS interleaved rounds
  * (default 3; the quick warm cases run 3 times per round), with `sync` before each case so no case pays for the
- * previous one's writeback:
+ * previous one's writeback, and the baselines' outputs removed once measured:
  *
  * - per archive: `cp` (the baseline every ratio is taken to), `unzip`, `model-archiver extract`, and
  *   `model-server predict` to its exit with an empty cache (cold) and with the cache filled (warm);
@@ -96,6 +96,12 @@ interface Case {
   name: string;
   /** Run before the timed part (not timed): removes outputs, empties the cache for cold cases. */
   before?: () => Promise<void>;
+  /**
+   * Run after the timed part (not timed): removes what a baseline wrote. A GiB of just-written copies left beside the
+   * next case slowed it here (the 4-model server start: 830-960 ms with the copies left, 530-540 ms without), so no
+   * case runs beside another's output.
+   */
+  after?: () => Promise<void>;
   run: () => Promise<Measurement>;
   /** Cheap cases run several times per round. */
   quick?: boolean;
@@ -150,18 +156,21 @@ function cases(): Case[] {
         group: a.label,
         name: 'cp',
         before: () => rm(copy, { recursive: true, force: true }),
+        after: () => rm(copy, { recursive: true, force: true }),
         run: () => measure('cp', [a.file, copy], WORK),
       });
       out.push({
         group: a.label,
         name: 'unzip',
         before: () => rm(unzipped, { recursive: true, force: true }),
+        after: () => rm(unzipped, { recursive: true, force: true }),
         run: () => measure('unzip', ['-q', a.file, '-d', unzipped], WORK),
       });
       out.push({
         group: a.label,
         name: 'model-archiver extract',
         before: () => rm(extracted, { recursive: true, force: true }),
+        after: () => rm(extracted, { recursive: true, force: true }),
         run: () => measure(node, [ARCHIVER, 'extract', a.file, '-o', extracted, '-q'], WORK),
       });
     }
@@ -176,6 +185,7 @@ function cases(): Case[] {
       name: 'cp',
       before: () => rm(copy, { recursive: true, force: true }).then(() => mkdir(copy)),
       run: () => measure('cp', [...models, copy], WORK),
+      after: () => rm(copy, { recursive: true, force: true }),
     });
     out.push({ group, name: 'ready, cold', before: clearCache, run: () => serverReady(models) });
     out.push({ group, name: 'ready, warm', run: () => serverReady(models), quick: true });
@@ -200,6 +210,7 @@ async function main(): Promise<void> {
         await c.before?.();
         await sync();
         const m = await c.run();
+        await c.after?.();
         if (m.code !== 0) throw new Error(`${c.group} / ${c.name} failed (${m.code}): ${m.stderr.slice(-2000)}`);
         results.set(c, [...(results.get(c) ?? []), m]);
         process.stderr.write(`round ${round + 1}/${RUNS}: ${c.group} / ${c.name} ${m.wallMs.toFixed(0)} ms\n`);
