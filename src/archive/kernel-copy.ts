@@ -9,8 +9,8 @@
  * written from user space become far slower once a few hundred MB are dirty: 256 MiB took ~600 ms by read/write
  * against ~70 ms by copy_file_range (issue 14). Tried and left (session 7): writing each 1 MiB from an mmap of the
  * archive right after its CRC (one pass over memory) used a third less CPU, but stalled the same way (2.3 s for a GiB
- * in one run of three), where copy_file_range ran ~350 ms every time. The entry's CRC-32 is still checked against the archive's record
- * by the caller (integrity.ts), so nothing is trusted that was not checked before.
+ * in one run of three), where copy_file_range ran ~350 ms every time. The entry's CRC-32 is still checked against
+ * the archive's record by the caller (integrity.ts), so nothing is trusted that was not checked before.
  *
  * Anything the helper cannot do (no Python, another filesystem, a kernel without the call, the helper dying) is
  * answered `unsupported`, and the caller copies that entry in user space as before; an I/O error (no space, EIO) is

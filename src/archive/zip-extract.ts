@@ -2,7 +2,7 @@
  * Writing a zip's file entries at disk speed, for extract.ts. Every entry is read as a raw byte range of the archive
  * (ArchiveReader.rawRange/readRawAt) by a few workers at once:
  *
- * - stored entries of KERNEL_COPY_BYTES or more are copied inside the kernel by the caller's copier (kernel-copy.ts)
+ * - stored entries of KERNEL_COPY_BYTES or more are copied inside the kernel by the caller's copier
  *   (kernel-copy.ts: Node 20 exposes no copy_file_range), which also gives their CRC-32;
  * - other stored entries (and those the copier cannot do) are copied in CHUNK_BYTES positional reads and writes; the
  *   chunks of one large entry run in parallel and their CRC-32s are combined (crc32-combine.ts): one read, one CRC
