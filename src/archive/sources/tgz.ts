@@ -100,25 +100,42 @@ export async function scanTgz(
   return new Promise((resolvePromise, reject) => {
     let failed = false;
     let chain: Promise<void> = Promise.resolve();
+    /** The member the visitor is handling now, if any. */
+    let current: ReadEntry | null = null;
     // Large reads and inflate steps: far fewer callbacks per byte (extraction runs near gunzip speed).
     const source = createReadStream(path, { highWaterMark: TGZ_IO_BYTES });
     const gunzip = createGunzip({ chunkSize: TGZ_IO_BYTES });
     const parser = new Parser({ strict: false });
     // Stream and parser errors mean a broken archive; the visitor's own errors (e.g. a full disk) pass through as they are.
+    // The caller hears of a failure only once its visitor is done: the extractor removes what it wrote when this
+    // rejects, and a visit still running (a directory being made) could otherwise write again after that. The member
+    // being visited gets the error, so a visitor reading it stops rather than waits for data that will not come.
     const fail = (err: unknown, fromVisitor = false): void => {
       if (failed) return;
       failed = true;
       source.destroy();
       gunzip.destroy();
-      reject(
+      const error =
         err instanceof MarError || fromVisitor
           ? err
           : new MarError(
               'ARCHIVE_CORRUPT',
               `${path} is not a readable .tar.gz (${(err as Error)?.message ?? err}); it may be truncated: rebuild or re-download it`,
               { cause: err },
-            ),
-      );
+            );
+      // the parser gets no more data (nor end()), then, once the parser's own call that failed has returned, the
+      // member it was filling is ended
+      counter.unpipe(parser as unknown as NodeJS.WritableStream);
+      const visiting = current;
+      if (!fromVisitor && visiting !== null) {
+        process.nextTick(() => {
+          // a visitor not reading the data has no listener; this scan's rejection is what reports the error
+          visiting.on('error', () => undefined);
+          visiting.destroy(error as Error);
+        });
+      }
+      const done = (): void => reject(error);
+      chain.then(done, done);
     };
     const failVisit = (err: unknown): void => fail(err, true);
     const counter = new Transform({
@@ -151,7 +168,12 @@ export async function scanTgz(
           entry.resume();
           return;
         }
-        await visit(member, entry);
+        current = entry;
+        try {
+          await visit(member, entry);
+        } finally {
+          current = null;
+        }
       });
       chain.catch(failVisit);
     });
@@ -195,7 +217,12 @@ function tgzEntryInfo(m: TarMember, index: number, root: string | null): Archive
 /** Lets a member's data go by unread. */
 async function skip(data: ReadEntry): Promise<void> {
   data.resume();
-  await new Promise<void>((r) => (data.emittedEnd ? r() : data.once('end', () => r())));
+  // 'error': the scan failed and ended this member (scanTgz)
+  if (data.emittedEnd) return;
+  await new Promise<void>((r) => {
+    data.once('end', () => r());
+    data.once('error', () => r());
+  });
 }
 
 class StopScan extends Error {}
@@ -235,6 +262,8 @@ class TgzSource implements ArchiveSource {
           out.once('end', r);
           out.once('close', r);
           out.once('error', j);
+          // the scan failed and ended this member (scanTgz): pipe() does not pass that on
+          data.once('error', j);
         });
         throw new StopScan();
       }
