@@ -32,7 +32,7 @@ def decode_value(name, content_type, value, decode, request_id):
                 )
                 return bytearray(value)
         if content_type.startswith("text"):
-            return value.decode("utf-8", errors="replace")
+            return value.decode("utf-8", "replace")
     return bytearray(value)
 
 

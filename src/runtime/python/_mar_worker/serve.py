@@ -137,7 +137,7 @@ class Worker(object):
             self.send(encode_predict_response(None, requests, "No model loaded: send LOAD first", 500))
             return
         context = self.model.context
-        request_ids = {idx: req.request_id for idx, req in enumerate(requests)}
+        request_ids = {0: requests[0].request_id} if len(requests) == 1 else {i: r.request_id for i, r in enumerate(requests)}
         metrics = MetricsStore(request_ids, context.model_name)
         response = None
         prediction_line = None
@@ -156,7 +156,8 @@ class Worker(object):
                 finally:
                     end_lines()  # the handler's output ends before ours starts
                 end = time.time()
-                duration_ms = round((end - start) * 1000, 2)
+                # round() to 2 places goes through a decimal conversion: only made when a metric line will carry it
+                duration_ms = round((end - start) * 1000, 2) if METRICS_ENABLED else None
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as e:  # includes MemoryError; a handler error never ends the worker

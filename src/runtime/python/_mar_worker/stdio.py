@@ -5,6 +5,12 @@ import logging
 import sys
 
 
+# Whether end_lines() has anything to do: a LineStream was written to since the last call, or one buffers (then it is
+# flushed every time). It runs twice per message and usually finds nothing; this saves the per-stream checks.
+_pending = False
+_always_pending = False
+
+
 class LineStream(object):
     """Wraps sys.stdout/sys.stderr to know whether a partial line is pending.
 
@@ -19,12 +25,17 @@ class LineStream(object):
         # Unless the stream buffers (PYTHONUNBUFFERED unset): then bytes written around us may wait in it.
         self._dirty = False
         self._buffers = not (isinstance(getattr(stream, "buffer", None), io.FileIO) and getattr(stream, "write_through", False))
+        if self._buffers:
+            global _always_pending, _pending
+            _always_pending = _pending = True
 
     def write(self, text):
+        global _pending
         n = self._stream.write(text)
         if text:
             self.at_line_start = text[-1] == "\n"
             self._dirty = True
+            _pending = True
         return n
 
     def writelines(self, lines):
@@ -48,9 +59,13 @@ class LineStream(object):
 
 
 def end_lines():
+    global _pending
+    if not _pending:
+        return
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, LineStream):
             stream.end_line()
+    _pending = _always_pending
 
 
 def setup_logging():
