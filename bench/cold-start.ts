@@ -6,10 +6,9 @@
  */
 
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { openModel } from '../src/runtime/model.js';
 import { WorkerProcess } from '../src/runtime/worker-process.js';
 import { packagePath } from '../src/util/package-info.js';
@@ -19,20 +18,14 @@ import { withoutExtraCaCerts } from './measure.js';
 const SERVER_BIN = packagePath('bin', 'model-server.js');
 const ARCHIVER_BIN = packagePath('bin', 'model-archiver.js');
 /**
- * What `model-server start` loads: the bundled CLI (bin/model-server.js runs dist/bundle, scripts/build-bundle.js)
- * and its config and server chunks, whose file names carry a content hash.
+ * What `model-server start` loads before its command runs: the CLI's one-file CommonJS bundle, compiled with its V8
+ * code cache, as bin/launch.js does (scripts/build-bundle.js); the server's modules are inside it, initialised on use.
  */
-function startPathImports(): string {
-  const bundle = packagePath('dist', 'bundle');
-  const files = readdirSync(bundle);
-  const chunk = (name: string): string => {
-    const file = files.find((f) => new RegExp(`^${name}-[A-Z0-9]+\\.js$`).test(f));
-    if (file === undefined) throw new Error(`no ${name} chunk in ${bundle}: run npm run build`);
-    return file;
-  };
-  return ['early-spawn.js', 'server-main.js', chunk('config'), chunk('server')]
-    .map((f) => `await import(${JSON.stringify(pathToFileURL(join(bundle, f)).href)});`)
-    .join('\n');
+function startPathLoad(): string {
+  const launcher = packagePath('bin', 'launch.js');
+  const bundle = packagePath('dist', 'bundle', 'model-server.cjs');
+  if (!existsSync(bundle)) throw new Error(`no ${bundle}: run npm run build`);
+  return `require(${JSON.stringify(launcher)}).compileBundle(${JSON.stringify(bundle)}, true);`;
 }
 
 export interface ColdStartParts {
@@ -142,7 +135,7 @@ async function measureParts(dir: string, runs: number): Promise<Omit<ColdStartPa
     const node = await timedRun(['-e', '']);
     parts.nodeStart.push(node);
     // what `model-server start` loads before it reads the config: the CLI and the server's modules
-    parts.ourModules.push(Math.max(0, (await timedRun(['--input-type=module', '-e', startPathImports()])) - node));
+    parts.ourModules.push(Math.max(0, (await timedRun(['-e', startPathLoad()])) - node));
     parts.pythonWorkerReady.push(await workerReady('python'));
     parts.nodeWorkerReady.push(await workerReady('node'));
     const [py, pyFirst] = await serverColdStart(dir, 'coldpy');
@@ -165,7 +158,7 @@ export function coldStartTable(p: ColdStartParts): string {
     '| cold start part | median ms | runs ms |',
     '|---|---:|---|',
     row('node start (`node -e ""`, spawn to exit)', p.nodeStart),
-    row('our modules (importing the bundled CLI and server, minus node start)', p.ourModules),
+    row('our modules (loading the CLI bundle with its code cache, minus node start)', p.ourModules),
     row('Python worker spawn -> LOAD answered (noop.py)', p.pythonWorkerReady),
     row('Node worker spawn -> LOAD answered (noop.js)', p.nodeWorkerReady),
     row('`start --models` Python model: spawn -> first 200', p.pythonTotal),

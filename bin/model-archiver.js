@@ -1,4 +1,3 @@
 #!/usr/bin/env node
-import { launch } from './launch.js';
-
-await launch('archiver-main');
+// CommonJS (bin/package.json): a start never loads the ES module loader (bin/launch.js).
+require('./launch.js').launch('model-archiver');

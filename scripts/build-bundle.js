@@ -1,51 +1,94 @@
 #!/usr/bin/env node
-// Build step: the CLIs' entry points (bin/*.js load them) bundled from tsc's output into dist/bundle with esbuild:
-// one file per entry and shared chunks (code splitting keeps every lazy import lazy), npm packages left as imports.
-// Node loads a few chunks instead of ~100 ESM modules on a cold start (docs/ARCHITECTURE.md, "The CLIs' bundle").
-// The Node worker (runtime/node/worker.ts, launchers.ts NODE_WORKER_SCRIPT) is bundled on its own, as one file.
-// dist/src stays what the library exports and the tests import. The source map (linked) maps back to src/*.ts
-// through tsc's maps; the launchers enable it only for --debug / MAR_DEBUG=1.
+// Build step: each CLI (bin/*.js load them) bundled from tsc's output into one CommonJS file in dist/bundle with
+// esbuild, with V8's code cache for it beside it (bin/launch.js reads both). Why CommonJS, one file per CLI: Node 20's
+// ES module loader costs ~0.5 ms per module and ~5 ms to start at all, so the code-split ESM bundle (a cold
+// `model-server start` loaded 37 files) spent ~20 ms of a ~105 ms cold start loading modules; one CommonJS file is
+// read and compiled once, and with its code cache it is not parsed either (docs/benchmarks.md, session 8). Lazy imports
+// of our own modules stay lazy (esbuild wraps each in an init function that runs on first use); npm packages stay
+// require()s made where they are used, except those every CLI start loads: commander (CommonJS in 9 files: 8-10 ms
+// to import, ~1 ms bundled) and chalk (an ES module). The packages stay dependencies.
+// The Node worker (runtime/node/worker.ts, launchers.ts NODE_WORKER_SCRIPT) is bundled on its own, as one ES module
+// (it imports handlers, so it needs the ES module loader anyway). dist/src stays what the library exports and the
+// tests import. The source maps (linked) map back to src/*.ts through tsc's maps; the launchers enable them only for
+// --debug / MAR_DEBUG=1.
+import { spawnSync } from 'node:child_process';
 import { renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const ENTRIES = ['early-spawn', 'server-main', 'archiver-main', 'torchserve-main', 'entrypoint-main'];
+const cli = join(root, 'dist', 'src', 'cli');
+/** Each launcher's bundle: the command's main and, for those that start servers, the early worker spawn (early-spawn.ts). */
+const CLIS = {
+  'model-server': { main: 'server-main', early: true },
+  torchserve: { main: 'torchserve-main', early: true },
+  'model-server-entrypoint': { main: 'entrypoint-main', early: true },
+  'model-archiver': { main: 'archiver-main', early: false },
+};
 const out = join(root, 'dist', 'bundle');
 const tmp = `${out}.${process.pid}.tmp`;
 
 const common = {
   bundle: true,
-  format: 'esm',
   platform: 'node',
   target: 'node20',
-  packages: 'external',
   sourcemap: 'linked',
   sourcesContent: false,
   logLevel: 'warning',
 };
-// npm packages stay imports, except those every CLI start loads: commander (the command line) is CommonJS in 9 files,
-// and importing it cost 8-10 ms of each start, where bundled it costs ~1 ms. The package stays a dependency.
-const BUNDLED_PACKAGES = new Set(['commander']);
+const BUNDLED_PACKAGES = new Set(['commander', 'chalk']);
 const packagesExternal = {
   name: 'packages-external',
   setup(b) {
     b.onResolve({ filter: /^[^./]/ }, (args) =>
-      BUNDLED_PACKAGES.has(args.path) || args.path.startsWith('node:') ? undefined : { path: args.path, external: true },
+      // `#name`: a bundled package's own import map (chalk's)
+      BUNDLED_PACKAGES.has(args.path) || args.path.startsWith('node:') || args.path.startsWith('#')
+        ? undefined
+        : { path: args.path, external: true },
     );
   },
 };
-await build({
-  ...common,
-  packages: undefined,
-  plugins: [packagesExternal],
-  // commander's require('node:events') and the like, from an ES module
-  banner: { js: "import { createRequire as __marRequire } from 'node:module'; const require = __marRequire(import.meta.url);" },
-  entryPoints: ENTRIES.map((name) => join(root, 'dist', 'src', 'cli', `${name}.js`)),
-  outdir: tmp,
-  splitting: true,
-});
-await build({ ...common, entryPoints: [join(root, 'dist', 'src', 'runtime', 'node', 'worker.js')], outfile: join(tmp, 'node-worker.js') });
+try {
+  await buildAll();
+} catch (err) {
+  rmSync(tmp, { recursive: true, force: true });
+  throw err;
+}
 rmSync(out, { recursive: true, force: true });
 renameSync(tmp, out);
+
+async function buildAll() {
+  for (const [name, { main, early }] of Object.entries(CLIS)) {
+    await build({
+      ...common,
+      format: 'cjs',
+      // import() of a package becomes a require() too: the launcher compiles the bundle as a script, which has no
+      // ES module loader behind it
+      supported: { 'dynamic-import': false },
+      plugins: [packagesExternal],
+      // our modules find the package (package-info.ts) and load files beside them from import.meta.url
+      define: { 'import.meta.url': '__marModuleUrl' },
+      banner: { js: "const __marModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+      stdin: {
+        contents: `export { main } from './${main}.js';\n${early ? "export { earlySpawn } from './early-spawn.js';\n" : ''}`,
+        resolveDir: cli,
+        sourcefile: `${name}-entry.js`,
+      },
+      outfile: join(tmp, `${name}.cjs`),
+    });
+    // the code cache is made by a fresh node (default flags: V8 refuses a cache made under other flags)
+    const made = spawnSync(process.execPath, [join(root, 'bin', 'launch.js'), '--write-code-cache', join(tmp, `${name}.cjs`)], {
+      stdio: 'inherit',
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
+    if (made.status !== 0) throw new Error(`cannot write the code cache of ${name}.cjs`);
+  }
+  await build({
+    ...common,
+    format: 'esm',
+    packages: 'external',
+    entryPoints: [join(root, 'dist', 'src', 'runtime', 'node', 'worker.js')],
+    outfile: join(tmp, 'node-worker.js'),
+  });
+}

@@ -59,7 +59,7 @@ after(() => rm(root, { recursive: true, force: true }));
 
 test("the tarball holds what runs and nothing else: compiled src with declarations, bin and the CLIs' bundle, the Python worker, schema, .proto files, validator, the docs the README links", () => {
   const allowed =
-    /^(package\.json|README\.md|LICENSE|CHANGELOG\.md|docs\/[\w-]+\.md|bin\/[\w-]+\.js|dist\/src\/.+\.(js|d\.ts)|dist\/manifest-validator\.cjs|dist\/bundle\/[\w-]+\.js(\.map)?|schemas\/[\w.-]+\.json|proto\/([\w-]+\/)*[\w.-]+\.proto|src\/runtime\/python\/(?!tests\/).+\.py)$/;
+    /^(package\.json|README\.md|LICENSE|CHANGELOG\.md|docs\/[\w-]+\.md|bin\/[\w-]+\.js|bin\/package\.json|dist\/src\/.+\.(js|d\.ts)|dist\/manifest-validator\.cjs|dist\/bundle\/[\w-]+\.js(\.map)?|dist\/bundle\/[\w-]+\.cjs(\.map|\.cache)?|schemas\/[\w.-]+\.json|proto\/([\w-]+\/)*[\w.-]+\.proto|src\/runtime\/python\/(?!tests\/).+\.py)$/;
   assert.deepEqual(
     packed.filter((p) => !allowed.test(p)),
     [],
@@ -69,8 +69,11 @@ test("the tarball holds what runs and nothing else: compiled src with declaratio
     'dist/src/index.d.ts',
     'dist/src/runtime/node/worker.js',
     'dist/manifest-validator.cjs',
-    'dist/bundle/server-main.js',
-    'dist/bundle/server-main.js.map',
+    'bin/package.json',
+    'dist/bundle/model-server.cjs',
+    'dist/bundle/model-server.cjs.map',
+    'dist/bundle/model-server.cjs.cache',
+    'dist/bundle/node-worker.js',
     'schemas/manifest.schema.json',
     'proto/open_inference_grpc.proto',
     'proto/inference.proto',
