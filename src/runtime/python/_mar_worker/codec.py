@@ -139,13 +139,21 @@ def encode_load_response(code, message):
     return out
 
 
+SUCCESS_MESSAGE = "Prediction success"
+# a successful reply's code and message, encoded once (every batch starts with them)
+_SUCCESS_HEAD = _INT.pack(200) + _INT.pack(len(SUCCESS_MESSAGE)) + SUCCESS_MESSAGE.encode("ascii")
+
+
 def encode_predict_response(ret, requests, message, code, context=None):
     """Response as MMS's create_predict_response: ret is None for an error (body "error").
 
     Raises TypeError/ValueError if an element is not JSON-serialisable.
     """
-    out = bytearray(_INT.pack(code))
-    _put_str(out, message)
+    if code == 200 and message == SUCCESS_MESSAGE:
+        out = bytearray(_SUCCESS_HEAD)
+    else:
+        out = bytearray(_INT.pack(code))
+        _put_str(out, message)
     processors = context.request_processor if context is not None else None
     for idx, req in enumerate(requests):
         _put_bytes(out, req.id_bytes)

@@ -9,7 +9,14 @@ import traceback
 from _mms_compat.errors import prediction_error_of
 from _mms_compat.metrics import _HOSTNAME, MetricsStore
 
-from _mar_worker.codec import PeerClosed, Reader, encode_load_response, encode_predict_response, read_load
+from _mar_worker.codec import (
+    SUCCESS_MESSAGE,
+    PeerClosed,
+    Reader,
+    encode_load_response,
+    encode_predict_response,
+    read_load,
+)
 from _mar_worker.inputs import build_batch, decoding_enabled
 from _mar_worker.items import asks_explain, expected_outputs, split_outputs
 from _mar_worker.loading import _one_line, load_model
@@ -28,7 +35,6 @@ _METRICS_MODE = os.environ.get("MAR_WORKER_METRICS")
 METRICS_ENABLED = _METRICS_MODE != "0"
 METRICS_IN_REPLY = _METRICS_MODE in ("reply", "reply-sampled")
 PREDICTION_TIME_EVERY_S = 0.1 if _METRICS_MODE == "reply-sampled" else 0.0
-SUCCESS_MESSAGE = "Prediction success"
 _SUCCESS_NL = SUCCESS_MESSAGE + "\n"
 # a batch whose metric lines are longer than this prints them to stdout instead (the reply's length fields are capped)
 MAX_REPLY_METRICS_CHARS = 64 * 1024
