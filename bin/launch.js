@@ -3,8 +3,8 @@
 // scripts/build-bundle.js), compiled with the V8 code cache the build wrote beside it, so a start neither loads Node's
 // ES module loader nor parses the bundle (bin/ is CommonJS for the same reason: bin/package.json). A cache that does
 // not belong to this bundle, or that this node refuses (another version, other V8 flags), only costs the parse.
-// With --debug or MAR_DEBUG=1 the bundle is required the usual way with source maps on, so stack traces name
-// src/*.ts. A CLI that starts workers has them spawned first, before its command runs (cli/early-spawn.ts).
+// With --debug or MAR_DEBUG=1 (or node's --enable-source-maps) the bundle is required the usual way with source
+// maps on, so stack traces name src/*.ts. A CLI that starts workers has them spawned first, before its command runs (cli/early-spawn.ts).
 const { readFileSync, renameSync, writeFileSync } = require('node:fs');
 const { createHash } = require('node:crypto');
 const Module = require('node:module');
@@ -50,7 +50,9 @@ async function launch(name, early) {
   const argv = process.argv.slice(2);
   const file = join(BUNDLE_DIR, `${name}.cjs`);
   let cli;
-  if (argv.includes('--debug') || process.env.MAR_DEBUG === '1') {
+  // Node applies source maps to what require() compiles, not to a vm.Script: with them on (--enable-source-maps
+  // too), the bundle is required
+  if (argv.includes('--debug') || process.env.MAR_DEBUG === '1' || process.sourceMapsEnabled) {
     process.setSourceMapsEnabled(true);
     cli = require(file);
   } else {
