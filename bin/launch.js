@@ -4,7 +4,8 @@
 // ES module loader nor parses the bundle (bin/ is CommonJS for the same reason: bin/package.json). A cache that does
 // not belong to this bundle, or that this node refuses (another version, other V8 flags), only costs the parse.
 // With --debug or MAR_DEBUG=1 (or node's --enable-source-maps) the bundle is required the usual way with source
-// maps on, so stack traces name src/*.ts. A CLI that starts workers has them spawned first, before its command runs (cli/early-spawn.ts).
+// maps on, so stack traces name src/*.ts. A CLI that starts workers has them spawned first, before its command
+// runs (cli/early-spawn.ts).
 const { readFileSync, renameSync, writeFileSync } = require('node:fs');
 const { createHash } = require('node:crypto');
 const Module = require('node:module');
