@@ -143,7 +143,10 @@ class Worker(object):
             self.send(encode_predict_response(None, requests, "No model loaded: send LOAD first", 500))
             return
         context = self.model.context
-        request_ids = {0: requests[0].request_id} if len(requests) == 1 else {i: r.request_id for i, r in enumerate(requests)}
+        if len(requests) == 1:
+            request_ids = {0: requests[0].request_id}
+        else:
+            request_ids = {i: r.request_id for i, r in enumerate(requests)}
         metrics = MetricsStore(request_ids, context.model_name)
         response = None
         prediction_line = None

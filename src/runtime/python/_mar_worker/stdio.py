@@ -19,6 +19,7 @@ class LineStream(object):
     """
 
     def __init__(self, stream):
+        global _always_pending, _pending
         self._stream = stream
         self.at_line_start = True
         # written to since the last end_line(): only then is there anything to end or flush (twice per message).
@@ -26,7 +27,6 @@ class LineStream(object):
         self._dirty = False
         self._buffers = not (isinstance(getattr(stream, "buffer", None), io.FileIO) and getattr(stream, "write_through", False))
         if self._buffers:
-            global _always_pending, _pending
             _always_pending = _pending = True
 
     def write(self, text):
