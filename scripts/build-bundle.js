@@ -67,9 +67,10 @@ async function buildAll() {
       // ES module loader behind it
       supported: { 'dynamic-import': false },
       plugins: [packagesExternal],
-      // our modules find the package (package-info.ts) and load files beside them from import.meta.url
+      // our modules find the package (package-info.ts) and load files beside them from import.meta.url; and they are
+      // ES modules, so strict mode, as they were (esbuild's CommonJS output does not say it)
       define: { 'import.meta.url': '__marModuleUrl' },
-      banner: { js: "const __marModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+      banner: { js: "'use strict';\nconst __marModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
       stdin: {
         contents: `export { main } from './${main}.js';\n${early ? "export { earlySpawn } from './early-spawn.js';\n" : ''}`,
         resolveDir: cli,
