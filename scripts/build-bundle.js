@@ -7,8 +7,8 @@
 // of our own modules stay lazy (esbuild wraps each in an init function that runs on first use); npm packages stay
 // require()s made where they are used, except those every CLI start loads: commander (CommonJS in 9 files: 8-10 ms
 // to import, ~1 ms bundled) and chalk (an ES module). The packages stay dependencies.
-// The Node worker (runtime/node/worker.ts, launchers.ts NODE_WORKER_SCRIPT) is bundled on its own, as one ES module
-// (it imports handlers, so it needs the ES module loader anyway). dist/src stays what the library exports and the
+// The Node worker (runtime/node/worker.ts, launchers.ts NODE_WORKER_SCRIPT) is bundled on its own, as one CommonJS
+// file too (it require()s handlers where it can: handler-loader.ts). dist/src stays what the library exports and the
 // tests import. The source maps (linked) map back to src/*.ts through tsc's maps; the launchers enable them only for
 // --debug / MAR_DEBUG=1.
 import { spawnSync } from 'node:child_process';
@@ -85,11 +85,15 @@ async function buildAll() {
     });
     if (made.status !== 0) throw new Error(`cannot write the code cache of ${name}.cjs`);
   }
+  // the Node worker: CommonJS too, so a worker that require()s its handler never starts the ES module loader
+  // (handler-loader.ts); import() stays for the handlers require() refuses
   await build({
     ...common,
-    format: 'esm',
+    format: 'cjs',
     packages: 'external',
+    define: { 'import.meta.url': '__marModuleUrl' },
+    banner: { js: "'use strict';\nconst __marModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
     entryPoints: [join(root, 'dist', 'src', 'runtime', 'node', 'worker.js')],
-    outfile: join(tmp, 'node-worker.js'),
+    outfile: join(tmp, 'node-worker.cjs'),
   });
 }

@@ -72,7 +72,7 @@ export const PYCACHE_ENV = 'MAR_WORKER_PYCACHE';
 export const PYTHON_WORKER_SCRIPT = packagePath('src', 'runtime', 'python', 'mms_worker.py');
 export const PYTHON_COMPAT_DIR = packagePath('src', 'runtime', 'python', 'compat');
 /** node/worker.ts as one bundled file (scripts/build-bundle.js): a Node worker loads 1 module instead of 14 (~14 ms). */
-export const NODE_WORKER_SCRIPT = packagePath('dist', 'bundle', 'node-worker.js');
+export const NODE_WORKER_SCRIPT = packagePath('dist', 'bundle', 'node-worker.cjs');
 
 function socketArgs(socket: WorkerSocket): string[] {
   return socket.type === 'unix'

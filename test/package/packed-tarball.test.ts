@@ -73,7 +73,7 @@ test("the tarball holds what runs and nothing else: compiled src with declaratio
     'dist/bundle/model-server.cjs',
     'dist/bundle/model-server.cjs.map',
     'dist/bundle/model-server.cjs.cache',
-    'dist/bundle/node-worker.js',
+    'dist/bundle/node-worker.cjs',
     'schemas/manifest.schema.json',
     'proto/open_inference_grpc.proto',
     'proto/inference.proto',

@@ -110,18 +110,24 @@ test('metrics recorded through context.metrics arrive as parsed [METRICS] lines'
   assert.deepEqual([by('Oops').dimensions, by('Oops').requestIds], [[['Level', 'Error']], []]);
 });
 
-test('handler resolution: .mjs and .cjs files, a CommonJS function export, an explicit function name', async (t) => {
+test('handler resolution: .mjs and .cjs files, a CommonJS function export, an explicit function name, top-level await', async (t) => {
   const dir = await tempDir(t);
   await writeFile(join(dir, 'cjs_fn.cjs'), 'exports.predict = (data) => data === null ? null : data.map(() => "cjs");\n');
   await writeFile(join(dir, 'esm.mjs'), 'export default { handle: (data) => data === null ? null : data.map(() => "default-object") };\n');
   await mkdir(join(dir, 'sub'));
   await writeFile(join(dir, 'sub', 'nested.mjs'), 'export const handle = (d) => d && d.map(() => "nested");\n');
   await writeFile(join(dir, 'default_fn.cjs'), 'module.exports = function (d) { return d && d.map(() => "module-function"); };\n');
+  // an ES module that awaits at top level (require() refuses it: the worker imports it instead)
+  await writeFile(
+    join(dir, 'tla.mjs'),
+    'const word = await Promise.resolve("top-level-await");\nexport const handle = (d) => d && d.map(() => word);\n',
+  );
   for (const [handler, expected] of [
     ['cjs_fn:predict', 'cjs'],
     ['esm', 'default-object'],
     ['sub/nested.js:handle', 'nested'],
     ['default_fn', 'module-function'],
+    ['tla', 'top-level-await'],
   ]) {
     const worker = await startNode(t, dir, handler!);
     const reply = await worker.predict([req('a', 'x')], 10_000);
