@@ -37,6 +37,13 @@ const common = {
   sourcesContent: false,
   logLevel: 'warning',
 };
+// every bundle is CommonJS made from our ES modules: they find the package (package-info.ts) and load files beside them
+// from import.meta.url, and they ran in strict mode, as ES modules do (esbuild's CommonJS output does not say it)
+const commonJs = {
+  format: 'cjs',
+  define: { 'import.meta.url': '__marModuleUrl' },
+  banner: { js: "'use strict';\nconst __marModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+};
 const BUNDLED_PACKAGES = new Set(['commander', 'chalk']);
 const packagesExternal = {
   name: 'packages-external',
@@ -62,15 +69,11 @@ async function buildAll() {
   for (const [name, { main, early }] of Object.entries(CLIS)) {
     await build({
       ...common,
-      format: 'cjs',
+      ...commonJs,
       // import() of a package becomes a require() too: the launcher compiles the bundle as a script, which has no
       // ES module loader behind it
       supported: { 'dynamic-import': false },
       plugins: [packagesExternal],
-      // our modules find the package (package-info.ts) and load files beside them from import.meta.url; and they are
-      // ES modules, so strict mode, as they were (esbuild's CommonJS output does not say it)
-      define: { 'import.meta.url': '__marModuleUrl' },
-      banner: { js: "'use strict';\nconst __marModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
       stdin: {
         contents: `export { main } from './${main}.js';\n${early ? "export { earlySpawn } from './early-spawn.js';\n" : ''}`,
         resolveDir: cli,
@@ -89,10 +92,8 @@ async function buildAll() {
   // (handler-loader.ts); import() stays for the handlers require() refuses
   await build({
     ...common,
-    format: 'cjs',
+    ...commonJs,
     packages: 'external',
-    define: { 'import.meta.url': '__marModuleUrl' },
-    banner: { js: "'use strict';\nconst __marModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
     entryPoints: [join(root, 'dist', 'src', 'runtime', 'node', 'worker.js')],
     outfile: join(tmp, 'node-worker.cjs'),
   });
