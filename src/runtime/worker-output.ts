@@ -3,7 +3,15 @@
  * "MMS worker started."), [METRICS] lines (including one glued to a handler's unterminated output) and the
  * rest, which is log text (docs/worker-protocol.md §1, §4); and the metric lines a successful PREDICT reply carries.
  */
-import { isWellFormedMetricLine, METRICS_PREFIX, type MetricLine, parseMetricLine } from './metrics.js';
+import {
+  isWellFormedMetricLine,
+  METRICS_PREFIX,
+  type MetricLine,
+  type PredictionTimeSeries,
+  parseMetricLine,
+  parseShortPredictionTime,
+  SHORT_PREDICTION_TIME,
+} from './metrics.js';
 import type { WorkerReply } from './protocol.js';
 
 export type OutputStream = 'stdout' | 'stderr';
@@ -18,6 +26,8 @@ export interface OutputHandlers {
   onStarted(): void;
   /** Parsed [METRICS] lines; undefined drops them. */
   onMetric: ((metric: MetricLine) => void) | undefined;
+  /** What the worker's short PredictionTime lines leave out (its model, the host): see routeReplyLines. */
+  predictionTime?: PredictionTimeSeries;
   /** Every other line. */
   log(stream: OutputStream, line: string): void;
 }
@@ -92,8 +102,10 @@ export function readWorkerOutput(stdout: NodeJS.ReadableStream, stderr: NodeJS.R
 
 /**
  * The lines after the first of a successful PREDICT reply's message: its batch's [METRICS] lines, which the worker
- * puts there rather than on stdout when the frontend reads them (MAR_WORKER_METRICS=reply, launchers.ts). Each is
- * routed as a stdout line; the message keeps its first line ("Prediction success").
+ * puts there rather than on stdout when the frontend reads them (MAR_WORKER_METRICS=reply, launchers.ts), and the
+ * worker's own PredictionTime in its short form, which this completes with the model, the host and the batch's
+ * request ids (the predictions', in batch order). Each other line is routed as a stdout line; the message keeps its
+ * first line ("Prediction success").
  */
 export function routeReplyLines(reply: WorkerReply, h: OutputHandlers): void {
   const msg = reply.message;
@@ -103,7 +115,17 @@ export function routeReplyLines(reply: WorkerReply, h: OutputHandlers): void {
   while (at < msg.length) {
     const next = msg.indexOf('\n', at + 1);
     const end = next < 0 ? msg.length : next;
-    routeLine('stdout', msg.slice(at + 1, end), h);
+    const line = msg.slice(at + 1, end);
     at = end;
+    if (line.startsWith(SHORT_PREDICTION_TIME) && h.predictionTime !== undefined) {
+      const preds = reply.predictions;
+      const ids = preds.length === 1 ? [preds[0]!.requestId] : preds.map((p) => p.requestId);
+      const metric = parseShortPredictionTime(line, h.predictionTime, ids);
+      if (metric !== null) {
+        h.onMetric?.(metric);
+        continue;
+      }
+    }
+    routeLine('stdout', line, h);
   }
 }

@@ -8,9 +8,10 @@
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { MarError } from '../errors.js';
 import { type LaunchSpec, launchSpec, type WorkerSocket, workerFieldCap } from './launchers.js';
-import type { MetricLine } from './metrics.js';
+import { type MetricLine, predictionTimeSeries } from './metrics.js';
 import type { OpenedModel } from './model.js';
 import { DEFAULT_MAX_FRAME_BYTES, encodeLoad, encodePredict, type InferenceRequest, type WorkerReply } from './protocol.js';
 import { releaseEndpoint, WorkerConnection } from './worker-connection.js';
@@ -171,6 +172,7 @@ export class WorkerProcess extends EventEmitter {
       onPid: (pid) => (this.#workerPid = pid),
       onStarted: () => this.#conn.connect(this.#socketSpec),
       onMetric: options.onMetric,
+      predictionTime: predictionTimeSeries(options.model.name, hostname()),
       log: (stream, line) => log({ modelName: this.modelName, workerId: this.id, stream, line, pid: this.pid }),
     };
     this.#conn = new WorkerConnection({

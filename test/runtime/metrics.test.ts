@@ -7,6 +7,8 @@ import {
   metricFields,
   metricFieldsByRegex,
   parseMetricLine,
+  parseShortPredictionTime,
+  predictionTimeSeries,
   splitMetricLine,
 } from '../../src/runtime/metrics.js';
 
@@ -144,4 +146,35 @@ test('the regex-free reading of a metric line agrees with the regex on every lin
   // the common form takes the fast path (plain lines are a third of the runs; some of them have line breaks)
   assert.ok(accepted > 300, `only ${accepted} lines were read without the regex`);
   assert.equal(metricFields('PredictionTime.ms:0.031|#ModelName:m,Level:Model|#hostname:h,1700000000,r1')?.[2], '0.031');
+});
+
+test("a worker's short PredictionTime reads as the whole line it stands for, in Python's spelling of the value", () => {
+  const series = predictionTimeSeries('m', 'vm');
+  const cases: Array<[string, string[], string]> = [
+    ['[P]0,1700000000', ['r1'], 'PredictionTime.Milliseconds:0.0|#ModelName:m,Level:Model|#hostname:vm,1700000000,r1'],
+    ['[P]1234,1700000001', ['a', 'b'], 'PredictionTime.Milliseconds:12.34|#ModelName:m,Level:Model|#hostname:vm,1700000001,a,b'],
+    ['[P]100,1700000002', [], 'PredictionTime.Milliseconds:1.0|#ModelName:m,Level:Model|#hostname:vm,1700000002'],
+    ['[P]7,1700000003', ['x'], 'PredictionTime.Milliseconds:0.07|#ModelName:m,Level:Model|#hostname:vm,1700000003,x'],
+  ];
+  for (const [line, ids, whole] of cases) {
+    const short = parseShortPredictionTime(line, series, ids)!;
+    assert.equal(short.raw, whole);
+    const { raw: _raw, ...fields } = parseMetricLine(`[METRICS]${whole}`)!;
+    assert.deepEqual(
+      { ...fields },
+      {
+        name: short.name,
+        unit: short.unit,
+        value: short.value,
+        dimensions: short.dimensions,
+        dimensionsText: short.dimensionsText,
+        hostname: short.hostname,
+        timestamp: short.timestamp,
+        requestIds: short.requestIds,
+      },
+    );
+  }
+  for (const bad of ['[P]', '[P]1', '[P]a,1', '[P]1,2,3', '[P]-1,2', '[P] 1,2', '[P]1,2 ']) {
+    assert.equal(parseShortPredictionTime(bad, series, ['r']), null, bad);
+  }
 });

@@ -13,8 +13,9 @@ import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ReplyDecoder } from '../../src/runtime/frame-decoder.js';
-import { parseMetricLine } from '../../src/runtime/metrics.js';
+import { type MetricLine, parseMetricLine, predictionTimeSeries } from '../../src/runtime/metrics.js';
 import { encodeLoad, encodePredict, type InferenceRequest, type WorkerReply } from '../../src/runtime/protocol.js';
+import { type OutputHandlers, routeReplyLines } from '../../src/runtime/worker-output.js';
 import { packagePath } from '../../src/util/package-info.js';
 import { FIXTURES, run, tempDir } from '../helpers/util.js';
 import { ERROR_ROWS, hex, PREDICT_HEX, PREDICT_REPLY_HEX, STATUS_REPLY_HEX } from './otf-samples.js';
@@ -437,6 +438,61 @@ test("metrics: with MAR_WORKER_METRICS=reply a successful batch's lines ride in 
   assert.ok(!printed.some((m) => m.requestIds.includes('r1')), 'the carried lines are not printed too');
 });
 
+test('metrics: with MAR_WORKER_METRICS=reply and a handler that records none, PredictionTime rides short and reads as its whole line', async (t) => {
+  const { worker: w } = await startWorker(t, { env: { MAR_WORKER_METRICS: 'reply' } });
+  assert.equal((await w.load('noop', { name: 'n' })).reply.code, 200);
+  const before = Math.floor(Date.now() / 1000);
+  const reply = await w.predict([req('r1'), req('r2')]);
+  const after = Math.ceil(Date.now() / 1000);
+  assert.match(reply.message, /^Prediction success\n\[P\]\d+,\d+$/);
+  const got: MetricLine[] = [];
+  const handlers: OutputHandlers = {
+    inHandshake: () => false,
+    onPid: () => {},
+    onStarted: () => {},
+    onMetric: (m) => got.push(m),
+    predictionTime: predictionTimeSeries('n', 'host-1'),
+    log: (_stream, line) => assert.fail(`logged: ${line}`),
+  };
+  routeReplyLines(reply, handlers);
+  assert.equal(reply.message, 'Prediction success');
+  assert.equal(got.length, 1);
+  const m = got[0]!;
+  assert.deepEqual(
+    [m.name, m.unit, m.hostname, m.requestIds, m.dimensions],
+    [
+      'PredictionTime',
+      'Milliseconds',
+      'host-1',
+      ['r1', 'r2'],
+      [
+        ['ModelName', 'n'],
+        ['Level', 'Model'],
+      ],
+    ],
+  );
+  assert.ok(m.value >= 0 && m.value < 1000, String(m.value));
+  assert.ok(m.timestamp >= before && m.timestamp <= after, `${m.timestamp} in [${before}, ${after}]`);
+  // the whole line, as the worker prints it when nothing reads replies: the same metric
+  const { raw, ...fields } = parseMetricLine(`[METRICS]${m.raw}`)!;
+  assert.deepEqual(fields, {
+    name: m.name,
+    unit: m.unit,
+    value: m.value,
+    dimensions: m.dimensions,
+    dimensionsText: m.dimensionsText,
+    hostname: m.hostname,
+    timestamp: m.timestamp,
+    requestIds: m.requestIds,
+  });
+  assert.equal(raw, m.raw);
+  assert.equal((await w.close()).code, 0);
+  assert.deepEqual(
+    w.lines.filter((l) => l.includes('[METRICS]')),
+    [],
+  );
+});
+
 test("metrics: with MAR_WORKER_METRICS=reply-sampled (Prometheus keeps a gauge's latest value) PredictionTime goes at most every 100 ms", async (t) => {
   const { worker: w } = await startWorker(t, { env: { MAR_WORKER_METRICS: 'reply-sampled' } });
   assert.equal((await w.load('noop', { name: 'n' })).reply.code, 200);
@@ -448,7 +504,7 @@ test("metrics: with MAR_WORKER_METRICS=reply-sampled (Prometheus keeps a gauge's
     assert.equal(r.code, 200);
     const lines = r.message.split('\n');
     assert.equal(lines[0], 'Prediction success');
-    if (i === 0) assert.equal(parseMetricLine(lines[1] ?? '')?.name, 'PredictionTime', 'the first batch always carries it');
+    if (i === 0) assert.match(lines[1] ?? '', /^\[P\]\d+,\d+$/, 'the first batch always carries it, short');
     sent += lines.length - 1;
   }
   const elapsedMs = performance.now() - began;

@@ -108,6 +108,11 @@ export class Metrics {
     this.#add(name, value, this.#ids(idx), unit, dimensions, false, 'Model');
   }
 
+  /** How many metrics are recorded. */
+  get size(): number {
+    return this.#store.size;
+  }
+
   /** The `[METRICS]` lines for everything recorded, in insertion order. */
   lines(): string[] {
     const host = hostname();

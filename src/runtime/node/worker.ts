@@ -8,6 +8,7 @@
 import { unlinkSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { RequestDecoder } from '../frame-decoder.js';
+import { SHORT_PREDICTION_TIME } from '../metrics.js';
 import { encodeReply, type InferenceRequest, type PredictionResult, type WorkerReply } from '../protocol.js';
 import { type LoadedHandler, loadHandler } from './handler-loader.js';
 import { asksExplain, expectedOutputs, itemsOf, splitOutputs } from './items.js';
@@ -164,11 +165,17 @@ async function predict(h: LoadedHandler, batch: InferenceRequest[]): Promise<Wor
     predictions.push({ requestId: batch[i]!.requestId, ...context.responseParts(i), body });
   }
   const ended = performance.now();
+  let message = 'Prediction success';
   if (ended - predictionTimeSentAt >= PREDICTION_TIME_EVERY_MS) {
     predictionTimeSentAt = ended;
-    context.metrics.addTime('PredictionTime', Math.round((ended - started) * 100) / 100);
+    // the short form when the handler recorded nothing (docs/worker-protocol.md §2.3): the frontend knows the rest
+    if (METRICS_IN_REPLY && context.metrics.size === 0) {
+      message += `\n${SHORT_PREDICTION_TIME}${Math.round((ended - started) * 100)},${Math.floor(Date.now() / 1000)}`;
+    } else {
+      context.metrics.addTime('PredictionTime', Math.round((ended - started) * 100) / 100);
+    }
   }
-  return { code: 200, message: 'Prediction success', predictions };
+  return { code: 200, message, predictions };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
