@@ -90,13 +90,13 @@ export class LogFile {
   }
 
   /**
-   * Appends whole lines made by the caller (each with its LineStamp prefix and newline), after what is buffered: for a
-   * writer that formats many lines at once (metrics-log.ts).
+   * Appends whole lines the caller encoded (each with its LineStamp prefix and newline), after what is buffered: for a
+   * writer that formats many lines at once (metrics-log.ts). The chunk is the stream's from now on.
    */
-  writeLines(text: string): void {
-    if (this.#failed || text === '') return;
+  writeBytes(chunk: Uint8Array): void {
+    if (this.#failed || chunk.length === 0) return;
     this.#flush();
-    this.#stream.write(text);
+    this.#stream.write(chunk);
   }
 
   /** Flushes what is buffered and closes the file. */

@@ -8,7 +8,7 @@
  */
 
 import { LineStamp, LogFile } from '../log-file.js';
-import { fillLogLine, type LogLineTemplate } from './ts-metrics.js';
+import { type LogLineTemplate, metricValueText, REQUEST_IDS, secondsText } from './ts-metrics.js';
 
 /** How long a recorded line may wait to be formatted and written. */
 const FORMAT_MS = 100;
@@ -17,7 +17,7 @@ const MAX_PENDING = 4096;
 
 export class MetricsLog {
   readonly #file: LogFile;
-  readonly #stamp = new LineStamp();
+  readonly #encoder = new LogLineEncoder();
   /** The recorded lines, one slot per line in each array (no object per line, no array growing): [0, #count). */
   readonly #templates = new Array<LogLineTemplate | undefined>(MAX_PENDING).fill(undefined);
   readonly #values = new Float64Array(MAX_PENDING);
@@ -30,14 +30,13 @@ export class MetricsLog {
     this.#timer = null;
     const n = this.#count;
     if (n === 0) return;
-    let text = '';
+    const encoder = this.#encoder;
     for (let i = 0; i < n; i++) {
-      const at = this.#times[i]!;
-      text += `${this.#stamp.at(at)}${fillLogLine(this.#templates[i]!, this.#values[i]!, this.#requestIds[i], at)}\n`;
+      encoder.line(this.#templates[i]!, this.#values[i]!, this.#requestIds[i], this.#times[i]!);
       this.#requestIds[i] = undefined;
     }
     this.#count = 0;
-    this.#file.writeLines(text);
+    this.#file.writeBytes(encoder.take());
   };
 
   private constructor(file: LogFile) {
@@ -67,5 +66,95 @@ export class MetricsLog {
   close(): Promise<void> {
     this.#format();
     return this.#file.close();
+  }
+}
+
+/** Bytes kept for the next batch's lines after a batch is taken (a burst of long lines grows the buffer past it). */
+const KEEP_BYTES = 1024 * 1024;
+const EMPTY = new Uint8Array(0);
+const REQUEST_IDS_BYTES = Buffer.from(REQUEST_IDS, 'latin1');
+
+/**
+ * Log lines as UTF-8 bytes: each is `${LineStamp}${fillLogLine(...)}\n` (test/server/metrics-log.test.ts holds the two
+ * equal). The template's parts, the time prefix and the seconds are encoded once and copied; the value and the request
+ * ids are short and nearly always ASCII, so they are copied a character at a time. Appending a batch's lines to one
+ * string and encoding that cost twice as much per line: the string had to be flattened first.
+ */
+export class LogLineEncoder {
+  readonly #stamp = new LineStamp();
+  #stampMs = Number.NaN;
+  #stampBytes = EMPTY;
+  #second = Number.NaN;
+  #secondBytes = EMPTY;
+  #out = Buffer.allocUnsafe(64 * 1024);
+  #pos = 0;
+
+  /** Appends one line: the metric of template `t` with `value` (and `requestIds`) recorded at `atMs`. */
+  line(t: LogLineTemplate, value: number, requestIds: string | undefined, atMs: number): void {
+    if (atMs !== this.#stampMs) {
+      this.#stampMs = atMs;
+      this.#stampBytes = Buffer.from(this.#stamp.at(atMs), 'latin1');
+    }
+    const second = Math.floor(atMs / 1000);
+    if (second !== this.#second) {
+      this.#second = second;
+      this.#secondBytes = Buffer.from(`${secondsText(second)}\n`, 'latin1');
+    }
+    const valueText = metricValueText(value);
+    const ids = requestIds === undefined ? '' : requestIds;
+    const idsHead = requestIds === undefined ? 0 : REQUEST_IDS_BYTES.length;
+    // at most 3 UTF-8 bytes per UTF-16 unit of the two texts copied by character
+    this.#room(
+      this.#stampBytes.length +
+        t.headBytes.length +
+        3 * (valueText.length + ids.length) +
+        t.tailBytes.length +
+        idsHead +
+        this.#secondBytes.length,
+    );
+    this.#bytes(this.#stampBytes);
+    this.#bytes(t.headBytes);
+    this.#text(valueText);
+    this.#bytes(t.tailBytes);
+    if (idsHead > 0) {
+      this.#bytes(REQUEST_IDS_BYTES);
+      this.#text(ids);
+    }
+    this.#bytes(this.#secondBytes);
+  }
+
+  /** The lines appended since the last take, as one buffer the caller keeps. */
+  take(): Buffer {
+    const done = this.#out.subarray(0, this.#pos);
+    this.#out = Buffer.allocUnsafe(Math.min(this.#out.length, KEEP_BYTES));
+    this.#pos = 0;
+    return done;
+  }
+
+  #room(bytes: number): void {
+    if (this.#pos + bytes <= this.#out.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(2 * this.#out.length, this.#pos + bytes));
+    this.#out.copy(bigger, 0, 0, this.#pos);
+    this.#out = bigger;
+  }
+
+  #bytes(b: Uint8Array): void {
+    this.#out.set(b, this.#pos);
+    this.#pos += b.length;
+  }
+
+  #text(s: string): void {
+    const out = this.#out;
+    let pos = this.#pos;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) {
+        // the rest as UTF-8 (unpaired surrogates become U+FFFD, as Buffer.from(text) makes them)
+        this.#pos = pos + out.write(s.slice(i), pos, 'utf8');
+        return;
+      }
+      out[pos++] = c;
+    }
+    this.#pos = pos;
   }
 }

@@ -65,6 +65,9 @@ export function javaDouble(n: number): string {
 export interface LogLineTemplate {
   readonly head: string;
   readonly tail: string;
+  /** `head` and `tail` as UTF-8, for a writer that copies bytes (metrics-log.ts). */
+  readonly headBytes: Uint8Array;
+  readonly tailBytes: Uint8Array;
 }
 
 /**
@@ -75,7 +78,9 @@ export interface LogLineTemplate {
 export function logLineTemplate(name: string, def: MetricDef, values: readonly string[]): LogLineTemplate {
   const dims: string[] = [];
   for (let i = 0; i < def.labels.length - 1 && i < values.length - 1; i++) dims.push(`${def.labels[i]}:${values[i]}`);
-  return { head: `${name}.${def.unit}:`, tail: `|#${dims.join(',')}|#hostname:${values[values.length - 1]}` };
+  const head = `${name}.${def.unit}:`;
+  const tail = `|#${dims.join(',')}|#hostname:${values[values.length - 1]}`;
+  return { head, tail, headBytes: Buffer.from(head, 'utf8'), tailBytes: Buffer.from(tail, 'utf8') };
 }
 
 /** Log mode writes ~7 lines per request: the seconds and the small whole values (counts, ms) are made once. */
@@ -105,14 +110,20 @@ export function metricValueText(value: number): string {
 
 /** A log line from its template, the value, the request ids if the line has them, and its time (ms since the epoch). */
 export function fillLogLine(t: LogLineTemplate, value: number, requestIds?: string, nowMs = Date.now()): string {
-  const ids = requestIds === undefined ? '' : `,requestID:${requestIds}`;
+  const ids = requestIds === undefined ? '' : `${REQUEST_IDS}${requestIds}`;
   const second = Math.floor(nowMs / 1000);
   if (second !== stampSecond) {
     stampSecond = second;
-    stampText = `,timestamp:${second}`;
+    stampText = secondsText(second);
   }
   return `${t.head}${metricValueText(value)}${t.tail}${ids}${stampText}`;
 }
+
+/** What comes before a line's request ids, when it has them. */
+export const REQUEST_IDS = ',requestID:';
+
+/** The end of a line: its time in whole seconds. */
+export const secondsText = (second: number): string => `,timestamp:${second}`;
 
 /** One metric family with its samples, as prom-client's `metric.get()` gives it. */
 export interface MetricFamily {
