@@ -59,7 +59,7 @@ def metrics_text(store, extra=None):
 def emit_metrics(store, extra=None):
     """Prints the store's metrics and `extra` to stdout (one write: they are on the hot path)."""
     end_lines()
-    if not METRICS_ENABLED:
+    if not METRICS_ENABLED or (store is None and extra is None):  # None: the reply carried them
         return
     text = metrics_text(store, extra)
     if text:
