@@ -17,8 +17,9 @@
  *
  * `--metrics [--rounds 3]` runs only the cost of TorchServe's metrics and token checks instead (issue 12's 5% bound): the
  * noop.py, 1 worker, batch_size 1 row without metrics (MMS mode), with metrics_mode=prometheus (scraped every second
- * during the load), with metrics_mode=log, and with TorchServe's defaults (--ts-config: token auth, log metrics), the
- * servers taking turns each round; medians and ratios to the row without metrics, and the bound met or not.
+ * during the load), with metrics_mode=log, with token auth and Prometheus metrics (--ts-config: the token checks' own
+ * cost), and with TorchServe's defaults (--ts-config: token auth, log metrics), the servers taking turns each round;
+ * medians and ratios to the row without metrics, and the bound met or not.
  */
 
 import type { ChildProcess } from 'node:child_process';
@@ -186,6 +187,12 @@ async function metricsCost(): Promise<void> {
       { name: 'no metrics (MMS mode)', props: '' },
       { name: 'metrics_mode=prometheus, scraped every 1 s', props: 'metrics_address=http://127.0.0.1:0\nmetrics_mode=prometheus\n' },
       { name: 'metrics_mode=log', props: `metrics_address=http://127.0.0.1:0\nmetrics_mode=log\nmetrics_location=${join(dir, 'logs')}\n` },
+      // token authorization alone (Prometheus metrics cost ~nothing): a Bearer key checked per request
+      {
+        name: '--ts-config: token auth + metrics_mode=prometheus',
+        props: `metrics_address=http://127.0.0.1:0\nmetrics_mode=prometheus\nenable_model_api=true\n`,
+        flag: '--ts-config',
+      },
       // TorchServe's defaults: its dialect, token authorization on (a Bearer key checked per request), log metrics
       {
         name: '--ts-config: token auth + metrics_mode=log',

@@ -73,6 +73,7 @@ export class MetricsLog {
 const KEEP_BYTES = 1024 * 1024;
 const EMPTY = new Uint8Array(0);
 const REQUEST_IDS_BYTES = Buffer.from(REQUEST_IDS, 'latin1');
+const STAMP_TAIL = Buffer.from('Z - ', 'latin1');
 
 /**
  * Log lines as UTF-8 bytes: each is `${LineStamp}${fillLogLine(...)}\n` (test/server/metrics-log.test.ts holds the two
@@ -81,23 +82,21 @@ const REQUEST_IDS_BYTES = Buffer.from(REQUEST_IDS, 'latin1');
  * string and encoding that cost twice as much per line: the string had to be flattened first.
  */
 export class LogLineEncoder {
-  readonly #stamp = new LineStamp();
-  #stampMs = Number.NaN;
-  #stampBytes = EMPTY;
+  /** Of the current second: the time prefix up to its milliseconds (`2026-12-05T15:24:19.`), and the line's end. */
   #second = Number.NaN;
+  #stampHead = EMPTY;
   #secondBytes = EMPTY;
   #out = Buffer.allocUnsafe(64 * 1024);
   #pos = 0;
 
   /** Appends one line: the metric of template `t` with `value` (and `requestIds`) recorded at `atMs`. */
   line(t: LogLineTemplate, value: number, requestIds: string | undefined, atMs: number): void {
-    if (atMs !== this.#stampMs) {
-      this.#stampMs = atMs;
-      this.#stampBytes = Buffer.from(this.#stamp.at(atMs), 'latin1');
-    }
     const second = Math.floor(atMs / 1000);
     if (second !== this.#second) {
       this.#second = second;
+      // LineStamp's text: the ISO time, which always ends in `.mmmZ`, then ` - `
+      const stamp = new LineStamp().at(second * 1000);
+      this.#stampHead = Buffer.from(stamp.slice(0, stamp.length - STAMP_TAIL.length - 3), 'latin1');
       this.#secondBytes = Buffer.from(`${secondsText(second)}\n`, 'latin1');
     }
     const valueText = metricValueText(value);
@@ -105,14 +104,18 @@ export class LogLineEncoder {
     const idsHead = requestIds === undefined ? 0 : REQUEST_IDS_BYTES.length;
     // at most 3 UTF-8 bytes per UTF-16 unit of the two texts copied by character
     this.#room(
-      this.#stampBytes.length +
+      this.#stampHead.length +
+        3 +
+        STAMP_TAIL.length +
         t.headBytes.length +
         3 * (valueText.length + ids.length) +
         t.tailBytes.length +
         idsHead +
         this.#secondBytes.length,
     );
-    this.#bytes(this.#stampBytes);
+    this.#bytes(this.#stampHead);
+    this.#millis(Math.floor(atMs) - second * 1000);
+    this.#bytes(STAMP_TAIL);
     this.#bytes(t.headBytes);
     this.#text(valueText);
     this.#bytes(t.tailBytes);
@@ -141,6 +144,16 @@ export class LogLineEncoder {
   #bytes(b: Uint8Array): void {
     this.#out.set(b, this.#pos);
     this.#pos += b.length;
+  }
+
+  /** The three digits of a time's milliseconds (0-999). */
+  #millis(ms: number): void {
+    const out = this.#out;
+    const pos = this.#pos;
+    out[pos] = 48 + Math.floor(ms / 100);
+    out[pos + 1] = 48 + (Math.floor(ms / 10) % 10);
+    out[pos + 2] = 48 + (ms % 10);
+    this.#pos = pos + 3;
   }
 
   #text(s: string): void {
