@@ -108,6 +108,12 @@ export function metricValueText(value: number): string {
   return javaDouble(value);
 }
 
+/** What comes before a line's request ids, when it has them. */
+export const REQUEST_IDS = ',requestID:';
+
+/** The end of a line: its time in whole seconds. */
+export const secondsText = (second: number): string => `,timestamp:${second}`;
+
 /** A log line from its template, the value, the request ids if the line has them, and its time (ms since the epoch). */
 export function fillLogLine(t: LogLineTemplate, value: number, requestIds?: string, nowMs = Date.now()): string {
   const ids = requestIds === undefined ? '' : `${REQUEST_IDS}${requestIds}`;
@@ -118,12 +124,6 @@ export function fillLogLine(t: LogLineTemplate, value: number, requestIds?: stri
   }
   return `${t.head}${metricValueText(value)}${t.tail}${ids}${stampText}`;
 }
-
-/** What comes before a line's request ids, when it has them. */
-export const REQUEST_IDS = ',requestID:';
-
-/** The end of a line: its time in whole seconds. */
-export const secondsText = (second: number): string => `,timestamp:${second}`;
 
 /** One metric family with its samples, as prom-client's `metric.get()` gives it. */
 export interface MetricFamily {
