@@ -7,8 +7,8 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { link, stat, unlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { link, open, stat, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -149,7 +149,13 @@ export async function downloadArchive(o: DownloadOptions): Promise<DownloadedArc
   const signal = AbortSignal.timeout(o.timeoutMs);
   try {
     const source = await openSource(o, parsed, signal);
-    await pipeline(source, sizeCap(o), createWriteStream(tmp, { flags: 'wx' }));
+    // the file is created before the copy starts: a stream that opened it itself could do so after a failed copy
+    // had already returned and the unlink below had run, leaving the .part file behind
+    const file = await open(tmp, 'wx').catch((err: unknown) => {
+      source.destroy();
+      throw err;
+    });
+    await pipeline(source, sizeCap(o), file.createWriteStream());
     try {
       // link, not rename: it refuses to replace a file another register saved meanwhile
       await link(tmp, target);
