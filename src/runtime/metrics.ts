@@ -169,11 +169,14 @@ export function parseMetricLine(line: string): MetricLine | null {
   return metric;
 }
 
-/** Formats a metric line exactly as the MMS MetricsStore prints it (used by the Node worker). */
-export function formatMetricLine(m: Omit<MetricLine, 'raw' | 'type' | 'dimensionsText'>): string {
+/**
+ * Formats a metric line exactly as the MMS MetricsStore prints it (used by the Node worker), the value spelled as
+ * `valueText` says (JavaScript's spelling unless given).
+ */
+export function formatMetricLine(m: Omit<MetricLine, 'raw' | 'type' | 'dimensionsText'>, valueText = String(m.value)): string {
   const dims = m.dimensions.map(([k, v]) => `${k}:${v}`).join(',');
   const ids = m.requestIds.length ? `,${m.requestIds.join(',')}` : '';
-  return `${METRICS_PREFIX}${m.name}.${m.unit}:${m.value}|#${dims}|#hostname:${m.hostname},${m.timestamp}${ids}`;
+  return `${METRICS_PREFIX}${m.name}.${m.unit}:${valueText}|#${dims}|#hostname:${m.hostname},${m.timestamp}${ids}`;
 }
 
 /**
@@ -213,12 +216,11 @@ class ShortPredictionTime implements MetricLine {
     this.dimensionsText = series.dimensionsText;
     this.hostname = series.hostname;
   }
-  /** The line as the worker prints it to stdout (MMS mode's metrics log copies it). */
+  /** The line as the Python worker prints it to stdout, without the prefix (MMS mode's metrics log copies it). */
   get raw(): string {
     // Python's str() of a float: `1.0`, `0.25`
     const value = Number.isInteger(this.value) ? `${this.value}.0` : String(this.value);
-    const ids = this.requestIds.length > 0 ? `,${this.requestIds.join(',')}` : '';
-    return `${this.name}.${this.unit}:${value}|#${this.dimensionsText}|#hostname:${this.hostname},${this.timestamp}${ids}`;
+    return formatMetricLine(this, value).slice(METRICS_PREFIX.length);
   }
 }
 
