@@ -73,49 +73,41 @@ export class MetricsLog {
 const KEEP_BYTES = 1024 * 1024;
 const EMPTY = new Uint8Array(0);
 const REQUEST_IDS_BYTES = Buffer.from(REQUEST_IDS, 'latin1');
-const STAMP_TAIL = Buffer.from('Z - ', 'latin1');
+/** After a LineStamp's milliseconds: `Z - `. */
+const STAMP_TAIL_LENGTH = 4;
 
 /**
  * Log lines as UTF-8 bytes: each is `${LineStamp}${fillLogLine(...)}\n` (test/server/metrics-log.test.ts holds the two
- * equal). The template's parts, the time prefix and the seconds are encoded once and copied; the value and the request
+ * equal). The template's parts, the time prefix (per millisecond) and the seconds are encoded once and copied; the value and the request
  * ids are short and nearly always ASCII, so they are copied a character at a time. Appending a batch's lines to one
  * string and encoding that cost twice as much per line: the string had to be flattened first.
  */
 export class LogLineEncoder {
-  /** Of the current second: the time prefix up to its milliseconds (`2026-12-05T15:24:19.`), and the line's end. */
+  /** The current millisecond's time prefix (`2026-12-05T15:24:19.123Z - `) and its second's line end. */
+  #ms = Number.NaN;
   #second = Number.NaN;
-  #stampHead = EMPTY;
+  #stamp = EMPTY;
   #secondBytes = EMPTY;
   #out = Buffer.allocUnsafe(64 * 1024);
   #pos = 0;
 
   /** Appends one line: the metric of template `t` with `value` (and `requestIds`) recorded at `atMs`. */
   line(t: LogLineTemplate, value: number, requestIds: string | undefined, atMs: number): void {
-    const second = Math.floor(atMs / 1000);
-    if (second !== this.#second) {
-      this.#second = second;
-      // LineStamp's text: the ISO time, which always ends in `.mmmZ`, then ` - `
-      const stamp = new LineStamp().at(second * 1000);
-      this.#stampHead = Buffer.from(stamp.slice(0, stamp.length - STAMP_TAIL.length - 3), 'latin1');
-      this.#secondBytes = Buffer.from(`${secondsText(second)}\n`, 'latin1');
-    }
+    const ms = Math.floor(atMs);
+    if (ms !== this.#ms) this.#setTime(ms);
     const valueText = metricValueText(value);
     const ids = requestIds === undefined ? '' : requestIds;
     const idsHead = requestIds === undefined ? 0 : REQUEST_IDS_BYTES.length;
     // at most 3 UTF-8 bytes per UTF-16 unit of the two texts copied by character
     this.#room(
-      this.#stampHead.length +
-        3 +
-        STAMP_TAIL.length +
+      this.#stamp.length +
         t.headBytes.length +
         3 * (valueText.length + ids.length) +
         t.tailBytes.length +
         idsHead +
         this.#secondBytes.length,
     );
-    this.#bytes(this.#stampHead);
-    this.#millis(Math.floor(atMs) - second * 1000);
-    this.#bytes(STAMP_TAIL);
+    this.#bytes(this.#stamp);
     this.#bytes(t.headBytes);
     this.#text(valueText);
     this.#bytes(t.tailBytes);
@@ -124,6 +116,26 @@ export class LogLineEncoder {
       this.#text(ids);
     }
     this.#bytes(this.#secondBytes);
+  }
+
+  /** The prefix and line end of millisecond `ms`: a new second's are made, a millisecond's three digits rewritten. */
+  #setTime(ms: number): void {
+    this.#ms = ms;
+    const second = Math.floor(ms / 1000);
+    if (second !== this.#second) {
+      this.#second = second;
+      this.#stamp = Buffer.from(new LineStamp().at(ms), 'latin1');
+      this.#secondBytes = Buffer.from(`${secondsText(second)}\n`, 'latin1');
+      return;
+    }
+    // within the second only the milliseconds change: LineStamp's ISO time always ends in `.mmmZ - ` (the prefix is
+    // copied into the output, so it can be rewritten)
+    const digits = ms - second * 1000;
+    const stamp = this.#stamp;
+    const at = stamp.length - STAMP_TAIL_LENGTH - 3;
+    stamp[at] = 48 + Math.floor(digits / 100);
+    stamp[at + 1] = 48 + (Math.floor(digits / 10) % 10);
+    stamp[at + 2] = 48 + (digits % 10);
   }
 
   /** The lines appended since the last take, as one buffer the caller keeps. */
@@ -144,16 +156,6 @@ export class LogLineEncoder {
   #bytes(b: Uint8Array): void {
     this.#out.set(b, this.#pos);
     this.#pos += b.length;
-  }
-
-  /** The three digits of a time's milliseconds (0-999). */
-  #millis(ms: number): void {
-    const out = this.#out;
-    const pos = this.#pos;
-    out[pos] = 48 + Math.floor(ms / 100);
-    out[pos + 1] = 48 + (Math.floor(ms / 10) % 10);
-    out[pos + 2] = 48 + (ms % 10);
-    this.#pos = pos + 3;
   }
 
   #text(s: string): void {
