@@ -78,9 +78,9 @@ const STAMP_TAIL_LENGTH = 4;
 
 /**
  * Log lines as UTF-8 bytes: each is `${LineStamp}${fillLogLine(...)}\n` (test/server/metrics-log.test.ts holds the two
- * equal). The template's parts, the time prefix (per millisecond) and the seconds are encoded once and copied; the value and the request
- * ids are short and nearly always ASCII, so they are copied a character at a time. Appending a batch's lines to one
- * string and encoding that cost twice as much per line: the string had to be flattened first.
+ * equal). The template's parts, the time prefix (per millisecond) and the seconds are encoded once and copied; the
+ * value and the request ids are short and nearly always ASCII, so they are copied a character at a time. Appending a
+ * batch's lines to one string and encoding that cost twice as much per line: the string had to be flattened first.
  */
 export class LogLineEncoder {
   /** The current millisecond's time prefix (`2026-12-05T15:24:19.123Z - `) and its second's line end. */
